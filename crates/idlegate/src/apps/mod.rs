@@ -1,0 +1,50 @@
+//! App kinds: everything idlegate knows about one framework's protocol, behind [`App`].
+//!
+//! The proxy and the tracker never look at an app's paths or messages themselves; they ask
+//! the [`App`]. Adding Gradio, Panel/Bokeh or Shiny means adding a module here, not touching
+//! the tracker or the relay.
+
+pub mod streamlit;
+
+use http::{HeaderMap, Method};
+
+use crate::tracker::Signal;
+
+/// A malformed app message.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed app message: {0}")]
+pub struct DecodeError(pub String);
+
+/// Reads one direction of an app's session socket, one message at a time, and says what each
+/// message means for idleness. Fed the payload of data messages only (already unmasked),
+/// in pieces of any size.
+pub trait MessageDecoder: Send {
+    /// A new message starts.
+    fn begin(&mut self);
+    /// The next piece of the current message.
+    fn feed(&mut self, bytes: &[u8]) -> Result<(), DecodeError>;
+    /// The message is complete: report what it means.
+    fn finish(&mut self, emit: &mut dyn FnMut(Signal)) -> Result<(), DecodeError>;
+}
+
+/// One app framework.
+pub trait App: Send + Sync + 'static {
+    /// Whether a WebSocket upgrade to `path` opens a tab session.
+    fn is_session_socket(&self, path: &str) -> bool;
+    /// The app session a connecting page asks to resume, if any.
+    fn resume_id(&self, headers: &HeaderMap) -> Option<String>;
+    /// Decoders for a new session socket: browser→app, then app→browser.
+    fn decoders(&self) -> (Box<dyn MessageDecoder>, Box<dyn MessageDecoder>);
+    /// The app session an HTTP request acts for, when the request is a person's activity
+    /// (an upload, say).
+    fn request_activity(&self, method: &Method, path: &str) -> Option<String>;
+    /// The app message that makes the page navigate to `url`, if the app has one.
+    fn redirect_message(&self, url: &str) -> Option<Vec<u8>>;
+    /// Path of the app's health check.
+    fn health_path(&self) -> String;
+    /// Whether a request to this path is the page's own health poll (answered in a form the
+    /// page can show when the app is down).
+    fn is_health_poll(&self, path: &str) -> bool;
+    /// A session socket to the app has closed: make the app release what it holds for it.
+    fn session_closed(&self);
+}

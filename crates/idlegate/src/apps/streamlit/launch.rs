@@ -1,0 +1,139 @@
+//! The command line that starts Streamlit behind idlegate.
+//!
+//! idlegate owns the settings that make it work: the port and address (loopback only, so
+//! browsers cannot bypass idlegate), headless mode, the base path and how long Streamlit
+//! keeps closed sessions. They are inserted right after `run`, where Streamlit reads its
+//! options; the user's own command must not set them.
+
+use std::time::Duration;
+
+/// Settings idlegate passes and the user's command must not repeat.
+const OWNED: [&str; 4] = [
+    "--server.port",
+    "--server.address",
+    "--server.baseUrlPath",
+    "--server.disconnectedSessionTTL",
+];
+
+/// Inserts idlegate's settings into `streamlit run …` (also `python -m streamlit run …`).
+pub fn command(
+    command: &[String],
+    port: u16,
+    base_path: &str,
+    disconnected_session_ttl: Duration,
+) -> Result<Vec<String>, String> {
+    let streamlit = command
+        .iter()
+        .position(|arg| {
+            let name = arg.rsplit('/').next().unwrap_or(arg);
+            name == "streamlit" || name == "streamlit.exe"
+        })
+        .ok_or_else(|| "the command must run Streamlit, like `streamlit run app.py`".to_owned())?;
+    let run = streamlit + 1;
+    if command.get(run).map(String::as_str) != Some("run") {
+        return Err("the command must be `streamlit run <script> [args]`".to_owned());
+    }
+    for arg in &command[run..] {
+        if arg == "--" {
+            break;
+        }
+        if let Some(owned) = OWNED
+            .iter()
+            .find(|o| arg == *o || arg.starts_with(&format!("{o}=")))
+        {
+            return Err(format!(
+                "remove {owned} from the command: idlegate sets it (see `listen`, \
+                 `app.base_path` and `app.disconnected_session_ttl`)"
+            ));
+        }
+    }
+    let mut settings = vec![
+        "--server.port".to_owned(),
+        port.to_string(),
+        "--server.address".to_owned(),
+        "127.0.0.1".to_owned(),
+        "--server.headless".to_owned(),
+        "true".to_owned(),
+        "--server.disconnectedSessionTTL".to_owned(),
+        disconnected_session_ttl.as_secs().to_string(),
+        "--browser.gatherUsageStats".to_owned(),
+        "false".to_owned(),
+    ];
+    if !base_path.is_empty() {
+        settings.push("--server.baseUrlPath".to_owned());
+        settings.push(base_path.trim_start_matches('/').to_owned());
+    }
+    let mut full = command[..=run].to_vec();
+    full.extend(settings);
+    full.extend_from_slice(&command[run + 1..]);
+    Ok(full)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn settings_go_right_after_run() {
+        let full = command(
+            &args("streamlit run app.py -- --x 1"),
+            9000,
+            "",
+            Duration::from_secs(20),
+        )
+        .unwrap();
+        assert_eq!(&full[..2], &["streamlit", "run"]);
+        assert_eq!(full[2..4], ["--server.port", "9000"]);
+        assert!(full
+            .windows(2)
+            .any(|w| w == ["--server.disconnectedSessionTTL", "20"]));
+        assert_eq!(&full[full.len() - 4..], &["app.py", "--", "--x", "1"]);
+    }
+
+    #[test]
+    fn python_module_form_and_base_path_work() {
+        let full = command(
+            &args("/venv/bin/python -m streamlit run app.py"),
+            1,
+            "/a/b",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert!(full
+            .windows(2)
+            .any(|w| w == ["--server.baseUrlPath", "a/b"]));
+        assert_eq!(full.last().unwrap(), "app.py");
+    }
+
+    #[test]
+    fn owned_settings_and_other_commands_are_refused() {
+        assert!(command(
+            &args("streamlit run app.py --server.port 1"),
+            1,
+            "",
+            Duration::from_secs(5)
+        )
+        .unwrap_err()
+        .contains("--server.port"));
+        assert!(command(
+            &args("streamlit run app.py --server.baseUrlPath=x"),
+            1,
+            "",
+            Duration::from_secs(5)
+        )
+        .is_err());
+        assert!(command(
+            &args("streamlit run app.py -- --server.port 1"),
+            1,
+            "",
+            Duration::from_secs(5)
+        )
+        .is_ok());
+        assert!(command(&args("python app.py"), 1, "", Duration::from_secs(5)).is_err());
+        assert!(command(&args("streamlit hello"), 1, "", Duration::from_secs(5)).is_err());
+    }
+}

@@ -1,0 +1,542 @@
+//! Streaming classifiers for Streamlit 1.67 WebSocket messages.
+//!
+//! Streamlit exchanges one protobuf message per binary WebSocket message:
+//! `BackMsg` from browser to server and `ForwardMsg` from server to browser.
+//! The proxy needs only a few facts from them (is a rerun automatic, which
+//! session was created, is a script running), so [`BackMsgScanner`] and
+//! [`ForwardMsgScanner`] walk the wire format as bytes arrive and descend
+//! only into the handful of nested messages that carry those facts;
+//! everything else, including multi-megabyte deltas, is skipped by length.
+//!
+//! Decoding follows protobuf semantics so that the classification matches
+//! what the Streamlit server itself will decode: for scalars the last
+//! occurrence wins, repeated occurrences of a message field are merged, the
+//! last member of a oneof wins and switching the oneof member discards what
+//! the previous member carried. A known field with an unexpected wire type is
+//! treated as an unknown field, as protobuf parsers do.
+//!
+//! This module must not allocate per byte or per message (apart from the
+//! returned session id), keep more than a fixed small amount of state, or
+//! depend on any generated protobuf code.
+
+use super::protowire::{LenAction, Visitor, Walker, WireType};
+
+pub use super::protowire::ProtoError;
+
+#[cfg(test)]
+mod tests;
+
+/// What a browser's `BackMsg` asks the server to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackMsgKind {
+    /// `rerun_script`; `is_auto_rerun` is set for timer-driven fragment
+    /// reruns, which are not human activity.
+    RerunScript {
+        is_auto_rerun: bool,
+    },
+    StopScript,
+    ClearCache,
+    SetRunOnSave,
+    LoadGitInfo,
+    FileUrlsRequest,
+    AppHeartbeat,
+    BackendOperationRequest,
+    DebugDisconnectWebsocket,
+    DebugShutdownRuntime,
+    /// A top-level field number this version does not know, reported only
+    /// when no known `type` member is present (an unknown field may be a
+    /// newer non-oneof field, which must not hide a known member).
+    Unknown(u32),
+    /// No `type` member present.
+    Empty,
+}
+
+/// `BackMsg` field numbers (streamlit 1.67 `BackMsg.proto`).
+mod back {
+    pub const CLEAR_CACHE: u32 = 5;
+    pub const SET_RUN_ON_SAVE: u32 = 6;
+    pub const STOP_SCRIPT: u32 = 7;
+    pub const RERUN_SCRIPT: u32 = 11;
+    pub const LOAD_GIT_INFO: u32 = 12;
+    pub const DEBUG_DISCONNECT_WEBSOCKET: u32 = 14;
+    pub const DEBUG_SHUTDOWN_RUNTIME: u32 = 15;
+    pub const FILE_URLS_REQUEST: u32 = 16;
+    pub const APP_HEARTBEAT: u32 = 17;
+    pub const BACKEND_OPERATION_REQUEST: u32 = 19;
+    /// `ClientState.is_auto_rerun`.
+    pub const CLIENT_STATE_IS_AUTO_RERUN: u32 = 6;
+}
+
+/// The `type` member a `BackMsg` field number denotes, with its wire type.
+fn back_member(field: u32) -> Option<(BackMsgKind, WireType)> {
+    use BackMsgKind as K;
+    use WireType::{Len, Varint};
+    Some(match field {
+        back::CLEAR_CACHE => (K::ClearCache, Varint),
+        back::SET_RUN_ON_SAVE => (K::SetRunOnSave, Varint),
+        back::STOP_SCRIPT => (K::StopScript, Varint),
+        back::RERUN_SCRIPT => (
+            K::RerunScript {
+                is_auto_rerun: false,
+            },
+            Len,
+        ),
+        back::LOAD_GIT_INFO => (K::LoadGitInfo, Varint),
+        back::DEBUG_DISCONNECT_WEBSOCKET => (K::DebugDisconnectWebsocket, Varint),
+        back::DEBUG_SHUTDOWN_RUNTIME => (K::DebugShutdownRuntime, Varint),
+        back::FILE_URLS_REQUEST => (K::FileUrlsRequest, Len),
+        back::APP_HEARTBEAT => (K::AppHeartbeat, Varint),
+        back::BACKEND_OPERATION_REQUEST => (K::BackendOperationRequest, Len),
+        _ => return None,
+    })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BackCtx {
+    BackMsg,
+    ClientState,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct BackState {
+    /// The last known `type` member seen, with `is_auto_rerun` merged across
+    /// repeated `rerun_script` occurrences.
+    kind: Option<BackMsgKind>,
+    unknown: Option<u32>,
+}
+
+impl BackState {
+    fn set_member(&mut self, kind: BackMsgKind) {
+        // A repeated rerun_script merges into the previous ClientState, so
+        // an earlier is_auto_rerun survives unless this occurrence sets it.
+        let merged = matches!(
+            (self.kind, kind),
+            (
+                Some(BackMsgKind::RerunScript { .. }),
+                BackMsgKind::RerunScript { .. }
+            )
+        );
+        if !merged {
+            self.kind = Some(kind);
+        }
+    }
+}
+
+impl Visitor for BackState {
+    type Ctx = BackCtx;
+
+    fn tag(&mut self, ctx: BackCtx, field: u32, _wire_type: WireType) {
+        if ctx == BackCtx::BackMsg && back_member(field).is_none() {
+            self.unknown = Some(field);
+        }
+    }
+
+    fn varint(&mut self, ctx: BackCtx, field: u32, value: u64) {
+        match ctx {
+            BackCtx::BackMsg => {
+                if let Some((kind, WireType::Varint)) = back_member(field) {
+                    self.set_member(kind);
+                }
+            }
+            BackCtx::ClientState => {
+                if field == back::CLIENT_STATE_IS_AUTO_RERUN {
+                    self.kind = Some(BackMsgKind::RerunScript {
+                        is_auto_rerun: value != 0,
+                    });
+                }
+            }
+        }
+    }
+
+    fn len_field(&mut self, ctx: BackCtx, field: u32, _len: u64) -> LenAction<BackCtx> {
+        if ctx != BackCtx::BackMsg {
+            return LenAction::Skip;
+        }
+        match back_member(field) {
+            Some((kind, WireType::Len)) => {
+                self.set_member(kind);
+                if field == back::RERUN_SCRIPT {
+                    LenAction::Descend(BackCtx::ClientState)
+                } else {
+                    LenAction::Skip
+                }
+            }
+            _ => LenAction::Skip,
+        }
+    }
+}
+
+/// Classifies one `BackMsg` at a time from its bytes, fed in any chunking.
+#[derive(Clone, Debug)]
+pub struct BackMsgScanner {
+    walker: Walker<BackCtx, 1>,
+    state: BackState,
+    failed: Option<ProtoError>,
+}
+
+impl Default for BackMsgScanner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BackMsgScanner {
+    pub fn new() -> Self {
+        Self {
+            walker: Walker::new(BackCtx::BackMsg),
+            state: BackState::default(),
+            failed: None,
+        }
+    }
+
+    /// Walks the next bytes of the current message. After an error, every
+    /// call returns it again until `finish` or `reset`.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<(), ProtoError> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        let result = self.walker.feed(bytes, &mut self.state);
+        if let Err(err) = &result {
+            self.failed = Some(err.clone());
+        }
+        result
+    }
+
+    /// Ends the current message, returning its kind, and resets for the
+    /// next one.
+    pub fn finish(&mut self) -> Result<BackMsgKind, ProtoError> {
+        let failed = self.failed.take();
+        let walked = self.walker.finish();
+        let state = std::mem::take(&mut self.state);
+        if let Some(err) = failed {
+            return Err(err);
+        }
+        walked?;
+        Ok(match (state.kind, state.unknown) {
+            (Some(kind), _) => kind,
+            (None, Some(field)) => BackMsgKind::Unknown(field),
+            (None, None) => BackMsgKind::Empty,
+        })
+    }
+
+    /// Discards the message in progress.
+    pub fn reset(&mut self) {
+        self.walker.reset();
+        self.state = BackState::default();
+        self.failed = None;
+    }
+}
+
+/// What the proxy needs to know about one `ForwardMsg`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ForwardSummary {
+    /// Field number of the `type` oneof member, e.g. `Some(4)` for
+    /// `new_session`, `Some(9)` for `session_status_changed`. An unknown
+    /// field number is reported only when no known member is present.
+    pub kind: Option<u32>,
+    /// `new_session.initialize.session_id`, if valid UTF-8 of at most
+    /// [`MAX_SESSION_ID_LEN`] bytes.
+    pub session_id: Option<String>,
+    /// `session_status_changed.script_is_running` (absent means `false`), or
+    /// `new_session.initialize.session_status.script_is_running` when that
+    /// status is present.
+    pub script_is_running: Option<bool>,
+    /// The `script_finished` status value.
+    pub script_finished: Option<u64>,
+}
+
+/// Longest session id captured; Streamlit's are 36-character UUIDs.
+pub const MAX_SESSION_ID_LEN: usize = 64;
+
+/// `ForwardMsg` and nested field numbers (streamlit 1.67 protos).
+mod fwd {
+    pub const HASH: u32 = 1;
+    pub const METADATA: u32 = 2;
+    pub const NEW_SESSION: u32 = 4;
+    pub const SCRIPT_FINISHED: u32 = 6;
+    pub const SESSION_STATUS_CHANGED: u32 = 9;
+    pub const AUTH_REDIRECT: u32 = 24;
+    pub const HEARTBEAT_ACK: u32 = 26;
+    /// `NewSession.initialize`.
+    pub const NEW_SESSION_INITIALIZE: u32 = 1;
+    /// `Initialize.session_status`.
+    pub const INITIALIZE_SESSION_STATUS: u32 = 4;
+    /// `Initialize.session_id`.
+    pub const INITIALIZE_SESSION_ID: u32 = 6;
+    /// `SessionStatus.script_is_running`.
+    pub const STATUS_SCRIPT_IS_RUNNING: u32 = 2;
+    /// `AuthRedirect.url`.
+    pub const AUTH_REDIRECT_URL: u32 = 1;
+}
+
+/// Wire type of a `ForwardMsg.type` member; `None` for other numbers.
+fn forward_member(field: u32) -> Option<WireType> {
+    match field {
+        fwd::SCRIPT_FINISHED | fwd::HEARTBEAT_ACK => Some(WireType::Varint),
+        4 | 5 | 9..=15 | 18..=24 | 27 | 28 => Some(WireType::Len),
+        _ => None,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FwdCtx {
+    ForwardMsg,
+    NewSession,
+    Initialize,
+    InitializeStatus,
+    ChangedStatus,
+}
+
+/// A session id captured into a fixed buffer.
+#[derive(Clone, Copy, Debug)]
+enum SessionId {
+    Absent,
+    /// Present but longer than [`MAX_SESSION_ID_LEN`].
+    TooLong,
+    Captured {
+        buf: [u8; MAX_SESSION_ID_LEN],
+        len: usize,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct FwdState {
+    kind: Option<u32>,
+    unknown: Option<u32>,
+    /// Data of the current member; cleared when the member changes.
+    session_id: SessionId,
+    init_running: Option<bool>,
+    changed_running: bool,
+    script_finished: u64,
+}
+
+impl Default for FwdState {
+    fn default() -> Self {
+        Self {
+            kind: None,
+            unknown: None,
+            session_id: SessionId::Absent,
+            init_running: None,
+            changed_running: false,
+            script_finished: 0,
+        }
+    }
+}
+
+impl FwdState {
+    fn set_member(&mut self, field: u32) {
+        if self.kind != Some(field) {
+            *self = Self {
+                kind: Some(field),
+                unknown: self.unknown,
+                ..Self::default()
+            };
+        }
+    }
+
+    fn summary(&self) -> ForwardSummary {
+        let Some(kind) = self.kind else {
+            return ForwardSummary {
+                kind: self.unknown,
+                ..ForwardSummary::default()
+            };
+        };
+        let session_id = match self.session_id {
+            SessionId::Captured { buf, len } if kind == fwd::NEW_SESSION => buf
+                .get(..len)
+                .and_then(|id| std::str::from_utf8(id).ok())
+                .map(str::to_owned),
+            _ => None,
+        };
+        let script_is_running = match kind {
+            fwd::SESSION_STATUS_CHANGED => Some(self.changed_running),
+            fwd::NEW_SESSION => self.init_running,
+            _ => None,
+        };
+        ForwardSummary {
+            kind: Some(kind),
+            session_id,
+            script_is_running,
+            script_finished: (kind == fwd::SCRIPT_FINISHED).then_some(self.script_finished),
+        }
+    }
+}
+
+impl Visitor for FwdState {
+    type Ctx = FwdCtx;
+
+    fn tag(&mut self, ctx: FwdCtx, field: u32, _wire_type: WireType) {
+        if ctx == FwdCtx::ForwardMsg
+            && field != fwd::HASH
+            && field != fwd::METADATA
+            && forward_member(field).is_none()
+        {
+            self.unknown = Some(field);
+        }
+    }
+
+    fn varint(&mut self, ctx: FwdCtx, field: u32, value: u64) {
+        match ctx {
+            FwdCtx::ForwardMsg if forward_member(field) == Some(WireType::Varint) => {
+                self.set_member(field);
+                if field == fwd::SCRIPT_FINISHED {
+                    self.script_finished = value;
+                }
+            }
+            FwdCtx::InitializeStatus if field == fwd::STATUS_SCRIPT_IS_RUNNING => {
+                self.init_running = Some(value != 0);
+            }
+            FwdCtx::ChangedStatus if field == fwd::STATUS_SCRIPT_IS_RUNNING => {
+                self.changed_running = value != 0;
+            }
+            _ => {}
+        }
+    }
+
+    fn len_field(&mut self, ctx: FwdCtx, field: u32, len: u64) -> LenAction<FwdCtx> {
+        match (ctx, field) {
+            (FwdCtx::ForwardMsg, _) if forward_member(field) == Some(WireType::Len) => {
+                self.set_member(field);
+                match field {
+                    fwd::NEW_SESSION => LenAction::Descend(FwdCtx::NewSession),
+                    fwd::SESSION_STATUS_CHANGED => LenAction::Descend(FwdCtx::ChangedStatus),
+                    _ => LenAction::Skip,
+                }
+            }
+            (FwdCtx::NewSession, fwd::NEW_SESSION_INITIALIZE) => {
+                LenAction::Descend(FwdCtx::Initialize)
+            }
+            (FwdCtx::Initialize, fwd::INITIALIZE_SESSION_STATUS) => {
+                // Presence alone means "not running" until field 2 says so;
+                // a repeated occurrence merges into the previous one.
+                self.init_running = Some(self.init_running.unwrap_or(false));
+                LenAction::Descend(FwdCtx::InitializeStatus)
+            }
+            (FwdCtx::Initialize, fwd::INITIALIZE_SESSION_ID) => {
+                match usize::try_from(len) {
+                    Ok(len) if len <= MAX_SESSION_ID_LEN => {
+                        self.session_id = SessionId::Captured {
+                            buf: [0; MAX_SESSION_ID_LEN],
+                            len: 0,
+                        };
+                        return LenAction::Capture;
+                    }
+                    _ => self.session_id = SessionId::TooLong,
+                }
+                LenAction::Skip
+            }
+            _ => LenAction::Skip,
+        }
+    }
+
+    fn bytes(&mut self, ctx: FwdCtx, field: u32, piece: &[u8]) {
+        if ctx != FwdCtx::Initialize || field != fwd::INITIALIZE_SESSION_ID {
+            return;
+        }
+        if let SessionId::Captured { buf, len } = &mut self.session_id {
+            // The walker never hands over more than the announced length,
+            // which was checked against the buffer; stay defensive anyway.
+            let end = len.saturating_add(piece.len());
+            match buf.get_mut(*len..end) {
+                Some(dst) => {
+                    dst.copy_from_slice(piece);
+                    *len = end;
+                }
+                None => self.session_id = SessionId::TooLong,
+            }
+        }
+    }
+}
+
+/// Summarizes one `ForwardMsg` at a time from its bytes, fed in any
+/// chunking.
+#[derive(Clone, Debug)]
+pub struct ForwardMsgScanner {
+    walker: Walker<FwdCtx, 3>,
+    state: FwdState,
+    failed: Option<ProtoError>,
+}
+
+impl Default for ForwardMsgScanner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ForwardMsgScanner {
+    pub fn new() -> Self {
+        Self {
+            walker: Walker::new(FwdCtx::ForwardMsg),
+            state: FwdState::default(),
+            failed: None,
+        }
+    }
+
+    /// Walks the next bytes of the current message. After an error, every
+    /// call returns it again until `finish` or `reset`.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<(), ProtoError> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        let result = self.walker.feed(bytes, &mut self.state);
+        if let Err(err) = &result {
+            self.failed = Some(err.clone());
+        }
+        result
+    }
+
+    /// Ends the current message, returning its summary, and resets for the
+    /// next one.
+    pub fn finish(&mut self) -> Result<ForwardSummary, ProtoError> {
+        let failed = self.failed.take();
+        let walked = self.walker.finish();
+        let state = std::mem::take(&mut self.state);
+        if let Some(err) = failed {
+            return Err(err);
+        }
+        walked?;
+        Ok(state.summary())
+    }
+
+    /// Discards the message in progress.
+    pub fn reset(&mut self) {
+        self.walker.reset();
+        self.state = FwdState::default();
+        self.failed = None;
+    }
+}
+
+/// Appends `value` as a protobuf varint.
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        // Truncation keeps the low seven bits, which is the point.
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Appends a length-delimited field.
+fn put_len_field(out: &mut Vec<u8>, field: u32, body: &[u8]) {
+    put_varint(out, (u64::from(field) << 3) | 2);
+    put_varint(out, body.len() as u64);
+    out.extend_from_slice(body);
+}
+
+/// Serialized `ForwardMsg{auth_redirect{url}}`, which makes the browser
+/// navigate to `url`.
+pub fn encode_auth_redirect(url: &str) -> Vec<u8> {
+    let mut inner = Vec::with_capacity(url.len() + 6);
+    put_len_field(&mut inner, fwd::AUTH_REDIRECT_URL, url.as_bytes());
+    let mut out = Vec::with_capacity(inner.len() + 8);
+    put_len_field(&mut out, fwd::AUTH_REDIRECT, &inner);
+    out
+}
+
+/// Serialized `BackMsg{stop_script: true}`.
+pub fn encode_stop_script() -> Vec<u8> {
+    let mut out = Vec::with_capacity(2);
+    put_varint(&mut out, u64::from(back::STOP_SCRIPT) << 3);
+    put_varint(&mut out, 1);
+    out
+}

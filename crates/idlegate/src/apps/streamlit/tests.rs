@@ -1,0 +1,139 @@
+use http::{HeaderMap, HeaderValue, Method};
+
+use super::*;
+use crate::apps::App;
+
+fn protocols(value: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_str(value).unwrap(),
+    );
+    headers
+}
+
+fn signals(decoder: &mut dyn MessageDecoder, message: &[u8]) -> Vec<Signal> {
+    let mut out = Vec::new();
+    decoder.begin();
+    for piece in message.chunks(7) {
+        decoder.feed(piece).unwrap();
+    }
+    decoder.finish(&mut |s| out.push(s)).unwrap();
+    out
+}
+
+/// `BackMsg{rerun_script{query_string: "", is_auto_rerun}}`.
+fn rerun(auto: bool) -> Vec<u8> {
+    if auto {
+        vec![0x5a, 0x02, 0x30, 0x01]
+    } else {
+        vec![0x5a, 0x00]
+    }
+}
+
+#[test]
+fn resume_id_is_the_third_subprotocol_entry() {
+    let id = "a6d10ebe-1988-4e2e-ab73-16d4649c3f08";
+    assert_eq!(
+        resume_id(&protocols(&format!("streamlit, 2|ab|cd|9, {id}"))).as_deref(),
+        Some(id)
+    );
+    assert_eq!(
+        resume_id(&protocols("streamlit, PLACEHOLDER_AUTH_TOKEN")),
+        None
+    );
+    assert_eq!(resume_id(&protocols("streamlit, x, ")), None);
+    assert_eq!(resume_id(&protocols("streamlit, x, <script>")), None);
+    assert_eq!(resume_id(&HeaderMap::new()), None);
+}
+
+#[test]
+fn session_socket_and_uploads_follow_the_base_path() {
+    let app = Streamlit::new("/analytics", None);
+    assert!(app.is_session_socket("/analytics/_stcore/stream"));
+    assert!(!app.is_session_socket("/_stcore/stream"));
+    assert_eq!(
+        app.request_activity(&Method::PUT, "/analytics/_stcore/upload_file/sid-1/file-2")
+            .as_deref(),
+        Some("sid-1")
+    );
+    assert_eq!(
+        app.request_activity(&Method::GET, "/analytics/_stcore/upload_file/sid-1/f"),
+        None
+    );
+    assert_eq!(
+        app.request_activity(&Method::PUT, "/analytics/_stcore/upload_file//f"),
+        None
+    );
+    assert_eq!(app.health_path(), "/analytics/_stcore/health");
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_rerun_after_connect_is_the_pages_own_then_people_and_timers() {
+    let app = Streamlit::new("", None);
+    let (mut browser, _) = app.decoders();
+    assert_eq!(
+        signals(browser.as_mut(), &rerun(false)),
+        [Signal::RunRequested(RunCause::Reconnect)]
+    );
+    assert_eq!(
+        signals(browser.as_mut(), &rerun(false)),
+        [Signal::RunRequested(RunCause::Person)]
+    );
+    assert_eq!(
+        signals(browser.as_mut(), &rerun(true)),
+        [Signal::RunRequested(RunCause::Timer)]
+    );
+    // stop_script is a person; app_heartbeat is not.
+    assert_eq!(signals(browser.as_mut(), &[0x38, 0x01]), [Signal::Activity]);
+    assert!(signals(browser.as_mut(), &[0x88, 0x01, 0x01]).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_first_rerun_after_connect_is_a_person() {
+    let app = Streamlit::new("", None);
+    let (mut browser, _) = app.decoders();
+    tokio::time::advance(CONNECT_RERUN_WINDOW + std::time::Duration::from_millis(1)).await;
+    assert_eq!(
+        signals(browser.as_mut(), &rerun(false)),
+        [Signal::RunRequested(RunCause::Person)]
+    );
+}
+
+#[test]
+fn app_messages_give_session_id_and_run_state() {
+    let app = Streamlit::new("", None);
+    let (_, mut from_app) = app.decoders();
+    let id = b"0123456789abcdef0123456789abcdef0123";
+    // ForwardMsg{new_session{initialize{session_id}}}
+    let mut initialize = vec![0x32, id.len() as u8];
+    initialize.extend_from_slice(id);
+    let mut new_session = vec![0x0a, initialize.len() as u8];
+    new_session.extend(initialize);
+    let mut message = vec![0x22, new_session.len() as u8];
+    message.extend(new_session);
+    assert_eq!(
+        signals(from_app.as_mut(), &message),
+        [Signal::SessionId(String::from_utf8(id.to_vec()).unwrap())]
+    );
+    // session_status_changed{script_is_running: true}, then {} (false).
+    assert_eq!(
+        signals(from_app.as_mut(), &[0x4a, 0x02, 0x10, 0x01]),
+        [Signal::Running(true)]
+    );
+    assert_eq!(
+        signals(from_app.as_mut(), &[0x4a, 0x00]),
+        [Signal::Running(false)]
+    );
+    // script_finished alone says nothing about the run state.
+    assert!(signals(from_app.as_mut(), &[0x30, 0x03]).is_empty());
+}
+
+#[test]
+fn redirect_message_is_an_auth_redirect() {
+    let app = Streamlit::new("", None);
+    assert_eq!(
+        app.redirect_message("/x").unwrap(),
+        [0xc2, 0x01, 0x04, 0x0a, 0x02, 0x2f, 0x78]
+    );
+}

@@ -1,0 +1,68 @@
+//! Command-line flags. Flags override the config file and `IDLEGATE_*` variables.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Session time-to-live for Streamlit: ends browser tabs nobody uses, warns first, and makes
+/// the app free their memory.
+#[derive(Debug, Parser)]
+#[command(
+    name = "idlegate",
+    version,
+    after_help = "Examples:\n  idlegate --idle-timeout 15m -- streamlit run app.py\n  \
+                  idlegate --upstream http://127.0.0.1:8501 --listen 0.0.0.0:8080\n\n\
+                  Every config key can also be set in a TOML file (--config) or as an \
+                  environment variable: IDLEGATE_TABS__IDLE_TIMEOUT=15m sets tabs.idle_timeout."
+)]
+pub struct Cli {
+    /// TOML config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (`listen`), e.g. 0.0.0.0:8080.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// URL of an app that is already running (`upstream`), e.g. http://127.0.0.1:8501.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// End a tab after this long without human activity (`tabs.idle_timeout`), e.g. 15m; "off" disables.
+    #[arg(long, value_name = "DURATION")]
+    pub idle_timeout: Option<String>,
+    /// End a tab this long after it started (`tabs.max_lifetime`), e.g. 8h; "off" disables.
+    #[arg(long, value_name = "DURATION")]
+    pub max_lifetime: Option<String>,
+    /// How long a disconnected tab may come back (`tabs.reconnect_grace`), e.g. 15s.
+    #[arg(long, value_name = "DURATION")]
+    pub reconnect_grace: Option<String>,
+    /// URL path prefix of the app (`app.base_path`), e.g. /analytics.
+    #[arg(long, value_name = "PATH")]
+    pub base_path: Option<String>,
+    /// Log format (`log.format`): text or json.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log level or filter (`log.level`), e.g. info or debug.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Command that starts the app, after `--`: idlegate runs it on a free loopback port.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+impl Cli {
+    /// The flags that were given, as `(config key, value)` pairs.
+    pub fn flag_values(&self) -> Vec<(&'static str, String)> {
+        [
+            ("listen", &self.listen),
+            ("upstream", &self.upstream),
+            ("tabs.idle_timeout", &self.idle_timeout),
+            ("tabs.max_lifetime", &self.max_lifetime),
+            ("tabs.reconnect_grace", &self.reconnect_grace),
+            ("app.base_path", &self.base_path),
+            ("log.format", &self.log_format),
+            ("log.level", &self.log_level),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.clone().map(|v| (key, v)))
+        .collect()
+    }
+}

@@ -1,0 +1,174 @@
+use super::*;
+
+fn err(toml: &str) -> ConfigError {
+    Config::from_toml(toml).expect_err("config should be rejected")
+}
+
+#[test]
+fn defaults_are_valid_and_documented_values() {
+    let config = Config::from_toml("").unwrap();
+    assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(config.tabs.idle_timeout, Some(Duration::from_secs(1800)));
+    assert_eq!(
+        config.tabs.max_lifetime,
+        Some(Duration::from_secs(12 * 3600))
+    );
+    assert!(!config.tabs.end_while_running);
+    assert_eq!(config.tabs.reconnect_grace, Duration::from_secs(15));
+    assert_eq!(config.app.disconnected_session_ttl, Duration::from_secs(20));
+    assert_eq!(config.app.base_path, "");
+    assert_eq!(config.log.format, LogFormat::Text);
+    assert!(config.upstream.is_none());
+}
+
+#[test]
+fn off_disables_limits() {
+    let config = Config::from_toml("[tabs]\nidle_timeout = \"off\"\nmax_lifetime = \"0\"").unwrap();
+    assert_eq!(config.tabs.idle_timeout, None);
+    assert_eq!(config.tabs.max_lifetime, None);
+}
+
+#[test]
+fn bad_duration_names_the_key() {
+    let e = err("[tabs]\nidle_timeout = \"15 min utes\"");
+    assert_eq!(e.key(), Some("tabs.idle_timeout"));
+    assert!(e.to_string().starts_with("tabs.idle_timeout: "), "{e}");
+}
+
+#[test]
+fn unknown_key_is_an_error_naming_it() {
+    let e = err("[tabs]\nidle_timout = \"15m\"").to_string();
+    assert!(e.contains("tabs.idle_timout: unknown key"), "{e}");
+    let e = err("lisen = \"1.2.3.4:5\"").to_string();
+    assert!(e.contains("lisen: unknown key"), "{e}");
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let e = err("[tabs]\nend_while_running = \"maybe\"").to_string();
+    assert!(e.contains("tabs.end_while_running"), "{e}");
+}
+
+#[test]
+fn bad_listen_and_upstream_are_rejected() {
+    assert_eq!(err("listen = \"localhost\"").key(), Some("listen"));
+    assert_eq!(err("upstream = \"https://x:1\"").key(), Some("upstream"));
+    assert_eq!(err("upstream = \"127.0.0.1:8501\"").key(), Some("upstream"));
+    assert_eq!(err("upstream = \"http://u:p@h:1\"").key(), Some("upstream"));
+    let config = Config::from_toml("upstream = \"http://127.0.0.1:8501/\"").unwrap();
+    let upstream = config.upstream.unwrap();
+    assert_eq!(upstream.authority(), "127.0.0.1:8501");
+    let v6 = Upstream::parse("http://[::1]:9000").unwrap();
+    assert_eq!(v6.authority(), "[::1]:9000");
+}
+
+#[test]
+fn base_path_is_normalized_and_checked() {
+    let config = Config::from_toml("[app]\nbase_path = \"analytics/\"").unwrap();
+    assert_eq!(config.app.base_path, "/analytics");
+    let config = Config::from_toml("[app]\nbase_path = \"/\"").unwrap();
+    assert_eq!(config.app.base_path, "");
+    assert_eq!(
+        err("[app]\nbase_path = \"/a/../b\"").key(),
+        Some("app.base_path")
+    );
+    assert_eq!(
+        err("[app]\nbase_path = \"/a b\"").key(),
+        Some("app.base_path")
+    );
+}
+
+#[test]
+fn reconnect_grace_must_fit_inside_the_app_ttl() {
+    let e = err("[tabs]\nreconnect_grace = \"19s\"");
+    assert_eq!(e.key(), Some("tabs.reconnect_grace"));
+    Config::from_toml("[tabs]\nreconnect_grace = \"18s\"").unwrap();
+    assert_eq!(
+        err("[app]\ndisconnected_session_ttl = \"20500ms\"").key(),
+        Some("app.disconnected_session_ttl")
+    );
+}
+
+#[test]
+fn other_values_are_checked() {
+    assert_eq!(err("[app]\nkind = \"gradio\"").key(), Some("app.kind"));
+    assert_eq!(err("[log]\nformat = \"xml\"").key(), Some("log.format"));
+    assert_eq!(
+        err("[proxy]\nmax_header_bytes = 100").key(),
+        Some("proxy.max_header_bytes")
+    );
+    assert_eq!(
+        err("[proxy]\nmax_message_bytes = 10").key(),
+        Some("proxy.max_message_bytes")
+    );
+    assert_eq!(
+        err("[proxy]\ntrusted_proxies = [\"10.0.0.0/33\"]").key(),
+        Some("proxy.trusted_proxies")
+    );
+    assert_eq!(
+        err("[launcher]\nstartup_timeout = \"0s\"").key(),
+        Some("launcher.startup_timeout")
+    );
+    assert_eq!(
+        err("[proxy]\nconnect_timeout = \"5\"").key(),
+        Some("proxy.connect_timeout")
+    );
+}
+
+#[test]
+fn trusted_proxies_match_addresses_and_ranges() {
+    let config =
+        Config::from_toml("[proxy]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.168.1.7\"]").unwrap();
+    assert!(config.proxy.is_trusted("10.1.2.3".parse().unwrap()));
+    assert!(config.proxy.is_trusted("192.168.1.7".parse().unwrap()));
+    assert!(config.proxy.is_trusted("::ffff:10.9.9.9".parse().unwrap()));
+    assert!(!config.proxy.is_trusted("192.168.1.8".parse().unwrap()));
+}
+
+#[test]
+fn precedence_is_file_then_env_then_flags() {
+    let dir = std::env::temp_dir().join(format!("idlegate-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("c.toml");
+    std::fs::write(
+        &file,
+        "[tabs]\nidle_timeout = \"10m\"\nmax_lifetime = \"1h\"\n",
+    )
+    .unwrap();
+    let sources = Sources {
+        file: Some(file.clone()),
+        toml: None,
+        env: vec![
+            ("IDLEGATE_TABS__MAX_LIFETIME".into(), "2h".into()),
+            ("IDLEGATE_TABS__IDLE_TIMEOUT".into(), "20m".into()),
+            ("IDLEGATE_TABS__END_WHILE_RUNNING".into(), "true".into()),
+            ("IDLEGATE_PROXY__MAX_HEADER_BYTES".into(), "9000".into()),
+            ("UNRELATED".into(), "x".into()),
+        ],
+        flags: vec![("tabs.idle_timeout", "30s".into())],
+    };
+    let config = Config::load(&sources).unwrap();
+    assert_eq!(config.tabs.idle_timeout, Some(Duration::from_secs(30)));
+    assert_eq!(config.tabs.max_lifetime, Some(Duration::from_secs(7200)));
+    assert!(config.tabs.end_while_running);
+    assert_eq!(config.proxy.max_header_bytes, 9000);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unknown_env_key_and_missing_file_are_errors() {
+    let e = Config::load(&Sources {
+        env: vec![("IDLEGATE_TABS__IDLE".into(), "1m".into())],
+        ..Sources::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("tabs.idle: unknown key"), "{e}");
+    let e = Config::load(&Sources {
+        file: Some("/nonexistent/idlegate.toml".into()),
+        ..Sources::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("does not exist"), "{e}");
+}

@@ -1,0 +1,88 @@
+//! The one error type of the request path, and its one mapping to an HTTP response.
+//!
+//! Each error says where the fault is ([`Fault`]): in the app behind idlegate, in the request,
+//! or in idlegate itself. Logs use that to tell an operator where to look.
+
+use std::fmt;
+
+use http::StatusCode;
+
+/// Where a fault is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The app: down, slow, or answering nonsense.
+    Upstream,
+    /// The browser's request.
+    Client,
+    /// idlegate itself.
+    Internal,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Upstream => "upstream",
+            Self::Client => "client",
+            Self::Internal => "internal",
+        })
+    }
+}
+
+/// A request that could not be relayed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("cannot connect to the app at {upstream}")]
+    Connect {
+        upstream: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the app at {upstream} did not accept a connection within {timeout_ms} ms")]
+    ConnectTimeout { upstream: String, timeout_ms: u128 },
+    #[error("the app's response failed")]
+    Upstream(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+impl ProxyError {
+    /// Where the fault is.
+    pub fn fault(&self) -> Fault {
+        match self {
+            Self::Connect { .. } | Self::ConnectTimeout { .. } | Self::Upstream(_) => {
+                Fault::Upstream
+            }
+            Self::BadRequest(_) => Fault::Client,
+            Self::Internal(_) => Fault::Internal,
+        }
+    }
+
+    /// The status the browser gets.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Connect { .. } | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Self::ConnectTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Whether the app could not be reached at all (as opposed to failing mid-response).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Connect { .. } | Self::ConnectTimeout { .. })
+    }
+}
+
+/// The error and all its causes on one line.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

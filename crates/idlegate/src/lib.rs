@@ -1,0 +1,30 @@
+//! idlegate: session time-to-live for Streamlit and other interactive data apps.
+//!
+//! One gateway in front of an unmodified app. It relays the app's HTTP and WebSocket
+//! traffic, tells a person's activity from automatic traffic, ends tab sessions nobody is
+//! using (telling the browser why), and makes the app free their memory.
+//!
+//! The data path, in module order: [`server`] (accept) → [`dispatch`] (route) →
+//! [`proxy`] (forward, WebSocket relay) → [`tracker`] (tab sessions, deadline policy,
+//! reaper); [`apps`] holds what idlegate knows about each framework; [`launcher`] starts the
+//! app as a child process.
+
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod apps;
+pub mod cli;
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod launcher;
+pub mod logging;
+pub mod pages;
+pub mod proxy;
+mod redact;
+pub mod routes;
+pub mod server;
+pub mod tracker;
+
+pub use config::Config;
+pub use server::Server;

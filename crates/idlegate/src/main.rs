@@ -1,0 +1,130 @@
+//! The `idlegate` binary: flags and config in, then the gateway (and the app, in launcher
+//! mode). Exit codes: 0 after a clean stop, 2 for bad flags or config, 1 when idlegate
+//! cannot start, and the app's own code when the app it started dies.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use idlegate::cli::Cli;
+use idlegate::config::{Config, Sources};
+use idlegate::launcher::{self, LaunchedApp};
+use idlegate::tracker::EndReason;
+use idlegate::Server;
+use nix::sys::signal::Signal;
+use tokio::signal::unix::{signal, SignalKind};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let sources = Sources {
+        file: cli.config.clone(),
+        toml: None,
+        env: std::env::vars().collect(),
+        flags: cli.flag_values(),
+    };
+    let config = match Config::load(&sources) {
+        Ok(config) => config,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    match (config.upstream.is_some(), cli.command.is_empty()) {
+        (true, false) => {
+            return usage_error("give either --upstream or a command after --, not both")
+        }
+        (false, true) => {
+            return usage_error("give --upstream URL, or the command that starts the app after --, like: idlegate -- streamlit run app.py")
+        }
+        _ => {}
+    }
+    let rust_log = std::env::var("RUST_LOG").ok();
+    if let Err(e) = idlegate::logging::init(&config.log, rust_log.as_deref()) {
+        return usage_error(&e.to_string());
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("idlegate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("idlegate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("idlegate: {message}");
+    ExitCode::from(2)
+}
+
+async fn run(command: Vec<String>, mut config: Config) -> anyhow::Result<ExitCode> {
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    // Bind first: a busy port should fail before the app is started.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+
+    if command.is_empty() {
+        let server = Server::from_listener(listener, config)?;
+        server
+            .run(async {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+                EndReason::Shutdown
+            })
+            .await;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let shutdown_timeout = config.launcher.shutdown_timeout;
+    let mut app: LaunchedApp = tokio::select! {
+        app = launcher::launch(&command, &config) => app?,
+        _ = terminate.recv() => return Ok(ExitCode::SUCCESS),
+        _ = interrupt.recv() => return Ok(ExitCode::SUCCESS),
+    };
+    config.upstream = Some(app.upstream.clone());
+    let server = Server::from_listener(listener, config)?;
+
+    enum Stop {
+        Signal(Signal),
+        AppExited(std::io::Result<std::process::ExitStatus>),
+    }
+    let mut stop = None;
+    server
+        .run(async {
+            let (why, reason) = tokio::select! {
+                _ = terminate.recv() => (Stop::Signal(Signal::SIGTERM), EndReason::Shutdown),
+                _ = interrupt.recv() => (Stop::Signal(Signal::SIGINT), EndReason::Shutdown),
+                status = app.exited() => (Stop::AppExited(status), EndReason::UpstreamGone),
+            };
+            stop = Some(why);
+            reason
+        })
+        .await;
+
+    match stop {
+        Some(Stop::Signal(signal)) => {
+            tracing::info!(%signal, "stopping the app");
+            let status = app.stop(signal, shutdown_timeout).await?;
+            // An app that exits because of the signal it was sent stopped cleanly.
+            Ok(match status.code() {
+                Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+                None => ExitCode::SUCCESS,
+            })
+        }
+        Some(Stop::AppExited(status)) => {
+            let status = status.context("cannot wait for the app")?;
+            tracing::error!(%status, "the app exited; stopping");
+            let code = launcher::exit_code(status);
+            Ok(ExitCode::from(if code == 0 { 1 } else { code }))
+        }
+        None => Ok(ExitCode::FAILURE),
+    }
+}

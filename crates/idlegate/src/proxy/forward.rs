@@ -1,0 +1,77 @@
+//! Forwarding plain HTTP requests to the app and streaming the answer back.
+//!
+//! Bodies stream in both directions (uploads are never buffered whole). `Host` stays as the
+//! browser sent it, because Streamlit compares it with `Origin`; hop-by-hop headers are
+//! dropped and `X-Forwarded-*` set. No timeout applies to the response: apps stream.
+
+use std::net::SocketAddr;
+
+use http::header::{HeaderValue, HOST};
+use http::{Request, Response, Uri, Version};
+use hyper::body::Incoming;
+
+use super::headers::{remove_hop_by_hop, set_forwarded};
+use super::Body;
+use crate::dispatch::Gateway;
+use crate::error::ProxyError;
+
+/// Relays one HTTP request to the app.
+pub async fn forward(
+    gateway: &Gateway,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<Body>, ProxyError> {
+    if let Some(session) = gateway.app.request_activity(req.method(), req.uri().path()) {
+        gateway.tracker.activity_for_app_session(&session);
+    }
+    let (mut parts, body) = req.into_parts();
+    prepare_request_head(gateway, &mut parts, peer)?;
+    let request = Request::from_parts(parts, Body::new(body));
+    let response = gateway.client.request(request).await.map_err(|e| {
+        if e.is_connect() {
+            ProxyError::Connect {
+                upstream: gateway.upstream.to_string(),
+                source: Box::new(e),
+            }
+        } else {
+            ProxyError::Upstream(Box::new(e))
+        }
+    })?;
+    let (mut parts, body) = response.into_parts();
+    remove_hop_by_hop(&mut parts.headers);
+    Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+/// Points a request head at the app: target URI, HTTP/1.1, `Host`, hop-by-hop and
+/// forwarding headers. Shared by plain requests and WebSocket upgrades.
+pub fn prepare_request_head(
+    gateway: &Gateway,
+    parts: &mut http::request::Parts,
+    peer: SocketAddr,
+) -> Result<(), ProxyError> {
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
+    if !target.starts_with('/') {
+        return Err(ProxyError::BadRequest("the request target must be a path"));
+    }
+    // HTTP/2 requests carry the host in `:authority`; HTTP/1.1 in `Host`.
+    let host = parts.headers.get(HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    parts.uri = format!("http://{}{}", gateway.upstream.authority(), target)
+        .parse::<Uri>()
+        .map_err(|_| ProxyError::BadRequest("the request target is not a valid path"))?;
+    parts.version = Version::HTTP_11;
+    remove_hop_by_hop(&mut parts.headers);
+    if let Some(host) = &host {
+        parts.headers.insert(HOST, host.clone());
+    }
+    let trusted = gateway.config.proxy.is_trusted(peer.ip());
+    set_forwarded(&mut parts.headers, peer, trusted, host.as_ref());
+    Ok(())
+}

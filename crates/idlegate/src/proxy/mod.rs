@@ -1,0 +1,25 @@
+//! Relaying requests to the app: plain HTTP ([`forward`]), WebSocket upgrades
+//! ([`websocket`]) and the tab session relay ([`relay`]) that watches frames ([`frame`]).
+
+pub mod forward;
+pub mod frame;
+pub mod headers;
+pub mod relay;
+pub mod websocket;
+
+/// Body type of every response idlegate sends.
+pub type Body = axum::body::Body;
+
+/// The pooled HTTP/1.1 client for requests to the app.
+pub type UpstreamClient =
+    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body>;
+
+/// Builds the client for requests to the app.
+pub fn upstream_client(connect_timeout: std::time::Duration) -> UpstreamClient {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_nodelay(true);
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
+        .build(connector)
+}

@@ -1,0 +1,194 @@
+use std::time::Duration;
+
+use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+use super::*;
+use crate::apps::streamlit::Streamlit;
+use crate::config::TabPolicy;
+use crate::tracker::{Admission, Tracker};
+
+fn policy() -> TabPolicy {
+    TabPolicy {
+        idle_timeout: Some(Duration::from_secs(600)),
+        max_lifetime: None,
+        end_while_running: false,
+        reconnect_grace: Duration::from_secs(15),
+    }
+}
+
+fn frame(opcode: Opcode, payload: &[u8], masked: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_frame(
+        &mut out,
+        opcode,
+        true,
+        payload,
+        masked.then_some([1, 2, 3, 4]),
+    );
+    out
+}
+
+/// `ForwardMsg{new_session{initialize{session_id: id}}}`.
+fn new_session(id: &str) -> Vec<u8> {
+    let mut initialize = vec![0x32, id.len() as u8];
+    initialize.extend_from_slice(id.as_bytes());
+    let mut session = vec![0x0a, initialize.len() as u8];
+    session.extend(initialize);
+    let mut message = vec![0x22, session.len() as u8];
+    message.extend(session);
+    message
+}
+
+async fn read_exactly(stream: &mut DuplexStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0; n];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut buf))
+        .await
+        .expect("bytes arrive in time")
+        .expect("read");
+    buf
+}
+
+async fn read_to_end(stream: &mut DuplexStream) -> Vec<u8> {
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf))
+        .await
+        .expect("stream ends in time")
+        .expect("read");
+    buf
+}
+
+struct Harness {
+    tracker: Tracker,
+    browser: DuplexStream,
+    app: DuplexStream,
+    relay: tokio::task::JoinHandle<Outcome>,
+}
+
+fn start() -> Harness {
+    let tracker = Tracker::start(policy());
+    let (browser, browser_side) = duplex(64 * 1024);
+    let (app, app_side) = duplex(64 * 1024);
+    let conn = tracker.connect(None).unwrap();
+    let relay = tokio::spawn(async move {
+        let app = Streamlit::new("", None);
+        let url = |reason: EndReason| format!("/_idlegate/ended?reason={reason}");
+        let options = RelayOptions {
+            max_message_bytes: 1 << 20,
+            ended_url: &url,
+        };
+        let outcome = run(browser_side, app_side, &conn, &app, &options).await;
+        conn.closed();
+        outcome
+    });
+    Harness {
+        tracker,
+        browser,
+        app,
+        relay,
+    }
+}
+
+#[tokio::test]
+async fn bytes_pass_through_unchanged_and_the_session_id_is_learned() {
+    let mut h = start();
+    let id = "0f4c1c4e-6d0f-4f3a-9a57-2f0c8e1f4a10";
+    let down = [
+        frame(Opcode::Binary, &new_session(id), false),
+        frame(Opcode::Ping, b"p", false),
+    ]
+    .concat();
+    h.app.write_all(&down).await.unwrap();
+    assert_eq!(read_exactly(&mut h.browser, down.len()).await, down);
+
+    let up = [
+        frame(Opcode::Pong, b"p", true),
+        frame(Opcode::Binary, &[0x5a, 0x00], true),
+    ]
+    .concat();
+    h.browser.write_all(&up).await.unwrap();
+    assert_eq!(read_exactly(&mut h.app, up.len()).await, up);
+
+    // The tab now answers to its app session id.
+    let tab = h.tracker.connect(Some(id)).unwrap();
+    assert_eq!(tab.tab_id(), 1);
+}
+
+#[tokio::test]
+async fn ending_completes_the_frame_in_flight_then_redirects() {
+    let mut h = start();
+    let big = vec![7u8; 40_000];
+    let whole = frame(Opcode::Binary, &big, false);
+    let (first, rest) = whole.split_at(1000);
+    h.app.write_all(first).await.unwrap();
+    assert_eq!(read_exactly(&mut h.browser, first.len()).await, first);
+
+    assert_eq!(h.tracker.end_all(EndReason::Idle), 1);
+    h.app.write_all(rest).await.unwrap();
+    let expected_redirect = frame(
+        Opcode::Binary,
+        &crate::apps::streamlit::message::encode_auth_redirect("/_idlegate/ended?reason=idle"),
+        false,
+    );
+    let got = read_exactly(&mut h.browser, rest.len() + expected_redirect.len()).await;
+    assert_eq!(&got[..rest.len()], rest);
+    assert_eq!(&got[rest.len()..], expected_redirect.as_slice());
+
+    // The app's side is closed with a close frame.
+    let closing = read_to_end(&mut h.app).await;
+    assert_eq!(closing[0], 0x88, "a close frame");
+    drop(h.browser);
+    assert!(matches!(h.relay.await.unwrap(), Outcome::Ended(e) if e.reason == EndReason::Idle));
+}
+
+#[tokio::test]
+async fn browser_leaving_closes_the_app_side_and_starts_the_grace_period() {
+    let mut h = start();
+    drop(h.browser);
+    let closing = read_to_end(&mut h.app).await;
+    assert_eq!(closing[0], 0x88);
+    assert_eq!(h.relay.await.unwrap(), Outcome::BrowserClosed);
+    assert_eq!(h.tracker.len(), 1, "the tab waits for a reconnect");
+}
+
+#[tokio::test]
+async fn app_leaving_closes_the_browser_side() {
+    let mut h = start();
+    let close = frame(Opcode::Close, &close_payload(1001, ""), false);
+    h.app.write_all(&close).await.unwrap();
+    drop(h.app);
+    assert_eq!(read_to_end(&mut h.browser).await, close);
+    assert_eq!(h.relay.await.unwrap(), Outcome::AppClosed);
+}
+
+#[tokio::test]
+async fn unmasked_browser_frames_close_the_connection() {
+    let mut h = start();
+    h.browser
+        .write_all(&frame(Opcode::Binary, &[0x5a, 0x00], false))
+        .await
+        .unwrap();
+    assert_eq!(h.relay.await.unwrap(), Outcome::ProtocolError);
+    assert!(
+        read_to_end(&mut h.app).await.is_empty(),
+        "nothing was forwarded"
+    );
+    assert_eq!(h.tracker.admit(None), Admission::Allowed);
+}
+
+#[tokio::test]
+async fn malformed_browser_messages_close_the_connection() {
+    let mut h = start();
+    h.browser
+        .write_all(&frame(Opcode::Binary, &[0xff; 5], true))
+        .await
+        .unwrap();
+    assert_eq!(h.relay.await.unwrap(), Outcome::ProtocolError);
+}
+
+#[tokio::test]
+async fn text_frames_from_the_browser_are_relayed_not_decoded() {
+    let mut h = start();
+    let text = frame(Opcode::Text, b"\xff not protobuf", true);
+    h.browser.write_all(&text).await.unwrap();
+    assert_eq!(read_exactly(&mut h.app, text.len()).await, text);
+}

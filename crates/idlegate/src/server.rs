@@ -1,0 +1,169 @@
+//! The listener: accepts browser connections, serves HTTP/1.1 and HTTP/2 with upgrades, and
+//! shuts down gracefully.
+//!
+//! [`Server::run`] takes an already-bound listener's server and a shutdown future, so tests
+//! run the whole gateway in-process on `127.0.0.1:0`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::apps::streamlit::{reclaim::Reclaimer, Streamlit};
+use crate::apps::App;
+use crate::config::{AppKind, Config};
+use crate::dispatch::Gateway;
+use crate::proxy::upstream_client;
+use crate::routes::{self, RouteState};
+use crate::tracker::{EndReason, Tracker};
+
+/// How long shutdown waits for connections and relays to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A server that cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("no upstream: give --upstream URL, or a command to start the app after --")]
+    NoUpstream,
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the listener's address")]
+    LocalAddr(#[source] std::io::Error),
+}
+
+/// A bound gateway, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+}
+
+impl Server {
+    /// Binds `config.listen` and builds the gateway. Must be called inside a tokio runtime.
+    pub async fn bind(config: Config) -> Result<Self, StartError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        Self::from_listener(listener, config)
+    }
+
+    /// Builds the gateway on a listener the caller bound.
+    pub fn from_listener(listener: TcpListener, config: Config) -> Result<Self, StartError> {
+        let upstream = config.upstream.clone().ok_or(StartError::NoUpstream)?;
+        let config = Arc::new(config);
+        let tracker = Tracker::start(config.tabs.clone());
+        let app: Arc<dyn App> = match config.app.kind {
+            AppKind::Streamlit => {
+                let base = &config.app.base_path;
+                let reclaimer = Reclaimer::start(
+                    upstream.clone(),
+                    format!("{base}/_stcore/stream"),
+                    config.app.disconnected_session_ttl,
+                );
+                Arc::new(Streamlit::new(base, Some(reclaimer)))
+            }
+        };
+        let client = upstream_client(config.proxy.connect_timeout);
+        let routes = routes::router(RouteState {
+            client: client.clone(),
+            upstream: upstream.clone(),
+            health_path: app.health_path(),
+            policy: config.tabs.clone(),
+            base_path: config.app.base_path.clone(),
+        });
+        let gateway = Arc::new(Gateway::new(config, upstream, tracker, app, client, routes));
+        Ok(Self { listener, gateway })
+    }
+
+    /// The address browsers connect to.
+    pub fn local_addr(&self) -> Result<SocketAddr, StartError> {
+        self.listener.local_addr().map_err(StartError::LocalAddr)
+    }
+
+    /// The tab registry (for embedding and tests).
+    pub fn tracker(&self) -> Tracker {
+        self.gateway.tracker.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then ends every tab session with the reason it
+    /// resolves to (each browser is sent to the "session ended" page) and waits briefly for
+    /// connections to finish.
+    pub async fn run(self, shutdown: impl Future<Output = EndReason>) {
+        let Self { listener, gateway } = self;
+        let proxy = &gateway.config.proxy;
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(proxy.header_read_timeout)
+            .max_buf_size(proxy.max_header_bytes)
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(proxy.max_header_bytes).unwrap_or(u32::MAX));
+        let graceful = GracefulShutdown::new();
+        tracing::info!(
+            listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            upstream = %gateway.upstream,
+            "idlegate is serving"
+        );
+
+        tokio::pin!(shutdown);
+        let reason = loop {
+            let (stream, peer) = tokio::select! {
+                reason = &mut shutdown => break reason,
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let gateway = gateway.clone();
+            let service = service_fn(move |req| {
+                let gateway = gateway.clone();
+                async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
+            });
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        };
+
+        drop(listener);
+        let ended = gateway.tracker.end_all(reason);
+        tracing::info!(tabs_ended = ended, "shutting down");
+        gateway.tasks.close();
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            tokio::join!(graceful.shutdown(), gateway.tasks.wait());
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("some connections were still open at shutdown");
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The deadline policy: when a tab session ends unless a person does something.
+//!
+//! A pure function of a tab's state, the configured [`TabPolicy`] and nothing else: no clock
+//! reads, no locks, no I/O. The reaper calls it whenever a deadline may have moved.
+
+use std::fmt;
+
+use tokio::time::Instant;
+
+use crate::config::TabPolicy;
+
+/// Why a tab session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    /// No human activity for `tabs.idle_timeout`.
+    Idle,
+    /// Hidden in the background without activity for the hidden-tab limit.
+    HiddenIdle,
+    /// `tabs.max_lifetime` reached.
+    MaxLifetime,
+    /// The browser went away and did not reconnect within `tabs.reconnect_grace`.
+    Closed,
+    /// The signed-in user's login expired.
+    LoginExpired,
+    /// The user signed out.
+    Logout,
+    /// Ended to stay within the per-user tab limit.
+    EvictedUserCap,
+    /// Ended to stay within the server-wide tab limit.
+    EvictedCapacity,
+    /// Ended by an administrator.
+    Admin,
+    /// The app stopped.
+    UpstreamGone,
+    /// idlegate is shutting down.
+    Shutdown,
+}
+
+impl EndReason {
+    /// All reasons, for documentation and exhaustive tests.
+    pub const ALL: [EndReason; 11] = [
+        Self::Idle,
+        Self::HiddenIdle,
+        Self::MaxLifetime,
+        Self::Closed,
+        Self::LoginExpired,
+        Self::Logout,
+        Self::EvictedUserCap,
+        Self::EvictedCapacity,
+        Self::Admin,
+        Self::UpstreamGone,
+        Self::Shutdown,
+    ];
+
+    /// The stable name used in logs, metrics and URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::HiddenIdle => "hidden_idle",
+            Self::MaxLifetime => "max_lifetime",
+            Self::Closed => "closed",
+            Self::LoginExpired => "login_expired",
+            Self::Logout => "logout",
+            Self::EvictedUserCap => "evicted_user_cap",
+            Self::EvictedCapacity => "evicted_capacity",
+            Self::Admin => "admin",
+            Self::UpstreamGone => "upstream_gone",
+            Self::Shutdown => "shutdown",
+        }
+    }
+
+    /// Parses [`EndReason::as_str`] back.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What made the app run its script, as far as idleness is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RunCause {
+    /// A timer in the page (an auto-refreshing fragment). Never keeps a tab alive.
+    Timer,
+    /// The page's own rerun after it reconnected. Not activity, but the person may be
+    /// waiting for its result, so it suspends the idle limit while it runs.
+    Reconnect,
+    /// A person: a page load, a widget, a button. Suspends the idle limit while it runs, and
+    /// the idle time counts from the end of the run.
+    Person,
+}
+
+/// What the policy needs to know about one tab session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TabState {
+    pub opened_at: Instant,
+    pub last_activity: Instant,
+    /// The script run in progress, if any, and its cause.
+    pub running: Option<RunCause>,
+    /// Since when the browser has been disconnected, if it is.
+    pub disconnected_since: Option<Instant>,
+}
+
+/// The instant a tab session ends unless something changes, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    pub at: Instant,
+    pub reason: EndReason,
+}
+
+/// Computes the tab's deadline. `None` means nothing would end it now (all limits off, or
+/// only the idle limit is on and a person's run is in progress).
+pub fn deadline(state: &TabState, policy: &TabPolicy) -> Option<Deadline> {
+    // Candidates in priority order: on a tie the first one is reported.
+    let lifetime = policy.max_lifetime.map(|limit| Deadline {
+        at: state.opened_at + limit,
+        reason: EndReason::MaxLifetime,
+    });
+    let closed = state.disconnected_since.map(|since| Deadline {
+        at: since + policy.reconnect_grace,
+        reason: EndReason::Closed,
+    });
+    let suspended = !policy.end_while_running
+        && matches!(state.running, Some(RunCause::Person | RunCause::Reconnect));
+    let idle = policy
+        .idle_timeout
+        .filter(|_| !suspended)
+        .map(|limit| Deadline {
+            at: state.last_activity + limit,
+            reason: EndReason::Idle,
+        });
+    [lifetime, closed, idle].into_iter().flatten().fold(
+        None,
+        |best: Option<Deadline>, d| match best {
+            Some(b) if b.at <= d.at => Some(b),
+            _ => Some(d),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn policy() -> TabPolicy {
+        TabPolicy {
+            idle_timeout: Some(Duration::from_secs(60)),
+            max_lifetime: Some(Duration::from_secs(3600)),
+            end_while_running: false,
+            reconnect_grace: Duration::from_secs(15),
+        }
+    }
+
+    fn state(t0: Instant) -> TabState {
+        TabState {
+            opened_at: t0,
+            last_activity: t0,
+            running: None,
+            disconnected_since: None,
+        }
+    }
+
+    #[test]
+    fn idle_deadline_counts_from_last_activity() {
+        let t0 = Instant::now();
+        let mut s = state(t0);
+        s.last_activity = t0 + Duration::from_secs(30);
+        let d = deadline(&s, &policy()).unwrap();
+        assert_eq!(d.at, t0 + Duration::from_secs(90));
+        assert_eq!(d.reason, EndReason::Idle);
+    }
+
+    #[test]
+    fn max_lifetime_wins_when_earlier_than_idle() {
+        let t0 = Instant::now();
+        let mut s = state(t0);
+        s.last_activity = t0 + Duration::from_secs(3590);
+        let d = deadline(&s, &policy()).unwrap();
+        assert_eq!(d.reason, EndReason::MaxLifetime);
+        assert_eq!(d.at, t0 + Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn persons_run_suspends_idle_but_not_lifetime() {
+        let t0 = Instant::now();
+        let mut s = state(t0);
+        s.running = Some(RunCause::Person);
+        let d = deadline(&s, &policy()).unwrap();
+        assert_eq!(d.reason, EndReason::MaxLifetime);
+        s.running = Some(RunCause::Reconnect);
+        assert_eq!(
+            deadline(&s, &policy()).unwrap().reason,
+            EndReason::MaxLifetime
+        );
+    }
+
+    #[test]
+    fn timer_run_does_not_suspend_idle() {
+        let t0 = Instant::now();
+        let mut s = state(t0);
+        s.running = Some(RunCause::Timer);
+        assert_eq!(deadline(&s, &policy()).unwrap().reason, EndReason::Idle);
+    }
+
+    #[test]
+    fn end_while_running_keeps_idle_active_during_runs() {
+        let t0 = Instant::now();
+        let mut s = state(t0);
+        s.running = Some(RunCause::Person);
+        let p = TabPolicy {
+            end_while_running: true,
+            ..policy()
+        };
+        assert_eq!(deadline(&s, &p).unwrap().reason, EndReason::Idle);
+    }
+
+    #[test]
+    fn disconnected_tab_ends_after_grace() {
+        let t0 = Instant::now();
+        let mut s = state(t0);
+        s.disconnected_since = Some(t0 + Duration::from_secs(10));
+        let d = deadline(&s, &policy()).unwrap();
+        assert_eq!(d.reason, EndReason::Closed);
+        assert_eq!(d.at, t0 + Duration::from_secs(25));
+    }
+
+    #[test]
+    fn no_limits_means_no_deadline() {
+        let t0 = Instant::now();
+        let p = TabPolicy {
+            idle_timeout: None,
+            max_lifetime: None,
+            ..policy()
+        };
+        assert_eq!(deadline(&state(t0), &p), None);
+    }
+
+    #[test]
+    fn ties_report_the_lifetime_first() {
+        let t0 = Instant::now();
+        let p = TabPolicy {
+            idle_timeout: Some(Duration::from_secs(60)),
+            max_lifetime: Some(Duration::from_secs(60)),
+            ..policy()
+        };
+        assert_eq!(
+            deadline(&state(t0), &p).unwrap().reason,
+            EndReason::MaxLifetime
+        );
+    }
+
+    #[test]
+    fn reason_names_round_trip() {
+        for r in EndReason::ALL {
+            assert_eq!(EndReason::from_name(r.as_str()), Some(r));
+        }
+        assert_eq!(EndReason::from_name("nope"), None);
+    }
+}

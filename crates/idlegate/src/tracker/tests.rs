@@ -1,0 +1,212 @@
+use std::time::Duration;
+
+use tokio::time::{advance, Instant};
+
+use super::*;
+
+fn policy(idle: u64) -> TabPolicy {
+    TabPolicy {
+        idle_timeout: Some(Duration::from_secs(idle)),
+        max_lifetime: Some(Duration::from_secs(3600)),
+        end_while_running: false,
+        reconnect_grace: Duration::from_secs(15),
+    }
+}
+
+/// Lets the reaper task run after the clock moved.
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn ending_within(conn: &TabConnection, limit: Duration) -> Option<Ending> {
+    tokio::time::timeout(limit, conn.ended()).await.ok()
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_tab_ends_at_its_deadline() {
+    let tracker = Tracker::start(policy(60));
+    let conn = tracker.connect(None).unwrap();
+    advance(Duration::from_secs(59)).await;
+    settle().await;
+    assert_eq!(tracker.len(), 1);
+    let started = Instant::now();
+    let ending = ending_within(&conn, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(ending.reason, EndReason::Idle);
+    assert!(ending.notify_browser);
+    assert!(Instant::now() - started <= Duration::from_millis(1005));
+    assert_eq!(tracker.len(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn activity_pushes_the_deadline_without_rearming() {
+    let tracker = Tracker::start(policy(60));
+    let conn = tracker.connect(None).unwrap();
+    let t0 = Instant::now();
+    advance(Duration::from_secs(50)).await;
+    conn.signal(Signal::Activity);
+    let ending = ending_within(&conn, Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert_eq!(ending.reason, EndReason::Idle);
+    let lived = Instant::now() - t0;
+    assert!(
+        lived >= Duration::from_secs(110) && lived <= Duration::from_secs(111),
+        "{lived:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn timer_reruns_do_not_keep_a_tab_alive() {
+    let tracker = Tracker::start(policy(10));
+    let conn = tracker.connect(None).unwrap();
+    let t0 = Instant::now();
+    let ending = loop {
+        conn.signal(Signal::RunRequested(RunCause::Timer));
+        conn.signal(Signal::Running(true));
+        advance(Duration::from_millis(200)).await;
+        conn.signal(Signal::Running(false));
+        if let Some(e) = ending_within(&conn, Duration::from_millis(800)).await {
+            break e;
+        }
+    };
+    assert_eq!(ending.reason, EndReason::Idle);
+    assert!(Instant::now() - t0 <= Duration::from_secs(11));
+}
+
+#[tokio::test(start_paused = true)]
+async fn persons_long_run_is_not_ended_and_idle_restarts_after_it() {
+    let tracker = Tracker::start(policy(10));
+    let conn = tracker.connect(None).unwrap();
+    conn.signal(Signal::RunRequested(RunCause::Person));
+    conn.signal(Signal::Running(true));
+    assert!(ending_within(&conn, Duration::from_secs(60))
+        .await
+        .is_none());
+    conn.signal(Signal::Running(false));
+    let finished = Instant::now();
+    let ending = ending_within(&conn, Duration::from_secs(20)).await.unwrap();
+    assert_eq!(ending.reason, EndReason::Idle);
+    let after = Instant::now() - finished;
+    assert!(
+        after >= Duration::from_secs(10) && after <= Duration::from_secs(11),
+        "{after:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_lifetime_applies_even_while_running() {
+    let mut p = policy(10);
+    p.max_lifetime = Some(Duration::from_secs(30));
+    let tracker = Tracker::start(p);
+    let conn = tracker.connect(None).unwrap();
+    conn.signal(Signal::RunRequested(RunCause::Person));
+    conn.signal(Signal::Running(true));
+    let ending = ending_within(&conn, Duration::from_secs(31)).await.unwrap();
+    assert_eq!(ending.reason, EndReason::MaxLifetime);
+}
+
+#[tokio::test(start_paused = true)]
+async fn closed_tab_ends_after_grace_and_cannot_be_resumed() {
+    let tracker = Tracker::start(policy(600));
+    let conn = tracker.connect(None).unwrap();
+    conn.signal(Signal::SessionId("abc".into()));
+    conn.closed();
+    advance(Duration::from_secs(14)).await;
+    settle().await;
+    assert_eq!(tracker.len(), 1);
+    advance(Duration::from_secs(2)).await;
+    settle().await;
+    assert_eq!(tracker.len(), 0);
+    assert_eq!(
+        tracker.admit(Some("abc")),
+        Admission::Ended(EndReason::Closed)
+    );
+    assert_eq!(tracker.connect(Some("abc")).err(), Some(EndReason::Closed));
+    assert_eq!(tracker.admit(Some("other")), Admission::Allowed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconnect_within_grace_resumes_the_same_tab() {
+    let tracker = Tracker::start(policy(600));
+    let conn = tracker.connect(None).unwrap();
+    let id = conn.tab_id();
+    conn.signal(Signal::SessionId("abc".into()));
+    conn.closed();
+    advance(Duration::from_secs(10)).await;
+    let again = tracker.connect(Some("abc")).unwrap();
+    assert_eq!(again.tab_id(), id);
+    advance(Duration::from_secs(30)).await;
+    settle().await;
+    assert_eq!(tracker.len(), 1);
+    assert!(ending_within(&again, Duration::from_millis(10))
+        .await
+        .is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconnect_rerun_is_not_activity_but_page_load_rerun_is() {
+    let tracker = Tracker::start(policy(60));
+    let first = tracker.connect(None).unwrap();
+    let id = first.tab_id();
+    first.signal(Signal::SessionId("s1".into()));
+    advance(Duration::from_secs(30)).await;
+    first.signal(Signal::RunRequested(RunCause::Reconnect));
+    let d = tracker.deadline_of(id).unwrap();
+    assert_eq!(
+        d.at,
+        Instant::now() + Duration::from_secs(60),
+        "page load counts"
+    );
+    first.closed();
+    let again = tracker.connect(Some("s1")).unwrap();
+    advance(Duration::from_secs(20)).await;
+    again.signal(Signal::RunRequested(RunCause::Reconnect));
+    let d2 = tracker.deadline_of(id).unwrap();
+    assert_eq!(d2.at, d.at, "a reconnect's rerun is not activity");
+}
+
+#[tokio::test(start_paused = true)]
+async fn takeover_tells_the_old_connection_to_close_quietly() {
+    let tracker = Tracker::start(policy(600));
+    let old = tracker.connect(None).unwrap();
+    old.signal(Signal::SessionId("abc".into()));
+    let new = tracker.connect(Some("abc")).unwrap();
+    let ending = ending_within(&old, Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert!(!ending.notify_browser);
+    drop(old);
+    settle().await;
+    // The old connection closing must not mark the tab as disconnected.
+    advance(Duration::from_secs(60)).await;
+    settle().await;
+    assert_eq!(tracker.len(), 1);
+    drop(new);
+}
+
+#[tokio::test(start_paused = true)]
+async fn end_all_ends_every_tab() {
+    let tracker = Tracker::start(policy(600));
+    let a = tracker.connect(None).unwrap();
+    let _b = tracker.connect(None).unwrap();
+    assert_eq!(tracker.end_all(EndReason::Shutdown), 2);
+    assert_eq!(a.ended().await.reason, EndReason::Shutdown);
+    assert!(tracker.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn many_tabs_end_on_time_from_one_queue() {
+    let tracker = Tracker::start(policy(5));
+    let conns: Vec<_> = (0..1000).map(|_| tracker.connect(None).unwrap()).collect();
+    advance(Duration::from_millis(4900)).await;
+    settle().await;
+    assert_eq!(tracker.len(), 1000);
+    advance(Duration::from_millis(200)).await;
+    settle().await;
+    assert_eq!(tracker.len(), 0);
+    for c in &conns {
+        assert_eq!(c.ended().await.reason, EndReason::Idle);
+    }
+}

@@ -1,0 +1,315 @@
+//! Tab-session behaviour through idlegate, against a real Streamlit, with protocol-level
+//! clients that speak to the app's WebSocket exactly like the browser does.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use testkit::gateway::TestGateway;
+use testkit::stproto::RerunRequest;
+use testkit::venv::repo_path;
+use testkit::{wait_until, StClient, StEvent, StreamlitApp, StreamlitOptions};
+use tokio::time::Instant;
+
+const RUN: Duration = Duration::from_secs(20);
+
+async fn streamlit(app: &str) -> StreamlitApp {
+    StreamlitApp::start(
+        &repo_path(format!("tests/apps/{app}")),
+        StreamlitOptions {
+            // What idlegate's launcher would set (app.disconnected_session_ttl).
+            disconnected_session_ttl_secs: Some(20),
+            ..StreamlitOptions::default()
+        },
+    )
+    .await
+    .expect("streamlit starts")
+}
+
+async fn gateway(app: &StreamlitApp, tabs: &str) -> TestGateway {
+    TestGateway::start(&app.base_url(), &format!("[tabs]\n{tabs}\n"))
+        .await
+        .expect("gateway starts")
+}
+
+/// Opens a tab session and waits for its first run, as a page load does.
+async fn open_tab(gw: &TestGateway) -> Result<(StClient, Instant)> {
+    let mut client = StClient::connect(&gw.url(), None).await?;
+    client.send_rerun(false).await?;
+    client.run_until_finished(RUN).await?;
+    Ok((client, Instant::now()))
+}
+
+fn count(outcome_markdown: &[&str], prefix: &str) -> Option<u64> {
+    outcome_markdown
+        .iter()
+        .find_map(|m| m.strip_prefix(prefix))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn idle_tab_is_ended_after_idle_timeout_and_sent_to_the_ended_page() -> Result<()> {
+    let app = streamlit("counter.py").await;
+    let gw = gateway(&app, "idle_timeout = \"3s\"").await;
+    let (mut tab, idle_since) = open_tab(&gw).await?;
+    assert_eq!(gw.tracker().len(), 1);
+
+    let url = tab.wait_for_auth_redirect(Duration::from_secs(10)).await?;
+    let after = idle_since.elapsed();
+    assert_eq!(url, "/_idlegate/ended?reason=idle");
+    assert!(
+        after >= Duration::from_millis(2900),
+        "ended too early: {after:?}"
+    );
+    assert!(
+        after <= Duration::from_secs(4),
+        "ended more than 1 s late: {after:?}"
+    );
+    assert_eq!(gw.tracker().len(), 0);
+
+    let page = testkit::http::get(&format!("{}{url}", gw.url())).await?;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text()
+            .contains("ended after 3 seconds without activity"),
+        "{}",
+        page.text()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn fragment_timer_reruns_do_not_keep_an_untouched_tab_alive() -> Result<()> {
+    let app = streamlit("fragment.py").await;
+    let gw = gateway(&app, "idle_timeout = \"4s\"").await;
+    let mut tab = StClient::connect(&gw.url(), None).await?;
+    tab.send_rerun(false).await?;
+    let first = tab.run_until_finished(RUN).await?;
+    let idle_since = Instant::now();
+    let fragment_id = first
+        .events
+        .iter()
+        .find_map(|e| match e {
+            StEvent::AutoRerun { fragment_id, .. } => Some(fragment_id.clone()),
+            _ => None,
+        })
+        .expect("the app asks for a fragment timer");
+
+    // Behave like the page's timer: an automatic fragment rerun every second.
+    let mut ticks = 0;
+    let url = loop {
+        tab.send_fragment_auto_rerun(&fragment_id).await?;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut redirected = None;
+        while let Ok(event) = tab
+            .next_event(deadline.saturating_duration_since(Instant::now()))
+            .await
+        {
+            match event {
+                StEvent::AuthRedirect { url } => {
+                    redirected = Some(url);
+                    break;
+                }
+                StEvent::ScriptFinished(_) => ticks += 1,
+                StEvent::Closed { .. } => break,
+                _ => {}
+            }
+        }
+        if let Some(url) = redirected {
+            break url;
+        }
+        assert!(
+            idle_since.elapsed() < Duration::from_secs(8),
+            "tab was never ended"
+        );
+    };
+    let after = idle_since.elapsed();
+    assert!(
+        ticks >= 2,
+        "the fragment kept running ({ticks} fragment runs)"
+    );
+    assert_eq!(url, "/_idlegate/ended?reason=idle");
+    assert!(
+        after >= Duration::from_millis(3900) && after <= Duration::from_secs(5),
+        "{after:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_person_changing_a_widget_keeps_the_tab_alive() -> Result<()> {
+    let app = streamlit("counter.py").await;
+    let gw = gateway(&app, "idle_timeout = \"3s\"").await;
+    let (mut tab, _) = open_tab(&gw).await?;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(8) {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tab.send_rerun(false).await?;
+        let run = tab.run_until_finished(RUN).await?;
+        ensure!(!run
+            .events
+            .iter()
+            .any(|e| matches!(e, StEvent::AuthRedirect { .. })));
+    }
+    assert_eq!(gw.tracker().len(), 1, "an active tab must stay");
+    // Once the person stops, the tab ends on time.
+    let quiet = Instant::now();
+    tab.wait_for_auth_redirect(Duration::from_secs(10)).await?;
+    assert!(quiet.elapsed() <= Duration::from_secs(4));
+    Ok(())
+}
+
+#[tokio::test]
+async fn heartbeats_and_stopped_connections_are_not_activity() -> Result<()> {
+    let app = streamlit("counter.py").await;
+    let gw = gateway(&app, "idle_timeout = \"3s\"").await;
+    let (mut tab, idle_since) = open_tab(&gw).await?;
+    for _ in 0..4 {
+        tab.send_heartbeat().await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tab.wait_for_auth_redirect(Duration::from_secs(10)).await?;
+    assert!(idle_since.elapsed() <= Duration::from_secs(4));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_script_running_longer_than_the_idle_timeout_is_not_ended_while_it_runs() -> Result<()> {
+    let app = streamlit("sleepy.py").await;
+    let gw = gateway(&app, "idle_timeout = \"2s\"").await;
+    let (mut tab, _) = open_tab(&gw).await?;
+    tab.send_rerun_request(&RerunRequest {
+        query_string: "sleep=6".into(),
+        ..RerunRequest::default()
+    })
+    .await?;
+    let run = tab.run_until_finished(Duration::from_secs(30)).await?;
+    assert!(run.markdown().contains(&"slept: 6"), "{:?}", run.markdown());
+    assert!(
+        !run.events
+            .iter()
+            .any(|e| matches!(e, StEvent::AuthRedirect { .. })),
+        "ended while running"
+    );
+    // The idle time counts from the end of the run.
+    let finished = Instant::now();
+    tab.wait_for_auth_redirect(Duration::from_secs(10)).await?;
+    let after = finished.elapsed();
+    assert!(
+        after >= Duration::from_millis(1800) && after <= Duration::from_secs(3),
+        "{after:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn max_lifetime_ends_even_an_active_tab() -> Result<()> {
+    let app = streamlit("counter.py").await;
+    let gw = gateway(&app, "idle_timeout = \"1h\"\nmax_lifetime = \"4s\"").await;
+    let (mut tab, _) = open_tab(&gw).await?;
+    let url = loop {
+        tab.send_rerun(false).await?;
+        match tab.next_event(Duration::from_secs(1)).await? {
+            StEvent::AuthRedirect { url } => break url,
+            StEvent::Closed { .. } => anyhow::bail!("closed without a redirect"),
+            _ => {}
+        }
+    };
+    assert_eq!(url, "/_idlegate/ended?reason=max_lifetime");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_reconnect_carrying_an_ended_session_id_is_not_resumed() -> Result<()> {
+    let app = streamlit("counter.py").await;
+    let gw = gateway(&app, "idle_timeout = \"2s\"").await;
+    let (mut tab, _) = open_tab(&gw).await?;
+    let id = tab.session_id().expect("session id").to_owned();
+    tab.wait_for_auth_redirect(Duration::from_secs(10)).await?;
+
+    // The page (say, with its redirect lost) reconnects with its old session id.
+    let mut again = StClient::connect(&gw.url(), Some(&id)).await?;
+    let url = again.wait_for_auth_redirect(Duration::from_secs(5)).await?;
+    assert_eq!(url, "/_idlegate/ended?reason=idle");
+    assert_eq!(gw.tracker().len(), 0, "no tab session was opened for it");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_short_disconnect_resumes_the_same_app_session_with_its_state() -> Result<()> {
+    let app = streamlit("counter.py").await;
+    let gw = gateway(&app, "idle_timeout = \"1m\"\nreconnect_grace = \"10s\"").await;
+    let (mut tab, _) = open_tab(&gw).await?;
+    let id = tab.session_id().expect("session id").to_owned();
+    tab.close().await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let mut again = StClient::connect(&gw.url(), Some(&id)).await?;
+    again.send_rerun(false).await?;
+    let run = again.run_until_finished(RUN).await?;
+    assert_eq!(again.session_id(), Some(id.as_str()), "same app session");
+    assert_eq!(
+        count(&run.markdown(), "runs: "),
+        Some(2),
+        "{:?}",
+        run.markdown()
+    );
+    assert_eq!(gw.tracker().len(), 1, "still one tab session");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_tab_that_does_not_come_back_ends_as_closed() -> Result<()> {
+    let app = streamlit("counter.py").await;
+    let gw = gateway(&app, "idle_timeout = \"1m\"\nreconnect_grace = \"2s\"").await;
+    let (mut tab, _) = open_tab(&gw).await?;
+    let id = tab.session_id().expect("session id").to_owned();
+    tab.close().await?;
+    wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        async || {
+            ensure!(gw.tracker().is_empty(), "tab still open");
+            Ok(())
+        },
+    )
+    .await?;
+    let mut late = StClient::connect(&gw.url(), Some(&id)).await?;
+    assert_eq!(
+        late.wait_for_auth_redirect(Duration::from_secs(5)).await?,
+        "/_idlegate/ended?reason=closed"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn shutdown_sends_every_tab_to_the_ended_page() -> Result<()> {
+    let app = streamlit("counter.py").await;
+    let gw = gateway(&app, "idle_timeout = \"1h\"").await;
+    let (mut a, _) = open_tab(&gw).await?;
+    let (mut b, _) = open_tab(&gw).await?;
+    let stopping = tokio::spawn(gw.stop(idlegate::tracker::EndReason::Shutdown));
+    assert_eq!(
+        a.wait_for_auth_redirect(Duration::from_secs(5)).await?,
+        "/_idlegate/ended?reason=shutdown"
+    );
+    assert_eq!(
+        b.wait_for_auth_redirect(Duration::from_secs(5)).await?,
+        "/_idlegate/ended?reason=shutdown"
+    );
+    stopping.await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn malformed_app_messages_close_only_that_connection() -> Result<()> {
+    let app = streamlit("counter.py").await;
+    let gw = gateway(&app, "idle_timeout = \"1m\"").await;
+    let (mut good, _) = open_tab(&gw).await?;
+    let (mut bad, _) = open_tab(&gw).await?;
+    bad.send_raw(vec![0xff, 0xff, 0xff, 0xff, 0xff]).await?;
+    bad.wait_for_close(Duration::from_secs(5)).await?;
+    good.send_rerun(false).await?;
+    let run = good.run_until_finished(RUN).await?;
+    assert_eq!(count(&run.markdown(), "runs: "), Some(2));
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! Headless Chromium, driven over WebDriver, for end-to-end tests.
+//!
+//! Uses Debian's `chromium` and `chromium-driver` packages (never a
+//! downloaded browser): [`Browser::start`] runs `chromedriver` on a free port
+//! and opens a fantoccini session with a fresh profile directory. Dropping
+//! the [`Browser`] kills chromedriver together with the Chromium processes it
+//! started.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use fantoccini::{Client, ClientBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde_json::json;
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+use crate::streamlit::OutputLog;
+use crate::{http, ports, proc};
+
+/// Debian's Chromium launcher.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+/// Debian's chromedriver (package `chromium-driver`).
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// How long chromedriver may take to report itself ready.
+const DRIVER_READY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Command-line switches for a quiet, deterministic headless Chromium.
+const CHROMIUM_ARGS: &[&str] = &[
+    "--headless=new",
+    // Tests run as root in containers, where Chromium's sandbox cannot start.
+    "--no-sandbox",
+    "--disable-gpu",
+    // /dev/shm is tiny in many containers; Chromium crashes tabs when it fills.
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    // No traffic to Google services: the test network has no route to them,
+    // and waiting for them would slow every page load.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--window-size=1280,900",
+];
+
+/// A headless Chromium session. Killed (with chromedriver) on drop.
+pub struct Browser {
+    client: Client,
+    driver: Child,
+    driver_pid: u32,
+    driver_output: OutputLog,
+    /// Fresh profile, so no state leaks between tests; removed on drop,
+    /// after the browser has been killed.
+    _profile: TempDir,
+}
+
+impl std::fmt::Debug for Browser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Browser")
+            .field("driver_pid", &self.driver_pid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Browser {
+    /// Starts chromedriver and opens a Chromium session with the default
+    /// switches.
+    pub async fn start() -> Result<Browser> {
+        Self::start_with_args(&[]).await
+    }
+
+    /// Like [`start`](Self::start), with extra Chromium command-line switches.
+    pub async fn start_with_args(extra_args: &[&str]) -> Result<Browser> {
+        for binary in [CHROMIUM, CHROMEDRIVER] {
+            if !Path::new(binary).exists() {
+                bail!(
+                    "{binary} not found: install Debian's chromium and chromium-driver \
+                     packages (scripts/install-system-deps.sh, as root)"
+                );
+            }
+        }
+        let profile = tempfile::Builder::new()
+            .prefix("idlegate-chromium-")
+            .tempdir()
+            .context("creating a Chromium profile directory")?;
+        let port = ports::free_port();
+        let mut driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Chromium runs in chromedriver's process group, so one group
+            // kill on drop also ends every browser process.
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .context("spawning chromedriver")?;
+        let driver_pid = driver.id().context("chromedriver exited immediately")?;
+        let driver_output = OutputLog::default();
+        let label = format!("chromedriver:{port}");
+        if let Some(stdout) = driver.stdout.take() {
+            driver_output.capture(stdout, label.clone());
+        }
+        if let Some(stderr) = driver.stderr.take() {
+            driver_output.capture(stderr, label);
+        }
+        let driver_url = format!("http://127.0.0.1:{port}");
+
+        // From here on, a failure must still kill chromedriver: keep it in a
+        // guard until the Browser (whose Drop does that) exists.
+        let guard = DriverGuard(driver_pid);
+        let ready = proc::wait_until(
+            DRIVER_READY_DEADLINE,
+            Duration::from_millis(50),
+            async || {
+                let status = http::get(&format!("{driver_url}/status")).await?;
+                let body: serde_json::Value = serde_json::from_slice(&status.body)?;
+                anyhow::ensure!(
+                    body["value"]["ready"] == true,
+                    "chromedriver not ready: {body}"
+                );
+                Ok(())
+            },
+        )
+        .await;
+        if let Err(e) = ready {
+            bail!("{e:#}\nchromedriver output:\n{}", driver_output.contents());
+        }
+
+        let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|s| s.to_string()).collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        args.extend(extra_args.iter().map(|s| s.to_string()));
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "args": args, "binary": CHROMIUM }),
+        );
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver_url)
+            .await
+            .with_context(|| {
+                format!(
+                    "opening a Chromium session through chromedriver; output:\n{}",
+                    driver_output.contents()
+                )
+            })?;
+        std::mem::forget(guard);
+        Ok(Browser {
+            client,
+            driver,
+            driver_pid,
+            driver_output,
+            _profile: profile,
+        })
+    }
+
+    /// The WebDriver client, for everything not wrapped here.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Navigates to `url` and waits for the document to load (not for
+    /// Streamlit to render; use [`wait_for_text`](Self::wait_for_text)).
+    pub async fn goto(&self, url: &str) -> Result<()> {
+        self.client
+            .goto(url)
+            .await
+            .with_context(|| format!("navigating to {url}"))
+    }
+
+    /// The URL the tab currently shows.
+    pub async fn current_url(&self) -> Result<String> {
+        Ok(self.client.current_url().await?.to_string())
+    }
+
+    /// The visible text of the page (`document.body.innerText`).
+    pub async fn body_text(&self) -> Result<String> {
+        let text = self
+            .client
+            .execute(
+                "return document.body ? document.body.innerText : '';",
+                vec![],
+            )
+            .await
+            .context("reading the page text")?;
+        Ok(text.as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Polls until the page's visible text contains `needle`, and returns
+    /// the whole text. On timeout the error includes what the page showed.
+    pub async fn wait_for_text(&self, needle: &str, timeout: Duration) -> Result<String> {
+        proc::wait_until(timeout, Duration::from_millis(100), async || {
+            let text = self.body_text().await?;
+            anyhow::ensure!(
+                text.contains(needle),
+                "page text does not contain {needle:?}; it is:\n{text}"
+            );
+            Ok(text)
+        })
+        .await
+    }
+
+    /// Saves a PNG screenshot of the viewport to `path`.
+    pub async fn screenshot_png(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let png = self
+            .client
+            .screenshot()
+            .await
+            .context("taking a screenshot")?;
+        std::fs::write(path, png).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// chromedriver's console output so far, for diagnosing failures.
+    pub fn driver_output(&self) -> String {
+        self.driver_output.contents()
+    }
+
+    /// Process id of chromedriver (also the process group of the browser).
+    pub fn driver_pid(&self) -> u32 {
+        self.driver_pid
+    }
+
+    /// Ends the WebDriver session cleanly (Chromium exits), then stops
+    /// chromedriver. Dropping the Browser is enough in tests; this is for
+    /// tests that want to observe a browser closing normally.
+    pub async fn close(mut self) -> Result<()> {
+        let result = self
+            .client
+            .clone()
+            .close()
+            .await
+            .context("closing the WebDriver session");
+        let _ = self.driver.start_kill();
+        result
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        kill_group(self.driver_pid);
+        let _ = self.driver.start_kill();
+    }
+}
+
+/// Kills chromedriver's process group if browser startup fails half-way.
+struct DriverGuard(u32);
+
+impl Drop for DriverGuard {
+    fn drop(&mut self) {
+        kill_group(self.0);
+    }
+}
+
+/// SIGKILLs process group `pgid`. chromedriver was started as a group
+/// leader, and the kernel does not reuse a pid while a group still carries
+/// it, so this reaches only processes this module started.
+fn kill_group(pgid: u32) {
+    let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
+}

@@ -1,0 +1,34 @@
+//! Test support for idlegate's integration tests.
+//!
+//! Every helper here drives a *real* component rather than a mock: Streamlit
+//! from the project's virtualenv, Debian's Chromium through chromedriver, and
+//! the idlegate gateway itself. Each spawned process listens on an ephemeral
+//! port and is killed when its guard is dropped, so tests can run in parallel
+//! and never leak processes.
+//!
+//! Modules:
+//! - [`ports`]: ephemeral loopback ports.
+//! - [`venv`]: locating the Python virtualenv and repository files.
+//! - [`proc`]: `/proc` inspection and the [`proc::wait_until`] polling helper.
+//! - [`http`]: a minimal HTTP/1.1 client for plain requests in tests.
+//! - [`streamlit`]: a Streamlit server running a given app.
+//! - [`stclient`]: a protocol-level Streamlit WebSocket client.
+//! - [`stproto`]: the few Streamlit protobuf messages tests need, hand-coded.
+//! - [`browser`]: headless Chromium driven over WebDriver.
+//! - [`gateway`]: an idlegate gateway for tests.
+
+pub mod browser;
+pub mod gateway;
+pub mod http;
+pub mod ports;
+pub mod proc;
+pub mod stclient;
+pub mod stproto;
+pub mod streamlit;
+pub mod venv;
+
+pub use browser::Browser;
+pub use ports::free_port;
+pub use proc::wait_until;
+pub use stclient::{StClient, StEvent};
+pub use streamlit::{StreamlitApp, StreamlitOptions};

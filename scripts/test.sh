@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs idlegate's whole test suite, including the end-to-end tests against
+# real Streamlit and headless Chromium. Works from any directory; extra
+# arguments go to `cargo nextest run` (for example a test name filter).
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+    if [[ "$(id -u)" -ne 0 ]]; then
+        echo "test.sh: Chromium and chromedriver are missing; install them once as root:" >&2
+        echo "    sudo $repo_root/scripts/install-system-deps.sh" >&2
+        exit 1
+    fi
+    scripts/install-system-deps.sh
+fi
+
+scripts/python-env.sh
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "test.sh: cargo-nextest is not installed; run: cargo install --locked cargo-nextest" >&2
+    exit 1
+fi
+
+export IDLEGATE_TEST_VENV="$repo_root/.venv"
+exec cargo nextest run --workspace --no-fail-fast "$@"

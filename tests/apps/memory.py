@@ -1,0 +1,16 @@
+"""Memory-holding app for idlegate's tests.
+
+Each session keeps a 50 MiB array in st.session_state, so the Streamlit
+process's resident memory shows whether ended sessions were really freed.
+Random data defeats any page sharing or compression.
+"""
+
+import numpy as np
+import streamlit as st
+
+BLOB_BYTES = 50 * 2**20
+
+if "blob" not in st.session_state:
+    st.session_state.blob = np.random.default_rng().random(BLOB_BYTES // 8)
+
+st.write(f"blob: {st.session_state.blob.nbytes // 2**20} MiB")
