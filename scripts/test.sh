@@ -23,5 +23,5 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     exit 1
 fi
 
-export IDLEGATE_TEST_VENV="$repo_root/.venv"
+export TESTKIT_VENV="$repo_root/.venv"
 exec cargo nextest run --workspace --no-fail-fast "$@"

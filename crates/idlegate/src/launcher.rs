@@ -6,6 +6,7 @@
 //! SIGINT, and exits with its exit code if it dies.
 
 use std::process::ExitStatus;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
@@ -13,7 +14,9 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::time::{sleep, Instant};
 
+use crate::apps::streamlit::collect::GcHook;
 use crate::apps::streamlit::launch;
+use crate::apps::streamlit::reclaim::AfterReclaim;
 use crate::config::{AppKind, Config, Upstream};
 use crate::proxy::{upstream_client, Body};
 
@@ -24,6 +27,8 @@ pub enum LaunchError {
     Command(String),
     #[error("cannot find a free port for the app")]
     Port(#[source] std::io::Error),
+    #[error("cannot prepare the garbage-collection hook")]
+    Hook(#[source] std::io::Error),
     #[error("cannot start {program}")]
     Spawn {
         program: String,
@@ -39,6 +44,7 @@ pub enum LaunchError {
 /// The running app.
 pub struct LaunchedApp {
     child: Child,
+    gc_hook: Option<Arc<GcHook>>,
     /// Where it listens.
     pub upstream: Upstream,
 }
@@ -59,7 +65,17 @@ pub async fn launch(command: &[String], config: &Config) -> Result<LaunchedApp, 
         .split_first()
         .ok_or_else(|| LaunchError::Command("no command given after --".to_owned()))?;
     tracing::info!(command = %full.join(" "), "starting the app");
-    let child = Command::new(program)
+    let gc_hook = if config.launcher.collect_garbage {
+        Some(Arc::new(GcHook::create().map_err(LaunchError::Hook)?))
+    } else {
+        None
+    };
+    let mut command = Command::new(program);
+    if let Some(hook) = &gc_hook {
+        let existing = std::env::var_os("PYTHONPATH");
+        command.env("PYTHONPATH", hook.python_path(existing.as_deref()));
+    }
+    let child = command
         .args(args)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -70,6 +86,7 @@ pub async fn launch(command: &[String], config: &Config) -> Result<LaunchedApp, 
         })?;
     let mut app = LaunchedApp {
         child,
+        gc_hook,
         upstream: Upstream {
             host: "127.0.0.1".to_owned(),
             port,
@@ -109,6 +126,18 @@ impl LaunchedApp {
             }
             sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// What to do after each reclaim: ask the app's Python runtime for a full garbage
+    /// collection, when the hook is on and the app installed it.
+    pub fn after_reclaim(&self) -> Option<AfterReclaim> {
+        let hook = self.gc_hook.clone()?;
+        let pid = self.child.id()?;
+        Some(Arc::new(move || {
+            if hook.collect(pid) {
+                tracing::debug!("asked the app to collect garbage");
+            }
+        }))
     }
 
     /// Resolves when the app exits on its own.

@@ -90,7 +90,7 @@ async fn run(command: Vec<String>, mut config: Config) -> anyhow::Result<ExitCod
         _ = interrupt.recv() => return Ok(ExitCode::SUCCESS),
     };
     config.upstream = Some(app.upstream.clone());
-    let server = Server::from_listener(listener, config)?;
+    let server = Server::with_reclaim_hook(listener, config, app.after_reclaim())?;
 
     enum Stop {
         Signal(Signal),

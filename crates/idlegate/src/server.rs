@@ -16,7 +16,8 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::apps::streamlit::{reclaim::Reclaimer, Streamlit};
+use crate::apps::streamlit::reclaim::{AfterReclaim, Reclaimer};
+use crate::apps::streamlit::Streamlit;
 use crate::apps::App;
 use crate::config::{AppKind, Config};
 use crate::dispatch::Gateway;
@@ -63,6 +64,16 @@ impl Server {
 
     /// Builds the gateway on a listener the caller bound.
     pub fn from_listener(listener: TcpListener, config: Config) -> Result<Self, StartError> {
+        Self::with_reclaim_hook(listener, config, None)
+    }
+
+    /// Like [`Server::from_listener`], calling `after_reclaim` each time the app was asked to
+    /// release closed sessions (the launcher asks the app's runtime to collect garbage).
+    pub fn with_reclaim_hook(
+        listener: TcpListener,
+        config: Config,
+        after_reclaim: Option<AfterReclaim>,
+    ) -> Result<Self, StartError> {
         let upstream = config.upstream.clone().ok_or(StartError::NoUpstream)?;
         let config = Arc::new(config);
         let tracker = Tracker::start(config.tabs.clone());
@@ -73,6 +84,7 @@ impl Server {
                     upstream.clone(),
                     format!("{base}/_stcore/stream"),
                     config.app.disconnected_session_ttl,
+                    after_reclaim,
                 );
                 Arc::new(Streamlit::new(base, Some(reclaimer)))
             }

@@ -196,7 +196,7 @@ impl GatewayProcess {
 
 fn collect<R: AsyncRead + Unpin + Send + 'static>(reader: R, sink: Arc<Mutex<String>>) {
     tokio::spawn(async move {
-        let echo = std::env::var_os("IDLEGATE_TEST_ECHO").is_some();
+        let echo = std::env::var_os(crate::streamlit::ECHO_ENV).is_some();
         let mut lines = BufReader::new(reader).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             if echo {

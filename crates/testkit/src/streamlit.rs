@@ -27,7 +27,7 @@ pub const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
 const HEALTH_POLL: Duration = Duration::from_millis(100);
 
 /// Set this environment variable to `1` to echo server output to stderr live.
-pub const ECHO_ENV: &str = "IDLEGATE_TEST_ECHO";
+pub const ECHO_ENV: &str = "TESTKIT_ECHO";
 
 /// How many times to retry when the chosen port turned out to be taken.
 const PORT_ATTEMPTS: usize = 3;

@@ -2,14 +2,14 @@
 //!
 //! Tests run Streamlit from the project's own virtualenv, created by
 //! `scripts/python-env.sh`, so that every developer and CI uses the same
-//! pinned Streamlit version. `IDLEGATE_TEST_VENV` overrides the location (the
+//! pinned Streamlit version. `TESTKIT_VENV` overrides the location (the
 //! test script sets it explicitly so that the tests do not depend on their
 //! working directory).
 
 use std::path::{Path, PathBuf};
 
 /// Environment variable naming the virtualenv directory to use.
-pub const VENV_ENV: &str = "IDLEGATE_TEST_VENV";
+pub const VENV_ENV: &str = "TESTKIT_VENV";
 
 /// Root of the cargo workspace (the repository root).
 pub fn workspace_root() -> PathBuf {
@@ -38,7 +38,7 @@ pub fn repo_path(rel: impl AsRef<Path>) -> PathBuf {
     path
 }
 
-/// The virtualenv directory: `$IDLEGATE_TEST_VENV`, else `<repo>/.venv`.
+/// The virtualenv directory: `$TESTKIT_VENV`, else `<repo>/.venv`.
 ///
 /// This does not check that the directory exists; see [`streamlit_bin`] and
 /// [`python_bin`], which do.

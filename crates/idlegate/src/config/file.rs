@@ -103,6 +103,12 @@ pub struct RawLauncher {
     /// After idlegate forwards SIGTERM or SIGINT, how long the app may take to exit before it is
     /// killed. Default `"10s"`.
     pub shutdown_timeout: String,
+    /// After the app dropped ended sessions, ask its Python runtime for a full garbage
+    /// collection, so a session caught in a reference cycle is freed even when no other
+    /// session runs a script. Works by putting a small `sitecustomize` module on the app's
+    /// `PYTHONPATH` that handles SIGUSR1; idlegate only signals the app once that module
+    /// confirmed it is in place. Default `true`.
+    pub collect_garbage: bool,
 }
 
 /// `[log]`: log output.
@@ -169,6 +175,7 @@ impl Default for RawLauncher {
         Self {
             startup_timeout: "60s".to_owned(),
             shutdown_timeout: "10s".to_owned(),
+            collect_garbage: true,
         }
     }
 }

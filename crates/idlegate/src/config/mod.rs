@@ -131,6 +131,7 @@ impl ProxyConfig {
 pub struct LauncherConfig {
     pub startup_timeout: Duration,
     pub shutdown_timeout: Duration,
+    pub collect_garbage: bool,
 }
 
 /// Log output format.
@@ -356,6 +357,7 @@ impl Config {
                 "launcher.shutdown_timeout",
                 &raw.launcher.shutdown_timeout,
             )?,
+            collect_garbage: raw.launcher.collect_garbage,
         };
 
         let format = match raw.log.format.as_str() {

@@ -13,6 +13,7 @@
 //!   drops expired ones when some later connection closes, so [`reclaim`] opens and closes
 //!   one connection after that time.
 
+pub mod collect;
 pub mod launch;
 pub mod message;
 pub mod protowire;

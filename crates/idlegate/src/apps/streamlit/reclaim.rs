@@ -6,8 +6,15 @@
 //! given back. So after every session socket closes, the reclaimer waits for the TTL (plus a
 //! margin) and then opens and closes one bare connection to the session socket: its close
 //! makes Streamlit drop every expired session. Pokes that fall due together are coalesced.
+//!
+//! One more reference needs letting go: Streamlit's runtime loop keeps the last session it
+//! sent messages to in a local variable until it next sends messages while a session is
+//! connected. So the poke asks its own throwaway session for a status message
+//! (`set_run_on_save: false`, which changes nothing else) and waits for it before closing:
+//! the loop then holds the poke's session instead of a real one.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -17,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use crate::config::Upstream;
-use crate::proxy::frame::{close_payload, encode_frame, Opcode};
+use crate::proxy::frame::{close_payload, encode_frame, FrameEvent, FrameReader, Opcode, Role};
 
 /// Extra wait after the TTL, so the session has surely expired on the app's clock.
 const MARGIN: Duration = Duration::from_secs(1);
@@ -25,6 +32,11 @@ const MARGIN: Duration = Duration::from_secs(1);
 const COALESCE: Duration = Duration::from_millis(500);
 /// Longest a poke may take.
 const POKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// `BackMsg{set_run_on_save: false}`: the app answers with a status message, nothing else.
+const SET_RUN_ON_SAVE_OFF: [u8; 2] = [0x30, 0x00];
+
+/// Called after each successful reclaim (the launcher uses it for a garbage collection).
+pub type AfterReclaim = Arc<dyn Fn() + Send + Sync>;
 
 /// Handle to the reclaim task. Cheap to clone.
 #[derive(Clone)]
@@ -36,9 +48,14 @@ pub struct Reclaimer {
 impl Reclaimer {
     /// Starts the reclaim task for the app at `upstream`, whose session socket is at
     /// `stream_path` and whose `server.disconnectedSessionTTL` is `ttl`.
-    pub fn start(upstream: Upstream, stream_path: String, ttl: Duration) -> Self {
+    pub fn start(
+        upstream: Upstream,
+        stream_path: String,
+        ttl: Duration,
+        after: Option<AfterReclaim>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(rx, upstream, stream_path));
+        tokio::spawn(run(rx, upstream, stream_path, after));
         Self {
             due: tx,
             delay: ttl + MARGIN,
@@ -51,7 +68,12 @@ impl Reclaimer {
     }
 }
 
-async fn run(mut requests: mpsc::UnboundedReceiver<Instant>, upstream: Upstream, path: String) {
+async fn run(
+    mut requests: mpsc::UnboundedReceiver<Instant>,
+    upstream: Upstream,
+    path: String,
+    after: Option<AfterReclaim>,
+) {
     let mut due: VecDeque<Instant> = VecDeque::new();
     loop {
         let next = due.front().copied();
@@ -70,7 +92,12 @@ async fn run(mut requests: mpsc::UnboundedReceiver<Instant>, upstream: Upstream,
                     due.pop_front();
                 }
                 match timeout(POKE_TIMEOUT, poke(&upstream, &path)).await {
-                    Ok(Ok(())) => tracing::debug!("asked the app to release closed sessions"),
+                    Ok(Ok(())) => {
+                        tracing::debug!("asked the app to release closed sessions");
+                        if let Some(after) = &after {
+                            after();
+                        }
+                    }
                     Ok(Err(e)) => tracing::warn!(error = %e, "could not ask the app to release closed sessions"),
                     Err(_) => tracing::warn!("asking the app to release closed sessions timed out"),
                 }
@@ -107,15 +134,53 @@ pub async fn poke(upstream: &Upstream, path: &str) -> std::io::Result<()> {
             "the app refused the upgrade: {line}"
         )));
     }
-    let mut frame = Vec::with_capacity(16);
+    let mut frames = Vec::with_capacity(32);
     encode_frame(
-        &mut frame,
+        &mut frames,
+        Opcode::Binary,
+        true,
+        &SET_RUN_ON_SAVE_OFF,
+        Some(rand::random()),
+    );
+    stream.write_all(&frames).await?;
+
+    // Wait for the app's answer: a binary message on this connection. Bytes that came with
+    // the upgrade response are the start of the stream.
+    let body_start = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(head.len(), |i| i + 4);
+    let mut reader = FrameReader::new(Role::FromServer, u64::MAX);
+    let mut answered = false;
+    let mut pending = head.split_off(body_start);
+    loop {
+        reader
+            .feed(&pending, &mut |event| {
+                if let FrameEvent::End(header) = event {
+                    answered |= header.opcode == Opcode::Binary;
+                }
+            })
+            .map_err(std::io::Error::other)?;
+        if answered {
+            break;
+        }
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::Error::other("the app closed before answering"));
+        }
+        pending.clear();
+        pending.extend_from_slice(&buf[..n]);
+    }
+
+    let mut close = Vec::with_capacity(16);
+    encode_frame(
+        &mut close,
         Opcode::Close,
         true,
         &close_payload(1000, ""),
         Some(rand::random()),
     );
-    stream.write_all(&frame).await?;
+    stream.write_all(&close).await?;
     // Wait for the app to close its side, so the close has been processed when we return.
     while stream.read(&mut buf).await? > 0 {}
     Ok(())

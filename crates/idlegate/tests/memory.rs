@@ -1,0 +1,191 @@
+//! Memory reclaim: tab sessions that idlegate ends, or whose tabs were simply closed, must
+//! really give their memory back to the system, in launcher mode and with `--upstream`.
+//!
+//! The app keeps 50 MiB per session in `st.session_state`. Streamlit on its own keeps closed
+//! sessions' memory until some later session disconnects, which may be never.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use testkit::gateway::{GatewayProcess, TestGateway};
+use testkit::proc::{children_of, try_rss_bytes};
+use testkit::venv::{repo_path, streamlit_bin};
+use testkit::{wait_until, StClient, StreamlitApp, StreamlitOptions};
+use tokio::time::Instant;
+
+const SESSIONS: usize = 5;
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / MIB
+}
+
+/// Opens `SESSIONS` tabs and waits until each holds its 50 MiB; returns them and the peak RSS.
+async fn open_heavy_tabs(url: &str, pid: u32, baseline: u64) -> Result<(Vec<StClient>, u64)> {
+    let (tabs, ()) = open_heavy_tabs_n(url, SESSIONS).await?;
+    let peak = wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        async || {
+            let rss = try_rss_bytes(pid)?;
+            ensure!(
+                rss >= baseline + (SESSIONS as u64) * 45 * 1024 * 1024,
+                "sessions hold only {:.0} MiB so far",
+                mib(rss.saturating_sub(baseline))
+            );
+            Ok(rss)
+        },
+    )
+    .await?;
+    Ok((tabs, peak))
+}
+
+/// Waits until at least 80% of what the sessions added is given back, within 30 s of `ended`.
+async fn assert_reclaimed(pid: u32, baseline: u64, peak: u64, ended: Instant) -> Result<Duration> {
+    let added = peak - baseline;
+    let limit = Duration::from_secs(30).saturating_sub(ended.elapsed());
+    let result = wait_until(limit, Duration::from_millis(250), async || {
+        let rss = try_rss_bytes(pid)?;
+        let given_back = peak.saturating_sub(rss) as f64 / added as f64;
+        ensure!(
+            given_back >= 0.8,
+            "RSS {:.0} MiB: given back {:.0}% of the {:.0} MiB the sessions added",
+            mib(rss),
+            given_back * 100.0,
+            mib(added)
+        );
+        Ok(given_back)
+    })
+    .await
+    .context("memory was not given back within 30 s of the sessions ending")?;
+    let took = ended.elapsed();
+    eprintln!(
+        "baseline {:.0} MiB, peak {:.0} MiB, gave back {:.0}% {:.1} s after the end",
+        mib(baseline),
+        mib(peak),
+        result * 100.0,
+        took.as_secs_f64()
+    );
+    Ok(took)
+}
+
+fn streamlit_child(idlegate_pid: u32) -> Result<u32> {
+    children_of(idlegate_pid)
+        .into_iter()
+        .next()
+        .context("idlegate has no child process")
+}
+
+#[tokio::test]
+async fn launcher_mode_frees_the_memory_of_idle_ended_sessions_within_30_s() -> Result<()> {
+    let bin = Path::new(env!("CARGO_BIN_EXE_idlegate"));
+    let streamlit = streamlit_bin();
+    let app = repo_path("tests/apps/memory.py");
+    // Default reconnect grace and app TTL: the defaults must meet the 30 s target.
+    let gw = GatewayProcess::start(
+        bin,
+        &[
+            "--idle-timeout",
+            "4s",
+            "--",
+            streamlit.to_str().context("venv path")?,
+            "run",
+            app.to_str().context("app path")?,
+        ],
+    )
+    .await?;
+    let pid = streamlit_child(gw.pid())?;
+    let baseline = try_rss_bytes(pid)?;
+    let (mut tabs, peak) = open_heavy_tabs(&gw.url(), pid, baseline).await?;
+
+    for tab in &mut tabs {
+        let url = tab.wait_for_auth_redirect(Duration::from_secs(15)).await?;
+        assert_eq!(url, "/_idlegate/ended?reason=idle");
+    }
+    let ended = Instant::now();
+    // The pages navigate away, as a browser does after the redirect.
+    for tab in &mut tabs {
+        tab.close().await.ok();
+    }
+    assert_reclaimed(pid, baseline, peak, ended)
+        .await
+        .with_context(|| gw.output())?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn upstream_mode_frees_the_memory_of_closed_tabs_after_the_reconnect_grace() -> Result<()> {
+    // What the documentation tells operators to run: Streamlit with a short
+    // disconnectedSessionTTL, and idlegate told the same value.
+    let app = StreamlitApp::start(
+        &repo_path("tests/apps/memory.py"),
+        StreamlitOptions {
+            disconnected_session_ttl_secs: Some(5),
+            ..StreamlitOptions::default()
+        },
+    )
+    .await?;
+    let gw = TestGateway::start(
+        &app.base_url(),
+        "[tabs]\nidle_timeout = \"1h\"\nreconnect_grace = \"3s\"\n\
+         [app]\ndisconnected_session_ttl = \"5s\"\n",
+    )
+    .await?;
+    let pid = app.pid();
+    // Another person keeps working in a tab of their own the whole time. Without the
+    // launcher's collection hook, Python frees a session caught in a reference cycle at the
+    // end of the next script run of any tab; this person's next click is that run.
+    let (mut other, _) = open_heavy_tabs_n(&gw.url(), 1).await?;
+    let baseline = try_rss_bytes(pid)?;
+    let (tabs, peak) = open_heavy_tabs(&gw.url(), pid, baseline).await?;
+
+    // The person closes the tabs.
+    drop(tabs);
+    let closed = Instant::now();
+    wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        async || {
+            ensure!(
+                gw.tracker().len() == 1,
+                "{} tabs still open",
+                gw.tracker().len() - 1
+            );
+            Ok(())
+        },
+    )
+    .await?;
+    let ended = Instant::now();
+    eprintln!(
+        "tabs ended as closed {:.1} s after closing",
+        (ended - closed).as_secs_f64()
+    );
+    let clicking = async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            other[0].send_rerun(false).await?;
+            other[0].run_until_finished(Duration::from_secs(20)).await?;
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), anyhow::Error>(())
+    };
+    tokio::select! {
+        reclaimed = assert_reclaimed(pid, baseline, peak, ended) => {
+            reclaimed.with_context(|| app.output())?;
+        }
+        stopped = clicking => stopped?,
+    }
+    Ok(())
+}
+
+async fn open_heavy_tabs_n(url: &str, n: usize) -> Result<(Vec<StClient>, ())> {
+    let mut tabs = Vec::new();
+    for _ in 0..n {
+        let mut tab = StClient::connect(url, None).await?;
+        tab.send_rerun(false).await?;
+        tab.run_until_finished(Duration::from_secs(60)).await?;
+        tabs.push(tab);
+    }
+    Ok((tabs, ()))
+}
