@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use idlegate::cli::Cli;
 use idlegate::config::{Config, Sources};
-use idlegate::launcher::{self, LaunchedApp};
+use idlegate::launcher::{self, LaunchError, LaunchedApp};
 use idlegate::tracker::EndReason;
 use idlegate::Server;
 use nix::sys::signal::Signal;
@@ -85,7 +85,11 @@ async fn run(command: Vec<String>, mut config: Config) -> anyhow::Result<ExitCod
 
     let shutdown_timeout = config.launcher.shutdown_timeout;
     let mut app: LaunchedApp = tokio::select! {
-        app = launcher::launch(&command, &config) => app?,
+        app = launcher::launch(&command, &config) => match app {
+            Ok(app) => app,
+            Err(LaunchError::Command(message)) => return Ok(usage_error(&message)),
+            Err(e) => return Err(e.into()),
+        },
         _ = terminate.recv() => return Ok(ExitCode::SUCCESS),
         _ = interrupt.recv() => return Ok(ExitCode::SUCCESS),
     };

@@ -172,3 +172,76 @@ fn unknown_env_key_and_missing_file_are_errors() {
     .to_string();
     assert!(e.contains("does not exist"), "{e}");
 }
+
+/// Every key path of the config, from the raw structs themselves.
+fn key_paths() -> Vec<String> {
+    fn walk(prefix: &str, value: &toml::Value, out: &mut Vec<String>) {
+        if let toml::Value::Table(table) = value {
+            for (key, inner) in table {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                if inner.is_table() {
+                    walk(&path, inner, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+    }
+    let mut raw = RawConfig::default();
+    raw.upstream = Some("http://127.0.0.1:8501".into());
+    let value = toml::Value::try_from(raw).unwrap();
+    let mut out = Vec::new();
+    walk("", &value, &mut out);
+    out
+}
+
+fn repo_file(rel: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn shipped_example_config_parses_to_the_defaults() {
+    let text = repo_file("examples/idlegate.toml");
+    let raw = Config::merge(&Sources {
+        toml: Some(text.clone()),
+        ..Sources::default()
+    })
+    .unwrap();
+    assert_eq!(
+        raw,
+        RawConfig::default(),
+        "the example must show the defaults"
+    );
+    Config::from_raw(raw).unwrap();
+    for key in key_paths() {
+        let leaf = key.rsplit('.').next().unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start_matches("# ").starts_with(&format!("{leaf} ="))),
+            "examples/idlegate.toml does not show {key}"
+        );
+    }
+}
+
+#[test]
+fn every_key_is_in_the_configuration_reference() {
+    let docs = repo_file("docs/configuration.md");
+    for key in key_paths() {
+        assert!(
+            docs.contains(&format!("`{key}`")),
+            "docs/configuration.md does not document {key}"
+        );
+        let env = format!("IDLEGATE_{}", key.to_uppercase().replace('.', "__"));
+        assert!(
+            docs.contains(&env),
+            "docs/configuration.md does not name {env}"
+        );
+    }
+}

@@ -1,0 +1,112 @@
+//! Command-line and configuration errors: exit code 2 with one line naming the key.
+
+use std::path::Path;
+use std::process::Output;
+
+fn idlegate(args: &[&str], env: &[(&str, &str)]) -> Output {
+    std::process::Command::new(Path::new(env!("CARGO_BIN_EXE_idlegate")))
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("idlegate runs")
+}
+
+fn assert_usage_error(output: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+}
+
+#[test]
+fn a_bad_flag_value_names_the_key() {
+    let out = idlegate(
+        &[
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--idle-timeout",
+            "15 min utes",
+        ],
+        &[],
+    );
+    assert_usage_error(&out, "tabs.idle_timeout");
+    let out = idlegate(&["--upstream", "127.0.0.1:9"], &[]);
+    assert_usage_error(&out, "upstream");
+    let out = idlegate(
+        &["--upstream", "http://127.0.0.1:9", "--listen", "nowhere"],
+        &[],
+    );
+    assert_usage_error(&out, "listen");
+}
+
+#[test]
+fn a_bad_environment_value_names_the_key() {
+    let out = idlegate(
+        &["--upstream", "http://127.0.0.1:9"],
+        &[("IDLEGATE_TABS__MAX_LIFETIME", "forever")],
+    );
+    assert_usage_error(&out, "tabs.max_lifetime");
+    let out = idlegate(
+        &["--upstream", "http://127.0.0.1:9"],
+        &[("IDLEGATE_TABZ__X", "1")],
+    );
+    assert_usage_error(&out, "tabz");
+}
+
+#[test]
+fn a_bad_config_file_names_the_key() {
+    let dir = std::env::temp_dir().join(format!("idlegate-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(
+        &file,
+        "upstream = \"http://127.0.0.1:9\"\n[tabs]\nidle_timout = \"5m\"\n",
+    )
+    .unwrap();
+    let out = idlegate(&["--config", file.to_str().unwrap()], &[]);
+    assert_usage_error(&out, "tabs.idle_timout: unknown key");
+    std::fs::write(&file, "[tabs\n").unwrap();
+    let out = idlegate(&["--config", file.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = idlegate(&["--config", "/nonexistent/idlegate.toml"], &[]);
+    assert_usage_error(&out, "does not exist");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_app_must_be_named_exactly_once() {
+    let out = idlegate(&[], &[]);
+    assert_usage_error(&out, "--upstream");
+    let out = idlegate(
+        &[
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--",
+            "streamlit",
+            "run",
+            "a.py",
+        ],
+        &[],
+    );
+    assert_usage_error(&out, "not both");
+    let out = idlegate(&["--", "python", "app.py"], &[]);
+    assert_usage_error(&out, "streamlit run");
+}
+
+#[test]
+fn help_lists_the_flags() {
+    let out = idlegate(&["--help"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--upstream",
+        "--idle-timeout",
+        "--max-lifetime",
+        "--config",
+        "--log-format",
+    ] {
+        assert!(text.contains(flag), "{flag} missing from --help");
+    }
+}
