@@ -191,8 +191,10 @@ fn key_paths() -> Vec<String> {
             }
         }
     }
-    let mut raw = RawConfig::default();
-    raw.upstream = Some("http://127.0.0.1:8501".into());
+    let raw = RawConfig {
+        upstream: Some("http://127.0.0.1:8501".into()),
+        ..RawConfig::default()
+    };
     let value = toml::Value::try_from(raw).unwrap();
     let mut out = Vec::new();
     walk("", &value, &mut out);
