@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use testkit::gateway::TestGateway;
-use testkit::venv::{repo_path, workspace_root};
-use testkit::{wait_until, Browser, StreamlitApp, StreamlitOptions};
+use testkit::venv::workspace_root;
+use testkit::{wait_until, Browser, StreamlitApp};
 use tokio::time::Instant;
 
 /// How long a page may take to load and render its first script run.
@@ -31,16 +31,7 @@ fn button(label: &str) -> String {
 }
 
 async fn streamlit(app: &str) -> Result<StreamlitApp> {
-    StreamlitApp::start(
-        &repo_path(format!("tests/apps/{app}")),
-        StreamlitOptions {
-            // What idlegate's launcher would set (app.disconnected_session_ttl).
-            disconnected_session_ttl_secs: Some(20),
-            ..StreamlitOptions::default()
-        },
-    )
-    .await
-    .with_context(|| format!("starting Streamlit with {app}"))
+    StreamlitApp::test_app(app, None).await
 }
 
 async fn gateway(app: &StreamlitApp, idle_timeout: &str) -> Result<TestGateway> {

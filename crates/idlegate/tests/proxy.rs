@@ -5,20 +5,12 @@ use std::time::Duration;
 
 use anyhow::Result;
 use testkit::gateway::TestGateway;
-use testkit::venv::repo_path;
-use testkit::{free_port, StClient, StreamlitApp, StreamlitOptions};
+use testkit::{free_port, StClient, StreamlitApp};
 
 async fn streamlit(app: &str, base: Option<&str>) -> StreamlitApp {
-    StreamlitApp::start(
-        &repo_path(format!("tests/apps/{app}")),
-        StreamlitOptions {
-            disconnected_session_ttl_secs: Some(20),
-            base_url_path: base.map(str::to_owned),
-            ..StreamlitOptions::default()
-        },
-    )
-    .await
-    .expect("streamlit starts")
+    StreamlitApp::test_app(app, base)
+        .await
+        .expect("streamlit starts")
 }
 
 /// Sends raw bytes and returns the raw response (for what an HTTP client would refuse to send).

@@ -6,23 +6,15 @@ use std::time::Duration;
 use anyhow::{ensure, Result};
 use testkit::gateway::TestGateway;
 use testkit::stproto::RerunRequest;
-use testkit::venv::repo_path;
-use testkit::{wait_until, StClient, StEvent, StreamlitApp, StreamlitOptions};
+use testkit::{wait_until, StClient, StEvent, StreamlitApp};
 use tokio::time::Instant;
 
 const RUN: Duration = Duration::from_secs(20);
 
 async fn streamlit(app: &str) -> StreamlitApp {
-    StreamlitApp::start(
-        &repo_path(format!("tests/apps/{app}")),
-        StreamlitOptions {
-            // What idlegate's launcher would set (app.disconnected_session_ttl).
-            disconnected_session_ttl_secs: Some(20),
-            ..StreamlitOptions::default()
-        },
-    )
-    .await
-    .expect("streamlit starts")
+    StreamlitApp::test_app(app, None)
+        .await
+        .expect("streamlit starts")
 }
 
 async fn gateway(app: &StreamlitApp, tabs: &str) -> TestGateway {

@@ -94,6 +94,22 @@ pub struct StreamlitApp {
 }
 
 impl StreamlitApp {
+    /// Starts one of the test apps in `tests/apps/` (like `"counter.py"`), under `base_path`
+    /// if given, with `server.disconnectedSessionTTL` at 20 s: what idlegate's launcher sets
+    /// by default (`app.disconnected_session_ttl`).
+    pub async fn test_app(app: &str, base_path: Option<&str>) -> Result<StreamlitApp> {
+        Self::start(
+            &crate::venv::repo_path(format!("tests/apps/{app}")),
+            StreamlitOptions {
+                disconnected_session_ttl_secs: Some(20),
+                base_url_path: base_path.map(str::to_owned),
+                ..StreamlitOptions::default()
+            },
+        )
+        .await
+        .with_context(|| format!("starting Streamlit with tests/apps/{app}"))
+    }
+
     /// Starts `streamlit run <app>` on a free port and waits until
     /// `GET <base>/_stcore/health` returns 200.
     ///
