@@ -21,7 +21,7 @@ pub mod launcher;
 pub mod logging;
 pub mod pages;
 pub mod proxy;
-mod redact;
+pub(crate) mod redact;
 pub mod routes;
 pub mod server;
 pub mod tracker;

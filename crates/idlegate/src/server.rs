@@ -21,7 +21,7 @@ use crate::apps::streamlit::Streamlit;
 use crate::apps::App;
 use crate::config::{AppKind, Config};
 use crate::dispatch::Gateway;
-use crate::proxy::upstream_client;
+use crate::proxy::{release, upstream_client};
 use crate::routes::{self, RouteState};
 use crate::tracker::{EndReason, Tracker};
 
@@ -76,7 +76,14 @@ impl Server {
     ) -> Result<Self, StartError> {
         let upstream = config.upstream.clone().ok_or(StartError::NoUpstream)?;
         let config = Arc::new(config);
-        let tracker = Tracker::start(config.tabs.clone());
+        let client = upstream_client(config.proxy.connect_timeout);
+        let (releases, release_queue) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(release::run(
+            release_queue,
+            client.clone(),
+            upstream.clone(),
+        ));
+        let tracker = Tracker::with_releases(config.tabs.clone(), Some(releases));
         let app: Arc<dyn App> = match config.app.kind {
             AppKind::Streamlit => {
                 let base = &config.app.base_path;
@@ -89,7 +96,6 @@ impl Server {
                 Arc::new(Streamlit::new(base, Some(reclaimer)))
             }
         };
-        let client = upstream_client(config.proxy.connect_timeout);
         let routes = routes::router(RouteState {
             client: client.clone(),
             upstream: upstream.clone(),

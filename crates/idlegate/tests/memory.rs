@@ -189,3 +189,88 @@ async fn open_heavy_tabs_n(url: &str, n: usize) -> Result<(Vec<StClient>, ())> {
     }
     Ok((tabs, ()))
 }
+
+/// Uploads `bytes` as one file for `session`, the way the page's file uploader does.
+async fn upload(gw_url: &str, session: &str, file_id: &str, bytes: usize) -> Result<u16> {
+    let health = testkit::http::get(&format!("{gw_url}/_stcore/health")).await?;
+    let cookie = health
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .next()
+                .filter(|c| c.starts_with("_streamlit_xsrf="))
+        })
+        .context("the app sets its XSRF cookie")?
+        .to_owned();
+    let token = cookie.trim_start_matches("_streamlit_xsrf=").to_owned();
+    let boundary = "idlegateTestBoundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"data.bin\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend((0..bytes).map(|i| (i * 7919 % 251) as u8));
+    body.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
+    let request = http::Request::put(format!("{gw_url}/_stcore/upload_file/{session}/{file_id}"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .header("cookie", &cookie)
+        .header("x-xsrftoken", &token)
+        .body(body.into())?;
+    Ok(testkit::http::send(request).await?.status.as_u16())
+}
+
+#[tokio::test]
+async fn an_upload_is_activity_and_its_file_is_released_when_the_tab_ends() -> Result<()> {
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let gw = TestGateway::start(&app.base_url(), "[tabs]\nidle_timeout = \"4s\"\n").await?;
+    let mut tab = StClient::connect(&gw.url(), None).await?;
+    tab.send_rerun(false).await?;
+    tab.run_until_finished(Duration::from_secs(20)).await?;
+    let session = tab.session_id().context("session id")?.to_owned();
+    let baseline = try_rss_bytes(app.pid())?;
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = upload(&gw.url(), &session, "file-1", 40 << 20).await?;
+    assert_eq!(status, 204, "the app accepted the upload");
+    let uploaded = Instant::now();
+    let holding = try_rss_bytes(app.pid())?;
+    assert!(
+        holding >= baseline + (35 << 20),
+        "the upload is held: {:.0} -> {:.0} MiB",
+        mib(baseline),
+        mib(holding)
+    );
+
+    // The upload counted as activity: the tab ends 4 s after it, not 4 s after the run.
+    tab.wait_for_auth_redirect(Duration::from_secs(10)).await?;
+    let after = uploaded.elapsed();
+    assert!(
+        after >= Duration::from_millis(3500),
+        "ended {after:?} after the upload"
+    );
+    tab.close().await.ok();
+
+    wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(200),
+        async || {
+            let rss = try_rss_bytes(app.pid())?;
+            ensure!(
+                rss < baseline + (10 << 20),
+                "RSS still {:.0} MiB (baseline {:.0} MiB)",
+                mib(rss),
+                mib(baseline)
+            );
+            Ok(())
+        },
+    )
+    .await
+    .with_context(|| app.output())?;
+    Ok(())
+}

@@ -198,14 +198,37 @@ async fn max_lifetime_ends_even_an_active_tab() -> Result<()> {
     let app = streamlit("counter.py").await;
     let gw = gateway(&app, "idle_timeout = \"1h\"\nmax_lifetime = \"4s\"").await;
     let (mut tab, _) = open_tab(&gw).await?;
+    // Keep interacting, never idle for more than about a second.
+    let start = Instant::now();
     let url = loop {
+        ensure!(
+            start.elapsed() < Duration::from_secs(15),
+            "the tab was never ended"
+        );
         tab.send_rerun(false).await?;
-        match tab.next_event(Duration::from_secs(1)).await? {
-            StEvent::AuthRedirect { url } => break url,
-            StEvent::Closed { .. } => anyhow::bail!("closed without a redirect"),
-            _ => {}
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut redirected = None;
+        while let Ok(event) = tab
+            .next_event(deadline.saturating_duration_since(Instant::now()))
+            .await
+        {
+            match event {
+                StEvent::AuthRedirect { url } => {
+                    redirected = Some(url);
+                    break;
+                }
+                StEvent::Closed { code, reason } => {
+                    anyhow::bail!("closed ({code:?}, {reason}) without a redirect")
+                }
+                _ => {}
+            }
+        }
+        if let Some(url) = redirected {
+            break url;
         }
     };
+    let lived = start.elapsed();
+    assert!(lived <= Duration::from_secs(5), "ended late: {lived:?}");
     assert_eq!(url, "/_idlegate/ended?reason=max_lifetime");
     Ok(())
 }

@@ -8,7 +8,19 @@ pub mod streamlit;
 
 use http::{HeaderMap, Method};
 
-use crate::tracker::Signal;
+use crate::tracker::{Release, Signal};
+
+/// What an HTTP request did to the files a tab uploaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadEvent {
+    /// A file was stored for `app_session`; `release` frees it again.
+    Stored {
+        app_session: String,
+        release: Release,
+    },
+    /// The page removed the file at `path` itself.
+    Removed { app_session: String, path: String },
+}
 
 /// A malformed app message.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +50,10 @@ pub trait App: Send + Sync + 'static {
     /// The app session an HTTP request acts for, when the request is a person's activity
     /// (an upload, say).
     fn request_activity(&self, method: &Method, path: &str) -> Option<String>;
+    /// What the request does to a tab's uploaded files, if anything. For `Stored`, the caller
+    /// records the release only once the app accepted the upload.
+    fn upload_event(&self, method: &Method, path: &str, headers: &HeaderMap)
+        -> Option<UploadEvent>;
     /// The app message that makes the page navigate to `url`, if the app has one.
     fn redirect_message(&self, url: &str) -> Option<Vec<u8>>;
     /// Path of the app's health check.

@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 
 use super::headers::{remove_hop_by_hop, set_forwarded};
 use super::Body;
+use crate::apps::UploadEvent;
 use crate::dispatch::Gateway;
 use crate::error::ProxyError;
 
@@ -24,6 +25,9 @@ pub async fn forward(
     if let Some(session) = gateway.app.request_activity(req.method(), req.uri().path()) {
         gateway.tracker.activity_for_app_session(&session);
     }
+    let upload = gateway
+        .app
+        .upload_event(req.method(), req.uri().path(), req.headers());
     let (mut parts, body) = req.into_parts();
     prepare_request_head(gateway, &mut parts, peer)?;
     let request = Request::from_parts(parts, Body::new(body));
@@ -37,6 +41,18 @@ pub async fn forward(
             ProxyError::Upstream(Box::new(e))
         }
     })?;
+    match upload {
+        Some(UploadEvent::Stored {
+            app_session,
+            release,
+        }) if response.status().is_success() => {
+            gateway.tracker.record_release(&app_session, release);
+        }
+        Some(UploadEvent::Removed { app_session, path }) => {
+            gateway.tracker.forget_release(&app_session, &path);
+        }
+        _ => {}
+    }
     let (mut parts, body) = response.into_parts();
     remove_hop_by_hop(&mut parts.headers);
     Ok(Response::from_parts(parts, Body::new(body)))

@@ -5,6 +5,7 @@ pub mod forward;
 pub mod frame;
 pub mod headers;
 pub mod relay;
+pub mod release;
 pub mod websocket;
 
 /// Body type of every response idlegate sends.

@@ -30,6 +30,20 @@ pub type TabId = u64;
 const TOMBSTONE_TTL: Duration = Duration::from_secs(3600);
 /// At most this many ended ids are remembered; the oldest are forgotten first.
 const TOMBSTONE_CAP: usize = 100_000;
+/// At most this many releases are kept per tab; past that the oldest are dropped.
+const RELEASE_CAP: usize = 256;
+
+/// A request that makes the app free something it holds for a tab (an uploaded file),
+/// replayed when the tab ends: the app drops a session's memory, but not always what was
+/// uploaded to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    pub method: http::Method,
+    /// Path (and query) on the app.
+    pub path: String,
+    /// Headers the app needs to accept the request (its CSRF token, say).
+    pub headers: http::HeaderMap,
+}
 
 /// What a connection tells the tracker, already translated from the app's protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +88,7 @@ struct Shared {
     next_id: AtomicU64,
     registry: Mutex<Registry>,
     reaper: mpsc::UnboundedSender<TabId>,
+    releases: Option<mpsc::UnboundedSender<Vec<Release>>>,
 }
 
 #[derive(Default)]
@@ -100,6 +115,7 @@ struct TabInner {
     connection: Option<(u64, watch::Sender<Option<Ending>>)>,
     generation: u64,
     ended: Option<EndReason>,
+    releases: Vec<Release>,
 }
 
 /// A connection's link to its tab. Dropping it without [`TabConnection::closed`] counts as
@@ -117,6 +133,15 @@ pub struct TabConnection {
 impl Tracker {
     /// Creates a tracker and starts its reaper on the current tokio runtime.
     pub fn start(policy: TabPolicy) -> Self {
+        Self::with_releases(policy, None)
+    }
+
+    /// Like [`Tracker::start`]; the [`Release`]s of every tab that ends are sent to
+    /// `releases`, for the caller to replay to the app.
+    pub fn with_releases(
+        policy: TabPolicy,
+        releases: Option<mpsc::UnboundedSender<Vec<Release>>>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let tracker = Self {
             shared: Arc::new(Shared {
@@ -125,6 +150,7 @@ impl Tracker {
                 next_id: AtomicU64::new(1),
                 registry: Mutex::new(Registry::default()),
                 reaper: tx,
+                releases,
             }),
         };
         tokio::spawn(reaper::run(Arc::downgrade(&tracker.shared), rx));
@@ -194,6 +220,7 @@ impl Tracker {
                 connection: Some((1, tx)),
                 generation: 1,
                 ended: None,
+                releases: Vec::new(),
             }),
         });
         if let Some(app_session) = resume {
@@ -252,17 +279,37 @@ impl Tracker {
     /// Records activity for the tab holding `app_session` (an upload, say). Unknown ids are
     /// ignored: they belong to no tab this process tracks.
     pub fn activity_for_app_session(&self, app_session: &str) {
-        let tab = {
-            let registry = self.registry();
-            registry
-                .by_app_session
-                .get(app_session)
-                .and_then(|id| registry.tabs.get(id))
-                .cloned()
-        };
-        if let Some(tab) = tab {
+        if let Some(tab) = self.tab_of(app_session) {
             self.touch(&tab);
         }
+    }
+
+    /// Remembers a release for the tab holding `app_session`, to replay when it ends.
+    pub fn record_release(&self, app_session: &str, release: Release) {
+        if let Some(tab) = self.tab_of(app_session) {
+            let mut inner = lock(&tab.inner);
+            inner.releases.retain(|r| r.path != release.path);
+            if inner.releases.len() >= RELEASE_CAP {
+                inner.releases.remove(0);
+            }
+            inner.releases.push(release);
+        }
+    }
+
+    /// Forgets the release for `path` (the page already released it itself).
+    pub fn forget_release(&self, app_session: &str, path: &str) {
+        if let Some(tab) = self.tab_of(app_session) {
+            lock(&tab.inner).releases.retain(|r| r.path != path);
+        }
+    }
+
+    fn tab_of(&self, app_session: &str) -> Option<Arc<Tab>> {
+        let registry = self.registry();
+        registry
+            .by_app_session
+            .get(app_session)
+            .and_then(|id| registry.tabs.get(id))
+            .cloned()
     }
 
     /// Ends a tab session now. Returns `false` if it had already ended.
@@ -285,6 +332,10 @@ impl Tracker {
             return false;
         }
         inner.ended = Some(reason);
+        let releases = std::mem::take(&mut inner.releases);
+        if let (Some(queue), false) = (&self.shared.releases, releases.is_empty()) {
+            let _ = queue.send(releases);
+        }
         if let Some((_, conn)) = inner.connection.take() {
             let _ = conn.send(Some(Ending {
                 reason,

@@ -210,3 +210,28 @@ async fn many_tabs_end_on_time_from_one_queue() {
         assert_eq!(c.ended().await.reason, EndReason::Idle);
     }
 }
+
+fn release(path: &str) -> Release {
+    Release {
+        method: http::Method::DELETE,
+        path: path.into(),
+        headers: http::HeaderMap::new(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn releases_of_an_ended_tab_are_handed_over_once() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let tracker = Tracker::with_releases(policy(600), Some(tx));
+    let conn = tracker.connect(None).unwrap();
+    conn.signal(Signal::SessionId("s1".into()));
+    tracker.record_release("s1", release("/u/s1/a"));
+    tracker.record_release("s1", release("/u/s1/b"));
+    tracker.record_release("s1", release("/u/s1/a"));
+    tracker.forget_release("s1", "/u/s1/b");
+    tracker.record_release("unknown", release("/u/x/c"));
+    assert!(tracker.end(conn.tab_id(), EndReason::Idle));
+    assert_eq!(rx.recv().await.unwrap(), vec![release("/u/s1/a")]);
+    assert!(!tracker.end(conn.tab_id(), EndReason::Idle));
+    assert!(rx.try_recv().is_err());
+}

@@ -24,8 +24,8 @@ use std::time::Duration;
 use http::{HeaderMap, Method};
 use tokio::time::Instant;
 
-use super::{App, DecodeError, MessageDecoder};
-use crate::tracker::{RunCause, Signal};
+use super::{App, DecodeError, MessageDecoder, UploadEvent};
+use crate::tracker::{Release, RunCause, Signal};
 use message::{BackMsgKind, BackMsgScanner, ForwardMsgScanner};
 
 /// A page's rerun request this soon after its socket opened is the page's own automatic rerun.
@@ -85,6 +85,29 @@ impl App for Streamlit {
         (!session.is_empty()).then(|| session.to_owned())
     }
 
+    fn upload_event(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Option<UploadEvent> {
+        let app_session = self.request_activity(method, path)?;
+        if method == Method::DELETE {
+            return Some(UploadEvent::Removed {
+                app_session,
+                path: path.to_owned(),
+            });
+        }
+        Some(UploadEvent::Stored {
+            app_session,
+            release: Release {
+                method: Method::DELETE,
+                path: path.to_owned(),
+                headers: xsrf_headers(headers),
+            },
+        })
+    }
+
     fn redirect_message(&self, url: &str) -> Option<Vec<u8>> {
         Some(message::encode_auth_redirect(url))
     }
@@ -102,6 +125,32 @@ impl App for Streamlit {
             reclaimer.session_closed();
         }
     }
+}
+
+/// Name of Streamlit's XSRF cookie, which its upload routes compare with `X-Xsrftoken`.
+const XSRF_COOKIE: &str = "_streamlit_xsrf";
+
+/// The page's XSRF token and cookie, which an upload's `DELETE` needs too. Only these: no
+/// other cookie of the person is kept.
+fn xsrf_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut kept = HeaderMap::new();
+    if let Some(token) = headers.get("x-xsrftoken") {
+        kept.insert("x-xsrftoken", token.clone());
+    }
+    let cookie = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .find(|c| {
+            c.strip_prefix(XSRF_COOKIE)
+                .is_some_and(|rest| rest.starts_with('='))
+        });
+    if let Some(value) = cookie.and_then(|c| http::HeaderValue::from_str(c).ok()) {
+        kept.insert(http::header::COOKIE, value);
+    }
+    kept
 }
 
 /// Third entry of `Sec-WebSocket-Protocol`: the session the page wants to resume.

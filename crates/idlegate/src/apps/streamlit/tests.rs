@@ -137,3 +137,41 @@ fn redirect_message_is_an_auth_redirect() {
         [0xc2, 0x01, 0x04, 0x0a, 0x02, 0x2f, 0x78]
     );
 }
+
+#[test]
+fn an_upload_keeps_only_the_xsrf_token_and_cookie_for_its_release() {
+    let app = Streamlit::new("", None);
+    let mut headers = HeaderMap::new();
+    headers.insert("x-xsrftoken", HeaderValue::from_static("2|a|b|1"));
+    headers.insert(
+        http::header::COOKIE,
+        HeaderValue::from_static("session=secret; _streamlit_xsrf=2|a|b|1; other=x"),
+    );
+    headers.insert(
+        http::header::AUTHORIZATION,
+        HeaderValue::from_static("Bearer t"),
+    );
+    let path = "/_stcore/upload_file/sid/f1";
+    match app.upload_event(&Method::PUT, path, &headers) {
+        Some(crate::apps::UploadEvent::Stored {
+            app_session,
+            release,
+        }) => {
+            assert_eq!(app_session, "sid");
+            assert_eq!(release.method, Method::DELETE);
+            assert_eq!(release.path, path);
+            assert_eq!(release.headers.len(), 2);
+            assert_eq!(release.headers["cookie"], "_streamlit_xsrf=2|a|b|1");
+            assert_eq!(release.headers["x-xsrftoken"], "2|a|b|1");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(
+        app.upload_event(&Method::DELETE, path, &headers),
+        Some(crate::apps::UploadEvent::Removed {
+            app_session: "sid".into(),
+            path: path.into()
+        })
+    );
+    assert_eq!(app.upload_event(&Method::GET, path, &headers), None);
+}

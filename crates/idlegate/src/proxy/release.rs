@@ -1,0 +1,57 @@
+//! Replaying the [`Release`]s of ended tabs to the app (deleting their uploaded files).
+//!
+//! Streamlit frees an expired session's memory but keeps the files uploaded to it; the same
+//! `DELETE` the page sends when a person removes a file frees them. Releases run one after
+//! another on their own task, never on a request's path.
+
+use std::time::Duration;
+
+use http::Request;
+use tokio::sync::mpsc;
+
+use super::{Body, UpstreamClient};
+use crate::config::Upstream;
+use crate::redact::short_hash;
+use crate::tracker::Release;
+
+/// Longest one release may take.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Replays each batch of releases until the sender is gone.
+pub async fn run(
+    mut batches: mpsc::UnboundedReceiver<Vec<Release>>,
+    client: UpstreamClient,
+    upstream: Upstream,
+) {
+    while let Some(batch) = batches.recv().await {
+        for release in batch {
+            let uri = format!("http://{}{}", upstream.authority(), release.path);
+            let request = Request::builder()
+                .method(release.method.clone())
+                .uri(uri)
+                .body(Body::empty());
+            let mut request = match request {
+                Ok(request) => request,
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipped a release with an invalid path");
+                    continue;
+                }
+            };
+            *request.headers_mut() = release.headers;
+            // The path names the app session; log it hashed.
+            let target = short_hash(&release.path);
+            match tokio::time::timeout(RELEASE_TIMEOUT, client.request(request)).await {
+                Ok(Ok(response)) if response.status().is_success() => {
+                    tracing::debug!(target, "released an ended tab's upload");
+                }
+                Ok(Ok(response)) => {
+                    tracing::warn!(target, status = %response.status(), "the app refused to release an ended tab's upload");
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(target, error = %e, "could not release an ended tab's upload")
+                }
+                Err(_) => tracing::warn!(target, "releasing an ended tab's upload timed out"),
+            }
+        }
+    }
+}
