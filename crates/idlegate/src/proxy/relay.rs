@@ -25,8 +25,10 @@ use super::frame::{
 use crate::apps::{App, DecodeError, MessageDecoder};
 use crate::tracker::{EndReason, Ending, TabConnection};
 
-/// Read buffer per direction.
-const BUFFER: usize = 8 * 1024;
+/// Read buffer per direction while little flows: an idle tab costs this much per direction.
+const BUFFER_MIN: usize = 1024;
+/// Largest read buffer, reached by doubling while reads fill the buffer (a big app message).
+const BUFFER_MAX: usize = 64 * 1024;
 /// How long the browser gets to leave after it was sent away, and the app to finish a frame.
 const LINGER: Duration = Duration::from_secs(3);
 
@@ -192,7 +194,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut ending = conn.ending();
-    let mut buf = vec![0u8; BUFFER];
+    let mut buf = ReadBuffer::new();
     loop {
         tokio::select! {
             biased;
@@ -207,7 +209,7 @@ where
                 let _ = to.shutdown().await;
                 return None;
             }
-            read = from.read(&mut buf) => {
+            read = from.read(buf.space()) => {
                 let n = match read {
                     Ok(0) | Err(_) => {
                         let _ = stop.send(Some(Outcome::BrowserClosed));
@@ -216,13 +218,14 @@ where
                     }
                     Ok(n) => n,
                 };
-                if let Err(e) = inspector.inspect(&buf[..n], conn) {
+                let n = buf.filled(n);
+                if let Err(e) = inspector.inspect(buf.data(n), conn) {
                     tracing::info!(tab = conn.tab_id(), error = %e, "closing a tab connection: bad data from the browser");
                     let _ = stop.send(Some(Outcome::ProtocolError));
                     let _ = to.shutdown().await;
                     return Some(Outcome::ProtocolError);
                 }
-                if to.write_all(&buf[..n]).await.is_err() {
+                if to.write_all(buf.data(n)).await.is_err() {
                     let _ = stop.send(Some(Outcome::AppClosed));
                     return Some(Outcome::AppClosed);
                 }
@@ -247,13 +250,13 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut ending = conn.ending();
-    let mut buf = vec![0u8; BUFFER];
+    let mut buf = ReadBuffer::new();
     loop {
         tokio::select! {
             biased;
             _ = ending.changed() => {
                 let ended = (*ending.borrow()).unwrap_or(Ending { reason: EndReason::Closed, notify_browser: false });
-                if !finish_frame(&mut from, &mut to, inspector, conn, &mut buf).await {
+                if !finish_frame(&mut from, &mut to, inspector, conn, buf.space()).await {
                     return None;
                 }
                 let mut frame = Vec::new();
@@ -270,7 +273,7 @@ where
                 return None;
             }
             _ = stopped.changed() => return None,
-            read = from.read(&mut buf) => {
+            read = from.read(buf.space()) => {
                 let n = match read {
                     Ok(0) | Err(_) => {
                         let _ = to.shutdown().await;
@@ -279,18 +282,57 @@ where
                     }
                     Ok(n) => n,
                 };
-                if let Err(e) = inspector.inspect(&buf[..n], conn) {
+                let n = buf.filled(n);
+                if let Err(e) = inspector.inspect(buf.data(n), conn) {
                     tracing::warn!(tab = conn.tab_id(), error = %e, "closing a tab connection: bad framing from the app");
                     let _ = stop.send(Some(Outcome::ProtocolError));
                     let _ = to.shutdown().await;
                     return Some(Outcome::ProtocolError);
                 }
-                if to.write_all(&buf[..n]).await.is_err() {
+                if to.write_all(buf.data(n)).await.is_err() {
                     let _ = stop.send(Some(Outcome::BrowserClosed));
                     return Some(Outcome::BrowserClosed);
                 }
             }
         }
+    }
+}
+
+/// A read buffer that stays small while a tab is idle and grows while data streams.
+struct ReadBuffer {
+    bytes: Vec<u8>,
+}
+
+impl ReadBuffer {
+    fn new() -> Self {
+        Self {
+            bytes: vec![0; BUFFER_MIN],
+        }
+    }
+
+    /// Where the next read goes.
+    fn space(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+
+    /// The first `n` bytes, as read.
+    fn data(&self, n: usize) -> &[u8] {
+        &self.bytes[..n]
+    }
+
+    /// Records that a read returned `n` bytes and sizes the buffer for the next one: double
+    /// after a full read, back to the minimum after a small one. Returns `n`.
+    fn filled(&mut self, n: usize) -> usize {
+        let len = self.bytes.len();
+        if n == len && len < BUFFER_MAX {
+            // Keep the bytes just read; the caller uses them before the next read.
+            self.bytes.resize(len * 2, 0);
+        } else if n <= BUFFER_MIN / 2 && len > BUFFER_MIN {
+            let mut small = vec![0; BUFFER_MIN];
+            small[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = small;
+        }
+        n
     }
 }
 

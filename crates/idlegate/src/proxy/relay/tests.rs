@@ -192,3 +192,39 @@ async fn text_frames_from_the_browser_are_relayed_not_decoded() {
     h.browser.write_all(&text).await.unwrap();
     assert_eq!(read_exactly(&mut h.app, text.len()).await, text);
 }
+
+#[test]
+fn read_buffer_grows_on_full_reads_and_shrinks_when_idle() {
+    let mut buf = ReadBuffer::new();
+    assert_eq!(buf.space().len(), BUFFER_MIN);
+    buf.space().fill(7);
+    assert_eq!(buf.filled(BUFFER_MIN), BUFFER_MIN);
+    assert_eq!(buf.space().len(), 2 * BUFFER_MIN);
+    assert!(
+        buf.data(BUFFER_MIN).iter().all(|b| *b == 7),
+        "bytes read are kept"
+    );
+    for _ in 0..20 {
+        let n = buf.space().len();
+        buf.filled(n);
+    }
+    assert_eq!(buf.space().len(), BUFFER_MAX);
+    buf.space()[..4].copy_from_slice(b"ping");
+    assert_eq!(buf.filled(4), 4);
+    assert_eq!(buf.data(4), b"ping");
+    assert_eq!(buf.space().len(), BUFFER_MIN);
+}
+
+#[tokio::test]
+async fn a_large_message_passes_through_intact() {
+    let mut h = start();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let down = frame(Opcode::Binary, &big, false);
+    let writer = tokio::spawn(async move {
+        h.app.write_all(&down).await.unwrap();
+        (h.app, down)
+    });
+    let got = read_exactly(&mut h.browser, 300_000 + 10).await;
+    let (_app, down) = writer.await.unwrap();
+    assert_eq!(got, down);
+}
