@@ -31,6 +31,26 @@ async fn open_tab(gw: &TestGateway) -> Result<(StClient, Instant)> {
     Ok((client, Instant::now()))
 }
 
+/// Reads what the app sends for `window`. Returns the events and the redirect URL, if the tab
+/// was sent away; fails if the connection closes without a redirect.
+async fn watch(tab: &mut StClient, window: Duration) -> Result<(Vec<StEvent>, Option<String>)> {
+    let deadline = Instant::now() + window;
+    let mut events = Vec::new();
+    while let Ok(event) = tab
+        .next_event(deadline.saturating_duration_since(Instant::now()))
+        .await
+    {
+        match event {
+            StEvent::AuthRedirect { url } => return Ok((events, Some(url))),
+            StEvent::Closed { code, reason } => {
+                anyhow::bail!("closed ({code:?}, {reason}) without a redirect")
+            }
+            other => events.push(other),
+        }
+    }
+    Ok((events, None))
+}
+
 fn count(outcome_markdown: &[&str], prefix: &str) -> Option<u64> {
     outcome_markdown
         .iter()
@@ -90,22 +110,11 @@ async fn fragment_timer_reruns_do_not_keep_an_untouched_tab_alive() -> Result<()
     let mut ticks = 0;
     let url = loop {
         tab.send_fragment_auto_rerun(&fragment_id).await?;
-        let deadline = Instant::now() + Duration::from_secs(1);
-        let mut redirected = None;
-        while let Ok(event) = tab
-            .next_event(deadline.saturating_duration_since(Instant::now()))
-            .await
-        {
-            match event {
-                StEvent::AuthRedirect { url } => {
-                    redirected = Some(url);
-                    break;
-                }
-                StEvent::ScriptFinished(_) => ticks += 1,
-                StEvent::Closed { .. } => break,
-                _ => {}
-            }
-        }
+        let (events, redirected) = watch(&mut tab, Duration::from_secs(1)).await?;
+        ticks += events
+            .iter()
+            .filter(|e| matches!(e, StEvent::ScriptFinished(_)))
+            .count();
         if let Some(url) = redirected {
             break url;
         }
@@ -206,23 +215,7 @@ async fn max_lifetime_ends_even_an_active_tab() -> Result<()> {
             "the tab was never ended"
         );
         tab.send_rerun(false).await?;
-        let deadline = Instant::now() + Duration::from_secs(1);
-        let mut redirected = None;
-        while let Ok(event) = tab
-            .next_event(deadline.saturating_duration_since(Instant::now()))
-            .await
-        {
-            match event {
-                StEvent::AuthRedirect { url } => {
-                    redirected = Some(url);
-                    break;
-                }
-                StEvent::Closed { code, reason } => {
-                    anyhow::bail!("closed ({code:?}, {reason}) without a redirect")
-                }
-                _ => {}
-            }
-        }
+        let (_, redirected) = watch(&mut tab, Duration::from_secs(1)).await?;
         if let Some(url) = redirected {
             break url;
         }
