@@ -126,7 +126,10 @@ impl GatewayProcess {
     pub fn spawn(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<GatewayProcess> {
         let port = free_port();
         let mut command = Command::new(binary);
+        // Its own process group: the app it launches inherits it, so dropping the guard can
+        // stop both even though idlegate, killed outright, cannot stop its child itself.
         command
+            .process_group(0)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(args)
@@ -191,6 +194,17 @@ impl GatewayProcess {
                 )
             })?
             .context("waiting for idlegate")
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id().and_then(|id| i32::try_from(id).ok()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
 
