@@ -22,6 +22,15 @@ pub enum UploadEvent {
     Removed { app_session: String, path: String },
 }
 
+impl UploadEvent {
+    /// The app session the upload belongs to.
+    pub fn app_session(&self) -> &str {
+        match self {
+            Self::Stored { app_session, .. } | Self::Removed { app_session, .. } => app_session,
+        }
+    }
+}
+
 /// A malformed app message.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed app message: {0}")]
@@ -47,11 +56,9 @@ pub trait App: Send + Sync + 'static {
     fn resume_id(&self, headers: &HeaderMap) -> Option<String>;
     /// Decoders for a new session socket: browser→app, then app→browser.
     fn decoders(&self) -> (Box<dyn MessageDecoder>, Box<dyn MessageDecoder>);
-    /// The app session an HTTP request acts for, when the request is a person's activity
-    /// (an upload, say).
-    fn request_activity(&self, method: &Method, path: &str) -> Option<String>;
-    /// What the request does to a tab's uploaded files, if anything. For `Stored`, the caller
-    /// records the release only once the app accepted the upload.
+    /// What the request does to a tab's uploaded files, if anything. Either is a person's
+    /// activity in that tab. For `Stored`, the caller records the release only once the app
+    /// accepted the upload.
     fn upload_event(&self, method: &Method, path: &str, headers: &HeaderMap)
         -> Option<UploadEvent>;
     /// The app message that makes the page navigate to `url`, if the app has one.

@@ -22,12 +22,14 @@ pub async fn forward(
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Response<Body>, ProxyError> {
-    if let Some(session) = gateway.app.request_activity(req.method(), req.uri().path()) {
-        gateway.tracker.activity_for_app_session(&session);
-    }
     let upload = gateway
         .app
         .upload_event(req.method(), req.uri().path(), req.headers());
+    if let Some(event) = &upload {
+        gateway
+            .tracker
+            .activity_for_app_session(event.app_session());
+    }
     let (mut parts, body) = req.into_parts();
     prepare_request_head(gateway, &mut parts, peer)?;
     let request = Request::from_parts(parts, Body::new(body));

@@ -52,6 +52,16 @@ impl Streamlit {
             reclaimer,
         }
     }
+
+    /// The app session an upload request (`PUT`/`DELETE` of an uploaded file) is for.
+    fn upload_session(&self, method: &Method, path: &str) -> Option<String> {
+        if method != Method::PUT && method != Method::DELETE {
+            return None;
+        }
+        let rest = path.strip_prefix(&self.upload_prefix)?;
+        let session = rest.split('/').next()?;
+        (!session.is_empty()).then(|| session.to_owned())
+    }
 }
 
 impl App for Streamlit {
@@ -76,22 +86,13 @@ impl App for Streamlit {
         )
     }
 
-    fn request_activity(&self, method: &Method, path: &str) -> Option<String> {
-        if method != Method::PUT && method != Method::DELETE {
-            return None;
-        }
-        let rest = path.strip_prefix(&self.upload_prefix)?;
-        let session = rest.split('/').next()?;
-        (!session.is_empty()).then(|| session.to_owned())
-    }
-
     fn upload_event(
         &self,
         method: &Method,
         path: &str,
         headers: &HeaderMap,
     ) -> Option<UploadEvent> {
-        let app_session = self.request_activity(method, path)?;
+        let app_session = self.upload_session(method, path)?;
         if method == Method::DELETE {
             return Some(UploadEvent::Removed {
                 app_session,

@@ -53,16 +53,16 @@ fn session_socket_and_uploads_follow_the_base_path() {
     assert!(app.is_session_socket("/analytics/_stcore/stream"));
     assert!(!app.is_session_socket("/_stcore/stream"));
     assert_eq!(
-        app.request_activity(&Method::PUT, "/analytics/_stcore/upload_file/sid-1/file-2")
+        app.upload_session(&Method::PUT, "/analytics/_stcore/upload_file/sid-1/file-2")
             .as_deref(),
         Some("sid-1")
     );
     assert_eq!(
-        app.request_activity(&Method::GET, "/analytics/_stcore/upload_file/sid-1/f"),
+        app.upload_session(&Method::GET, "/analytics/_stcore/upload_file/sid-1/f"),
         None
     );
     assert_eq!(
-        app.request_activity(&Method::PUT, "/analytics/_stcore/upload_file//f"),
+        app.upload_session(&Method::PUT, "/analytics/_stcore/upload_file//f"),
         None
     );
     assert_eq!(app.health_path(), "/analytics/_stcore/health");
