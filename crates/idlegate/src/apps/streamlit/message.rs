@@ -533,10 +533,11 @@ pub fn encode_auth_redirect(url: &str) -> Vec<u8> {
     out
 }
 
-/// Serialized `BackMsg{stop_script: true}`.
-pub fn encode_stop_script() -> Vec<u8> {
+/// Serialized `BackMsg{set_run_on_save: enabled}`. The app answers it with a status
+/// message and changes nothing else for a session that never ran its script.
+pub fn encode_set_run_on_save(enabled: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(2);
-    put_varint(&mut out, u64::from(back::STOP_SCRIPT) << 3);
-    put_varint(&mut out, 1);
+    put_varint(&mut out, u64::from(back::SET_RUN_ON_SAVE) << 3);
+    put_varint(&mut out, u64::from(enabled));
     out
 }

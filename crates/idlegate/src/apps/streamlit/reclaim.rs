@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 
+use super::message::encode_set_run_on_save;
 use crate::config::Upstream;
 use crate::proxy::frame::{close_payload, encode_frame, FrameEvent, FrameReader, Opcode, Role};
 
@@ -32,8 +33,6 @@ const MARGIN: Duration = Duration::from_secs(1);
 const COALESCE: Duration = Duration::from_millis(500);
 /// Longest a poke may take.
 const POKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// `BackMsg{set_run_on_save: false}`: the app answers with a status message, nothing else.
-const SET_RUN_ON_SAVE_OFF: [u8; 2] = [0x30, 0x00];
 
 /// Called after each successful reclaim (the launcher uses it for a garbage collection).
 pub type AfterReclaim = Arc<dyn Fn() + Send + Sync>;
@@ -139,7 +138,7 @@ pub async fn poke(upstream: &Upstream, path: &str) -> std::io::Result<()> {
         &mut frames,
         Opcode::Binary,
         true,
-        &SET_RUN_ON_SAVE_OFF,
+        &encode_set_run_on_save(false),
         Some(rand::random()),
     );
     stream.write_all(&frames).await?;

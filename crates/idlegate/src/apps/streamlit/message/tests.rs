@@ -200,11 +200,11 @@ fn every_backmsg_member_is_classified() {
 }
 
 #[test]
-fn encode_stop_script_is_classified_as_stop_script() {
-    assert_eq!(encode_stop_script(), [0x38, 0x01]);
+fn encode_set_run_on_save_is_classified_as_set_run_on_save() {
+    assert_eq!(encode_set_run_on_save(false), [0x30, 0x00]);
     assert_eq!(
-        back(&encode_stop_script()).unwrap(),
-        BackMsgKind::StopScript
+        back(&encode_set_run_on_save(false)).unwrap(),
+        BackMsgKind::SetRunOnSave
     );
 }
 
@@ -304,9 +304,9 @@ fn nested_length_overrunning_client_state_is_rejected() {
 fn scanner_errors_persist_until_finish_and_then_reset() {
     let mut s = BackMsgScanner::new();
     assert!(s.feed(&[0x5b]).is_err());
-    assert!(s.feed(&encode_stop_script()).is_err());
+    assert!(s.feed(&[0x38, 0x01]).is_err());
     assert!(s.finish().is_err());
-    s.feed(&encode_stop_script()).unwrap();
+    s.feed(&[0x38, 0x01]).unwrap();
     assert_eq!(s.finish().unwrap(), BackMsgKind::StopScript);
 }
 
