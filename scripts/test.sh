@@ -23,5 +23,9 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     exit 1
 fi
 
+# The benchmark report generator has a smoke test of its own.
+.venv/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+.venv/bin/python -m unittest --quiet bench/test_report.py
+
 export TESTKIT_VENV="$repo_root/.venv"
 exec cargo nextest run --workspace --no-fail-fast "$@"

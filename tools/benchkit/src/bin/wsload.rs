@@ -118,6 +118,11 @@ struct HoldArgs {
     /// --connect-concurrency allows).
     #[arg(long, value_name = "PER_SEC")]
     ramp: Option<f64>,
+
+    /// With --expect-end-after: include every connection's lateness in the JSON report, in
+    /// milliseconds (for histograms).
+    #[arg(long)]
+    samples: bool,
 }
 
 fn secs(value: f64, what: &str) -> Result<Duration> {
@@ -451,6 +456,9 @@ struct Lateness {
     /// Share of opened connections redirected within 1 s either side of the expected
     /// lifetime, in percent.
     pct_within_1s: f64,
+    /// Every redirect's lateness in ms, when asked for with --samples.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    samples_ms: Option<Vec<f64>>,
 }
 
 async fn hold(args: HoldArgs) -> Result<()> {
@@ -567,6 +575,7 @@ async fn hold(args: HoldArgs) -> Result<()> {
             } else {
                 0.0
             },
+            samples_ms: args.samples.then(|| late.clone()),
         });
     }
 
