@@ -326,8 +326,13 @@ def run_websocket(args, logs: Path, nginx: dict, echo_port: int) -> dict:
     }
 
 
-def hold_through(gw: subprocess.Popen, gw_port: int, tabs: int, idle_s: int, samples: bool) -> dict:
-    """Holds `tabs` idle tabs through idlegate; measures its memory and idle CPU."""
+def hold_through(gw: subprocess.Popen, gw_port: int, tabs: int, idle_s: int, samples: bool,
+                 ramp: float | None = None) -> dict:
+    """Holds `tabs` idle tabs through idlegate; measures its memory and idle CPU.
+
+    `ramp` opens tabs at that many per second: each page load runs the app's script, and a
+    tab whose script still runs is busy, not idle, so a real app must not get them all at once.
+    """
     before = rss_kib(gw.pid)
     result: dict = {}
 
@@ -337,12 +342,13 @@ def hold_through(gw: subprocess.Popen, gw_port: int, tabs: int, idle_s: int, sam
             "--connections", str(tabs), "--duration", str(idle_s + 10),
             "--expect-end-after", str(idle_s),
         ]
+        args += ["--ramp", str(ramp)] if ramp else []
         result["report"] = wsload(args + (["--samples"] if samples else []))
 
     thread = threading.Thread(target=load)
     thread.start()
     # Opening takes a few seconds; then measure while every tab is idle.
-    time.sleep(min(8.0, idle_s / 3))
+    time.sleep((tabs / ramp if ramp else 0.0) + min(8.0, idle_s / 3))
     held = rss_kib(gw.pid)
     window = min(10.0, idle_s / 3)
     cpu0, t0 = cpu_seconds(gw.pid), time.time()
@@ -353,6 +359,7 @@ def hold_through(gw: subprocess.Popen, gw_port: int, tabs: int, idle_s: int, sam
     late = report["lateness"]
     out = {
         "tabs": tabs,
+        "ramp_per_s": ramp,
         "opened": report["opened"],
         "failed": report["failed"],
         "redirected": report["redirected"],
@@ -386,7 +393,8 @@ def run_scale(args, logs: Path) -> dict:
     gw_port = free_port()
     gw = idlegate(["--idle-timeout", f"{args.streamlit_idle}s", "--", STREAMLIT, "run",
                    ROOT / "tests/apps/counter.py"], gw_port, logs, "idlegate-scale-streamlit")
-    real = hold_through(gw, gw_port, args.streamlit_tabs, args.streamlit_idle, samples=False)
+    real = hold_through(gw, gw_port, args.streamlit_tabs, args.streamlit_idle, samples=False,
+                        ramp=args.streamlit_ramp)
     log(f"scale (Streamlit): {real['opened']} tabs, {real['per_tab_kib']} KiB/tab, "
         f"p99 lateness {real['lateness_ms']['p99']:.0f} ms")
     stop(gw)
@@ -432,9 +440,9 @@ def memory_run(args, logs: Path, through_idlegate: bool) -> dict:
     sampler.join()
     for proc in procs:
         stop(proc)
-    redirect = report["time_to_redirect_ms"]
+    last = report.get("last_redirect_unix_s")
     return {"series": series, "started_at_s": started,
-            "ended_at_s": (started + redirect["max"] / 1000) if redirect["count"] else None,
+            "ended_at_s": (last - t0) if last else None,
             "redirected": report["redirected"]}
 
 
@@ -511,8 +519,9 @@ def main() -> None:
     parser.add_argument("--ws-size", type=int, default=256)
     parser.add_argument("--scale-tabs", type=int, default=9000)
     parser.add_argument("--scale-idle", type=int, default=30)
-    parser.add_argument("--streamlit-tabs", type=int, default=200)
+    parser.add_argument("--streamlit-tabs", type=int, default=100)
     parser.add_argument("--streamlit-idle", type=int, default=20)
+    parser.add_argument("--streamlit-ramp", type=float, default=5.0)
     parser.add_argument("--memory-sessions", type=int, default=20)
     parser.add_argument("--memory-idle", type=int, default=10)
     parser.add_argument("--memory-seconds", type=int, default=60)

@@ -121,6 +121,44 @@ pub mod proto {
     }
 
     /// Whether a binary message from the server is a `ForwardMsg.auth_redirect`.
+    /// `ForwardMsg.script_finished`.
+    pub const SCRIPT_FINISHED_FIELD: u64 = 6;
+
+    /// Whether a message has top-level field `field`. Streamlit puts `hash` and `metadata`
+    /// before the message type, so the type is not always the first byte. Malformed input
+    /// gives `false`.
+    pub fn has_field(mut msg: &[u8], field: u64) -> bool {
+        fn varint(buf: &mut &[u8]) -> Option<u64> {
+            let mut value = 0u64;
+            for shift in (0..70).step_by(7) {
+                let (&byte, rest) = buf.split_first()?;
+                *buf = rest;
+                value |= u64::from(byte & 0x7f) << shift;
+                if byte & 0x80 == 0 {
+                    return Some(value);
+                }
+            }
+            None
+        }
+        while let Some(key) = varint(&mut msg) {
+            if key >> 3 == field {
+                return true;
+            }
+            let skip = match key & 7 {
+                0 => varint(&mut msg).map(|_| 0),
+                1 => Some(8),
+                2 => varint(&mut msg).and_then(|n| usize::try_from(n).ok()),
+                5 => Some(4),
+                _ => None,
+            };
+            match skip.and_then(|n| msg.get(n..)) {
+                Some(rest) => msg = rest,
+                None => return false,
+            }
+        }
+        false
+    }
+
     pub fn is_auth_redirect(msg: &[u8]) -> bool {
         msg.starts_with(&AUTH_REDIRECT_PREFIX)
     }
@@ -164,6 +202,19 @@ pub mod proto {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn script_finished_is_found_after_hash_and_metadata() {
+            // hash "ab", metadata {1: 1}, script_finished 0
+            let msg = [0x0a, 0x02, b'a', b'b', 0x12, 0x02, 0x08, 0x01, 0x30, 0x00];
+            assert!(has_field(&msg, SCRIPT_FINISHED_FIELD));
+            assert!(has_field(&SCRIPT_FINISHED, SCRIPT_FINISHED_FIELD));
+            assert!(!has_field(&[0x0a, 0x02, b'a', b'b'], SCRIPT_FINISHED_FIELD));
+            assert!(
+                !has_field(&[0x0a, 0x09, b'a'], SCRIPT_FINISHED_FIELD),
+                "truncated"
+            );
+        }
 
         #[test]
         fn rerun_script_hits_requested_sizes() {

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _, Result};
 use benchkit::proto;
@@ -110,7 +110,9 @@ struct HoldArgs {
     duration: f64,
 
     /// The session lifetime the server is expected to enforce: report each redirect's
-    /// lateness relative to this many seconds after the connection's first message.
+    /// lateness relative to this many seconds after the page load's script run finished (its
+    /// first `script_finished` message; the first message sent, if none arrives). Idle time
+    /// starts there: a tab is busy while its run goes on.
     #[arg(long, value_name = "SECS")]
     expect_end_after: Option<f64>,
 
@@ -412,7 +414,7 @@ enum HoldOutcome {
     /// The connection could not be opened, or the page-load message not sent.
     Failed(String),
     /// The server sent `auth_redirect` this long after the page-load message.
-    Redirected(Duration),
+    Redirected(Duration, SystemTime),
     /// The server closed the connection without a redirect.
     Closed(Duration),
     /// The connection broke (reset, protocol error).
@@ -437,9 +439,11 @@ struct HoldReport {
     /// Seconds from the first connection attempt until all had opened or failed.
     open_phase_s: f64,
     hold_s: f64,
-    /// Time from each connection's page-load message to its redirect, in ms.
+    /// Time from the end of each connection's page-load run to its redirect, in ms.
     time_to_redirect_ms: Summary,
-    /// Time from each connection's page-load message to a close without redirect, in ms.
+    /// Wall-clock time of the last redirect, in seconds since the Unix epoch.
+    last_redirect_unix_s: Option<f64>,
+    /// Time from the end of each connection's page-load run to a close without redirect, in ms.
     time_to_close_ms: Summary,
     #[serde(skip_serializing_if = "Option::is_none")]
     lateness: Option<Lateness>,
@@ -529,6 +533,7 @@ async fn hold(args: HoldArgs) -> Result<()> {
         open_phase_s: open_phase.as_secs_f64(),
         hold_s: duration.as_secs_f64(),
         time_to_redirect_ms: Summary::default(),
+        last_redirect_unix_s: None,
         time_to_close_ms: Summary::default(),
         lateness: None,
         top_errors: Vec::new(),
@@ -542,9 +547,17 @@ async fn hold(args: HoldArgs) -> Result<()> {
                 report.failed += 1;
                 tally.add(kind);
             }
-            HoldOutcome::Redirected(after) => {
+            HoldOutcome::Redirected(after, at) => {
                 report.redirected += 1;
                 redirect_ms.push(after.as_secs_f64() * 1e3);
+                let unix = at
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                report.last_redirect_unix_s = Some(
+                    report
+                        .last_redirect_unix_s
+                        .map_or(unix, |l: f64| l.max(unix)),
+                );
             }
             HoldOutcome::Closed(after) => {
                 report.closed_without_redirect += 1;
@@ -648,7 +661,9 @@ async fn hold_connection(
         let _ = opened.send(false);
         return HoldOutcome::Failed(err.to_string());
     }
-    let sent_at = Instant::now();
+    // Idle time starts when the page load's run finishes, or now if the app never says so.
+    let mut idle_from = Instant::now();
+    let mut run_finished = false;
     let _ = opened.send(true);
     drop(opened);
 
@@ -656,10 +671,16 @@ async fn hold_connection(
         tokio::select! {
             msg = ws.next() => match msg {
                 Some(Ok(Message::Binary(data))) if proto::is_auth_redirect(&data) => {
-                    break HoldOutcome::Redirected(sent_at.elapsed());
+                    break HoldOutcome::Redirected(idle_from.elapsed(), SystemTime::now());
+                }
+                Some(Ok(Message::Binary(data)))
+                    if !run_finished && proto::has_field(&data, proto::SCRIPT_FINISHED_FIELD) =>
+                {
+                    run_finished = true;
+                    idle_from = Instant::now();
                 }
                 Some(Ok(Message::Close(_))) | None => {
-                    return HoldOutcome::Closed(sent_at.elapsed());
+                    return HoldOutcome::Closed(idle_from.elapsed());
                 }
                 Some(Ok(_)) => continue,
                 Some(Err(err)) => return HoldOutcome::Broken(err.to_string()),
