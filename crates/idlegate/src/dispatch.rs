@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::apps::App;
+use crate::client::ClientScript;
 use crate::config::{Config, Upstream};
 use crate::error::{chain, ProxyError};
 use crate::pages;
@@ -37,6 +38,8 @@ pub struct Gateway {
     pub client: UpstreamClient,
     /// Long-lived tasks (relays) that shutdown waits for.
     pub tasks: TaskTracker,
+    /// The page script, whose tag HTML pages get.
+    pub script: ClientScript,
     routes: axum::Router,
     routes_prefix: String,
 }
@@ -49,6 +52,7 @@ impl Gateway {
         app: Arc<dyn App>,
         client: UpstreamClient,
         routes: axum::Router,
+        script: ClientScript,
     ) -> Self {
         Self {
             routes_prefix: format!("{}{}", config.app.base_path, crate::routes::PREFIX),
@@ -59,6 +63,7 @@ impl Gateway {
             client,
             tasks: TaskTracker::new(),
             routes,
+            script,
         }
     }
 

@@ -5,16 +5,19 @@
 //! using (telling the browser why), and makes the app free their memory.
 //!
 //! The data path, in module order: [`server`] (accept) → [`dispatch`] (route) →
-//! [`proxy`] (forward, WebSocket relay) → [`tracker`] (tab sessions, deadline policy,
-//! reaper); [`apps`] holds what idlegate knows about each framework; [`launcher`] starts the
-//! app as a child process.
+//! [`proxy`] (forward, HTML injection, WebSocket relay) → [`tracker`] (tab sessions, deadline
+//! policy, reaper); [`apps`] holds what idlegate knows about each framework; [`client`] is the
+//! script idlegate adds to the app's pages and its API; [`launcher`] starts the app as a child
+//! process.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 pub mod apps;
 pub mod cli;
+pub mod client;
 pub mod config;
+pub mod csrf;
 pub mod dispatch;
 pub mod error;
 pub mod launcher;

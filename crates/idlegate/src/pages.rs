@@ -3,60 +3,59 @@
 //! Plain, self-contained HTML (no external assets, no inline script) so it renders under any
 //! content security policy. Every dynamic part is escaped.
 
-use crate::config::{human_duration, TabPolicy};
+use crate::config::{fill_placeholders, human_duration, TabPolicy, Texts};
 use crate::tracker::EndReason;
 
 /// Text that explains an end reason to the person whose tab it was.
-pub fn end_message(reason: Option<EndReason>, policy: &TabPolicy) -> String {
-    let or_some = |d: Option<std::time::Duration>, fallback: &str| {
-        d.map(human_duration).unwrap_or_else(|| fallback.to_owned())
+pub fn end_message(reason: Option<EndReason>, policy: &TabPolicy, texts: &Texts) -> String {
+    let r = &texts.reasons;
+    let text = match reason {
+        Some(EndReason::Idle) => &r.idle,
+        Some(EndReason::HiddenIdle) => &r.hidden_idle,
+        Some(EndReason::MaxLifetime) => &r.max_lifetime,
+        Some(EndReason::Closed) => &r.closed,
+        Some(EndReason::LoginExpired) => &r.login_expired,
+        Some(EndReason::Logout) => &r.logout,
+        Some(EndReason::EvictedUserCap) => &r.evicted_user_cap,
+        Some(EndReason::EvictedCapacity) => &r.evicted_capacity,
+        Some(EndReason::Admin) => &r.admin,
+        Some(EndReason::UpstreamGone) => &r.upstream_gone,
+        Some(EndReason::Shutdown) => &r.shutdown,
+        None => &r.unknown,
     };
-    match reason {
-        Some(EndReason::Idle) => format!(
-            "Your session ended after {} without activity.",
-            or_some(policy.idle_timeout, "a while")
-        ),
-        Some(EndReason::HiddenIdle) => {
-            "Your session ended because its tab stayed in the background without activity."
-                .to_owned()
-        }
-        Some(EndReason::MaxLifetime) => format!(
-            "Your session reached its maximum length of {}.",
-            or_some(policy.max_lifetime, "its time limit")
-        ),
-        Some(EndReason::Closed) => format!(
-            "Your session ended because the connection was lost for more than {}.",
-            human_duration(policy.reconnect_grace)
-        ),
-        Some(EndReason::LoginExpired) => {
-            "You were signed out after a period of inactivity.".to_owned()
-        }
-        Some(EndReason::Logout) => "You signed out.".to_owned(),
-        Some(EndReason::EvictedUserCap) => {
-            "This session was closed because you opened too many tabs of this app.".to_owned()
-        }
-        Some(EndReason::EvictedCapacity) => {
-            "This session was closed to make room on a busy server.".to_owned()
-        }
-        Some(EndReason::Admin) => "An administrator ended this session.".to_owned(),
-        Some(EndReason::UpstreamGone) => "The app stopped, so this session ended.".to_owned(),
-        Some(EndReason::Shutdown) => "The server restarted, so this session ended.".to_owned(),
-        None => "This session has ended.".to_owned(),
-    }
+    let words = |d: Option<std::time::Duration>| d.map(human_duration).unwrap_or_default();
+    fill_placeholders(
+        text,
+        &[
+            ("idle_timeout", &words(policy.idle_timeout)),
+            ("hidden_timeout", &words(policy.hidden_timeout)),
+            ("max_lifetime", &words(policy.max_lifetime)),
+            ("reconnect_grace", &words(Some(policy.reconnect_grace))),
+        ],
+    )
 }
 
-/// The "session ended" page.
-pub fn ended_page(reason: Option<EndReason>, policy: &TabPolicy, restart_href: &str) -> String {
-    let message = escape(&end_message(reason, policy));
+/// The "session ended" page. `restart_href` opens a new session.
+pub fn ended_page(
+    reason: Option<EndReason>,
+    policy: &TabPolicy,
+    texts: &Texts,
+    restart_href: &str,
+) -> String {
+    let message = escape(&end_message(reason, policy, texts));
     let href = escape(restart_href);
     let reason_attr = reason.map(EndReason::as_str).unwrap_or("unknown");
+    let title = escape(&texts.ended_title);
     page(
-        "Session ended",
+        &texts.lang,
+        &title,
         &format!(
-            "<main data-idlegate-ended=\"{reason_attr}\">\n<h1>Session ended</h1>\n\
+            "<main data-idlegate-ended=\"{reason_attr}\">\n<h1>{title}</h1>\n\
              <p id=\"idlegate-reason\">{message}</p>\n\
-             <p>Anything not saved in this tab is gone.</p>\n\
-             <p><a class=\"button\" id=\"idlegate-restart\" href=\"{href}\">Start a new session</a></p>\n</main>"
+             <p>{note}</p>\n\
+             <p><a class=\"button\" id=\"idlegate-restart\" href=\"{href}\">{start}</a></p>\n</main>",
+            note = escape(&texts.ended_note),
+            start = escape(&texts.start_new),
         ),
     )
 }
@@ -64,6 +63,7 @@ pub fn ended_page(reason: Option<EndReason>, policy: &TabPolicy, restart_href: &
 /// The page shown when the app cannot be reached.
 pub fn unavailable_page(detail: &str) -> String {
     page(
+        "en",
         "App unavailable",
         &format!(
             "<main>\n<h1>The app is not available right now</h1>\n<p>{}</p>\n\
@@ -73,16 +73,16 @@ pub fn unavailable_page(detail: &str) -> String {
     )
 }
 
-fn page(title: &str, body: &str) -> String {
+fn page(lang: &str, title: &str, body: &str) -> String {
     format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+        "<!doctype html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
 }
 
 const STYLE: &str = "\
-:root{color-scheme:light dark;--fg:#31333f;--bg:#fff;--accent:#ff4b4b;--muted:#6b6f7b}\
+:root{color-scheme:light dark;--fg:#31333f;--bg:#fff;--accent:#d33131;--muted:#6b6f7b}\
 @media (prefers-color-scheme:dark){:root{--fg:#fafafa;--bg:#0e1117;--muted:#a3a8b8}}\
 body{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;\
 font-family:system-ui,-apple-system,'Segoe UI',sans-serif;color:var(--fg);background:var(--bg)}\
@@ -119,28 +119,50 @@ mod tests {
             max_lifetime: Some(Duration::from_secs(43200)),
             end_while_running: false,
             reconnect_grace: Duration::from_secs(15),
+            hidden_timeout: None,
+            warn_before: None,
         }
+    }
+
+    fn texts() -> Texts {
+        crate::config::Config::from_toml("").unwrap().browser.texts
     }
 
     #[test]
     fn idle_message_names_the_limit() {
         assert_eq!(
-            end_message(Some(EndReason::Idle), &policy()),
+            end_message(Some(EndReason::Idle), &policy(), &texts()),
             "Your session ended after 30 minutes without activity."
         );
-        assert!(end_message(Some(EndReason::MaxLifetime), &policy()).contains("12 hours"));
+        assert!(
+            end_message(Some(EndReason::MaxLifetime), &policy(), &texts()).contains("12 hours")
+        );
     }
 
     #[test]
     fn every_reason_has_a_message() {
         for reason in EndReason::ALL {
-            assert!(!end_message(Some(reason), &policy()).is_empty());
+            let message = end_message(Some(reason), &policy(), &texts());
+            assert!(!message.is_empty() && !message.contains('{'), "{message}");
         }
     }
 
     #[test]
+    fn texts_come_from_the_config() {
+        let config = crate::config::Config::from_toml(
+            "[browser.texts]\nlang = \"de\"\nended_title = \"Sitzung beendet\"\n\
+             [browser.texts.reasons]\nidle = \"Nach {idle_timeout} ohne Aktivit\u{e4}t beendet.\"\n",
+        )
+        .unwrap();
+        let html = ended_page(Some(EndReason::Idle), &policy(), &config.browser.texts, "/");
+        assert!(html.contains("<html lang=\"de\">"));
+        assert!(html.contains("<h1>Sitzung beendet</h1>"));
+        assert!(html.contains("Nach 30 minutes ohne Aktivit\u{e4}t beendet."));
+    }
+
+    #[test]
     fn page_escapes_its_inputs() {
-        let html = ended_page(None, &policy(), "/\"><script>");
+        let html = ended_page(None, &policy(), &texts(), "/\"><script>");
         assert!(!html.contains("<script>"));
         assert!(html.contains("&quot;&gt;&lt;script&gt;"));
         assert!(unavailable_page("<b>").contains("&lt;b&gt;"));

@@ -1,20 +1,21 @@
-//! idlegate's own routes, under `<base>/_idlegate/`: health, readiness and the
-//! "session ended" page.
+//! idlegate's own routes, under `<base>/_idlegate/`: health, readiness, the "session ended"
+//! page, and the browser client's script and API ([`crate::client`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use crate::config::{TabPolicy, Upstream};
+use crate::client::{tab_api, ClientScript};
+use crate::config::{TabPolicy, Texts, Upstream};
 use crate::pages;
 use crate::proxy::{Body, UpstreamClient};
-use crate::tracker::EndReason;
+use crate::tracker::{EndReason, Tracker};
 
 /// Path prefix of idlegate's routes, after the app's base path.
 pub const PREFIX: &str = "/_idlegate/";
@@ -29,6 +30,9 @@ pub struct RouteState {
     pub health_path: String,
     pub policy: TabPolicy,
     pub base_path: String,
+    pub tracker: Tracker,
+    pub script: ClientScript,
+    pub texts: Texts,
 }
 
 /// URL of the "session ended" page.
@@ -43,6 +47,11 @@ pub fn router(state: RouteState) -> Router {
         .route(&format!("{prefix}healthz"), get(healthz))
         .route(&format!("{prefix}readyz"), get(readyz))
         .route(&format!("{prefix}ended"), get(ended))
+        .route(&format!("{prefix}client.js"), get(script))
+        .route(
+            &format!("{prefix}{}{{token}}", tab_api::PATH),
+            get(tab_api::status).post(tab_api::report),
+        )
         .fallback(not_found)
         .with_state(Arc::new(state))
 }
@@ -82,15 +91,25 @@ async fn readyz(State(state): State<Arc<RouteState>>) -> (StatusCode, String) {
     }
 }
 
+async fn script(State(state): State<Arc<RouteState>>, headers: HeaderMap) -> Response {
+    state.script.respond(&headers)
+}
+
 #[derive(Deserialize)]
 struct EndedQuery {
     reason: Option<String>,
+    /// The app page the tab was on, to start the new session there.
+    #[serde(rename = "return")]
+    return_to: Option<String>,
 }
 
 async fn ended(State(state): State<Arc<RouteState>>, Query(query): Query<EndedQuery>) -> Response {
     let reason = query.reason.and_then(|name| EndReason::from_name(&name));
-    let restart = format!("{}/", state.base_path);
-    let html = pages::ended_page(reason, &state.policy, &restart);
+    let restart = query
+        .return_to
+        .filter(|path| is_app_path(&state.base_path, path))
+        .unwrap_or_else(|| format!("{}/", state.base_path));
+    let html = pages::ended_page(reason, &state.policy, &state.texts, &restart);
     let mut response = html.into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -101,6 +120,47 @@ async fn ended(State(state): State<Arc<RouteState>>, Query(query): Query<EndedQu
     response
 }
 
+/// Whether `path` is a page of the app on this host: an absolute path under the base path,
+/// not idlegate's own, and nothing a browser could read as another host.
+pub fn is_app_path(base_path: &str, path: &str) -> bool {
+    let Some(rest) = path.strip_prefix(base_path) else {
+        return false;
+    };
+    rest.starts_with('/')
+        && !path.starts_with("//")
+        && !rest.starts_with(PREFIX)
+        && !path
+            .chars()
+            .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+}
+
 async fn not_found() -> (StatusCode, &'static str) {
     (StatusCode::NOT_FOUND, "not found\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_app_path;
+
+    #[test]
+    fn only_app_paths_on_this_host_are_returned_to() {
+        assert!(is_app_path("", "/"));
+        assert!(is_app_path("", "/page_two?x=1"));
+        assert!(is_app_path("/base", "/base/page"));
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "https:evil",
+            "/\\evil.example",
+            "/a\tb",
+            "evil",
+            "",
+            "/_idlegate/ended",
+        ] {
+            assert!(!is_app_path("", bad), "{bad}");
+        }
+        assert!(!is_app_path("/base", "/other"));
+        assert!(!is_app_path("/base", "/basement"));
+        assert!(!is_app_path("/base", "/base/_idlegate/ended"));
+    }
 }

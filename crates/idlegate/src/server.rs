@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use crate::apps::streamlit::reclaim::{AfterReclaim, Reclaimer};
 use crate::apps::streamlit::Streamlit;
 use crate::apps::App;
+use crate::client::ClientScript;
 use crate::config::{AppKind, Config};
 use crate::dispatch::Gateway;
 use crate::proxy::{release, upstream_client};
@@ -96,14 +97,20 @@ impl Server {
                 Arc::new(Streamlit::new(base, Some(reclaimer)))
             }
         };
+        let script = ClientScript::new(&config, app.session_socket_path());
         let routes = routes::router(RouteState {
             client: client.clone(),
             upstream: upstream.clone(),
             health_path: app.health_path(),
             policy: config.tabs.clone(),
             base_path: config.app.base_path.clone(),
+            tracker: tracker.clone(),
+            script: script.clone(),
+            texts: config.browser.texts.clone(),
         });
-        let gateway = Arc::new(Gateway::new(config, upstream, tracker, app, client, routes));
+        let gateway = Arc::new(Gateway::new(
+            config, upstream, tracker, app, client, routes, script,
+        ));
         Ok(Self { listener, gateway })
     }
 

@@ -67,61 +67,6 @@ async fn explain<T>(
     }
 }
 
-/// Waits for the element at `xpath` to exist and focuses it, so that WebDriver's active
-/// element is that element: [`click`] and [`type_into`] then act on it like a person would.
-async fn focus(browser: &Browser, xpath: &str, timeout: Duration) -> Result<()> {
-    const SCRIPT: &str = "const el = document.evaluate(arguments[0], document, null, \
-        XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue;\
-        if (!el) { return false; }\
-        el.scrollIntoView({block: 'center'});\
-        el.focus();\
-        return document.activeElement === el;";
-    wait_until(timeout, POLL, async || {
-        let focused = browser
-            .client()
-            .execute(SCRIPT, vec![serde_json::json!(xpath)])
-            .await
-            .context("looking for an element")?;
-        ensure!(focused == true, "no focusable element at {xpath}");
-        Ok(())
-    })
-    .await
-}
-
-/// Clicks the element at `xpath` (a real WebDriver click), waiting up to `timeout` for it.
-async fn click(browser: &Browser, xpath: &str, timeout: Duration) -> Result<()> {
-    focus(browser, xpath, timeout).await?;
-    browser
-        .client()
-        .active_element()
-        .await?
-        .click()
-        .await
-        .with_context(|| format!("clicking {xpath}"))
-}
-
-/// Types `keys` into the element at `xpath`, waiting up to `timeout` for it.
-async fn type_into(browser: &Browser, xpath: &str, keys: &str, timeout: Duration) -> Result<()> {
-    focus(browser, xpath, timeout).await?;
-    browser
-        .client()
-        .active_element()
-        .await?
-        .send_keys(keys)
-        .await
-        .with_context(|| format!("typing into {xpath}"))
-}
-
-/// Waits until the tab shows a URL containing `needle`, and returns that URL.
-async fn wait_for_url(browser: &Browser, needle: &str, timeout: Duration) -> Result<String> {
-    wait_until(timeout, POLL, async || {
-        let url = browser.current_url().await?;
-        ensure!(url.contains(needle), "URL is {url}, waiting for {needle:?}");
-        Ok(url)
-    })
-    .await
-}
-
 /// Fails if the tab reaches the ended page before `until`; checks every [`POLL`].
 async fn stays_off_ended_page(browser: &Browser, until: Instant, since: Instant) -> Result<()> {
     loop {
@@ -148,18 +93,18 @@ async fn lands_on_idle_ended_page(
     since: Instant,
     limit_text: &str,
 ) -> Result<String> {
-    let url = wait_for_url(
-        browser,
-        &format!("{ENDED_PATH}?reason=idle"),
-        by.saturating_duration_since(Instant::now()),
-    )
-    .await
-    .with_context(|| {
-        format!(
-            "the idle tab was not sent to the ended page within {:.1?} of its last activity",
-            since.elapsed()
+    let url = browser
+        .wait_for_url(
+            &format!("{ENDED_PATH}?reason=idle"),
+            by.saturating_duration_since(Instant::now()),
         )
-    })?;
+        .await
+        .with_context(|| {
+            format!(
+                "the idle tab was not sent to the ended page within {:.1?} of its last activity",
+                since.elapsed()
+            )
+        })?;
     let after = since.elapsed();
     let text = browser.wait_for_text("Session ended", RENDER).await?;
     ensure!(
@@ -190,28 +135,30 @@ async fn browser_multipage_app_works_through_idlegate() -> Result<()> {
         browser.wait_for_text("Multipage home", LOAD).await?;
 
         // To page 2 through the sidebar navigation.
-        click(
-            &browser,
-            "//*[@data-testid='stSidebarNav']//a[contains(@href, 'Second')]",
-            LOAD,
-        )
-        .await?;
-        let url = wait_for_url(&browser, "/Second", RENDER).await?;
+        browser
+            .click(
+                "//*[@data-testid='stSidebarNav']//a[contains(@href, 'Second')]",
+                LOAD,
+            )
+            .await?;
+        let url = browser.wait_for_url("/Second", RENDER).await?;
         ensure!(url.starts_with(&base), "left the gateway: {url}");
         browser.wait_for_text("Second page", RENDER).await?;
 
         // A widget on page 2 works through idlegate.
-        type_into(
-            &browser,
-            "//*[@data-testid='stTextInput']//input",
-            "Ada Lovelace\u{E007}",
-            RENDER,
-        )
-        .await?;
+        browser
+            .type_into(
+                "//*[@data-testid='stTextInput']//input",
+                "Ada Lovelace\u{E007}",
+                RENDER,
+            )
+            .await?;
         browser.wait_for_text("Hello, Ada Lovelace", RENDER).await?;
 
         // Back to page 1 through the sidebar.
-        click(&browser, "(//*[@data-testid='stSidebarNav']//a)[1]", RENDER).await?;
+        browser
+            .click("(//*[@data-testid='stSidebarNav']//a)[1]", RENDER)
+            .await?;
         wait_until(RENDER, POLL, async || {
             let url = browser.current_url().await?;
             ensure!(!url.contains("/Second"), "still at {url}");
@@ -248,9 +195,9 @@ async fn browser_widget_interaction_counts_and_an_idle_tab_lands_on_the_ended_pa
         browser.goto(&format!("{base}/")).await?;
         browser.wait_for_text("clicks: 0", LOAD).await?;
 
-        click(&browser, &button("Increment"), RENDER).await?;
+        browser.click(&button("Increment"), RENDER).await?;
         browser.wait_for_text("clicks: 1", RENDER).await?;
-        click(&browser, &button("Increment"), RENDER).await?;
+        browser.click(&button("Increment"), RENDER).await?;
         // The idle time counts from the end of the click's run, which is after this.
         let last_click = Instant::now();
         let text = browser.wait_for_text("clicks: 2", RENDER).await?;
@@ -286,7 +233,7 @@ async fn browser_widget_interaction_counts_and_an_idle_tab_lands_on_the_ended_pa
 
         // "Start a new session" leads back to the app with a fresh session.
         let restart = "//a[@id='idlegate-restart']";
-        focus(&browser, restart, RENDER).await?;
+        browser.focus(restart, RENDER).await?;
         let link = browser.client().active_element().await?;
         let href = link.attr("href").await?.unwrap_or_default();
         ensure!(href == "/", "restart link goes to {href:?}");
@@ -513,7 +460,7 @@ async fn browser_back_to_an_ended_app_page_without_page_cache_starts_a_fresh_ses
         );
 
         // The fresh session is live: a click works.
-        click(&browser, &button("Increment"), RENDER).await?;
+        browser.click(&button("Increment"), RENDER).await?;
         let text = browser.wait_for_text("clicks: 1", RENDER).await?;
         ensure!(
             count(&text, "runs: ") == Some(2),

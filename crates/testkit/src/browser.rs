@@ -30,6 +30,9 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long chromedriver may take to report itself ready.
 const DRIVER_READY_DEADLINE: Duration = Duration::from_secs(30);
 
+/// Poll interval for waits on the page.
+const POLL: Duration = Duration::from_millis(100);
+
 /// Command-line switches for a quiet, deterministic headless Chromium.
 const CHROMIUM_ARGS: &[&str] = &[
     "--headless=new",
@@ -204,6 +207,82 @@ impl Browser {
             Ok(text)
         })
         .await
+    }
+
+    /// Waits for the element at `xpath` to exist and focuses it, so that WebDriver's active
+    /// element is that element: [`click`](Self::click) and [`type_into`](Self::type_into)
+    /// then act on it like a person would.
+    pub async fn focus(&self, xpath: &str, timeout: Duration) -> Result<()> {
+        const SCRIPT: &str = "const el = document.evaluate(arguments[0], document, null, \
+            XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue;\
+            if (!el) { return false; }\
+            el.scrollIntoView({block: 'center'});\
+            el.focus();\
+            return document.activeElement === el;";
+        proc::wait_until(timeout, POLL, async || {
+            let focused = self
+                .client
+                .execute(SCRIPT, vec![json!(xpath)])
+                .await
+                .context("looking for an element")?;
+            anyhow::ensure!(focused == true, "no focusable element at {xpath}");
+            Ok(())
+        })
+        .await
+    }
+
+    /// Clicks the element at `xpath` (a real WebDriver click), waiting up to `timeout` for it.
+    pub async fn click(&self, xpath: &str, timeout: Duration) -> Result<()> {
+        self.focus(xpath, timeout).await?;
+        self.client
+            .active_element()
+            .await?
+            .click()
+            .await
+            .with_context(|| format!("clicking {xpath}"))
+    }
+
+    /// Types `keys` into the element at `xpath`, waiting up to `timeout` for it.
+    pub async fn type_into(&self, xpath: &str, keys: &str, timeout: Duration) -> Result<()> {
+        self.focus(xpath, timeout).await?;
+        self.client
+            .active_element()
+            .await?
+            .send_keys(keys)
+            .await
+            .with_context(|| format!("typing into {xpath}"))
+    }
+
+    /// Types `keys` into whatever element has the focus (real key events).
+    pub async fn type_keys(&self, keys: &str) -> Result<()> {
+        self.client
+            .active_element()
+            .await?
+            .send_keys(keys)
+            .await
+            .context("typing into the focused element")
+    }
+
+    /// Waits until the tab shows a URL containing `needle`, and returns that URL.
+    pub async fn wait_for_url(&self, needle: &str, timeout: Duration) -> Result<String> {
+        proc::wait_until(timeout, POLL, async || {
+            let url = self.current_url().await?;
+            anyhow::ensure!(url.contains(needle), "URL is {url}, waiting for {needle:?}");
+            Ok(url)
+        })
+        .await
+    }
+
+    /// Runs `script` (a function body; `arguments` holds `args`) in the page.
+    pub async fn run_js(
+        &self,
+        script: &str,
+        args: Vec<serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        self.client
+            .execute(script, args)
+            .await
+            .context("running a script in the page")
     }
 
     /// Saves a PNG screenshot of the viewport to `path`.

@@ -135,9 +135,28 @@ impl StClient {
         base_http_url: &str,
         headers: &[(&str, &str)],
     ) -> Result<Upgrade> {
-        let url = stream_url(base_http_url)?;
+        Self::handshake(&stream_url(base_http_url)?, headers).await
+    }
+
+    /// Connects like a page that has idlegate's script: the session socket's URL carries the
+    /// page's token in `_idlegate_tab`.
+    pub async fn connect_as_page(base_http_url: &str, token: &str) -> Result<StClient> {
+        let headers = Self::default_headers(base_http_url, None)?;
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let url = format!("{}?_idlegate_tab={token}", stream_url(base_http_url)?);
+        match Self::handshake(&url, &headers).await? {
+            Upgrade::Accepted(client) => Ok(*client),
+            Upgrade::Refused { status, body } => {
+                bail!("WebSocket upgrade at {url} refused with {status}: {body}")
+            }
+        }
+    }
+
+    async fn handshake(url: &str, headers: &[(&str, &str)]) -> Result<Upgrade> {
         let mut request = url
-            .as_str()
             .into_client_request()
             .with_context(|| format!("building WebSocket request for {url}"))?;
         for (name, value) in headers {

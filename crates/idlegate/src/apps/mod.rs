@@ -52,6 +52,8 @@ pub trait MessageDecoder: Send {
 pub trait App: Send + Sync + 'static {
     /// Whether a WebSocket upgrade to `path` opens a tab session.
     fn is_session_socket(&self, path: &str) -> bool;
+    /// The path of the session socket (for the page script, which tags it).
+    fn session_socket_path(&self) -> &str;
     /// The app session a connecting page asks to resume, if any.
     fn resume_id(&self, headers: &HeaderMap) -> Option<String>;
     /// Decoders for a new session socket: browser→app, then app→browser.

@@ -7,6 +7,7 @@
 //! This module never reads the process environment itself: callers pass it in, so tests
 //! inject their own.
 
+mod browser;
 mod duration;
 pub mod file;
 
@@ -20,6 +21,7 @@ use figment::value::{Dict, Value};
 use figment::Figment;
 use ipnet::IpNet;
 
+pub use browser::{fill as fill_placeholders, BrowserConfig, ReasonTexts, Texts, MIN_WARNING};
 pub use duration::{config_syntax, human as human_duration};
 pub use file::RawConfig;
 
@@ -79,6 +81,7 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub launcher: LauncherConfig,
     pub log: LogConfig,
+    pub browser: BrowserConfig,
 }
 
 /// Limits for each tab session (see [`file::RawTabs`] for their meaning).
@@ -88,6 +91,10 @@ pub struct TabPolicy {
     pub max_lifetime: Option<Duration>,
     pub end_while_running: bool,
     pub reconnect_grace: Duration,
+    /// The limit for a hidden tab; `None` when off.
+    pub hidden_timeout: Option<Duration>,
+    /// How long before a deadline the browser warns; `None` for no warning.
+    pub warn_before: Option<Duration>,
 }
 
 /// Supported app frameworks.
@@ -266,12 +273,16 @@ impl Config {
             .transpose()
             .map_err(|reason| ConfigError::invalid("upstream", reason))?;
 
+        let idle_timeout = optional_duration("tabs.idle_timeout", &raw.tabs.idle_timeout)?;
         let tabs = TabPolicy {
-            idle_timeout: optional_duration("tabs.idle_timeout", &raw.tabs.idle_timeout)?,
+            idle_timeout,
             max_lifetime: optional_duration("tabs.max_lifetime", &raw.tabs.max_lifetime)?,
             end_while_running: raw.tabs.end_while_running,
             reconnect_grace: required_duration("tabs.reconnect_grace", &raw.tabs.reconnect_grace)?,
+            hidden_timeout: browser::hidden_timeout(&raw.tabs, idle_timeout)?,
+            warn_before: browser::warn_before(&raw.tabs, idle_timeout)?,
         };
+        let browser = browser::browser(&raw.browser, &[tabs.idle_timeout, tabs.hidden_timeout])?;
 
         let kind = match raw.app.kind.as_str() {
             "streamlit" => AppKind::Streamlit,
@@ -393,6 +404,7 @@ impl Config {
             proxy,
             launcher,
             log,
+            browser,
         })
     }
 }

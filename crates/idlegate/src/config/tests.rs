@@ -191,10 +191,12 @@ fn key_paths() -> Vec<String> {
             }
         }
     }
-    let raw = RawConfig {
+    let mut raw = RawConfig {
         upstream: Some("http://127.0.0.1:8501".into()),
         ..RawConfig::default()
     };
+    raw.tabs.warn_before = Some("2m".into());
+    raw.tabs.hidden_timeout = Some("30m".into());
     let value = toml::Value::try_from(raw).unwrap();
     let mut out = Vec::new();
     walk("", &value, &mut out);
@@ -246,4 +248,93 @@ fn every_key_is_in_the_configuration_reference() {
             "docs/configuration.md does not name {env}"
         );
     }
+}
+
+#[test]
+fn warning_lead_defaults_to_two_minutes_or_half_the_idle_limit() {
+    let lead = |toml: &str| Config::from_toml(toml).unwrap().tabs.warn_before;
+    assert_eq!(lead(""), Some(Duration::from_secs(120)));
+    assert_eq!(
+        lead("[tabs]\nidle_timeout = \"1m\""),
+        Some(Duration::from_secs(30))
+    );
+    // Half of 30s is under the 20 seconds people need: no warning rather than a rushed one.
+    assert_eq!(lead("[tabs]\nidle_timeout = \"30s\""), None);
+    assert_eq!(
+        lead("[tabs]\nidle_timeout = \"30s\"\nwarn_before = \"20s\""),
+        Some(Duration::from_secs(20))
+    );
+    assert_eq!(lead("[tabs]\nwarn_before = \"off\""), None);
+}
+
+#[test]
+fn warning_lead_is_checked() {
+    let e = err("[tabs]\nwarn_before = \"19s\"");
+    assert_eq!(e.key(), Some("tabs.warn_before"));
+    assert!(e.to_string().contains("at least 20s"), "{e}");
+    let e = err("[tabs]\nidle_timeout = \"1m\"\nwarn_before = \"1m\"");
+    assert_eq!(e.key(), Some("tabs.warn_before"));
+    assert!(
+        e.to_string().contains("shorter than tabs.idle_timeout"),
+        "{e}"
+    );
+    assert_eq!(
+        err("[tabs]\nwarn_before = \"soon\"").key(),
+        Some("tabs.warn_before")
+    );
+}
+
+#[test]
+fn hidden_limit_defaults_to_the_idle_limit() {
+    let config = Config::from_toml("[tabs]\nidle_timeout = \"10m\"").unwrap();
+    assert_eq!(config.tabs.hidden_timeout, Some(Duration::from_secs(600)));
+    let config = Config::from_toml("[tabs]\nhidden_timeout = \"2m\"").unwrap();
+    assert_eq!(config.tabs.hidden_timeout, Some(Duration::from_secs(120)));
+    let config = Config::from_toml("[tabs]\nhidden_timeout = \"off\"").unwrap();
+    assert_eq!(config.tabs.hidden_timeout, None);
+    assert_eq!(
+        err("[tabs]\nhidden_timeout = \"x\"").key(),
+        Some("tabs.hidden_timeout")
+    );
+}
+
+#[test]
+fn report_interval_fits_short_limits() {
+    let config = Config::from_toml("").unwrap();
+    assert!(config.browser.inject);
+    assert_eq!(config.browser.report_interval, Duration::from_secs(15));
+    let config = Config::from_toml("[tabs]\nidle_timeout = \"8s\"").unwrap();
+    assert_eq!(config.browser.report_interval, Duration::from_secs(2));
+    let config = Config::from_toml("[tabs]\nhidden_timeout = \"4s\"").unwrap();
+    assert_eq!(config.browser.report_interval, Duration::from_secs(1));
+    assert_eq!(
+        err("[browser]\nreport_interval = \"500ms\"").key(),
+        Some("browser.report_interval")
+    );
+    assert_eq!(
+        err("[browser]\nreport_interval = \"1h\"").key(),
+        Some("browser.report_interval")
+    );
+}
+
+#[test]
+fn texts_are_checked_for_placeholders_they_cannot_use() {
+    let e = err("[browser.texts]\nwarning_body = \"Ends in {minutes}\"");
+    assert_eq!(e.key(), Some("browser.texts.warning_body"));
+    assert!(e.to_string().contains("{countdown}"), "{e}");
+    let e = err("[browser.texts]\nkeep_working = \"Stay {countdown}\"");
+    assert_eq!(e.key(), Some("browser.texts.keep_working"));
+    let e = err("[browser.texts.reasons]\nidle = \"after {countdown}\"");
+    assert_eq!(e.key(), Some("browser.texts.reasons.idle"));
+    let e = err("[browser.texts]\nstart_new = \"  \"");
+    assert_eq!(e.key(), Some("browser.texts.start_new"));
+    let e = err("[browser.texts]\nlang = \"en US\"");
+    assert_eq!(e.key(), Some("browser.texts.lang"));
+    let e = err("[browser.texts]\nwarning_titel = \"x\"");
+    assert!(e.to_string().contains("browser.texts.warning_titel"), "{e}");
+    let config =
+        Config::from_toml("[browser.texts]\nwarning_body = \"Noch {countdown}.\"\nlang = \"de\"")
+            .unwrap();
+    assert_eq!(config.browser.texts.warning_body, "Noch {countdown}.");
+    assert_eq!(config.browser.texts.lang, "de");
 }

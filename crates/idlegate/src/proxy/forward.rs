@@ -3,6 +3,7 @@
 //! Bodies stream in both directions (uploads are never buffered whole). `Host` stays as the
 //! browser sent it, because Streamlit compares it with `Origin`; hop-by-hop headers are
 //! dropped and `X-Forwarded-*` set. No timeout applies to the response: apps stream.
+//! Navigations to HTML pages get the page script ([`super::inject`]).
 
 use std::net::SocketAddr;
 
@@ -11,6 +12,7 @@ use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
 use super::headers::{remove_hop_by_hop, set_forwarded};
+use super::inject;
 use super::Body;
 use crate::apps::UploadEvent;
 use crate::dispatch::Gateway;
@@ -30,8 +32,13 @@ pub async fn forward(
             .tracker
             .activity_for_app_session(event.app_session());
     }
+    let inject = gateway.config.browser.inject && inject::is_navigation(&req);
+    let head = req.method() == http::Method::HEAD;
     let (mut parts, body) = req.into_parts();
     prepare_request_head(gateway, &mut parts, peer)?;
+    if inject {
+        inject::prepare_request(&mut parts.headers, gateway.script.version());
+    }
     let request = Request::from_parts(parts, Body::new(body));
     let response = gateway.client.request(request).await.map_err(|e| {
         if e.is_connect() {
@@ -57,7 +64,12 @@ pub async fn forward(
     }
     let (mut parts, body) = response.into_parts();
     remove_hop_by_hop(&mut parts.headers);
-    Ok(Response::from_parts(parts, Body::new(body)))
+    let response = Response::from_parts(parts, body);
+    if inject {
+        let script = &gateway.script;
+        return inject::rewrite(response, head, script.tag(), script.version()).await;
+    }
+    Ok(response.map(Body::new))
 }
 
 /// Points a request head at the app: target URI, HTTP/1.1, `Host`, hop-by-hop and

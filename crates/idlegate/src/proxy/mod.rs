@@ -1,9 +1,11 @@
-//! Relaying requests to the app: plain HTTP ([`forward`]), WebSocket upgrades
-//! ([`websocket`]) and the tab session relay ([`relay`]) that watches frames ([`frame`]).
+//! Relaying requests to the app: plain HTTP ([`forward`]) with the page script added to HTML
+//! pages ([`inject`]), WebSocket upgrades ([`websocket`]) and the tab session relay
+//! ([`relay`]) that watches frames ([`frame`]).
 
 pub mod forward;
 pub mod frame;
 pub mod headers;
+pub mod inject;
 pub mod relay;
 pub mod release;
 pub mod websocket;

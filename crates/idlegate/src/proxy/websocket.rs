@@ -28,6 +28,7 @@ use super::frame::{encode_frame, Opcode};
 use super::headers::remove_hop_by_hop;
 use super::relay::{self, RelayOptions};
 use super::Body;
+use crate::client::take_token;
 use crate::dispatch::Gateway;
 use crate::error::ProxyError;
 use crate::tracker::{Admission, EndReason};
@@ -45,8 +46,26 @@ pub async fn upgrade(
     let resume = session_socket
         .then(|| gateway.app.resume_id(req.headers()))
         .flatten();
+    let mut client = None;
     if session_socket {
-        if let Admission::Ended(reason) = gateway.tracker.admit(resume.as_deref()) {
+        // The page script's token is idlegate's business: the app never sees it.
+        let (token, rest) = take_token(req.uri().query());
+        if req.uri().query() != rest.as_deref() {
+            let path = req.uri().path();
+            let target = match &rest {
+                Some(query) => format!("{path}?{query}"),
+                None => path.to_owned(),
+            };
+            let invalid = |_| ProxyError::BadRequest("the request target is not a valid path");
+            let mut uri = req.uri().clone().into_parts();
+            uri.path_and_query = Some(target.parse().map_err(invalid)?);
+            *req.uri_mut() = http::Uri::from_parts(uri)
+                .map_err(|_| ProxyError::BadRequest("the request target is not a valid path"))?;
+        }
+        client = token;
+        if let Admission::Ended(reason) =
+            gateway.tracker.admit(resume.as_deref(), client.as_deref())
+        {
             return answer_ended(gateway, req, reason);
         }
     }
@@ -116,7 +135,10 @@ pub async fn upgrade(
             let _ = tokio::io::copy_bidirectional(&mut browser, &mut app).await;
             return;
         }
-        match gateway.tracker.connect(resume.as_deref()) {
+        match gateway
+            .tracker
+            .connect(resume.as_deref(), client.as_deref())
+        {
             Ok(conn) => {
                 let ended_url = |reason: EndReason| gateway.ended_url(reason);
                 let options = RelayOptions {

@@ -10,8 +10,10 @@
 
 pub mod policy;
 pub mod reaper;
+mod reports;
+mod tombstones;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -22,14 +24,12 @@ use tokio::time::Instant;
 use crate::config::TabPolicy;
 use crate::redact::short_hash;
 pub use policy::{Deadline, EndReason, RunCause, TabState};
+pub use reports::{TabReport, TabStatus};
+use tombstones::Tombstones;
 
 /// Identifies a tab session inside this process (not a secret: it is only a counter).
 pub type TabId = u64;
 
-/// How long an ended app session id is remembered, so a stale page cannot resume it.
-const TOMBSTONE_TTL: Duration = Duration::from_secs(3600);
-/// At most this many ended ids are remembered; the oldest are forgotten first.
-const TOMBSTONE_CAP: usize = 100_000;
 /// At most this many releases are kept per tab; past that the oldest are dropped.
 const RELEASE_CAP: usize = 256;
 
@@ -95,7 +95,10 @@ struct Shared {
 struct Registry {
     tabs: HashMap<TabId, Arc<Tab>>,
     by_app_session: HashMap<String, TabId>,
+    /// Tabs by the token their page's script chose (see [`TabReport`]).
+    by_client: HashMap<String, TabId>,
     ended: Tombstones,
+    ended_clients: Tombstones,
 }
 
 /// One tab session.
@@ -112,6 +115,9 @@ struct TabInner {
     running: Option<RunCause>,
     requested: Option<RunCause>,
     disconnected_since: Option<Instant>,
+    hidden_since: Option<Instant>,
+    /// The page script's token for this tab, if the page has idlegate's script.
+    client: Option<String>,
     connection: Option<(u64, watch::Sender<Option<Ending>>)>,
     generation: u64,
     ended: Option<EndReason>,
@@ -167,44 +173,59 @@ impl Tracker {
         self.registry().tabs.len()
     }
 
+    /// The ids of the open tab sessions, oldest first.
+    pub fn open_tabs(&self) -> Vec<TabId> {
+        let mut ids: Vec<TabId> = self.registry().tabs.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Whether no tab session is open.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Decides whether a connection asking to resume `app_session` may go to the app.
-    pub fn admit(&self, app_session: Option<&str>) -> Admission {
-        let Some(id) = app_session else {
-            return Admission::Allowed;
-        };
+    /// Decides whether a connection asking to resume `app_session`, from a page whose script
+    /// chose the token `client`, may go to the app.
+    pub fn admit(&self, app_session: Option<&str>, client: Option<&str>) -> Admission {
         let mut registry = self.registry();
         let now = Instant::now();
         registry.ended.expire(now);
-        match registry.ended.get(id) {
+        registry.ended_clients.expire(now);
+        match registry.ended_reason(app_session, client) {
             Some(reason) => Admission::Ended(reason),
             None => Admission::Allowed,
         }
     }
 
     /// Registers a new connection whose upgrade the app accepted. If `resume` names the app
-    /// session of a tab this tracker knows, the connection joins that tab (a reconnect);
-    /// otherwise it starts a new tab session.
-    pub fn connect(&self, resume: Option<&str>) -> Result<TabConnection, EndReason> {
+    /// session of a tab this tracker knows, or `client` the page token of one, the connection
+    /// joins that tab (a reconnect); otherwise it starts a new tab session.
+    pub fn connect(
+        &self,
+        resume: Option<&str>,
+        client: Option<&str>,
+    ) -> Result<TabConnection, EndReason> {
         let now = Instant::now();
         let mut registry = self.registry();
-        if let Some(id) = resume {
-            if let Some(reason) = registry.ended.get(id) {
-                return Err(reason);
+        if let Some(reason) = registry.ended_reason(resume, client) {
+            return Err(reason);
+        }
+        let existing = resume
+            .and_then(|id| registry.by_app_session.get(id))
+            .or_else(|| client.and_then(|token| registry.by_client.get(token)))
+            .and_then(|tab_id| registry.tabs.get(tab_id))
+            .cloned();
+        if let Some(tab) = existing {
+            if let Some(token) = client {
+                let mut inner = lock(&tab.inner);
+                if inner.client.is_none() {
+                    inner.client = Some(token.to_owned());
+                    registry.by_client.insert(token.to_owned(), tab.id);
+                }
             }
-            let existing = registry
-                .by_app_session
-                .get(id)
-                .and_then(|tab_id| registry.tabs.get(tab_id))
-                .cloned();
-            if let Some(tab) = existing {
-                drop(registry);
-                return Ok(self.attach(tab, now));
-            }
+            drop(registry);
+            return Ok(self.attach(tab, now));
         }
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = watch::channel(None);
@@ -217,6 +238,8 @@ impl Tracker {
                 running: None,
                 requested: None,
                 disconnected_since: None,
+                hidden_since: None,
+                client: client.map(str::to_owned),
                 connection: Some((1, tx)),
                 generation: 1,
                 ended: None,
@@ -225,6 +248,9 @@ impl Tracker {
         });
         if let Some(app_session) = resume {
             registry.by_app_session.insert(app_session.to_owned(), id);
+        }
+        if let Some(token) = client {
+            registry.by_client.insert(token.to_owned(), id);
         }
         registry.tabs.insert(id, tab.clone());
         drop(registry);
@@ -320,10 +346,17 @@ impl Tracker {
             let Some(tab) = registry.tabs.remove(&id) else {
                 return false;
             };
-            let app_session = lock(&tab.inner).app_session.clone();
+            let (app_session, client) = {
+                let inner = lock(&tab.inner);
+                (inner.app_session.clone(), inner.client.clone())
+            };
             if let Some(app_session) = app_session {
                 registry.by_app_session.remove(&app_session);
                 registry.ended.insert(app_session, reason, now);
+            }
+            if let Some(client) = client {
+                registry.by_client.remove(&client);
+                registry.ended_clients.insert(client, reason, now);
             }
             tab
         };
@@ -378,6 +411,7 @@ impl Tracker {
             last_activity: self.instant(tab.last_activity_ms.load(Ordering::Relaxed)),
             running: inner.running,
             disconnected_since: inner.disconnected_since,
+            hidden_since: inner.hidden_since,
         }
     }
 
@@ -401,6 +435,15 @@ impl Tracker {
 
     fn instant(&self, millis: u64) -> Instant {
         self.shared.epoch + Duration::from_millis(millis)
+    }
+}
+
+impl Registry {
+    /// Why the tab of an app session id or page token ended, if it did.
+    fn ended_reason(&self, app_session: Option<&str>, client: Option<&str>) -> Option<EndReason> {
+        app_session
+            .and_then(|id| self.ended.get(id))
+            .or_else(|| client.and_then(|token| self.ended_clients.get(token)))
     }
 }
 
@@ -512,41 +555,6 @@ impl TabConnection {
 impl Drop for TabConnection {
     fn drop(&mut self) {
         self.finish();
-    }
-}
-
-/// App session ids of ended tabs, remembered for a while.
-#[derive(Default)]
-struct Tombstones {
-    reasons: HashMap<String, EndReason>,
-    order: VecDeque<(Instant, String)>,
-}
-
-impl Tombstones {
-    fn insert(&mut self, id: String, reason: EndReason, now: Instant) {
-        if self.reasons.insert(id.clone(), reason).is_none() {
-            self.order.push_back((now + TOMBSTONE_TTL, id));
-        }
-        while self.order.len() > TOMBSTONE_CAP {
-            if let Some((_, old)) = self.order.pop_front() {
-                self.reasons.remove(&old);
-            }
-        }
-    }
-
-    fn get(&self, id: &str) -> Option<EndReason> {
-        self.reasons.get(id).copied()
-    }
-
-    fn expire(&mut self, now: Instant) {
-        while let Some((until, _)) = self.order.front() {
-            if *until > now {
-                break;
-            }
-            if let Some((_, id)) = self.order.pop_front() {
-                self.reasons.remove(&id);
-            }
-        }
     }
 }
 

@@ -103,6 +103,8 @@ pub struct TabState {
     pub running: Option<RunCause>,
     /// Since when the browser has been disconnected, if it is.
     pub disconnected_since: Option<Instant>,
+    /// Since when the page has been hidden (in the background), if its script said so.
+    pub hidden_since: Option<Instant>,
 }
 
 /// The instant a tab session ends unless something changes, and why.
@@ -133,7 +135,16 @@ pub fn deadline(state: &TabState, policy: &TabPolicy) -> Option<Deadline> {
             at: state.last_activity + limit,
             reason: EndReason::Idle,
         });
-    [lifetime, closed, idle].into_iter().flatten().fold(
+    // A hidden tab's time counts from when it was hidden or last used, whichever is later.
+    let hidden = state
+        .hidden_since
+        .zip(policy.hidden_timeout)
+        .filter(|_| !suspended)
+        .map(|(since, limit)| Deadline {
+            at: since.max(state.last_activity) + limit,
+            reason: EndReason::HiddenIdle,
+        });
+    [lifetime, closed, idle, hidden].into_iter().flatten().fold(
         None,
         |best: Option<Deadline>, d| match best {
             Some(b) if b.at <= d.at => Some(b),
@@ -153,6 +164,8 @@ mod tests {
             max_lifetime: Some(Duration::from_secs(3600)),
             end_while_running: false,
             reconnect_grace: Duration::from_secs(15),
+            hidden_timeout: None,
+            warn_before: None,
         }
     }
 
@@ -162,6 +175,7 @@ mod tests {
             last_activity: t0,
             running: None,
             disconnected_since: None,
+            hidden_since: None,
         }
     }
 
@@ -252,6 +266,51 @@ mod tests {
             deadline(&state(t0), &p).unwrap().reason,
             EndReason::MaxLifetime
         );
+    }
+
+    #[test]
+    fn hidden_tab_ends_after_the_hidden_limit_counted_from_when_it_was_hidden() {
+        let t0 = Instant::now();
+        let p = TabPolicy {
+            hidden_timeout: Some(Duration::from_secs(20)),
+            ..policy()
+        };
+        let mut s = state(t0);
+        s.hidden_since = Some(t0 + Duration::from_secs(5));
+        let d = deadline(&s, &p).unwrap();
+        assert_eq!(d.reason, EndReason::HiddenIdle);
+        assert_eq!(d.at, t0 + Duration::from_secs(25));
+        // Activity after it was hidden (it was not, after all) counts from the activity.
+        s.last_activity = t0 + Duration::from_secs(10);
+        assert_eq!(deadline(&s, &p).unwrap().at, t0 + Duration::from_secs(30));
+        // A visible tab only has the idle limit.
+        s.hidden_since = None;
+        assert_eq!(deadline(&s, &p).unwrap().reason, EndReason::Idle);
+    }
+
+    #[test]
+    fn hidden_limit_equal_to_idle_limit_reports_idle() {
+        let t0 = Instant::now();
+        let p = TabPolicy {
+            hidden_timeout: Some(Duration::from_secs(60)),
+            ..policy()
+        };
+        let mut s = state(t0);
+        s.hidden_since = Some(t0);
+        assert_eq!(deadline(&s, &p).unwrap().reason, EndReason::Idle);
+    }
+
+    #[test]
+    fn persons_run_suspends_the_hidden_limit_too() {
+        let t0 = Instant::now();
+        let p = TabPolicy {
+            hidden_timeout: Some(Duration::from_secs(5)),
+            ..policy()
+        };
+        let mut s = state(t0);
+        s.hidden_since = Some(t0);
+        s.running = Some(RunCause::Person);
+        assert_eq!(deadline(&s, &p).unwrap().reason, EndReason::MaxLifetime);
     }
 
     #[test]

@@ -10,6 +10,8 @@ fn policy(idle: u64) -> TabPolicy {
         max_lifetime: Some(Duration::from_secs(3600)),
         end_while_running: false,
         reconnect_grace: Duration::from_secs(15),
+        hidden_timeout: None,
+        warn_before: None,
     }
 }
 
@@ -27,7 +29,7 @@ async fn ending_within(conn: &TabConnection, limit: Duration) -> Option<Ending> 
 #[tokio::test(start_paused = true)]
 async fn idle_tab_ends_at_its_deadline() {
     let tracker = Tracker::start(policy(60));
-    let conn = tracker.connect(None).unwrap();
+    let conn = tracker.connect(None, None).unwrap();
     advance(Duration::from_secs(59)).await;
     settle().await;
     assert_eq!(tracker.len(), 1);
@@ -42,7 +44,7 @@ async fn idle_tab_ends_at_its_deadline() {
 #[tokio::test(start_paused = true)]
 async fn activity_pushes_the_deadline_without_rearming() {
     let tracker = Tracker::start(policy(60));
-    let conn = tracker.connect(None).unwrap();
+    let conn = tracker.connect(None, None).unwrap();
     let t0 = Instant::now();
     advance(Duration::from_secs(50)).await;
     conn.signal(Signal::Activity);
@@ -60,7 +62,7 @@ async fn activity_pushes_the_deadline_without_rearming() {
 #[tokio::test(start_paused = true)]
 async fn timer_reruns_do_not_keep_a_tab_alive() {
     let tracker = Tracker::start(policy(10));
-    let conn = tracker.connect(None).unwrap();
+    let conn = tracker.connect(None, None).unwrap();
     let t0 = Instant::now();
     let ending = loop {
         conn.signal(Signal::RunRequested(RunCause::Timer));
@@ -78,7 +80,7 @@ async fn timer_reruns_do_not_keep_a_tab_alive() {
 #[tokio::test(start_paused = true)]
 async fn persons_long_run_is_not_ended_and_idle_restarts_after_it() {
     let tracker = Tracker::start(policy(10));
-    let conn = tracker.connect(None).unwrap();
+    let conn = tracker.connect(None, None).unwrap();
     conn.signal(Signal::RunRequested(RunCause::Person));
     conn.signal(Signal::Running(true));
     assert!(ending_within(&conn, Duration::from_secs(60))
@@ -100,7 +102,7 @@ async fn max_lifetime_applies_even_while_running() {
     let mut p = policy(10);
     p.max_lifetime = Some(Duration::from_secs(30));
     let tracker = Tracker::start(p);
-    let conn = tracker.connect(None).unwrap();
+    let conn = tracker.connect(None, None).unwrap();
     conn.signal(Signal::RunRequested(RunCause::Person));
     conn.signal(Signal::Running(true));
     let ending = ending_within(&conn, Duration::from_secs(31)).await.unwrap();
@@ -110,7 +112,7 @@ async fn max_lifetime_applies_even_while_running() {
 #[tokio::test(start_paused = true)]
 async fn closed_tab_ends_after_grace_and_cannot_be_resumed() {
     let tracker = Tracker::start(policy(600));
-    let conn = tracker.connect(None).unwrap();
+    let conn = tracker.connect(None, None).unwrap();
     conn.signal(Signal::SessionId("abc".into()));
     conn.closed();
     advance(Duration::from_secs(14)).await;
@@ -120,22 +122,25 @@ async fn closed_tab_ends_after_grace_and_cannot_be_resumed() {
     settle().await;
     assert_eq!(tracker.len(), 0);
     assert_eq!(
-        tracker.admit(Some("abc")),
+        tracker.admit(Some("abc"), None),
         Admission::Ended(EndReason::Closed)
     );
-    assert_eq!(tracker.connect(Some("abc")).err(), Some(EndReason::Closed));
-    assert_eq!(tracker.admit(Some("other")), Admission::Allowed);
+    assert_eq!(
+        tracker.connect(Some("abc"), None).err(),
+        Some(EndReason::Closed)
+    );
+    assert_eq!(tracker.admit(Some("other"), None), Admission::Allowed);
 }
 
 #[tokio::test(start_paused = true)]
 async fn reconnect_within_grace_resumes_the_same_tab() {
     let tracker = Tracker::start(policy(600));
-    let conn = tracker.connect(None).unwrap();
+    let conn = tracker.connect(None, None).unwrap();
     let id = conn.tab_id();
     conn.signal(Signal::SessionId("abc".into()));
     conn.closed();
     advance(Duration::from_secs(10)).await;
-    let again = tracker.connect(Some("abc")).unwrap();
+    let again = tracker.connect(Some("abc"), None).unwrap();
     assert_eq!(again.tab_id(), id);
     advance(Duration::from_secs(30)).await;
     settle().await;
@@ -148,7 +153,7 @@ async fn reconnect_within_grace_resumes_the_same_tab() {
 #[tokio::test(start_paused = true)]
 async fn reconnect_rerun_is_not_activity_but_page_load_rerun_is() {
     let tracker = Tracker::start(policy(60));
-    let first = tracker.connect(None).unwrap();
+    let first = tracker.connect(None, None).unwrap();
     let id = first.tab_id();
     first.signal(Signal::SessionId("s1".into()));
     advance(Duration::from_secs(30)).await;
@@ -160,7 +165,7 @@ async fn reconnect_rerun_is_not_activity_but_page_load_rerun_is() {
         "page load counts"
     );
     first.closed();
-    let again = tracker.connect(Some("s1")).unwrap();
+    let again = tracker.connect(Some("s1"), None).unwrap();
     advance(Duration::from_secs(20)).await;
     again.signal(Signal::RunRequested(RunCause::Reconnect));
     let d2 = tracker.deadline_of(id).unwrap();
@@ -170,9 +175,9 @@ async fn reconnect_rerun_is_not_activity_but_page_load_rerun_is() {
 #[tokio::test(start_paused = true)]
 async fn takeover_tells_the_old_connection_to_close_quietly() {
     let tracker = Tracker::start(policy(600));
-    let old = tracker.connect(None).unwrap();
+    let old = tracker.connect(None, None).unwrap();
     old.signal(Signal::SessionId("abc".into()));
-    let new = tracker.connect(Some("abc")).unwrap();
+    let new = tracker.connect(Some("abc"), None).unwrap();
     let ending = ending_within(&old, Duration::from_millis(10))
         .await
         .unwrap();
@@ -189,8 +194,8 @@ async fn takeover_tells_the_old_connection_to_close_quietly() {
 #[tokio::test(start_paused = true)]
 async fn end_all_ends_every_tab() {
     let tracker = Tracker::start(policy(600));
-    let a = tracker.connect(None).unwrap();
-    let _b = tracker.connect(None).unwrap();
+    let a = tracker.connect(None, None).unwrap();
+    let _b = tracker.connect(None, None).unwrap();
     assert_eq!(tracker.end_all(EndReason::Shutdown), 2);
     assert_eq!(a.ended().await.reason, EndReason::Shutdown);
     assert!(tracker.is_empty());
@@ -199,7 +204,9 @@ async fn end_all_ends_every_tab() {
 #[tokio::test(start_paused = true)]
 async fn many_tabs_end_on_time_from_one_queue() {
     let tracker = Tracker::start(policy(5));
-    let conns: Vec<_> = (0..1000).map(|_| tracker.connect(None).unwrap()).collect();
+    let conns: Vec<_> = (0..1000)
+        .map(|_| tracker.connect(None, None).unwrap())
+        .collect();
     advance(Duration::from_millis(4900)).await;
     settle().await;
     assert_eq!(tracker.len(), 1000);
@@ -223,7 +230,7 @@ fn release(path: &str) -> Release {
 async fn releases_of_an_ended_tab_are_handed_over_once() {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let tracker = Tracker::with_releases(policy(600), Some(tx));
-    let conn = tracker.connect(None).unwrap();
+    let conn = tracker.connect(None, None).unwrap();
     conn.signal(Signal::SessionId("s1".into()));
     tracker.record_release("s1", release("/u/s1/a"));
     tracker.record_release("s1", release("/u/s1/b"));
@@ -234,4 +241,125 @@ async fn releases_of_an_ended_tab_are_handed_over_once() {
     assert_eq!(rx.recv().await.unwrap(), vec![release("/u/s1/a")]);
     assert!(!tracker.end(conn.tab_id(), EndReason::Idle));
     assert!(rx.try_recv().is_err());
+}
+
+fn hidden_policy(idle: u64, hidden: u64) -> TabPolicy {
+    TabPolicy {
+        hidden_timeout: Some(Duration::from_secs(hidden)),
+        ..policy(idle)
+    }
+}
+
+const TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+
+fn ends_in(status: TabStatus) -> Duration {
+    match status {
+        TabStatus::Open {
+            ends_in: Some(d), ..
+        } => d,
+        other => panic!("not open with a deadline: {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn page_reports_reach_the_tab_of_its_token() {
+    let tracker = Tracker::start(policy(60));
+    assert_eq!(tracker.report(TOKEN, TabReport::Check), TabStatus::Unknown);
+    let conn = tracker.connect(None, Some(TOKEN)).unwrap();
+    advance(Duration::from_secs(40)).await;
+    assert_eq!(
+        ends_in(tracker.report(TOKEN, TabReport::Check)),
+        Duration::from_secs(20)
+    );
+    let status = tracker.report(TOKEN, TabReport::Activity);
+    assert_eq!(ends_in(status), Duration::from_secs(60));
+    assert!(matches!(
+        status,
+        TabStatus::Open {
+            reason: Some(EndReason::Idle),
+            extendable: true,
+            hidden: false,
+            ..
+        }
+    ));
+    tracker.end(conn.tab_id(), EndReason::Admin);
+    assert_eq!(
+        tracker.report(TOKEN, TabReport::Activity),
+        TabStatus::Ended(EndReason::Admin)
+    );
+    // The page's reconnect is refused with the reason, like a resumed app session would be.
+    assert_eq!(
+        tracker.admit(None, Some(TOKEN)),
+        Admission::Ended(EndReason::Admin)
+    );
+    assert_eq!(
+        tracker.connect(None, Some(TOKEN)).err(),
+        Some(EndReason::Admin)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn hidden_tab_ends_after_the_hidden_limit_and_visible_one_does_not() {
+    let tracker = Tracker::start(hidden_policy(60, 10));
+    let hidden = tracker.connect(None, Some(TOKEN)).unwrap();
+    let visible = tracker
+        .connect(None, Some("BBBBBBBBBBBBBBBBBBBBBB"))
+        .unwrap();
+    let t0 = Instant::now();
+    let status = tracker.report(TOKEN, TabReport::Hidden);
+    assert_eq!(ends_in(status), Duration::from_secs(10));
+    let ending = ending_within(&hidden, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(ending.reason, EndReason::HiddenIdle);
+    assert!(Instant::now() - t0 <= Duration::from_millis(10_005));
+    settle().await;
+    assert_eq!(tracker.len(), 1, "the visible tab is still open");
+    drop(visible);
+}
+
+#[tokio::test(start_paused = true)]
+async fn becoming_visible_is_not_activity_but_restores_the_idle_limit() {
+    let tracker = Tracker::start(hidden_policy(60, 30));
+    let _conn = tracker.connect(None, Some(TOKEN)).unwrap();
+    advance(Duration::from_secs(20)).await;
+    tracker.report(TOKEN, TabReport::Hidden);
+    advance(Duration::from_secs(25)).await;
+    // Hidden 25s of 30: 5s left; when shown, the idle limit counts from the last activity.
+    let status = tracker.report(TOKEN, TabReport::Visible);
+    assert_eq!(ends_in(status), Duration::from_secs(15));
+}
+
+#[tokio::test(start_paused = true)]
+async fn reports_cannot_extend_a_tab_past_its_lifetime() {
+    let p = TabPolicy {
+        max_lifetime: Some(Duration::from_secs(100)),
+        ..policy(60)
+    };
+    let tracker = Tracker::start(p);
+    let conn = tracker.connect(None, Some(TOKEN)).unwrap();
+    advance(Duration::from_secs(50)).await;
+    let status = tracker.report(TOKEN, TabReport::Activity);
+    assert!(matches!(
+        status,
+        TabStatus::Open {
+            reason: Some(EndReason::MaxLifetime),
+            extendable: false,
+            ..
+        }
+    ));
+    assert_eq!(ends_in(status), Duration::from_secs(50));
+    let ending = ending_within(&conn, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(ending.reason, EndReason::MaxLifetime);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reconnect_with_the_page_token_resumes_the_tab() {
+    let tracker = Tracker::start(policy(60));
+    let first = tracker.connect(None, Some(TOKEN)).unwrap();
+    let id = first.tab_id();
+    first.closed();
+    let again = tracker.connect(None, Some(TOKEN)).unwrap();
+    assert_eq!(again.tab_id(), id);
+    assert_eq!(tracker.len(), 1);
 }

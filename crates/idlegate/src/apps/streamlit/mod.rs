@@ -69,6 +69,10 @@ impl App for Streamlit {
         path == self.stream_path
     }
 
+    fn session_socket_path(&self) -> &str {
+        &self.stream_path
+    }
+
     fn resume_id(&self, headers: &HeaderMap) -> Option<String> {
         resume_id(headers)
     }

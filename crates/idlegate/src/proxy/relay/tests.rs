@@ -13,6 +13,8 @@ fn policy() -> TabPolicy {
         max_lifetime: None,
         end_while_running: false,
         reconnect_grace: Duration::from_secs(15),
+        hidden_timeout: None,
+        warn_before: None,
     }
 }
 
@@ -68,7 +70,7 @@ fn start() -> Harness {
     let tracker = Tracker::start(policy());
     let (browser, browser_side) = duplex(64 * 1024);
     let (app, app_side) = duplex(64 * 1024);
-    let conn = tracker.connect(None).unwrap();
+    let conn = tracker.connect(None, None).unwrap();
     let relay = tokio::spawn(async move {
         let app = Streamlit::new("", None);
         let url = |reason: EndReason| format!("/_idlegate/ended?reason={reason}");
@@ -109,7 +111,7 @@ async fn bytes_pass_through_unchanged_and_the_session_id_is_learned() {
     assert_eq!(read_exactly(&mut h.app, up.len()).await, up);
 
     // The tab now answers to its app session id.
-    let tab = h.tracker.connect(Some(id)).unwrap();
+    let tab = h.tracker.connect(Some(id), None).unwrap();
     assert_eq!(tab.tab_id(), 1);
 }
 
@@ -172,7 +174,7 @@ async fn unmasked_browser_frames_close_the_connection() {
         read_to_end(&mut h.app).await.is_empty(),
         "nothing was forwarded"
     );
-    assert_eq!(h.tracker.admit(None), Admission::Allowed);
+    assert_eq!(h.tracker.admit(None, None), Admission::Allowed);
 }
 
 #[tokio::test]

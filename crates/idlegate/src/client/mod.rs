@@ -1,0 +1,199 @@
+//! The browser client: the script idlegate adds to the app's pages, and the small API it
+//! talks to.
+//!
+//! The script ([`client.js`](./client.js)) tags the page's session socket with a random token
+//! ([`TAB_PARAM`]), reports input and visibility for that tab ([`tab_api`]), warns before the
+//! tab ends and shows the ended page after. It only improves the experience: the server
+//! enforces every limit without it. This module serves the script with its settings filled
+//! in; it must not decide anything about deadlines (that is [`crate::tracker`]'s job).
+
+pub mod tab_api;
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::routes::PREFIX;
+
+/// Query parameter the script adds to the session socket's URL; removed before the app sees
+/// the request.
+pub const TAB_PARAM: &str = "_idlegate_tab";
+
+/// The script's source. [`CONFIG_SLOT`] is replaced by its settings.
+const SOURCE: &str = include_str!("client.js");
+const CONFIG_SLOT: &str = "/*IDLEGATE_CONFIG*/null";
+
+/// The script with its settings, ready to serve.
+#[derive(Debug, Clone)]
+pub struct ClientScript {
+    body: Bytes,
+    etag: HeaderValue,
+    tag: String,
+}
+
+impl ClientScript {
+    /// Builds the script for this configuration. `socket_path` is the app's session socket.
+    pub fn new(config: &Config, socket_path: &str) -> Self {
+        let base = &config.app.base_path;
+        let texts = &config.browser.texts;
+        let settings = json!({
+            "tabParam": TAB_PARAM,
+            "socketSuffix": socket_path,
+            "tabUrl": format!("{base}{PREFIX}{}", tab_api::PATH),
+            "endedUrl": format!("{base}{PREFIX}ended"),
+            "reportIntervalMs": config.browser.report_interval.as_millis() as u64,
+            "warnBeforeMs": config.tabs.warn_before.map(|d| d.as_millis() as u64),
+            "texts": {
+                "lang": texts.lang,
+                "warningTitle": texts.warning_title,
+                "warningBody": texts.warning_body,
+                "warningLifetimeBody": texts.warning_lifetime_body,
+                "keepWorking": texts.keep_working,
+                "dismiss": texts.dismiss,
+            },
+        });
+        let body = SOURCE.replacen(CONFIG_SLOT, &settings.to_string(), 1);
+        let digest = Sha256::digest(body.as_bytes());
+        let version: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let etag = HeaderValue::from_str(&format!("\"{version}\""))
+            .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+        let tag = format!("<script src=\"{base}{PREFIX}client.js?v={version}\" defer></script>");
+        Self {
+            body: Bytes::from(body),
+            etag,
+            tag,
+        }
+    }
+
+    /// The `<script>` element that loads the script, for the top of `<head>`.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// A short version of the script and its settings, for ETags of pages that carry it.
+    pub fn version(&self) -> &str {
+        self.etag
+            .to_str()
+            .map(|v| v.trim_matches('"'))
+            .unwrap_or_default()
+    }
+
+    /// Answers `GET <base>/_idlegate/client.js`.
+    pub fn respond(&self, request_headers: &HeaderMap) -> Response {
+        let fresh = request_headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|tag| tag.trim() == self.etag));
+        let mut response = if fresh {
+            StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            self.body.clone().into_response()
+        };
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/javascript; charset=utf-8"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert(header::ETAG, self.etag.clone());
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        response
+    }
+}
+
+/// Whether a page token has the form the script makes (random, URL-safe base64). Anything
+/// else is ignored, so no odd bytes reach the registry or the logs.
+pub fn is_token(value: &str) -> bool {
+    (16..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Takes the page token out of a session socket's query. Returns the token (if one is there
+/// and well formed) and the query without it (`None` when nothing is left).
+pub fn take_token(query: Option<&str>) -> (Option<String>, Option<String>) {
+    let Some(query) = query else {
+        return (None, None);
+    };
+    let mut token = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.split_once('=') {
+            Some((TAB_PARAM, value)) => {
+                if is_token(value) {
+                    token = Some(value.to_owned());
+                }
+                false
+            }
+            _ => *pair != TAB_PARAM,
+        })
+        .collect();
+    let rest = Some(rest.join("&")).filter(|q| !q.is_empty());
+    (token, rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_is_taken_out_of_the_query() {
+        let (token, rest) = take_token(Some("_idlegate_tab=AbCdEfGhIjKlMnOpQrStUv"));
+        assert_eq!(token.as_deref(), Some("AbCdEfGhIjKlMnOpQrStUv"));
+        assert_eq!(rest, None);
+        let (token, rest) = take_token(Some("a=1&_idlegate_tab=AbCdEfGhIjKlMnOpQrStUv&b=2"));
+        assert_eq!(token.as_deref(), Some("AbCdEfGhIjKlMnOpQrStUv"));
+        assert_eq!(rest.as_deref(), Some("a=1&b=2"));
+        assert_eq!(take_token(None), (None, None));
+        assert_eq!(take_token(Some("x=1")), (None, Some("x=1".into())));
+    }
+
+    #[test]
+    fn malformed_tokens_are_dropped_but_still_removed() {
+        for bad in ["short", "has%20space-aaaaaaaaaaaaaaa", &"a".repeat(65), ""] {
+            let query = format!("{TAB_PARAM}={bad}&keep=1");
+            assert_eq!(take_token(Some(&query)), (None, Some("keep=1".into())));
+        }
+        assert_eq!(take_token(Some(TAB_PARAM)), (None, None));
+    }
+
+    #[test]
+    fn script_carries_its_settings_and_a_versioned_tag() {
+        let config = Config::from_toml(
+            "[app]\nbase_path = \"/x\"\n[tabs]\nidle_timeout = \"10m\"\nwarn_before = \"1m\"\n",
+        )
+        .unwrap();
+        let script = ClientScript::new(&config, "/x/_stcore/stream");
+        let body = std::str::from_utf8(&script.body).unwrap();
+        assert!(!body.contains(CONFIG_SLOT));
+        assert!(body.contains("\"warnBeforeMs\":60000"), "{body}");
+        assert!(body.contains("\"tabUrl\":\"/x/_idlegate/tab/\""));
+        assert!(script
+            .tag()
+            .starts_with("<script src=\"/x/_idlegate/client.js?v="));
+        assert_eq!(script.version().len(), 16);
+        let other = Config::from_toml("[tabs]\nwarn_before = \"off\"\n").unwrap();
+        let other = ClientScript::new(&other, "/_stcore/stream");
+        assert_ne!(other.version(), script.version());
+        assert!(std::str::from_utf8(&other.body)
+            .unwrap()
+            .contains("\"warnBeforeMs\":null"));
+    }
+
+    #[test]
+    fn script_answers_304_to_its_own_etag() {
+        let config = Config::from_toml("").unwrap();
+        let script = ClientScript::new(&config, "/_stcore/stream");
+        let mut headers = HeaderMap::new();
+        assert_eq!(script.respond(&headers).status(), StatusCode::OK);
+        headers.insert(header::IF_NONE_MATCH, script.etag.clone());
+        assert_eq!(script.respond(&headers).status(), StatusCode::NOT_MODIFIED);
+    }
+}

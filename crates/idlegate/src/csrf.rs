@@ -1,0 +1,77 @@
+//! Cross-site request checks for idlegate's own state-changing requests.
+//!
+//! Browsers mark where a request comes from (`Sec-Fetch-Site`, `Origin`); a request another
+//! site's page made is refused. Requests without either header do not come from a browser
+//! page (a browser always sends `Origin` on a cross-origin POST), so they are not a
+//! cross-site forgery and pass.
+
+use http::header::{HOST, ORIGIN};
+use http::HeaderMap;
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CrossSite {
+    #[error("the request came from another site")]
+    OtherSite,
+    #[error("the request's Origin does not match its Host")]
+    OriginMismatch,
+}
+
+/// Checks that a request was made by a page of this site.
+pub fn check_same_origin(headers: &HeaderMap) -> Result<(), CrossSite> {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        // "none" is a person typing the URL or a bookmark: never a forged request.
+        if !matches!(site.as_bytes(), b"same-origin" | b"none") {
+            return Err(CrossSite::OtherSite);
+        }
+    }
+    let Some(origin) = headers.get(ORIGIN) else {
+        return Ok(());
+    };
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, host)| host);
+    let host = headers.get(HOST).and_then(|h| h.to_str().ok());
+    match (origin_host, host) {
+        (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
+        _ => Err(CrossSite::OriginMismatch),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn same_origin_requests_pass() {
+        let h = headers(&[
+            ("host", "app.example:8080"),
+            ("origin", "https://app.example:8080"),
+            ("sec-fetch-site", "same-origin"),
+        ]);
+        assert_eq!(check_same_origin(&h), Ok(()));
+        assert_eq!(check_same_origin(&HeaderMap::new()), Ok(()));
+    }
+
+    #[test]
+    fn other_sites_are_refused() {
+        let h = headers(&[("host", "app.example"), ("sec-fetch-site", "cross-site")]);
+        assert_eq!(check_same_origin(&h), Err(CrossSite::OtherSite));
+        let h = headers(&[("host", "app.example"), ("sec-fetch-site", "same-site")]);
+        assert_eq!(check_same_origin(&h), Err(CrossSite::OtherSite));
+        let h = headers(&[("host", "app.example"), ("origin", "https://evil.example")]);
+        assert_eq!(check_same_origin(&h), Err(CrossSite::OriginMismatch));
+        let h = headers(&[("host", "app.example"), ("origin", "null")]);
+        assert_eq!(check_same_origin(&h), Err(CrossSite::OriginMismatch));
+    }
+}

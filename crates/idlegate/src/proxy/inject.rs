@@ -1,0 +1,247 @@
+//! HTML injection: the page script's `<script>` tag at the top of `<head>` of every HTML
+//! page the app sends for a navigation.
+//!
+//! Only `GET`/`HEAD` navigations (`Sec-Fetch-Dest: document` or `iframe`, or an `Accept` that
+//! asks for HTML) answered `200 text/html` are touched. For those the app is asked for an
+//! uncompressed answer; if it compresses anyway (gzip, deflate, br), the page is decoded. The
+//! page is read whole (app pages are small shells; past [`MAX_PAGE_BYTES`] it is passed on
+//! untouched), rewritten, and sent with its new `Content-Length`. The app's `ETag` gets a
+//! suffix naming the script version, and the suffix is taken off again in `If-None-Match`, so
+//! the browser's cache keeps working and a new script version is never mistaken for an old
+//! one. Everything else about the answer is the app's.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{self, StreamExt};
+use http::header::{
+    HeaderValue, ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG,
+    IF_NONE_MATCH,
+};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use lol_html::element;
+use lol_html::html_content::ContentType;
+use lol_html::send::{HtmlRewriter, Settings};
+use tokio::io::AsyncReadExt;
+
+use super::Body;
+use crate::error::ProxyError;
+
+/// Largest page (after decoding) that gets the script; larger ones pass untouched.
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Whether this request is a navigation whose HTML answer should carry the script.
+pub fn is_navigation<B>(req: &Request<B>) -> bool {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return false;
+    }
+    let headers = req.headers();
+    if let Some(dest) = headers.get("sec-fetch-dest") {
+        return matches!(dest.as_bytes(), b"document" | b"iframe");
+    }
+    headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+/// Prepares a navigation's request head: no compression, and `If-None-Match` in the app's
+/// own ETags.
+pub fn prepare_request(headers: &mut HeaderMap, version: &str) {
+    headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    let Some(tags) = headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    if tags.trim() == "*" {
+        return;
+    }
+    let suffix = format!("-ig{version}\"");
+    let apps: Vec<String> = tags
+        .split(',')
+        .map(str::trim)
+        .filter_map(|tag| tag.strip_suffix(&suffix).map(|t| format!("{t}\"")))
+        .collect();
+    match HeaderValue::from_str(&apps.join(", ")) {
+        Ok(value) if !apps.is_empty() => {
+            headers.insert(IF_NONE_MATCH, value);
+        }
+        // Tags from before this script version (or not ours) must not match.
+        _ => {
+            headers.remove(IF_NONE_MATCH);
+        }
+    }
+}
+
+/// Adds the script tag to a navigation's answer, where it is an HTML page.
+pub async fn rewrite(
+    response: Response<Incoming>,
+    head: bool,
+    tag: &str,
+    version: &str,
+) -> Result<Response<Body>, ProxyError> {
+    let (mut parts, body) = response.into_parts();
+    let status = parts.status;
+    if status == StatusCode::NOT_MODIFIED {
+        mark_etag(&mut parts.headers, version);
+    }
+    let html = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"));
+    let encoding = match Encoding::of(&parts.headers) {
+        Some(encoding) if status == StatusCode::OK && html => encoding,
+        _ => return Ok(Response::from_parts(parts, Body::new(body))),
+    };
+    mark_etag(&mut parts.headers, version);
+    if head {
+        // The page it describes would be longer.
+        parts.headers.remove(CONTENT_LENGTH);
+        return Ok(Response::from_parts(parts, Body::new(body)));
+    }
+    let (page, rest) = read_page(body).await?;
+    if let Some(rest) = rest {
+        // Too large to be an app shell: pass it on as it came.
+        parts.headers.remove(ETAG);
+        let first = stream::once(async move { Ok::<_, hyper::Error>(page) });
+        let rest = rest.into_data_stream();
+        return Ok(Response::from_parts(
+            parts,
+            Body::from_stream(first.chain(rest)),
+        ));
+    }
+    let decoded = encoding.decode(&page).await;
+    let rewritten = decoded.ok().and_then(|html| add_tag(&html, tag));
+    let Some(rewritten) = rewritten else {
+        // Not decodable or not HTML after all: the app's answer, untouched.
+        parts.headers.remove(ETAG);
+        return Ok(Response::from_parts(parts, Body::from(page)));
+    };
+    parts.headers.remove(CONTENT_ENCODING);
+    parts
+        .headers
+        .insert(CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
+    Ok(Response::from_parts(parts, Body::from(rewritten)))
+}
+
+/// Puts `tag` first in `<head>` (or first in `<body>` of a page without a head). `None` if the
+/// page has neither or cannot be parsed.
+pub fn add_tag(html: &[u8], tag: &str) -> Option<Vec<u8>> {
+    let done = Arc::new(AtomicBool::new(false));
+    let (in_head, in_body) = (done.clone(), done.clone());
+    let mut out = Vec::with_capacity(html.len() + tag.len());
+    let settings = Settings::new_send()
+        .append_element_content_handler(element!("head", move |el| {
+            if !in_head.swap(true, Ordering::Relaxed) {
+                el.prepend(tag, ContentType::Html);
+            }
+            Ok(())
+        }))
+        .append_element_content_handler(element!("body", move |el| {
+            if !in_body.swap(true, Ordering::Relaxed) {
+                el.prepend(tag, ContentType::Html);
+            }
+            Ok(())
+        }));
+    let mut rewriter = HtmlRewriter::new(settings, |chunk: &[u8]| out.extend_from_slice(chunk));
+    rewriter.write(html).ok()?;
+    rewriter.end().ok()?;
+    done.load(Ordering::Relaxed).then_some(out)
+}
+
+/// Reads the page; if it is longer than [`MAX_PAGE_BYTES`], returns what was read and the
+/// rest of the body.
+async fn read_page(mut body: Incoming) -> Result<(Bytes, Option<Incoming>), ProxyError> {
+    let mut page = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ProxyError::Upstream(Box::new(e)))?;
+        if let Ok(data) = frame.into_data() {
+            page.extend_from_slice(&data);
+            if page.len() > MAX_PAGE_BYTES {
+                return Ok((page.freeze(), Some(body)));
+            }
+        }
+    }
+    Ok((page.freeze(), None))
+}
+
+/// Appends the script version to the app's ETag.
+fn mark_etag(headers: &mut HeaderMap, version: &str) {
+    let Some(etag) = headers.get(ETAG).and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    let marked = etag
+        .strip_suffix('"')
+        .map(|open| format!("{open}-ig{version}\""))
+        .and_then(|tag| HeaderValue::from_str(&tag).ok());
+    match marked {
+        Some(value) => {
+            headers.insert(ETAG, value);
+        }
+        None => {
+            headers.remove(ETAG);
+        }
+    }
+}
+
+/// Content codings idlegate can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Deflate,
+    Brotli,
+}
+
+impl Encoding {
+    /// The answer's coding; `None` if idlegate cannot read it.
+    fn of(headers: &HeaderMap) -> Option<Self> {
+        let Some(value) = headers.get(CONTENT_ENCODING) else {
+            return Some(Self::Identity);
+        };
+        match value.to_str().ok()?.trim().to_ascii_lowercase().as_str() {
+            "" | "identity" => Some(Self::Identity),
+            "gzip" | "x-gzip" => Some(Self::Gzip),
+            "deflate" => Some(Self::Deflate),
+            "br" => Some(Self::Brotli),
+            _ => None,
+        }
+    }
+
+    async fn decode(self, data: &[u8]) -> Result<Vec<u8>, std::io::Error> {
+        use async_compression::tokio::bufread::{BrotliDecoder, DeflateDecoder, GzipDecoder};
+        let limit = MAX_PAGE_BYTES as u64 + 1;
+        let mut out = Vec::new();
+        match self {
+            Self::Identity => out.extend_from_slice(data),
+            Self::Gzip => {
+                GzipDecoder::new(data)
+                    .take(limit)
+                    .read_to_end(&mut out)
+                    .await?;
+            }
+            Self::Deflate => {
+                DeflateDecoder::new(data)
+                    .take(limit)
+                    .read_to_end(&mut out)
+                    .await?;
+            }
+            Self::Brotli => {
+                BrotliDecoder::new(data)
+                    .take(limit)
+                    .read_to_end(&mut out)
+                    .await?;
+            }
+        }
+        if out.len() > MAX_PAGE_BYTES {
+            return Err(std::io::Error::other("page too large once decoded"));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

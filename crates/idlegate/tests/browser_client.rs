@@ -1,0 +1,378 @@
+//! The page script in a real headless Chromium, in front of a real Streamlit: the warning
+//! before a tab ends, input that only the page sees, hidden tabs, and pages without the
+//! script. Test names contain `browser`, so nextest runs them one at a time.
+
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::Value;
+use testkit::gateway::TestGateway;
+use testkit::venv::workspace_root;
+use testkit::{wait_until, Browser, StreamlitApp};
+use tokio::time::Instant;
+
+/// How long a page may take to load and render its first script run.
+const LOAD: Duration = Duration::from_secs(30);
+/// Poll interval for everything that watches the page.
+const POLL: Duration = Duration::from_millis(100);
+const ENDED_PATH: &str = "/_idlegate/ended";
+
+/// Reads the warning's state from its shadow root: `null` while there is none.
+const WARNING: &str = "const host = document.querySelector('[data-idlegate=\"warning\"]');\
+    if (!host || !host.shadowRoot) { return null; }\
+    const root = host.shadowRoot;\
+    const dialog = root.querySelector('[data-idlegate-dialog]');\
+    if (!dialog) { return null; }\
+    const label = root.getElementById(dialog.getAttribute('aria-labelledby') || '');\
+    const focused = root.activeElement;\
+    return {\
+      open: dialog.open,\
+      role: dialog.getAttribute('role'),\
+      modal: dialog.getAttribute('aria-modal'),\
+      title: label ? label.textContent : null,\
+      text: dialog.textContent,\
+      countdown: (root.querySelector('[data-idlegate-countdown]') || {}).textContent || null,\
+      focusedButton: !!(focused && focused.hasAttribute('data-idlegate-keep-working')),\
+    };";
+
+async fn warning(browser: &Browser) -> Result<Option<Value>> {
+    let state = browser.run_js(WARNING, vec![]).await?;
+    Ok(Some(state).filter(|s| !s.is_null()))
+}
+
+async fn warning_open(browser: &Browser) -> Result<bool> {
+    Ok(warning(browser).await?.is_some_and(|w| w["open"] == true))
+}
+
+/// Waits until the warning is open and returns its state.
+async fn wait_for_warning(browser: &Browser, timeout: Duration) -> Result<Value> {
+    wait_until(timeout, Duration::from_millis(50), async || {
+        let state = warning(browser).await?;
+        match state {
+            Some(w) if w["open"] == true => Ok(w),
+            other => bail!("no open warning yet: {other:?}"),
+        }
+    })
+    .await
+}
+
+/// `m:ss` → seconds.
+fn seconds(countdown: &Value) -> Result<u64> {
+    let text = countdown.as_str().context("no countdown")?;
+    let (m, s) = text
+        .split_once(':')
+        .with_context(|| format!("countdown {text:?}"))?;
+    ensure!(s.len() == 2, "countdown {text:?} is not m:ss");
+    Ok(m.parse::<u64>()? * 60 + s.parse::<u64>()?)
+}
+
+/// The server's deadline of the only open tab.
+fn only_deadline(gw: &TestGateway) -> Result<Instant> {
+    let tabs = gw.tracker().open_tabs();
+    ensure!(
+        tabs.len() == 1,
+        "expected one open tab, found {}",
+        tabs.len()
+    );
+    let deadline = gw
+        .tracker()
+        .deadline_of(tabs[0])
+        .context("the tab has no deadline")?;
+    Ok(deadline.at)
+}
+
+fn near(actual: Duration, expected: Duration, slack: Duration) -> bool {
+    actual + slack >= expected && actual <= expected + slack
+}
+
+async fn explain<T>(
+    browser: &Browser,
+    app: &StreamlitApp,
+    body: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match body.await {
+        Ok(value) => Ok(value),
+        Err(e) => {
+            let url = browser.current_url().await.unwrap_or_default();
+            let text = browser.body_text().await.unwrap_or_default();
+            Err(e.context(format!(
+                "browser at {url}\n--- page text ---\n{text}\n--- Streamlit output ---\n{}",
+                app.output()
+            )))
+        }
+    }
+}
+
+#[tokio::test]
+async fn browser_warning_counts_down_to_the_deadline_and_keep_working_extends_it() -> Result<()> {
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let gw = TestGateway::start(
+        &app.base_url(),
+        "[tabs]\nidle_timeout = \"30s\"\nwarn_before = \"20s\"\n",
+    )
+    .await?;
+    let browser = Browser::start().await?;
+    explain(&browser, &app, async {
+        browser.goto(&format!("{}/", gw.url())).await?;
+        browser.wait_for_text("clicks: 0", LOAD).await?;
+        ensure!(
+            warning(&browser).await?.is_none(),
+            "the warning must not be in the page before it is needed"
+        );
+
+        let shown = wait_for_warning(&browser, Duration::from_secs(25)).await?;
+        let shown_at = Instant::now();
+        let deadline = only_deadline(&gw)?;
+        let lead = deadline.saturating_duration_since(shown_at);
+        ensure!(
+            near(lead, Duration::from_secs(20), Duration::from_secs(1)),
+            "the warning appeared {lead:?} before the deadline, not 20s"
+        );
+        ensure!(
+            shown["role"] == "alertdialog" && shown["modal"] == "true",
+            "{shown}"
+        );
+        ensure!(shown["title"] == "Are you still there?", "{shown}");
+        ensure!(
+            shown["focusedButton"] == true,
+            "focus is not on the button: {shown}"
+        );
+        let first = seconds(&shown["countdown"])?;
+        ensure!((18..=20).contains(&first), "countdown starts at {first}s");
+        browser
+            .screenshot_png(workspace_root().join("docs/screenshots/warning.png"))
+            .await?;
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let later = seconds(&wait_for_warning(&browser, POLL * 10).await?["countdown"])?;
+        ensure!(
+            later + 2 <= first && later + 3 >= first,
+            "the countdown went from {first}s to {later}s in 2.1s"
+        );
+
+        // "Keep working" with the keyboard: the focus is on the button.
+        browser.type_keys("\u{E007}").await?;
+        let kept_at = Instant::now();
+        wait_until(Duration::from_secs(3), POLL, async || {
+            ensure!(!warning_open(&browser).await?, "the warning is still open");
+            Ok(())
+        })
+        .await?;
+        let extended = only_deadline(&gw)?;
+        ensure!(
+            near(
+                extended.saturating_duration_since(kept_at),
+                Duration::from_secs(30),
+                Duration::from_secs(1)
+            ),
+            "Keep working did not extend the session by the idle limit"
+        );
+
+        // Left alone again: warned again 20s ahead, then the ended page at the deadline.
+        wait_for_warning(&browser, Duration::from_secs(15)).await?;
+        let second_lead = only_deadline(&gw)?.saturating_duration_since(Instant::now());
+        ensure!(
+            near(second_lead, Duration::from_secs(20), Duration::from_secs(1)),
+            "the second warning came {second_lead:?} ahead"
+        );
+        let url = browser
+            .wait_for_url(
+                &format!("{ENDED_PATH}?reason=idle"),
+                Duration::from_secs(25),
+            )
+            .await?;
+        let late = Instant::now().saturating_duration_since(extended);
+        ensure!(
+            late <= Duration::from_secs(2),
+            "ended page shown {late:?} after the deadline: {url}"
+        );
+        let text = browser.wait_for_text("Session ended", LOAD).await?;
+        ensure!(text.contains("30 seconds without activity"), "{text}");
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn browser_typing_without_submitting_keeps_the_tab_alive() -> Result<()> {
+    let app = StreamlitApp::test_app("notes.py", None).await?;
+    let gw = TestGateway::start(&app.base_url(), "[tabs]\nidle_timeout = \"6s\"\n").await?;
+    let browser = Browser::start().await?;
+    explain(&browser, &app, async {
+        browser.goto(&format!("{}/", gw.url())).await?;
+        browser.wait_for_text("saved characters: 0", LOAD).await?;
+        browser
+            .focus("//*[@data-testid='stTextArea']//textarea", LOAD)
+            .await?;
+        // Twelve seconds of typing, twice the idle limit, without submitting.
+        let started = Instant::now();
+        let mut last_key = started;
+        while started.elapsed() < Duration::from_secs(12) {
+            browser.type_keys("a").await?;
+            last_key = Instant::now();
+            let url = browser.current_url().await?;
+            ensure!(
+                !url.contains(ENDED_PATH),
+                "the tab ended {:.1?} into typing: {url}",
+                started.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(800)).await;
+        }
+        let text = browser.body_text().await?;
+        ensure!(
+            text.contains("saved characters: 0"),
+            "the text was submitted, so the test proves nothing:\n{text}"
+        );
+        browser
+            .wait_for_url(
+                &format!("{ENDED_PATH}?reason=idle"),
+                Duration::from_secs(15),
+            )
+            .await?;
+        let after = last_key.elapsed();
+        ensure!(
+            after >= Duration::from_secs(5) && after <= Duration::from_secs(9),
+            "ended {after:?} after the last key, expected about 6s (plus one report interval)"
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn browser_hidden_tab_ends_after_the_hidden_limit_while_the_visible_one_lives() -> Result<()>
+{
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let gw = TestGateway::start(
+        &app.base_url(),
+        "[tabs]\nidle_timeout = \"30s\"\nhidden_timeout = \"5s\"\n",
+    )
+    .await?;
+    let browser = Browser::start().await?;
+    explain(&browser, &app, async {
+        let client = browser.client();
+        browser.goto(&format!("{}/", gw.url())).await?;
+        browser.wait_for_text("clicks: 0", LOAD).await?;
+        let background = client.window().await?;
+
+        // A second tab in front: the first one is hidden from now on.
+        let front = client.new_window(true).await?.handle;
+        client.switch_to_window(front.clone()).await?;
+        let hidden_at = Instant::now();
+        browser.goto(&format!("{}/", gw.url())).await?;
+        browser.wait_for_text("clicks: 0", LOAD).await?;
+
+        // The person works in the front tab; the background tab ends on its own.
+        let mut clicks = 0;
+        let mut background_ended = None;
+        while hidden_at.elapsed() < Duration::from_secs(12) {
+            browser
+                .click("//button[.//p[text()='Increment']]", LOAD)
+                .await?;
+            clicks += 1;
+            browser
+                .wait_for_text(&format!("clicks: {clicks}"), LOAD)
+                .await?;
+            if background_ended.is_none() && gw.tracker().len() == 1 {
+                background_ended = Some(hidden_at.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+        let ended = background_ended.context("the hidden tab did not end")?;
+        ensure!(
+            ended >= Duration::from_secs(4) && ended <= Duration::from_millis(7500),
+            "the hidden tab ended {ended:?} after it was hidden, expected about 5s"
+        );
+        let url = browser.current_url().await?;
+        ensure!(
+            !url.contains(ENDED_PATH),
+            "the visible, used tab ended: {url}"
+        );
+        ensure!(
+            gw.tracker().len() == 1,
+            "the visible tab must still be open"
+        );
+
+        // Back to the first tab: it shows why it ended.
+        client.switch_to_window(background).await?;
+        browser
+            .wait_for_url(&format!("{ENDED_PATH}?reason=hidden_idle"), LOAD)
+            .await?;
+        let text = browser.wait_for_text("Session ended", LOAD).await?;
+        ensure!(text.contains("stayed in the background"), "{text}");
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn browser_tab_shown_again_near_its_deadline_warns_at_once() -> Result<()> {
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let gw = TestGateway::start(
+        &app.base_url(),
+        "[tabs]\nidle_timeout = \"30s\"\nwarn_before = \"20s\"\nhidden_timeout = \"off\"\n",
+    )
+    .await?;
+    let browser = Browser::start().await?;
+    explain(&browser, &app, async {
+        let client = browser.client();
+        browser.goto(&format!("{}/", gw.url())).await?;
+        browser.wait_for_text("clicks: 0", LOAD).await?;
+        let first = client.window().await?;
+        let other = client.new_window(true).await?.handle;
+        client.switch_to_window(other).await?;
+        // While hidden the warning time passes (it is due 10s after the page's run).
+        tokio::time::sleep(Duration::from_secs(13)).await;
+        client.switch_to_window(first).await?;
+        let shown_at = Instant::now();
+        let state = wait_for_warning(&browser, Duration::from_secs(2)).await?;
+        let left = seconds(&state["countdown"])?;
+        ensure!(left <= 18, "countdown {left}s");
+        ensure!(
+            shown_at.elapsed() <= Duration::from_millis(1500),
+            "the warning took {:?} to appear",
+            shown_at.elapsed()
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn browser_without_the_script_idle_tabs_still_end_on_time() -> Result<()> {
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let gw = TestGateway::start(
+        &app.base_url(),
+        "[tabs]\nidle_timeout = \"5s\"\n[browser]\ninject = false\n",
+    )
+    .await?;
+    let browser = Browser::start().await?;
+    explain(&browser, &app, async {
+        browser.goto(&format!("{}/", gw.url())).await?;
+        browser.wait_for_text("clicks: 0", LOAD).await?;
+        let loaded = Instant::now();
+        let scripts = browser
+            .run_js(
+                "return Array.from(document.scripts).map(s => s.src).join(' ');",
+                vec![],
+            )
+            .await?;
+        ensure!(
+            !scripts.as_str().unwrap_or_default().contains("_idlegate"),
+            "the script is in the page: {scripts}"
+        );
+        browser
+            .wait_for_url(
+                &format!("{ENDED_PATH}?reason=idle"),
+                Duration::from_secs(15),
+            )
+            .await?;
+        let after = loaded.elapsed();
+        ensure!(
+            after >= Duration::from_millis(4500) && after <= Duration::from_millis(7000),
+            "ended {after:?} after the page's run, expected about 5s"
+        );
+        browser.wait_for_text("Session ended", LOAD).await?;
+        Ok(())
+    })
+    .await
+}

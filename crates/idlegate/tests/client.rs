@@ -1,0 +1,317 @@
+//! The page script's side of idlegate, against a real Streamlit: the `<script>` tag in the
+//! app's HTML pages, the script itself, and the tab API the script reports to.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
+use testkit::gateway::TestGateway;
+use testkit::http::{self as web, Response};
+use testkit::{StClient, StreamlitApp};
+use tokio::time::Instant;
+
+const RUN: Duration = Duration::from_secs(20);
+const TOKEN: &str = "pageTokenForTests_0123";
+
+async fn get(url: &str, headers: &[(&str, &str)]) -> Result<Response> {
+    let mut request = Request::builder().method(Method::GET).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    web::send(request.body(Full::new(Bytes::new()))?).await
+}
+
+async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Result<Response> {
+    let mut request = Request::builder().method(Method::POST).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    web::send(request.body(Full::new(Bytes::from(body.to_owned())))?).await
+}
+
+const NAVIGATION: &[(&str, &str)] = &[
+    ("sec-fetch-dest", "document"),
+    ("accept", "text/html,application/xhtml+xml,*/*;q=0.8"),
+    ("accept-encoding", "gzip, deflate, br"),
+];
+
+fn script_tag_position(html: &str) -> Option<usize> {
+    html.find("<script src=\"").filter(|at| {
+        html[*at..].starts_with("<script src=\"") && html[*at..].contains("/_idlegate/client.js?v=")
+    })
+}
+
+#[tokio::test]
+async fn html_pages_get_the_script_first_in_head_with_a_right_length_and_etag() -> Result<()> {
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let gw = TestGateway::start(&app.base_url(), "").await?;
+
+    let direct = get(&format!("{}/", app.base_url()), NAVIGATION).await?;
+    let page = get(&format!("{}/", gw.url()), NAVIGATION).await?;
+    ensure!(page.status == StatusCode::OK, "{}", page.status);
+    let html = page.text();
+    let head = html.find("<head>").context("no <head>")? + "<head>".len();
+    ensure!(
+        script_tag_position(&html) == Some(head),
+        "the script tag is not first in <head>: {html}"
+    );
+    let tag_end = html[head..].find("</script>").context("no end of tag")? + head + 9;
+    ensure!(
+        format!("{}{}", &html[..head], &html[tag_end..]) == direct.text(),
+        "apart from the tag, the page must be the app's"
+    );
+    ensure!(
+        page.header("content-length") == Some(&page.body.len().to_string()),
+        "Content-Length {:?} for {} bytes",
+        page.header("content-length"),
+        page.body.len()
+    );
+    let etag = page.header("etag").context("no ETag")?.to_owned();
+    let app_etag = direct.header("etag").context("the app sent no ETag")?;
+    ensure!(etag != app_etag && etag.contains("-ig"), "ETag {etag}");
+
+    // The browser's revalidation with idlegate's ETag gets a 304 from the app.
+    let again = get(
+        &format!("{}/", gw.url()),
+        &[NAVIGATION, &[("if-none-match", etag.as_str())]].concat(),
+    )
+    .await?;
+    ensure!(again.status == StatusCode::NOT_MODIFIED, "{}", again.status);
+    ensure!(again.header("etag") == Some(etag.as_str()));
+    // The app's own ETag (an old page from before idlegate) does not match.
+    let stale = get(
+        &format!("{}/", gw.url()),
+        &[NAVIGATION, &[("if-none-match", app_etag)]].concat(),
+    )
+    .await?;
+    ensure!(stale.status == StatusCode::OK, "{}", stale.status);
+
+    // A page path: Streamlit would gzip it; it arrives injected and readable.
+    let sub = get(&format!("{}/some_page", gw.url()), NAVIGATION).await?;
+    ensure!(sub.status == StatusCode::OK);
+    ensure!(sub.header("content-encoding").is_none());
+    ensure!(script_tag_position(&sub.text()).is_some(), "{}", sub.text());
+
+    // Assets and the app's other answers are untouched.
+    let manifest = get(&format!("{}/manifest.json", gw.url()), &[]).await?;
+    let direct_manifest = get(&format!("{}/manifest.json", app.base_url()), &[]).await?;
+    ensure!(manifest.body == direct_manifest.body);
+    let fetched = get(&format!("{}/", gw.url()), &[("accept", "*/*")]).await?;
+    ensure!(
+        fetched.body == direct.body,
+        "a non-navigation fetch must not be rewritten"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_inject_off_pages_are_exactly_the_apps() -> Result<()> {
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let gw = TestGateway::start(&app.base_url(), "[browser]\ninject = false\n").await?;
+    for path in ["/", "/some_page"] {
+        let direct = get(&format!("{}{path}", app.base_url()), NAVIGATION).await?;
+        let proxied = get(&format!("{}{path}", gw.url()), NAVIGATION).await?;
+        ensure!(proxied.body == direct.body, "{path} differs");
+        ensure!(proxied.header("etag") == direct.header("etag"));
+        ensure!(proxied.header("content-encoding") == direct.header("content-encoding"));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn script_is_served_with_its_settings_and_revalidates() -> Result<()> {
+    let app = StreamlitApp::test_app("counter.py", Some("/tools")).await?;
+    let gw = TestGateway::start(
+        &app.base_url(),
+        "[app]\nbase_path = \"/tools\"\n[tabs]\nidle_timeout = \"10m\"\nwarn_before = \"90s\"\n\
+         [browser.texts]\nkeep_working = \"Weiterarbeiten\"\n",
+    )
+    .await?;
+    let page = get(&format!("{}/tools/", gw.url()), NAVIGATION).await?;
+    let html = page.text();
+    let src_at = html
+        .find("/tools/_idlegate/client.js?v=")
+        .context("no script tag")?;
+    let src_end = src_at + html[src_at..].find('"').context("unterminated src")?;
+    let src = &html[src_at..src_end];
+
+    let script = get(&format!("{}{src}", gw.url()), &[]).await?;
+    ensure!(script.status == StatusCode::OK, "{}", script.status);
+    ensure!(script.header("content-type") == Some("text/javascript; charset=utf-8"));
+    let body = script.text();
+    for needle in [
+        "\"warnBeforeMs\":90000",
+        "\"tabUrl\":\"/tools/_idlegate/tab/\"",
+        "\"socketSuffix\":\"/tools/_stcore/stream\"",
+        "Weiterarbeiten",
+    ] {
+        ensure!(body.contains(needle), "the script lacks {needle}");
+    }
+    let etag = script.header("etag").context("no ETag")?;
+    let again = get(&format!("{}{src}", gw.url()), &[("if-none-match", etag)]).await?;
+    ensure!(again.status == StatusCode::NOT_MODIFIED);
+    Ok(())
+}
+
+fn tab_url(gw: &TestGateway, token: &str) -> String {
+    format!("{}/_idlegate/tab/{token}", gw.url())
+}
+
+fn json(response: &Response) -> Result<serde_json::Value> {
+    serde_json::from_slice(&response.body).with_context(|| response.text())
+}
+
+#[tokio::test]
+async fn reports_reach_the_pages_tab_and_a_hidden_tab_ends_early() -> Result<()> {
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let gw = TestGateway::start(
+        &app.base_url(),
+        "[tabs]\nidle_timeout = \"60s\"\nhidden_timeout = \"3s\"\n",
+    )
+    .await?;
+    let same_origin = [
+        ("content-type", "application/json"),
+        ("sec-fetch-site", "same-origin"),
+    ];
+    let unknown = get(&tab_url(&gw, TOKEN), &[]).await?;
+    ensure!(
+        unknown.status == StatusCode::NOT_FOUND,
+        "{}",
+        unknown.status
+    );
+
+    let mut tab = StClient::connect_as_page(&gw.url(), TOKEN).await?;
+    tab.send_rerun(false).await?;
+    tab.run_until_finished(RUN).await?;
+
+    // The app reports the end of the page's run just after its last message.
+    let status = testkit::wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        async || {
+            let status = get(&tab_url(&gw, TOKEN), &[]).await?;
+            ensure!(status.status == StatusCode::OK, "{}", status.text());
+            let status = json(&status)?;
+            ensure!(
+                status["state"] == "open" && status["reason"] == "idle",
+                "{status}"
+            );
+            Ok(status)
+        },
+    )
+    .await?;
+    ensure!(status["busy"] == false, "{status}");
+    let ends_in = status["endsInMs"].as_u64().context("no endsInMs")?;
+    ensure!((55_000..=60_000).contains(&ends_in), "{ends_in}");
+
+    // Refused: another site's page, a form post, a bad body.
+    let cross = post(
+        &tab_url(&gw, TOKEN),
+        &[
+            ("content-type", "application/json"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+        r#"{"event":"activity"}"#,
+    )
+    .await?;
+    ensure!(cross.status == StatusCode::FORBIDDEN, "{}", cross.status);
+    let evil = post(
+        &tab_url(&gw, TOKEN),
+        &[
+            ("content-type", "application/json"),
+            ("origin", "http://evil.example"),
+        ],
+        r#"{"event":"activity"}"#,
+    )
+    .await?;
+    ensure!(evil.status == StatusCode::FORBIDDEN, "{}", evil.status);
+    let form = post(
+        &tab_url(&gw, TOKEN),
+        &[
+            ("content-type", "text/plain"),
+            ("sec-fetch-site", "same-origin"),
+        ],
+        r#"{"event":"activity"}"#,
+    )
+    .await?;
+    ensure!(
+        form.status == StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "{}",
+        form.status
+    );
+    let bad = post(&tab_url(&gw, TOKEN), &same_origin, r#"{"event":"nap"}"#).await?;
+    ensure!(bad.status == StatusCode::BAD_REQUEST, "{}", bad.status);
+
+    let hidden = post(&tab_url(&gw, TOKEN), &same_origin, r#"{"event":"hidden"}"#).await?;
+    let hidden_at = Instant::now();
+    let hidden = json(&hidden)?;
+    ensure!(
+        hidden["hidden"] == true && hidden["reason"] == "hidden_idle",
+        "{hidden}"
+    );
+
+    let redirect = tab.wait_for_auth_redirect(Duration::from_secs(10)).await?;
+    let took = hidden_at.elapsed();
+    ensure!(
+        redirect.contains("/_idlegate/ended?reason=hidden_idle"),
+        "{redirect}"
+    );
+    ensure!(
+        took >= Duration::from_millis(2900) && took <= Duration::from_millis(4000),
+        "a tab hidden with a 3s limit ended after {took:?}"
+    );
+    let ended = get(&tab_url(&gw, TOKEN), &[]).await?;
+    ensure!(ended.status == StatusCode::GONE, "{}", ended.status);
+    let ended = json(&ended)?;
+    ensure!(ended["reason"] == "hidden_idle", "{ended}");
+    ensure!(
+        ended["endedUrl"] == "/_idlegate/ended?reason=hidden_idle",
+        "{ended}"
+    );
+    let late = post(
+        &tab_url(&gw, TOKEN),
+        &same_origin,
+        r#"{"event":"activity"}"#,
+    )
+    .await?;
+    ensure!(
+        late.status == StatusCode::GONE,
+        "reports for ended tabs are refused"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn activity_reports_keep_a_tab_whose_page_sends_nothing_else() -> Result<()> {
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let gw = TestGateway::start(&app.base_url(), "[tabs]\nidle_timeout = \"3s\"\n").await?;
+    let mut tab = StClient::connect_as_page(&gw.url(), TOKEN).await?;
+    tab.send_rerun(false).await?;
+    tab.run_until_finished(RUN).await?;
+    let headers = [
+        ("content-type", "application/json"),
+        ("sec-fetch-site", "same-origin"),
+    ];
+    // Someone typing a long text: only the script's reports say so.
+    let until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < until {
+        let report = post(&tab_url(&gw, TOKEN), &headers, r#"{"event":"activity"}"#).await?;
+        ensure!(
+            report.status == StatusCode::OK,
+            "tab ended while reported active: {}",
+            report.text()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let last = Instant::now();
+    let redirect = tab.wait_for_auth_redirect(Duration::from_secs(10)).await?;
+    ensure!(redirect.contains("reason=idle"), "{redirect}");
+    let after = last.elapsed();
+    ensure!(
+        after >= Duration::from_millis(1900) && after <= Duration::from_millis(3600),
+        "ended {after:?} after the last report"
+    );
+    Ok(())
+}
