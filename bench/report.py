@@ -27,11 +27,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 TARGETS = ("direct", "nginx", "idlegate")
-TARGET_COLORS = {"direct": "#7f7f7f", "nginx": "#1f77b4", "idlegate": "#d95f02"}
+# HTTP also measures idlegate with its page script injection off.
+HTTP_TARGETS = TARGETS + ("idlegate_noinject",)
+TARGET_COLORS = {
+    "direct": "#7f7f7f",
+    "nginx": "#1f77b4",
+    "idlegate": "#d95f02",
+    "idlegate_noinject": "#fdae6b",
+}
 TARGET_LABELS = {
     "direct": "direct (no proxy)",
     "nginx": "nginx (reverse proxy)",
     "idlegate": "idlegate",
+    "idlegate_noinject": "idlegate, injection off",
 }
 DPI = 110
 NOT_RUN = "not run"
@@ -197,7 +205,7 @@ def http_stats(data: dict) -> dict[str, dict[str, dict[str, Spread]]]:
     out: dict[str, dict[str, dict[str, Spread]]] = {}
     for f in files:
         out[f] = {}
-        for t in TARGETS:
+        for t in http_targets(results):
             rows = [r for r in results if r.get("file") == f and r.get("target") == t]
             out[f][t] = {
                 m: Spread(r.get(m) for r in rows) for m in ("rps", "p50_ms", "p99_ms", "errors")
@@ -205,19 +213,26 @@ def http_stats(data: dict) -> dict[str, dict[str, dict[str, Spread]]]:
     return out
 
 
+def http_targets(results: list) -> tuple[str, ...]:
+    """The targets an HTTP run measured (older results have no injection-off target)."""
+    seen = {r.get("target") for r in results}
+    return tuple(t for t in HTTP_TARGETS if t in TARGETS or t in seen)
+
+
 def plot_http(stats: dict, path: Path) -> None:
     if not stats:
         placeholder_plot(path, "HTTP through each target")
         return
     files = list(stats)
+    targets = tuple(next(iter(stats.values())))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
-    width = 0.8 / len(TARGETS)
+    width = 0.8 / len(targets)
     for ax, metric, ylabel, title in (
         (axes[0], "rps", "requests/s", "Throughput (higher is better)"),
         (axes[1], "p99_ms", "p99 latency (ms)", "p99 latency (lower is better)"),
     ):
-        for i, t in enumerate(TARGETS):
-            xs = [j + (i - (len(TARGETS) - 1) / 2) * width for j in range(len(files))]
+        for i, t in enumerate(targets):
+            xs = [j + (i - (len(targets) - 1) / 2) * width for j in range(len(files))]
             sp = [stats[f][t][metric] for f in files]
             heights = [s.median if s else 0.0 for s in sp]
             errs = list(zip(*[s.err() for s in sp]))
@@ -238,7 +253,7 @@ def plot_http(stats: dict, path: Path) -> None:
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         style_bar_axes(ax)
-        ax.legend(loc="upper center", ncol=len(TARGETS), fontsize=8, framealpha=0.9)
+        ax.legend(loc="upper center", ncol=2, fontsize=8, framealpha=0.9)
     thousands(axes[0])
     fig.suptitle("HTTP: median over repetitions, error bars min–max")
     fig.tight_layout()
@@ -599,7 +614,7 @@ def section_http(data: dict, stats: dict, img: str) -> str:
     out.append("")
     rows = []
     for f, st in stats.items():
-        for t in TARGETS:
+        for t in st:
             s = st[t]
             rows.append([
                 f"`{f}`", t, s["rps"].cell(), s["p50_ms"].cell(), s["p99_ms"].cell(),
@@ -615,6 +630,26 @@ def section_http(data: dict, stats: dict, img: str) -> str:
             rows.append([f"`{f}`", name] + ratio_cells({t: st[t][m].median for t in TARGETS}))
     out.append(md_table(["File", "Metric", "idlegate / nginx", "idlegate / direct", "nginx / direct"], rows, "llrrr"))
     out.append("")
+    navigation = http.get("navigation_files") or []
+    if any("idlegate_noinject" in st for st in stats.values()):
+        out.append(
+            "idlegate runs with its page script injection on (the default), and once more with "
+            "`browser.inject = false` (*idlegate_noinject*). "
+            + (
+                f"{', '.join(f'`{n}`' for n in navigation)} is requested as a browser navigation "
+                "(`Sec-Fetch-Dest: document`), so with injection on idlegate reads the whole page, "
+                "adds its `<script>` tag and recomputes `Content-Length` and `ETag` on every request. "
+                if navigation else ""
+            )
+            + "Cost of injection (requests/s with it on ÷ off): "
+            + ", ".join(
+                f"`{f}` {fmt_ratio(ratio(st['idlegate']['rps'].median, st['idlegate_noinject']['rps'].median))}"
+                for f, st in stats.items()
+                if "idlegate_noinject" in st
+            )
+            + "."
+        )
+        out.append("")
     out.append(f"![HTTP requests/s and p99 latency per target]({img})")
     return "\n".join(out)
 
@@ -724,6 +759,15 @@ def section_limits(data: dict) -> str:
     return "## Limits of this run\n\n" + body
 
 
+# What profiling found about the targets idlegate misses; written by hand, kept next to the
+# scripts, and copied into the report.
+FINDINGS = Path(__file__).resolve().parent / "findings.md"
+
+
+def section_findings() -> str:
+    return FINDINGS.read_text(encoding="utf-8").strip() if FINDINGS.is_file() else ""
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -765,6 +809,8 @@ def build(data: dict, out_md: Path, plots: Path, source: str) -> str:
         section_memory(data, links["memory"]),
         "",
         section_limits(data),
+        "",
+        section_findings(),
         "",
     ]
     md = "\n".join(parts)

@@ -2,8 +2,9 @@
 
 Scenarios (each compares against baselines measured in the same run):
 - http: a small asset and Streamlit's index.html through a fast static upstream (nginx
-  serving files), fetched directly, through nginx as a reverse proxy, and through idlegate;
-  wrk, several repetitions in rotating order.
+  serving files), fetched directly, through nginx as a reverse proxy, and through idlegate
+  with its page script injection on (the default) and off; index.html is requested as a
+  browser navigation, so idlegate rewrites it. wrk, several repetitions in rotating order.
 - websocket: round trips of Streamlit-sized binary messages through an echo upstream
   (benchkit's fakeapp --echo): direct, nginx, idlegate; benchkit's wsload.
 - scale: thousands of idle tab sessions held through idlegate in front of fakeapp (idlegate's
@@ -256,23 +257,35 @@ def parse_wrk(text: str) -> dict:
     }
 
 
+# Request headers of a browser navigation: idlegate adds its page script to these answers.
+NAVIGATION_HEADERS = ["-H", "Sec-Fetch-Dest: document", "-H", "Accept: text/html"]
+
+
 def run_http(args, tmp: Path, logs: Path, nginx: dict, files: dict) -> dict:
-    gw_port = free_port()
-    gw = idlegate(["--upstream", f"http://{HOST}:{nginx['static_port']}"], gw_port, logs, "idlegate-http")
+    upstream = f"http://{HOST}:{nginx['static_port']}"
+    gw_port, plain_port = free_port(), free_port()
+    gw = idlegate(["--upstream", upstream], gw_port, logs, "idlegate-http")
+    plain_conf = tmp / "idlegate-noinject.toml"
+    plain_conf.write_text("[browser]\ninject = false\n")
+    plain = idlegate(["--upstream", upstream, "--config", str(plain_conf)], plain_port, logs,
+                     "idlegate-http-noinject")
     targets = {
         "direct": nginx["static_port"],
         "nginx": nginx["proxy_port"],
         "idlegate": gw_port,
+        "idlegate_noinject": plain_port,
     }
     results = []
     order = list(targets)
     for rep in range(args.reps):
         for name in files:
+            # index.html is fetched as a page navigation, so idlegate rewrites it.
+            extra = NAVIGATION_HEADERS if name.endswith(".html") else []
             for target in order:
                 url = f"http://{HOST}:{targets[target]}/{name}"
                 out = subprocess.run(
                     ["wrk", f"-t{args.wrk_threads}", f"-c{args.wrk_connections}",
-                     f"-d{args.http_seconds}s", "--latency", url],
+                     f"-d{args.http_seconds}s", "--latency", *extra, url],
                     check=True, capture_output=True, text=True,
                 ).stdout
                 row = {"target": target, "file": name, "rep": rep, **parse_wrk(out)}
@@ -280,6 +293,7 @@ def run_http(args, tmp: Path, logs: Path, nginx: dict, files: dict) -> dict:
                 results.append(row)
         order = order[1:] + order[:1]  # rotate, so no target always runs first
     stop(gw)
+    stop(plain)
     return {
         "tool": "wrk",
         "threads": args.wrk_threads,
@@ -287,6 +301,7 @@ def run_http(args, tmp: Path, logs: Path, nginx: dict, files: dict) -> dict:
         "duration_s": args.http_seconds,
         "reps": args.reps,
         "files": {name: size for name, size in files.items()},
+        "navigation_files": [name for name in files if name.endswith(".html")],
         "results": results,
     }
 
@@ -538,7 +553,6 @@ def main() -> None:
         args.scale_tabs = capped
     notes.append("Load generators, upstreams, nginx and idlegate share the same 2 cores, so absolute "
                  "figures are lower than on dedicated machines; compare the ratios.")
-    notes.append("HTML injection is not implemented yet, so the HTTP run measures idlegate without it.")
 
     results: dict = {"generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                      "machine": machine(), "notes": notes}
