@@ -26,6 +26,7 @@ use crate::client::ClientScript;
 use crate::config::{Config, Upstream};
 use crate::error::{chain, ProxyError};
 use crate::pages;
+use crate::proxy::inject::Injector;
 use crate::proxy::{forward, headers, websocket, Body, UpstreamClient};
 use crate::tracker::{EndReason, Tracker};
 
@@ -38,8 +39,8 @@ pub struct Gateway {
     pub client: UpstreamClient,
     /// Long-lived tasks (relays) that shutdown waits for.
     pub tasks: TaskTracker,
-    /// The page script, whose tag HTML pages get.
-    pub script: ClientScript,
+    /// Adds the page script's tag to HTML pages.
+    pub injector: Injector,
     routes: axum::Router,
     routes_prefix: String,
 }
@@ -63,7 +64,7 @@ impl Gateway {
             client,
             tasks: TaskTracker::new(),
             routes,
-            script,
+            injector: Injector::new(script.tag(), script.version()),
         }
     }
 

@@ -315,3 +315,107 @@ async fn activity_reports_keep_a_tab_whose_page_sends_nothing_else() -> Result<(
     );
     Ok(())
 }
+
+/// An app that compresses its pages whatever the request asks for: a fault Streamlit itself
+/// does not produce (it honours `Accept-Encoding: identity`).
+async fn always_gzip_upstream() -> Result<std::net::SocketAddr> {
+    use async_compression::tokio::bufread::GzipEncoder;
+    use tokio::io::AsyncReadExt;
+    let page = b"<!doctype html><html><head><title>t</title></head><body>hello</body></html>";
+    let mut gz = Vec::new();
+    GzipEncoder::new(&page[..]).read_to_end(&mut gz).await?;
+    let gz = Bytes::from(gz);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let gz = gz.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let gz = gz.clone();
+                        async move {
+                            let response = if req.uri().path() == "/_stcore/health" {
+                                hyper::Response::new(Full::new(Bytes::from_static(b"ok")))
+                            } else {
+                                hyper::Response::builder()
+                                    .header("content-type", "text/html; charset=utf-8")
+                                    .header("content-encoding", "gzip")
+                                    .header("etag", "\"page1\"")
+                                    .body(Full::new(gz))?
+                            };
+                            anyhow::Ok(response)
+                        }
+                    });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+#[tokio::test]
+async fn a_page_compressed_against_the_request_is_decoded_and_injected() -> Result<()> {
+    let addr = always_gzip_upstream().await?;
+    let gw = TestGateway::start(&format!("http://{addr}"), "").await?;
+    let page = get(&format!("{}/report", gw.url()), NAVIGATION).await?;
+    ensure!(page.status == StatusCode::OK, "{}", page.status);
+    ensure!(
+        page.header("content-encoding").is_none(),
+        "still compressed"
+    );
+    let html = page.text();
+    ensure!(
+        html.starts_with("<!doctype html><html><head><script src=\"/_idlegate/client.js?v="),
+        "{html}"
+    );
+    ensure!(
+        html.ends_with("<title>t</title></head><body>hello</body></html>"),
+        "{html}"
+    );
+    ensure!(page.header("content-length") == Some(page.body.len().to_string().as_str()));
+    ensure!(page
+        .header("etag")
+        .is_some_and(|e| e.starts_with("\"page1-ig")));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_ended_page_returns_only_to_pages_of_the_app() -> Result<()> {
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let gw = TestGateway::start(&app.base_url(), "").await?;
+    let restart = |html: &str| -> Result<String> {
+        const LINK: &str = "id=\"idlegate-restart\" href=\"";
+        let at = html.find(LINK).context("no restart link")? + LINK.len();
+        let end = at + html[at..].find('"').context("unterminated href")?;
+        Ok(html[at..end].to_owned())
+    };
+    let back = get(
+        &format!(
+            "{}/_idlegate/ended?reason=idle&return=%2Fsecond%3Fx%3D1",
+            gw.url()
+        ),
+        &[],
+    )
+    .await?;
+    let link = restart(&back.text())?;
+    ensure!(link == "/second?x=1", "the restart link is {link:?}");
+    for evil in [
+        "%2F%2Fevil.example",
+        "https%3A%2F%2Fevil.example",
+        "https:evil",
+        "%2F%5Cevil.example",
+    ] {
+        let page = get(
+            &format!("{}/_idlegate/ended?reason=idle&return={evil}", gw.url()),
+            &[],
+        )
+        .await?;
+        let link = restart(&page.text())?;
+        ensure!(link == "/", "return={evil} was followed: {link:?}");
+    }
+    Ok(())
+}

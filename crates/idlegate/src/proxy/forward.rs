@@ -37,7 +37,7 @@ pub async fn forward(
     let (mut parts, body) = req.into_parts();
     prepare_request_head(gateway, &mut parts, peer)?;
     if inject {
-        inject::prepare_request(&mut parts.headers, gateway.script.version());
+        inject::prepare_request(&mut parts.headers, gateway.injector.version());
     }
     let request = Request::from_parts(parts, Body::new(body));
     let response = gateway.client.request(request).await.map_err(|e| {
@@ -66,8 +66,7 @@ pub async fn forward(
     remove_hop_by_hop(&mut parts.headers);
     let response = Response::from_parts(parts, body);
     if inject {
-        let script = &gateway.script;
-        return inject::rewrite(response, head, script.tag(), script.version()).await;
+        return inject::rewrite(response, head, &gateway.injector).await;
     }
     Ok(response.map(Body::new))
 }

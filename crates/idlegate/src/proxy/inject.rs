@@ -10,8 +10,9 @@
 //! the browser's cache keeps working and a new script version is never mistaken for an old
 //! one. Everything else about the answer is the app's.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, StreamExt};
@@ -32,6 +33,58 @@ use crate::error::ProxyError;
 
 /// Largest page (after decoding) that gets the script; larger ones pass untouched.
 pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// An app serves the same few page shells over and over: the last rewrites are kept.
+const CACHE_ENTRIES: usize = 8;
+/// Only pages up to this size are kept (64 KiB × 8 at most, per idlegate).
+const CACHE_MAX_PAGE: usize = 64 * 1024;
+
+/// Adds one script tag to pages, remembering its last few results.
+pub struct Injector {
+    tag: String,
+    version: String,
+    /// (page as the app sent it, page with the tag), newest last.
+    recent: Mutex<VecDeque<(Bytes, Bytes)>>,
+}
+
+impl Injector {
+    /// An injector for `tag`; `version` names the script for ETags.
+    pub fn new(tag: &str, version: &str) -> Self {
+        Self {
+            tag: tag.to_owned(),
+            version: version.to_owned(),
+            recent: Mutex::new(VecDeque::with_capacity(CACHE_ENTRIES)),
+        }
+    }
+
+    /// The script version, for [`prepare_request`].
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// [`add_tag`], answered from the recent results when the app sent the same page again.
+    fn add_tag_cached(&self, page: &Bytes) -> Option<Bytes> {
+        let recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((_, done)) = recent.iter().find(|(original, _)| original == page) {
+            return Some(done.clone());
+        }
+        drop(recent);
+        let done = Bytes::from(add_tag(page, &self.tag)?);
+        if page.len() <= CACHE_MAX_PAGE {
+            let mut recent = self
+                .recent
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if recent.len() == CACHE_ENTRIES {
+                recent.pop_front();
+            }
+            recent.push_back((page.clone(), done.clone()));
+        }
+        Some(done)
+    }
+}
 
 /// Whether this request is a navigation whose HTML answer should carry the script.
 pub fn is_navigation<B>(req: &Request<B>) -> bool {
@@ -79,9 +132,9 @@ pub fn prepare_request(headers: &mut HeaderMap, version: &str) {
 pub async fn rewrite(
     response: Response<Incoming>,
     head: bool,
-    tag: &str,
-    version: &str,
+    injector: &Injector,
 ) -> Result<Response<Body>, ProxyError> {
+    let version = injector.version();
     let (mut parts, body) = response.into_parts();
     let status = parts.status;
     if status == StatusCode::NOT_MODIFIED {
@@ -113,8 +166,11 @@ pub async fn rewrite(
             Body::from_stream(first.chain(rest)),
         ));
     }
-    let decoded = encoding.decode(&page).await;
-    let rewritten = decoded.ok().and_then(|html| add_tag(&html, tag));
+    let decoded = match encoding {
+        Encoding::Identity => Ok(page.clone()),
+        other => other.decode(&page).await.map(Bytes::from),
+    };
+    let rewritten = decoded.ok().and_then(|html| injector.add_tag_cached(&html));
     let Some(rewritten) = rewritten else {
         // Not decodable or not HTML after all: the app's answer, untouched.
         parts.headers.remove(ETAG);

@@ -96,3 +96,20 @@ async fn decompression_bombs_are_refused() {
         .unwrap();
     assert!(Encoding::Gzip.decode(&gz).await.is_err());
 }
+
+#[test]
+fn the_same_page_is_rewritten_once() {
+    let injector = Injector::new(TAG, "v1");
+    let page = Bytes::from_static(b"<html><head></head><body></body></html>");
+    let first = injector.add_tag_cached(&page).unwrap();
+    let again = injector.add_tag_cached(&page.clone()).unwrap();
+    assert_eq!(first, again);
+    // Same bytes, not merely the same length: a different page is rewritten afresh.
+    let other = Bytes::from_static(b"<html><head></head><body>x</body></html>");
+    assert_ne!(injector.add_tag_cached(&other).unwrap(), first);
+    for i in 0..20 {
+        let page = Bytes::from(format!("<html><head></head><body>{i}</body></html>"));
+        assert!(injector.add_tag_cached(&page).is_some());
+    }
+    assert_eq!(injector.recent.lock().unwrap().len(), CACHE_ENTRIES);
+}
