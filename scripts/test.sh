@@ -18,6 +18,16 @@ fi
 
 scripts/python-env.sh
 
+# The OpenID provider the sign-in tests run: npm's oidc-provider, pinned in tests/idp.
+if ! command -v npm >/dev/null 2>&1; then
+    echo "test.sh: Node.js and npm are needed for the sign-in tests (an OpenID provider)" >&2
+    exit 1
+fi
+if [[ ! -f tests/idp/node_modules/.package-lock.json \
+      || tests/idp/package-lock.json -nt tests/idp/node_modules/.package-lock.json ]]; then
+    npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "test.sh: cargo-nextest is not installed; run: cargo install --locked cargo-nextest" >&2
     exit 1

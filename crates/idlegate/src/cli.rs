@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// Session time-to-live for Streamlit: ends browser tabs nobody uses, warns first, and makes
 /// the app free their memory.
@@ -10,8 +10,10 @@ use clap::Parser;
 #[command(
     name = "idlegate",
     version,
+    args_conflicts_with_subcommands = true,
     after_help = "Examples:\n  idlegate --idle-timeout 15m -- streamlit run app.py\n  \
-                  idlegate --upstream http://127.0.0.1:8501 --listen 0.0.0.0:8080\n\n\
+                  idlegate --upstream http://127.0.0.1:8501 --listen 0.0.0.0:8080\n  \
+                  idlegate hash-password < password.txt\n\n\
                   Every config key can also be set in a TOML file (--config) or as an \
                   environment variable: IDLEGATE_TABS__IDLE_TIMEOUT=15m sets tabs.idle_timeout."
 )]
@@ -46,6 +48,16 @@ pub struct Cli {
     /// Command that starts the app, after `--`: idlegate runs it on a free loopback port.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+    #[command(subcommand)]
+    pub action: Option<Action>,
+}
+
+/// Things idlegate does besides running.
+#[derive(Debug, Subcommand)]
+pub enum Action {
+    /// Reads a password from standard input (one line) and prints its Argon2id hash, for a
+    /// `name:hash` line of `login.users_file`.
+    HashPassword,
 }
 
 impl Cli {

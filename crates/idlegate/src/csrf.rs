@@ -15,6 +15,8 @@ pub enum CrossSite {
     OtherSite,
     #[error("the request's Origin does not match its Host")]
     OriginMismatch,
+    #[error("the request does not say which site it came from")]
+    Unmarked,
 }
 
 /// Checks that a request was made by a page of this site.
@@ -38,6 +40,15 @@ pub fn check_same_origin(headers: &HeaderMap) -> Result<(), CrossSite> {
         (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
         _ => Err(CrossSite::OriginMismatch),
     }
+}
+
+/// Like [`check_same_origin`], but the browser must say where the request came from: for
+/// sign-in and sign-out, a request without `Origin` or `Sec-Fetch-Site` is refused.
+pub fn require_same_origin(headers: &HeaderMap) -> Result<(), CrossSite> {
+    if headers.get(ORIGIN).is_none() && headers.get("sec-fetch-site").is_none() {
+        return Err(CrossSite::Unmarked);
+    }
+    check_same_origin(headers)
 }
 
 #[cfg(test)]
@@ -73,5 +84,17 @@ mod tests {
         assert_eq!(check_same_origin(&h), Err(CrossSite::OriginMismatch));
         let h = headers(&[("host", "app.example"), ("origin", "null")]);
         assert_eq!(check_same_origin(&h), Err(CrossSite::OriginMismatch));
+    }
+
+    #[test]
+    fn sign_in_requires_the_browser_to_name_the_site() {
+        assert_eq!(
+            require_same_origin(&HeaderMap::new()),
+            Err(CrossSite::Unmarked)
+        );
+        let h = headers(&[("host", "app.example"), ("origin", "http://app.example")]);
+        assert_eq!(require_same_origin(&h), Ok(()));
+        let h = headers(&[("host", "app.example"), ("origin", "http://evil.example")]);
+        assert_eq!(require_same_origin(&h), Err(CrossSite::OriginMismatch));
     }
 }

@@ -4,29 +4,34 @@
 //!    and time limits (oversized heads get 431 from the HTTP layer).
 //! 2. **route** ([`Gateway::handle`]): `<base>/_idlegate/*` goes to idlegate's own routes
 //!    ([`crate::routes`]); everything else goes to the app.
-//! 3. **upgrade or forward**: a WebSocket upgrade goes to [`crate::proxy::websocket`] (the
+//! 3. **who** ([`crate::auth`]): identity headers the browser sent are removed; when people
+//!    sign in, a request without a live login goes to the sign-in page (its socket is sent
+//!    there, other requests get 401), and a signed-in one gets the identity headers.
+//! 4. **upgrade or forward**: a WebSocket upgrade goes to [`crate::proxy::websocket`] (the
 //!    app's session socket becomes a tracked tab session, other sockets are tunnelled);
 //!    any other request is streamed to the app by [`crate::proxy::forward`], which also
 //!    reports requests that are a person's activity (uploads).
-//! 4. **respond**: the app's response streams back unchanged apart from hop-by-hop headers;
+//! 5. **respond**: the app's response streams back unchanged apart from hop-by-hop headers;
 //!    a failure becomes one [`ProxyError`], logged with where the fault is and answered in the
 //!    form the requester can show (a page for people, JSON for the app's health poll).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::header::{HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
-use http::{Request, Response};
+use axum::extract::ConnectInfo;
+use http::header::{HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::apps::App;
+use crate::auth::{Access, Auth};
 use crate::client::ClientScript;
 use crate::config::{Config, Upstream};
 use crate::error::{chain, ProxyError};
 use crate::pages;
-use crate::proxy::inject::Injector;
+use crate::proxy::inject::{self, Injector};
 use crate::proxy::{forward, headers, websocket, Body, UpstreamClient};
 use crate::tracker::{EndReason, Tracker};
 
@@ -41,20 +46,36 @@ pub struct Gateway {
     pub tasks: TaskTracker,
     /// Adds the page script's tag to HTML pages.
     pub injector: Injector,
+    /// Who may use the app.
+    pub auth: Arc<Auth>,
     routes: axum::Router,
     routes_prefix: String,
 }
 
+/// What a [`Gateway`] is made of.
+pub(crate) struct Parts {
+    pub config: Arc<Config>,
+    pub upstream: Upstream,
+    pub tracker: Tracker,
+    pub app: Arc<dyn App>,
+    pub client: UpstreamClient,
+    pub routes: axum::Router,
+    pub script: ClientScript,
+    pub auth: Arc<Auth>,
+}
+
 impl Gateway {
-    pub(crate) fn new(
-        config: Arc<Config>,
-        upstream: Upstream,
-        tracker: Tracker,
-        app: Arc<dyn App>,
-        client: UpstreamClient,
-        routes: axum::Router,
-        script: ClientScript,
-    ) -> Self {
+    pub(crate) fn new(parts: Parts) -> Self {
+        let Parts {
+            config,
+            upstream,
+            tracker,
+            app,
+            client,
+            routes,
+            script,
+            auth,
+        } = parts;
         Self {
             routes_prefix: format!("{}{}", config.app.base_path, crate::routes::PREFIX),
             config,
@@ -65,6 +86,7 @@ impl Gateway {
             tasks: TaskTracker::new(),
             routes,
             injector: Injector::new(script.tag(), script.version()),
+            auth,
         }
     }
 
@@ -73,26 +95,93 @@ impl Gateway {
         crate::routes::ended_url(&self.config.app.base_path, reason)
     }
 
+    /// URL of the page a tab over the per-user limit gets.
+    pub fn refused_url(&self) -> String {
+        crate::routes::refused_url(&self.config.app.base_path)
+    }
+
     /// Handles one request (phases 2 to 4 above). Never fails: errors become responses.
     pub async fn handle(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<Body> {
         let path = req.uri().path().to_owned();
         if path.starts_with(&self.routes_prefix) {
+            let trusted = self.config.proxy.is_trusted(peer.ip());
+            let client = headers::client_addr(req.headers(), peer, trusted);
+            let scheme = headers::scheme(req.headers(), trusted);
+            req.extensions_mut().insert(ConnectInfo(client));
+            req.extensions_mut().insert(scheme);
             return match self.routes.clone().oneshot(req.map(Body::new)).await {
                 Ok(response) => response,
                 Err(infallible) => match infallible {},
             };
         }
         let wants_html = accepts_html(&req);
-        let result = if headers::is_websocket_upgrade(req.headers()) {
-            websocket::upgrade(self.clone(), req, peer).await
+        let upgrade = headers::is_websocket_upgrade(req.headers());
+        let navigation = inject::is_navigation(&req);
+        let (login, set_cookie) = match self.auth.check(req.headers_mut(), peer, navigation) {
+            Access::Open => (None, None),
+            Access::Signed { login, set_cookie } => (Some(login), set_cookie),
+            Access::SignInNeeded => return self.sign_in_needed(req, upgrade, wants_html),
+        };
+        let result = if upgrade {
+            websocket::upgrade(self.clone(), req, peer, login).await
         } else {
             forward::forward(&self, req, peer).await
         };
-        result.unwrap_or_else(|e| self.error_response(&e, &path, wants_html))
+        let mut response = result.unwrap_or_else(|e| self.error_response(&e, &path, wants_html));
+        if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            response.headers_mut().append(SET_COOKIE, cookie);
+        }
+        response
+    }
+
+    /// Answers a request from someone who is not signed in: pages go to the sign-in page (and
+    /// come back after), the app's socket is sent there too, anything else gets 401.
+    fn sign_in_needed(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        upgrade: bool,
+        wants_html: bool,
+    ) -> Response<Body> {
+        let base = &self.config.app.base_path;
+        let back = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| format!("{base}/"), |pq| pq.as_str().to_owned());
+        let form = self.auth.signs_in_here();
+        if upgrade && form && self.app.is_session_socket(req.uri().path()) {
+            let url = crate::routes::sign_in_url(base, &format!("{base}/"));
+            let path = req.uri().path().to_owned();
+            return websocket::answer_redirect(self.clone(), req, url, "not signed in")
+                .unwrap_or_else(|e| self.error_response(&e, &path, false));
+        }
+        if wants_html && form && !upgrade {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::SEE_OTHER;
+            if let Ok(location) = HeaderValue::from_str(&crate::routes::sign_in_url(base, &back)) {
+                response.headers_mut().insert(LOCATION, location);
+            }
+            response
+                .headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return response;
+        }
+        let message = if form {
+            "Sign in first."
+        } else {
+            "Sign in through the authenticating proxy in front of this app."
+        };
+        let mut response = Response::new(Body::from(
+            serde_json::json!({ "message": message }).to_string(),
+        ));
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
     }
 
     fn error_response(&self, error: &ProxyError, path: &str, wants_html: bool) -> Response<Body> {

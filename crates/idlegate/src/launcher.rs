@@ -59,6 +59,13 @@ pub async fn launch(command: &[String], config: &Config) -> Result<LaunchedApp, 
             &config.app.base_path,
             config.app.disconnected_session_ttl,
         )
+        .and_then(|full| {
+            if config.login.enabled() {
+                launch::with_identity_headers(full, &config.login.headers)
+            } else {
+                Ok(full)
+            }
+        })
         .map_err(LaunchError::Command)?,
     };
     let (program, args) = full

@@ -14,6 +14,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod apps;
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;

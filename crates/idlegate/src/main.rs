@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
-use idlegate::cli::Cli;
+use idlegate::cli::{Action, Cli};
 use idlegate::config::{Config, Sources};
 use idlegate::launcher::{self, LaunchError, LaunchedApp};
 use idlegate::tracker::EndReason;
@@ -16,6 +16,9 @@ use tokio::signal::unix::{signal, SignalKind};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Action::HashPassword) = cli.action {
+        return hash_password();
+    }
     let sources = Sources {
         file: cli.config.clone(),
         toml: None,
@@ -51,6 +54,33 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("idlegate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `idlegate hash-password`: one line from standard input in, its hash out.
+fn hash_password() -> ExitCode {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Password (shown as you type; or pipe it in): ");
+    }
+    let mut line = String::new();
+    if let Err(e) = stdin.lock().read_line(&mut line) {
+        return usage_error(&format!("cannot read the password: {e}"));
+    }
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        return usage_error("the password is empty");
+    }
+    match idlegate::auth::password::hash(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("idlegate: {e}");
             ExitCode::FAILURE
         }
     }

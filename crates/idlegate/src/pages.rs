@@ -60,6 +60,90 @@ pub fn ended_page(
     )
 }
 
+/// The sign-in form. `action` is where it posts; `message` is shown above it.
+pub fn sign_in_page(texts: &Texts, action: &str, return_to: &str, message: Option<&str>) -> String {
+    let message = message
+        .map(|m| {
+            format!(
+                "<p id=\"idlegate-message\" role=\"alert\">{}</p>\n",
+                escape(m)
+            )
+        })
+        .unwrap_or_default();
+    let title = escape(&texts.sign_in_title);
+    page(
+        &texts.lang,
+        &title,
+        &format!(
+            "<main>\n<h1>{title}</h1>\n{message}\
+             <form method=\"post\" action=\"{action}\">\n\
+             <input type=\"hidden\" name=\"return\" value=\"{return_to}\">\n\
+             <label for=\"username\">{username}</label>\n\
+             <input id=\"username\" name=\"username\" autocomplete=\"username\" required autofocus>\n\
+             <label for=\"password\">{password}</label>\n\
+             <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\n\
+             <button class=\"button\" type=\"submit\">{sign_in}</button>\n</form>\n</main>",
+            action = escape(action),
+            return_to = escape(return_to),
+            username = escape(&texts.username),
+            password = escape(&texts.password),
+            sign_in = escape(&texts.sign_in),
+        ),
+    )
+}
+
+/// The page shown when a sign-in at the OpenID provider failed, with a way to try again.
+pub fn sign_in_failed_page(texts: &Texts, message: &str, again_href: &str) -> String {
+    let title = escape(&texts.sign_in_title);
+    page(
+        &texts.lang,
+        &title,
+        &format!(
+            "<main>\n<h1>{title}</h1>\n<p id=\"idlegate-message\" role=\"alert\">{}</p>\n\
+             <p><a class=\"button\" href=\"{}\">{}</a></p>\n</main>",
+            escape(message),
+            escape(again_href),
+            escape(&texts.sign_in),
+        ),
+    )
+}
+
+/// The page with the sign-out button (a link an app can point to).
+pub fn sign_out_page(texts: &Texts, action: &str) -> String {
+    let title = escape(&texts.sign_out_title);
+    page(
+        &texts.lang,
+        &title,
+        &format!(
+            "<main>\n<h1>{title}</h1>\n<form method=\"post\" action=\"{action}\">\n\
+             <button class=\"button\" type=\"submit\" id=\"idlegate-sign-out\">{sign_out}</button>\n\
+             </form>\n</main>",
+            action = escape(action),
+            sign_out = escape(&texts.sign_out),
+        ),
+    )
+}
+
+/// The page a tab over the per-user limit gets.
+pub fn refused_page(texts: &Texts, max_per_user: usize, reload_href: &str) -> String {
+    let title = escape(&texts.refused_title);
+    let message = fill_placeholders(
+        &texts.refused_user_cap,
+        &[("max_per_user", &max_per_user.to_string())],
+    );
+    page(
+        &texts.lang,
+        &title,
+        &format!(
+            "<main data-idlegate-refused=\"user_cap\">\n<h1>{title}</h1>\n<p>{}</p>\n\
+             <p><a class=\"button\" href=\"{}\">{}</a></p>\n</main>",
+            escape(&message),
+            escape(reload_href),
+            escape(&texts.start_new),
+        ),
+    )
+}
+
 /// The page shown when the app cannot be reached.
 pub fn unavailable_page(detail: &str) -> String {
     page(
@@ -90,7 +174,11 @@ main{max-width:32rem;padding:2rem;text-align:center}\
 h1{font-size:1.6rem;margin:0 0 1rem}p{line-height:1.5}p:nth-of-type(2){color:var(--muted)}\
 .button{display:inline-block;margin-top:1rem;padding:.6rem 1.2rem;border-radius:.5rem;\
 background:var(--accent);color:#fff;text-decoration:none;font-weight:600}\
-.button:focus{outline:3px solid var(--fg);outline-offset:2px}";
+.button:focus{outline:3px solid var(--fg);outline-offset:2px}\
+form{display:flex;flex-direction:column;gap:.4rem;text-align:left}\
+input{font:inherit;padding:.5rem;border:1px solid var(--muted);border-radius:.4rem;\
+color:var(--fg);background:var(--bg)}button.button{border:0;font:inherit;cursor:pointer}\
+#idlegate-message{color:var(--accent);font-weight:600}";
 
 /// Escapes text for HTML element content and double-quoted attributes.
 pub fn escape(text: &str) -> String {
@@ -111,6 +199,7 @@ pub fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::OnLimit;
     use std::time::Duration;
 
     fn policy() -> TabPolicy {
@@ -121,6 +210,10 @@ mod tests {
             reconnect_grace: Duration::from_secs(15),
             hidden_timeout: None,
             warn_before: None,
+            login_idle_timeout: None,
+            login_max_lifetime: None,
+            max_per_user: None,
+            on_limit: OnLimit::EndOldest,
         }
     }
 

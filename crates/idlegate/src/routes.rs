@@ -11,6 +11,8 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
+use crate::auth::routes as auth_routes;
+use crate::auth::Auth;
 use crate::client::{tab_api, ClientScript};
 use crate::config::{TabPolicy, Texts, Upstream};
 use crate::pages;
@@ -33,6 +35,18 @@ pub struct RouteState {
     pub tracker: Tracker,
     pub script: ClientScript,
     pub texts: Texts,
+    pub auth: Arc<Auth>,
+}
+
+/// URL of the page a tab over the per-user limit gets.
+pub fn refused_url(base_path: &str) -> String {
+    format!("{base_path}{PREFIX}refused")
+}
+
+/// URL of the sign-in page, returning to `return_to` afterwards.
+pub fn sign_in_url(base_path: &str, return_to: &str) -> String {
+    let query = serde_urlencoded::to_string([("return", return_to)]).unwrap_or_default();
+    format!("{base_path}{PREFIX}login?{query}")
 }
 
 /// URL of the "session ended" page.
@@ -48,6 +62,19 @@ pub fn router(state: RouteState) -> Router {
         .route(&format!("{prefix}readyz"), get(readyz))
         .route(&format!("{prefix}ended"), get(ended))
         .route(&format!("{prefix}client.js"), get(script))
+        .route(&format!("{prefix}refused"), get(refused))
+        .route(
+            &format!("{prefix}login"),
+            get(auth_routes::sign_in_form).post(auth_routes::sign_in),
+        )
+        .route(
+            &format!("{prefix}oidc/callback"),
+            get(auth_routes::oidc_callback),
+        )
+        .route(
+            &format!("{prefix}logout"),
+            get(auth_routes::sign_out_form).post(auth_routes::sign_out),
+        )
         .route(
             &format!("{prefix}{}{{token}}", tab_api::PATH),
             get(tab_api::status).post(tab_api::report),
@@ -89,6 +116,19 @@ async fn readyz(State(state): State<Arc<RouteState>>) -> (StatusCode, String) {
             "not ready: the app's health check timed out\n".into(),
         ),
     }
+}
+
+async fn refused(State(state): State<Arc<RouteState>>) -> Response {
+    let limit = state.policy.max_per_user.unwrap_or_default();
+    let reload = format!("{}/", state.base_path);
+    let mut response = pages::refused_page(&state.texts, limit, &reload).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 async fn script(State(state): State<Arc<RouteState>>, headers: HeaderMap) -> Response {

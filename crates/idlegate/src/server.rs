@@ -19,9 +19,10 @@ use tokio::net::TcpListener;
 use crate::apps::streamlit::reclaim::{AfterReclaim, Reclaimer};
 use crate::apps::streamlit::Streamlit;
 use crate::apps::App;
+use crate::auth::Auth;
 use crate::client::ClientScript;
 use crate::config::{AppKind, Config};
-use crate::dispatch::Gateway;
+use crate::dispatch::{Gateway, Parts};
 use crate::proxy::{release, upstream_client};
 use crate::routes::{self, RouteState};
 use crate::tracker::{EndReason, Tracker};
@@ -98,6 +99,7 @@ impl Server {
             }
         };
         let script = ClientScript::new(&config, app.session_socket_path());
+        let auth = Auth::start(config.clone());
         let routes = routes::router(RouteState {
             client: client.clone(),
             upstream: upstream.clone(),
@@ -107,10 +109,18 @@ impl Server {
             tracker: tracker.clone(),
             script: script.clone(),
             texts: config.browser.texts.clone(),
+            auth: auth.clone(),
         });
-        let gateway = Arc::new(Gateway::new(
-            config, upstream, tracker, app, client, routes, script,
-        ));
+        let gateway = Arc::new(Gateway::new(Parts {
+            config,
+            upstream,
+            tracker,
+            app,
+            client,
+            routes,
+            script,
+            auth,
+        }));
         Ok(Self { listener, gateway })
     }
 

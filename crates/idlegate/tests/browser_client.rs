@@ -376,3 +376,144 @@ async fn browser_without_the_script_idle_tabs_still_end_on_time() -> Result<()> 
     })
     .await
 }
+
+#[tokio::test]
+async fn browser_signed_in_tabs_share_a_sliding_login_and_are_signed_out_together() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let hash = idlegate::auth::password::hash("open sesame").map_err(anyhow::Error::msg)?;
+    let users = dir.path().join("users");
+    std::fs::write(&users, format!("alice:{hash}\n"))?;
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let gw = TestGateway::start(
+        &app.base_url(),
+        &format!(
+            "[tabs]\nwarn_before = \"20s\"\n[login]\nmode = \"password\"\nusers_file = {users:?}\n\
+             idle_timeout = \"25s\"\ncookie_secure = false\n"
+        ),
+    )
+    .await?;
+    let browser = Browser::start().await?;
+    explain(&browser, &app, async {
+        let client = browser.client();
+        // Not signed in: the app's page sends the person to the sign-in form, and back.
+        browser.goto(&format!("{}/", gw.url())).await?;
+        browser
+            .wait_for_url("/_idlegate/login?return=%2F", LOAD)
+            .await?;
+        browser
+            .type_into("//input[@id='username']", "alice", LOAD)
+            .await?;
+        browser
+            .screenshot_png(workspace_root().join("docs/screenshots/sign-in.png"))
+            .await?;
+        browser
+            .type_into("//input[@id='password']", "open sesame\u{E007}", LOAD)
+            .await?;
+        browser.wait_for_text("clicks: 0", LOAD).await?;
+        let first = client.window().await?;
+
+        // A second tab of the same login; the person works there only.
+        let second = client.new_window(true).await?.handle;
+        client.switch_to_window(second.clone()).await?;
+        browser.goto(&format!("{}/", gw.url())).await?;
+        browser.wait_for_text("clicks: 0", LOAD).await?;
+        let started = Instant::now();
+        let mut clicks = 0;
+        while started.elapsed() < Duration::from_secs(12) {
+            browser
+                .click("//button[.//p[text()='Increment']]", LOAD)
+                .await?;
+            clicks += 1;
+            browser
+                .wait_for_text(&format!("clicks: {clicks}"), LOAD)
+                .await?;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        ensure!(
+            gw.tracker().len() == 2,
+            "a tab ended while its login was in use"
+        );
+        let last_click = Instant::now();
+
+        // Left alone: the warning names the sign-out, then both tabs end.
+        let warned = wait_for_warning(&browser, Duration::from_secs(15)).await?;
+        let text = warned["text"].as_str().unwrap_or_default();
+        ensure!(text.contains("You will be signed out in"), "{warned}");
+        browser
+            .wait_for_url(
+                &format!("{ENDED_PATH}?reason=login_expired"),
+                Duration::from_secs(30),
+            )
+            .await?;
+        let after = last_click.elapsed();
+        ensure!(
+            after >= Duration::from_secs(23) && after <= Duration::from_secs(29),
+            "signed out {after:?} after the last click, expected about 25s"
+        );
+        let text = browser.wait_for_text("Session ended", LOAD).await?;
+        ensure!(
+            text.contains("signed out after a period of inactivity"),
+            "{text}"
+        );
+        client.switch_to_window(first).await?;
+        browser
+            .wait_for_url(&format!("{ENDED_PATH}?reason=login_expired"), LOAD)
+            .await?;
+        // Starting again asks to sign in again.
+        browser.click("//a[@id='idlegate-restart']", LOAD).await?;
+        browser.wait_for_url("/_idlegate/login", LOAD).await?;
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn browser_signs_in_with_a_real_openid_provider_and_returns_to_the_page() -> Result<()> {
+    use testkit::idp::{Idp, CLIENT_ID, CLIENT_SECRET};
+    let app = StreamlitApp::start(
+        &testkit::venv::repo_path("tests/apps/whoami.py"),
+        testkit::StreamlitOptions {
+            disconnected_session_ttl_secs: Some(20),
+            extra_args: vec![
+                "--server.trustedUserHeaders".into(),
+                r#"{"X-Forwarded-User":"name"}"#.into(),
+            ],
+            ..testkit::StreamlitOptions::default()
+        },
+    )
+    .await?;
+    let idp_port = Idp::reserve_port();
+    let gw = TestGateway::start(
+        &app.base_url(),
+        &format!(
+            "[login]\nmode = \"oidc\"\ncookie_secure = false\n[login.oidc]\n\
+             issuer = \"http://127.0.0.1:{idp_port}\"\nclient_id = \"{CLIENT_ID}\"\n\
+             client_secret = \"{CLIENT_SECRET}\"\nscopes = [\"openid\", \"email\", \"profile\", \"groups\"]\n"
+        ),
+    )
+    .await?;
+    let idp = Idp::start(idp_port, &format!("{}/_idlegate/oidc/callback", gw.url())).await?;
+    let browser = Browser::start().await?;
+    let outcome = explain(&browser, &app, async {
+        browser.goto(&format!("{}/?report=7", gw.url())).await?;
+        // At the provider: its sign-in form, then its consent page.
+        browser
+            .type_into("//input[@name='login']", "alice", LOAD)
+            .await?;
+        browser
+            .type_into("//input[@name='password']", "anything\u{E007}", LOAD)
+            .await?;
+        browser.click("//button[@type='submit']", LOAD).await?;
+        // Back at the page first asked for, signed in.
+        let text = browser.wait_for_text("st.user name: alice", LOAD).await?;
+        ensure!(text.contains("header groups: analysts"), "{text}");
+        let url = browser.current_url().await?;
+        ensure!(
+            url == format!("{}/?report=7", gw.url()),
+            "did not return to the original page: {url}"
+        );
+        Ok(())
+    })
+    .await;
+    outcome.with_context(|| format!("OpenID provider output:\n{}", idp.output()))
+}

@@ -154,3 +154,62 @@ async fn json_logs_have_one_line_per_session_start_and_end_without_raw_ids() -> 
     assert!(!output.contains(&id), "the raw session id was logged");
     Ok(())
 }
+
+#[tokio::test]
+async fn launcher_makes_st_user_show_the_signed_in_person() -> Result<()> {
+    use testkit::stclient::Upgrade;
+    let dir = tempfile::tempdir()?;
+    let hash = idlegate::auth::password::hash("pw").map_err(anyhow::Error::msg)?;
+    let users = dir.path().join("users");
+    std::fs::write(&users, format!("dana:{hash}\n"))?;
+    let config = dir.path().join("idlegate.toml");
+    std::fs::write(
+        &config,
+        format!("[login]\nmode = \"password\"\nusers_file = {users:?}\n"),
+    )?;
+    let command = streamlit_command("tests/apps/whoami.py");
+    let config_arg = config.display().to_string();
+    let gw = GatewayProcess::start(bin(), &args(&["--config", &config_arg], &command)).await?;
+
+    let mut sign_in = http::Request::post(format!("{}/_idlegate/login", gw.url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", gw.url());
+    sign_in = sign_in.header("sec-fetch-site", "same-origin");
+    let response = testkit::http::send(sign_in.body(http_body_util::Full::new(
+        bytes::Bytes::from_static(b"username=dana&password=pw&return=%2F"),
+    ))?)
+    .await?;
+    ensure!(
+        response.status == 303,
+        "{}: {}",
+        response.status,
+        response.text()
+    );
+    let cookie = response
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .context("no login cookie")?
+        .to_owned();
+    let mut headers = StClient::default_headers(&gw.url(), None)?;
+    headers.push(("Cookie".into(), cookie));
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let Upgrade::Accepted(mut tab) = StClient::connect_with_headers(&gw.url(), &headers).await?
+    else {
+        anyhow::bail!("the signed-in socket was refused");
+    };
+    tab.send_rerun(false).await?;
+    let text = tab
+        .run_until_finished(Duration::from_secs(20))
+        .await?
+        .markdown()
+        .join("\n");
+    ensure!(
+        text.contains("st.user name: dana"),
+        "{text}\n{}",
+        gw.output()
+    );
+    Ok(())
+}

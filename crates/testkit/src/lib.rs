@@ -16,10 +16,12 @@
 //! - [`stproto`]: the few Streamlit protobuf messages tests need, hand-coded.
 //! - [`browser`]: headless Chromium driven over WebDriver.
 //! - [`gateway`]: an idlegate gateway for tests.
+//! - [`idp`]: a real OpenID provider (npm `oidc-provider`) on loopback.
 
 pub mod browser;
 pub mod gateway;
 pub mod http;
+pub mod idp;
 pub mod ports;
 pub mod proc;
 pub mod stclient;

@@ -36,6 +36,7 @@
     warningTitle: "Are you still there?",
     warningBody: "This session will end in {countdown} because of inactivity.",
     warningLifetimeBody: "This session reaches its maximum length in {countdown}. Save your work.",
+    warningLoginBody: "You will be signed out in {countdown} because of inactivity.",
     keepWorking: "Keep working",
     dismiss: "OK",
     lang: "en",
@@ -71,6 +72,7 @@
   let deadlineAt = null;         // performance.now() time the session ends unless a person acts
   let extendable = true;         // false: activity cannot postpone the deadline (max lifetime)
   let busy = false;              // a run the person waits for holds the idle limit off
+  let endReason = null;          // what would end the session: "idle", "login_expired", …
   let lifetimeDismissed = false; // the person acknowledged the max-lifetime warning
   let requestSeq = 0;            // answers from older requests than the last applied are stale
   let appliedSeq = 0;
@@ -305,6 +307,7 @@
     extendable = data.extendable !== false;
     // A run the person waits for holds the idle limit off; its end moves the deadline.
     busy = data.busy === true;
+    endReason = typeof data.reason === "string" ? data.reason : null;
     const left = remainingMs();
 
     if (warn.open) {
@@ -312,7 +315,9 @@
         // The answer to "Keep working" (or to activity while the dialog showed): done.
         (kind === "activity" && extendable && !warn.lifetime);
       if (!close) {
-        if (warn.lifetime !== !extendable) setMode(!extendable, true);
+        if (warn.lifetime !== !extendable || warn.template !== bodyTemplate(!extendable)) {
+          setMode(!extendable, true);
+        }
         if (left > 0) warn.zeroPolls = 0;
         renderCountdown(left);
         return; // the dialog's own timer keeps polling
@@ -622,9 +627,17 @@
   }
 
   // Fills the body text (idle or max-lifetime variant) around the countdown element(s).
+  // The warning's text: the maximum length cannot be postponed; signing out covers every tab.
+  function bodyTemplate(lifetime) {
+    if (lifetime) return String(TEXTS.warningLifetimeBody);
+    if (endReason === "login_expired") return String(TEXTS.warningLoginBody);
+    return String(TEXTS.warningBody);
+  }
+
   function setMode(lifetime, announce) {
     warn.lifetime = lifetime;
-    const template = String(lifetime ? TEXTS.warningLifetimeBody : TEXTS.warningBody);
+    const template = bodyTemplate(lifetime);
+    warn.template = template;
     ui.body.textContent = "";
     template.split("{countdown}").forEach((part, index) => {
       if (index > 0) ui.body.appendChild(element("span", { "data-idlegate-countdown": "" }));
@@ -641,7 +654,7 @@
   }
 
   function bodyText(ms) {
-    const template = String(warn.lifetime ? TEXTS.warningLifetimeBody : TEXTS.warningBody);
+    const template = bodyTemplate(warn.lifetime);
     return template.split("{countdown}").join(formatCountdown(ms));
   }
 

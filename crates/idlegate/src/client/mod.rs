@@ -51,6 +51,7 @@ impl ClientScript {
                 "warningTitle": texts.warning_title,
                 "warningBody": texts.warning_body,
                 "warningLifetimeBody": texts.warning_lifetime_body,
+                "warningLoginBody": texts.warning_login_body,
                 "keepWorking": texts.keep_working,
                 "dismiss": texts.dismiss,
             },

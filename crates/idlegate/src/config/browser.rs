@@ -38,6 +38,18 @@ pub struct Texts {
     pub ended_title: String,
     pub ended_note: String,
     pub start_new: String,
+    pub warning_login_body: String,
+    pub sign_in_title: String,
+    pub username: String,
+    pub password: String,
+    pub sign_in: String,
+    pub sign_in_failed: String,
+    pub sign_in_limited: String,
+    pub signed_out: String,
+    pub sign_out_title: String,
+    pub sign_out: String,
+    pub refused_title: String,
+    pub refused_user_cap: String,
     pub reasons: ReasonTexts,
 }
 
@@ -162,6 +174,22 @@ fn texts(raw: &RawTexts) -> Result<Texts, ConfigError> {
     }
     check_text("warning_body", &raw.warning_body, COUNTDOWN)?;
     check_text(
+        "warning_login_body",
+        &raw.warning_login_body,
+        &["countdown"],
+    )?;
+    check_text("sign_in_title", &raw.sign_in_title, &[])?;
+    check_text("username", &raw.username, &[])?;
+    check_text("password", &raw.password, &[])?;
+    check_text("sign_in", &raw.sign_in, &[])?;
+    check_text("sign_in_failed", &raw.sign_in_failed, &[])?;
+    check_text("sign_in_limited", &raw.sign_in_limited, &[])?;
+    check_text("signed_out", &raw.signed_out, &[])?;
+    check_text("sign_out_title", &raw.sign_out_title, &[])?;
+    check_text("sign_out", &raw.sign_out, &[])?;
+    check_text("refused_title", &raw.refused_title, &[])?;
+    check_text("refused_user_cap", &raw.refused_user_cap, &["max_per_user"])?;
+    check_text(
         "warning_lifetime_body",
         &raw.warning_lifetime_body,
         COUNTDOWN,
@@ -194,6 +222,18 @@ fn texts(raw: &RawTexts) -> Result<Texts, ConfigError> {
         ended_title: raw.ended_title.clone(),
         ended_note: raw.ended_note.clone(),
         start_new: raw.start_new.clone(),
+        warning_login_body: raw.warning_login_body.clone(),
+        sign_in_title: raw.sign_in_title.clone(),
+        username: raw.username.clone(),
+        password: raw.password.clone(),
+        sign_in: raw.sign_in.clone(),
+        sign_in_failed: raw.sign_in_failed.clone(),
+        sign_in_limited: raw.sign_in_limited.clone(),
+        signed_out: raw.signed_out.clone(),
+        sign_out_title: raw.sign_out_title.clone(),
+        sign_out: raw.sign_out.clone(),
+        refused_title: raw.refused_title.clone(),
+        refused_user_cap: raw.refused_user_cap.clone(),
         reasons: raw.reasons.clone(),
     })
 }

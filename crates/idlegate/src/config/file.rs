@@ -31,6 +31,8 @@ pub struct RawConfig {
     pub log: RawLog,
     /// What idlegate adds to the app's pages in the browser.
     pub browser: RawBrowser,
+    /// Signing in, and signing out after inactivity across all tabs.
+    pub login: RawLogin,
 }
 
 /// `[tabs]`: limits for each tab session.
@@ -65,6 +67,13 @@ pub struct RawTabs {
     /// moment the tab was hidden. Needs `browser.inject` (the page reports its visibility).
     /// `"off"` disables it. When unset it equals `idle_timeout`. Default: unset.
     pub hidden_timeout: Option<String>,
+    /// At most this many open tabs per signed-in user (needs `login.mode`). `0` means no
+    /// limit. Default `0`.
+    pub max_per_user: u32,
+    /// What happens when a user opens a tab over `max_per_user`: `"end_oldest"` ends their
+    /// oldest tab (it shows the ended page, reason `evicted_user_cap`); `"refuse"` shows the
+    /// new tab a page saying why it was not opened. Default `"end_oldest"`.
+    pub on_limit: String,
 }
 
 /// `[app]`: the app behind idlegate.
@@ -137,6 +146,76 @@ pub struct RawLog {
     pub level: String,
 }
 
+/// `[login]`: who may use the app, and for how long without activity.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLogin {
+    /// `"none"` (anyone may use the app), `"password"` (a users file), `"oidc"` (an OpenID
+    /// provider, see `[login.oidc]`), or `"header"` (an authenticating proxy in front of
+    /// idlegate, such as oauth2-proxy, sets the identity headers; only requests from
+    /// `proxy.trusted_proxies` are believed). Default `"none"`.
+    pub mode: String,
+    /// A person is signed out after this long without activity in any of their tabs; every
+    /// tab of theirs ends with reason `login_expired` and the next page load shows the sign-in
+    /// page. Activity in any tab refreshes it. Default `"30m"` (NIST SP 800-63B, AAL2).
+    pub idle_timeout: String,
+    /// A person is signed out this long after signing in, whatever their activity. `"off"`
+    /// disables it. Default `"12h"`.
+    pub max_lifetime: String,
+    /// Password mode: a file with one `name:hash` line per user, the hash an Argon2id PHC
+    /// string as printed by `idlegate hash-password`. Lines starting with `#` are comments.
+    /// Read at start. Default: unset.
+    pub users_file: Option<String>,
+    /// A file with the keys that sign the login cookie: one base64 key of at least 32 bytes
+    /// per line, newest first. The newest signs; all are accepted, so keys can be rotated by
+    /// adding a new first line. When unset, a random key is made at start (sign-ins then end
+    /// with the process, as they would anyway without a shared store). Default: unset.
+    pub cookie_keys_file: Option<String>,
+    /// Mark the login cookie `Secure` and name it with the `__Host-` prefix. `false` is only
+    /// allowed when `listen` is a loopback address (plain-HTTP local use). Default `true`.
+    pub cookie_secure: bool,
+    /// Sign-in attempts allowed per minute, per client address and per username; more get
+    /// status 429. Default `10`.
+    pub attempts_per_minute: u32,
+    /// Header that names the signed-in user to the app (and, in header mode, to idlegate).
+    /// Copies sent by browsers are always removed. Default `"X-Forwarded-User"`.
+    pub user_header: String,
+    /// Header with the user's email, if known. Default `"X-Forwarded-Email"`.
+    pub email_header: String,
+    /// Header with the user's groups, comma-separated. Default `"X-Forwarded-Groups"`.
+    pub groups_header: String,
+    /// OpenID Connect sign-in (`mode = "oidc"`).
+    pub oidc: RawOidc,
+}
+
+/// `[login.oidc]`: signing in with an OpenID provider (Keycloak, Microsoft Entra ID, Google,
+/// Dex, …): the authorization code flow with PKCE, state and nonce.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOidc {
+    /// The provider's issuer URL; its `/.well-known/openid-configuration` is read on the
+    /// first sign-in (and again after a failure). Default: unset.
+    pub issuer: Option<String>,
+    /// The client id registered with the provider. Default: unset.
+    pub client_id: Option<String>,
+    /// A file holding the client secret (trailing whitespace ignored). Default: unset.
+    pub client_secret_file: Option<String>,
+    /// The client secret itself, for setting through `IDLEGATE_LOGIN__OIDC__CLIENT_SECRET`
+    /// (prefer `client_secret_file` in files). Never logged. Default: unset.
+    pub client_secret: Option<String>,
+    /// Where the provider sends people back: `https://HOST/<base>/_idlegate/oidc/callback`,
+    /// registered with the provider. When unset it is built from the request's host (and
+    /// `X-Forwarded-Proto` from a trusted proxy). Default: unset.
+    pub redirect_url: Option<String>,
+    /// Scopes to ask for. Default `["openid", "email", "profile"]`.
+    pub scopes: Vec<String>,
+    /// ID token claim that names the user; `email`, then `sub` are used when it is missing.
+    /// Default `"preferred_username"`.
+    pub user_claim: String,
+    /// ID token claim with the user's groups (a list of strings). Default `"groups"`.
+    pub groups_claim: String,
+}
+
 /// `[browser]`: the script idlegate adds to the app's pages.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -181,6 +260,30 @@ pub struct RawTexts {
     pub ended_note: String,
     /// The ended page's button that opens a new session. Default `"Start a new session"`.
     pub start_new: String,
+    /// Body of the warning before a signed-in person is signed out for inactivity (all their tabs); `{countdown}` as above. Default `"You will be signed out in {countdown} because of inactivity."`.
+    pub warning_login_body: String,
+    /// Title of the sign-in page. Default `"Sign in"`.
+    pub sign_in_title: String,
+    /// Label of the username field. Default `"Username"`.
+    pub username: String,
+    /// Label of the password field. Default `"Password"`.
+    pub password: String,
+    /// The sign-in button. Default `"Sign in"`.
+    pub sign_in: String,
+    /// Shown after a wrong username or password (the same for both). Default `"Wrong username or password."`.
+    pub sign_in_failed: String,
+    /// Shown when there were too many attempts. Default `"Too many attempts. Wait a minute, then try again."`.
+    pub sign_in_limited: String,
+    /// Shown on the sign-in page after signing out. Default `"You are signed out."`.
+    pub signed_out: String,
+    /// Title of the sign-out page. Default `"Sign out"`.
+    pub sign_out_title: String,
+    /// The sign-out button. Default `"Sign out"`.
+    pub sign_out: String,
+    /// Title of the page a tab over `tabs.max_per_user` gets. Default `"Too many tabs"`.
+    pub refused_title: String,
+    /// Why a tab was not opened; `{max_per_user}` is the limit. Default `"You already have {max_per_user} tabs of this app open. Close one of them, then reload this page."`.
+    pub refused_user_cap: String,
     /// Why a session ended, one text per end reason.
     pub reasons: RawReasonTexts,
 }
@@ -232,6 +335,40 @@ impl Default for RawConfig {
             launcher: RawLauncher::default(),
             log: RawLog::default(),
             browser: RawBrowser::default(),
+            login: RawLogin::default(),
+        }
+    }
+}
+
+impl Default for RawLogin {
+    fn default() -> Self {
+        Self {
+            mode: "none".to_owned(),
+            idle_timeout: "30m".to_owned(),
+            max_lifetime: "12h".to_owned(),
+            users_file: None,
+            cookie_keys_file: None,
+            cookie_secure: true,
+            attempts_per_minute: 10,
+            user_header: "X-Forwarded-User".to_owned(),
+            email_header: "X-Forwarded-Email".to_owned(),
+            groups_header: "X-Forwarded-Groups".to_owned(),
+            oidc: RawOidc::default(),
+        }
+    }
+}
+
+impl Default for RawOidc {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            client_id: None,
+            client_secret_file: None,
+            client_secret: None,
+            redirect_url: None,
+            scopes: ["openid", "email", "profile"].map(str::to_owned).to_vec(),
+            user_claim: "preferred_username".to_owned(),
+            groups_claim: "groups".to_owned(),
         }
     }
 }
@@ -245,6 +382,8 @@ impl Default for RawTabs {
             reconnect_grace: "15s".to_owned(),
             warn_before: None,
             hidden_timeout: None,
+            max_per_user: 0,
+            on_limit: "end_oldest".to_owned(),
         }
     }
 }
@@ -313,6 +452,18 @@ impl Default for RawTexts {
             ended_title: "Session ended".to_owned(),
             ended_note: "Anything not saved in this tab is gone.".to_owned(),
             start_new: "Start a new session".to_owned(),
+            warning_login_body: "You will be signed out in {countdown} because of inactivity.".to_owned(),
+            sign_in_title: "Sign in".to_owned(),
+            username: "Username".to_owned(),
+            password: "Password".to_owned(),
+            sign_in: "Sign in".to_owned(),
+            sign_in_failed: "Wrong username or password.".to_owned(),
+            sign_in_limited: "Too many attempts. Wait a minute, then try again.".to_owned(),
+            signed_out: "You are signed out.".to_owned(),
+            sign_out_title: "Sign out".to_owned(),
+            sign_out: "Sign out".to_owned(),
+            refused_title: "Too many tabs".to_owned(),
+            refused_user_cap: "You already have {max_per_user} tabs of this app open. Close one of them, then reload this page.".to_owned(),
             reasons: RawReasonTexts::default(),
         }
     }

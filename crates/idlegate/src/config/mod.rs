@@ -10,6 +10,7 @@
 mod browser;
 mod duration;
 pub mod file;
+mod login;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -24,6 +25,7 @@ use ipnet::IpNet;
 pub use browser::{fill as fill_placeholders, BrowserConfig, ReasonTexts, Texts, MIN_WARNING};
 pub use duration::{config_syntax, human as human_duration};
 pub use file::RawConfig;
+pub use login::{CookieKey, IdentityHeaders, LoginConfig, LoginMode, OidcConfig};
 
 /// Prefix of environment variables that set config keys.
 pub const ENV_PREFIX: &str = "IDLEGATE_";
@@ -82,6 +84,7 @@ pub struct Config {
     pub launcher: LauncherConfig,
     pub log: LogConfig,
     pub browser: BrowserConfig,
+    pub login: LoginConfig,
 }
 
 /// Limits for each tab session (see [`file::RawTabs`] for their meaning).
@@ -95,6 +98,22 @@ pub struct TabPolicy {
     pub hidden_timeout: Option<Duration>,
     /// How long before a deadline the browser warns; `None` for no warning.
     pub warn_before: Option<Duration>,
+    /// A signed-in person's limits (from `[login]`); `None` when nobody signs in.
+    pub login_idle_timeout: Option<Duration>,
+    pub login_max_lifetime: Option<Duration>,
+    /// At most this many open tabs per signed-in user.
+    pub max_per_user: Option<usize>,
+    /// What happens to a tab over `max_per_user`.
+    pub on_limit: OnLimit,
+}
+
+/// What a tab over the per-user limit does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnLimit {
+    /// The user's oldest tab ends (reason `evicted_user_cap`).
+    EndOldest,
+    /// The new tab is refused with a page that says why.
+    Refuse,
 }
 
 /// Supported app frameworks.
@@ -274,6 +293,27 @@ impl Config {
             .map_err(|reason| ConfigError::invalid("upstream", reason))?;
 
         let idle_timeout = optional_duration("tabs.idle_timeout", &raw.tabs.idle_timeout)?;
+        let login = login::login(&raw.login, listen)?;
+        let max_per_user = match raw.tabs.max_per_user {
+            0 => None,
+            n => Some(n as usize),
+        };
+        let on_limit = match raw.tabs.on_limit.as_str() {
+            "end_oldest" => OnLimit::EndOldest,
+            "refuse" => OnLimit::Refuse,
+            other => {
+                return Err(ConfigError::invalid(
+                    "tabs.on_limit",
+                    format!("{other:?} is not \"end_oldest\" or \"refuse\""),
+                ))
+            }
+        };
+        if max_per_user.is_some() && !login.enabled() {
+            return Err(ConfigError::invalid(
+                "tabs.max_per_user",
+                "needs people to sign in (login.mode) to know whose tabs they are",
+            ));
+        }
         let tabs = TabPolicy {
             idle_timeout,
             max_lifetime: optional_duration("tabs.max_lifetime", &raw.tabs.max_lifetime)?,
@@ -281,6 +321,10 @@ impl Config {
             reconnect_grace: required_duration("tabs.reconnect_grace", &raw.tabs.reconnect_grace)?,
             hidden_timeout: browser::hidden_timeout(&raw.tabs, idle_timeout)?,
             warn_before: browser::warn_before(&raw.tabs, idle_timeout)?,
+            login_idle_timeout: login.enabled().then_some(login.idle_timeout),
+            login_max_lifetime: login.max_lifetime.filter(|_| login.enabled()),
+            max_per_user,
+            on_limit,
         };
         let browser = browser::browser(&raw.browser, &[tabs.idle_timeout, tabs.hidden_timeout])?;
 
@@ -405,6 +449,7 @@ impl Config {
             launcher,
             log,
             browser,
+            login,
         })
     }
 }

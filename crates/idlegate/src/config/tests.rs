@@ -197,6 +197,13 @@ fn key_paths() -> Vec<String> {
     };
     raw.tabs.warn_before = Some("2m".into());
     raw.tabs.hidden_timeout = Some("30m".into());
+    raw.login.users_file = Some("users.txt".into());
+    raw.login.cookie_keys_file = Some("keys.txt".into());
+    raw.login.oidc.issuer = Some("https://id.example".into());
+    raw.login.oidc.client_id = Some("idlegate".into());
+    raw.login.oidc.client_secret_file = Some("secret.txt".into());
+    raw.login.oidc.client_secret = Some("s".into());
+    raw.login.oidc.redirect_url = Some("https://x/_idlegate/oidc/callback".into());
     let value = toml::Value::try_from(raw).unwrap();
     let mut out = Vec::new();
     walk("", &value, &mut out);
@@ -337,4 +344,110 @@ fn texts_are_checked_for_placeholders_they_cannot_use() {
             .unwrap();
     assert_eq!(config.browser.texts.warning_body, "Noch {countdown}.");
     assert_eq!(config.browser.texts.lang, "de");
+}
+
+#[test]
+fn login_is_checked_and_reads_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(
+        &users,
+        "# team\nalice:$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo\n",
+    )
+    .unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, format!("{}\n{}\n", "A".repeat(44), "B".repeat(44))).unwrap();
+    let config = Config::from_toml(&format!(
+        "[login]\nmode = \"password\"\nusers_file = {users:?}\ncookie_keys_file = {keys:?}\n\
+         idle_timeout = \"10m\"\n[tabs]\nmax_per_user = 3\non_limit = \"refuse\"\n"
+    ))
+    .unwrap();
+    assert!(config.login.enabled());
+    assert_eq!(config.login.cookie_keys.len(), 2);
+    assert_eq!(
+        config.tabs.login_idle_timeout,
+        Some(Duration::from_secs(600))
+    );
+    assert_eq!(config.tabs.max_per_user, Some(3));
+    assert_eq!(config.tabs.on_limit, OnLimit::Refuse);
+    assert!(
+        !format!("{config:?}").contains("argon2id"),
+        "secrets must not be printed"
+    );
+
+    assert_eq!(
+        err("[login]\nmode = \"password\"").key(),
+        Some("login.users_file")
+    );
+    assert_eq!(err("[login]\nmode = \"oauth\"").key(), Some("login.mode"));
+    assert_eq!(
+        err("[login]\nmode = \"password\"\nusers_file = \"/nonexistent\"").key(),
+        Some("login.users_file")
+    );
+    std::fs::write(&keys, "c2hvcnQ=\n").unwrap();
+    assert_eq!(
+        err(&format!("[login]\ncookie_keys_file = {keys:?}")).key(),
+        Some("login.cookie_keys_file")
+    );
+    assert_eq!(
+        err("listen = \"0.0.0.0:8080\"\n[login]\ncookie_secure = false").key(),
+        Some("login.cookie_secure")
+    );
+    assert!(Config::from_toml("[login]\ncookie_secure = false").is_ok());
+    assert_eq!(
+        err("[tabs]\nmax_per_user = 2").key(),
+        Some("tabs.max_per_user")
+    );
+    assert_eq!(
+        err("[login]\nuser_header = \"bad header\"").key(),
+        Some("login.user_header")
+    );
+    let none = Config::from_toml("").unwrap();
+    assert_eq!(none.tabs.login_idle_timeout, None);
+}
+
+#[test]
+fn oidc_needs_its_provider_and_client() {
+    let config = Config::from_toml(
+        "[login]\nmode = \"oidc\"\n[login.oidc]\nissuer = \"https://id.example\"\n\
+         client_id = \"app\"\nclient_secret = \"s3cret\"\n",
+    )
+    .unwrap();
+    let LoginMode::Oidc(oidc) = &config.login.mode else {
+        panic!("not oidc: {:?}", config.login.mode);
+    };
+    assert_eq!(oidc.scopes, ["openid", "email", "profile"]);
+    assert!(
+        !format!("{config:?}").contains("s3cret"),
+        "secrets must not be printed"
+    );
+    assert_eq!(
+        err("[login]\nmode = \"oidc\"").key(),
+        Some("login.oidc.issuer")
+    );
+    assert_eq!(
+        err("[login]\nmode = \"oidc\"\n[login.oidc]\nissuer = \"https://id\"").key(),
+        Some("login.oidc.client_id")
+    );
+    assert_eq!(
+        err("[login]\nmode = \"oidc\"\n[login.oidc]\nissuer = \"id.example\"\nclient_id = \"a\"")
+            .key(),
+        Some("login.oidc.issuer")
+    );
+    assert_eq!(
+        err(
+            "[login]\nmode = \"oidc\"\n[login.oidc]\nissuer = \"https://id\"\nclient_id = \"a\"\n\
+             scopes = [\"email\"]"
+        )
+        .key(),
+        Some("login.oidc.scopes")
+    );
+    assert_eq!(
+        err(
+            "[login]\nmode = \"oidc\"\n[login.oidc]\nissuer = \"https://id\"\nclient_id = \"a\"\n\
+             client_secret = \"x\"\nclient_secret_file = \"/x\""
+        )
+        .key(),
+        Some("login.oidc.client_secret")
+    );
 }

@@ -82,6 +82,37 @@ pub fn set_forwarded(
     }
 }
 
+/// The scheme the browser used: `https` when a trusted proxy in front says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scheme(pub &'static str);
+
+/// The scheme of a request (idlegate itself only speaks plain HTTP).
+pub fn scheme(headers: &HeaderMap, trusted: bool) -> Scheme {
+    let https = trusted
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    Scheme(if https { "https" } else { "http" })
+}
+
+/// The browser's address: the peer, or behind a trusted proxy the address that proxy saw
+/// (the last `X-Forwarded-For` entry, which the proxy itself appended).
+pub fn client_addr(headers: &HeaderMap, peer: SocketAddr, trusted: bool) -> SocketAddr {
+    if !trusted {
+        return peer;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|entry| entry.trim().parse::<std::net::IpAddr>().ok())
+        .next_back()
+        .map_or(peer, |ip| SocketAddr::new(ip, peer.port()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

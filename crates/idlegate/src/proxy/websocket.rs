@@ -28,10 +28,11 @@ use super::frame::{encode_frame, Opcode};
 use super::headers::remove_hop_by_hop;
 use super::relay::{self, RelayOptions};
 use super::Body;
+use crate::auth::LoginSession;
 use crate::client::take_token;
 use crate::dispatch::Gateway;
 use crate::error::ProxyError;
-use crate::tracker::{Admission, EndReason};
+use crate::tracker::{Admission, EndReason, Refused};
 
 /// RFC 6455 §1.3.
 const ACCEPT_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -41,6 +42,7 @@ pub async fn upgrade(
     gateway: Arc<Gateway>,
     mut req: Request<Incoming>,
     peer: SocketAddr,
+    login: Option<Arc<LoginSession>>,
 ) -> Result<Response<Body>, ProxyError> {
     let session_socket = gateway.app.is_session_socket(req.uri().path());
     let resume = session_socket
@@ -63,10 +65,19 @@ pub async fn upgrade(
                 .map_err(|_| ProxyError::BadRequest("the request target is not a valid path"))?;
         }
         client = token;
-        if let Admission::Ended(reason) =
-            gateway.tracker.admit(resume.as_deref(), client.as_deref())
+        match gateway
+            .tracker
+            .admit(resume.as_deref(), client.as_deref(), login.as_deref())
         {
-            return answer_ended(gateway, req, reason);
+            Admission::Allowed => {}
+            Admission::Ended(reason) => {
+                let url = gateway.ended_url(reason);
+                return answer_redirect(gateway, req, url, reason.as_str());
+            }
+            Admission::OverUserCap => {
+                let url = gateway.refused_url();
+                return answer_redirect(gateway, req, url, "over the per-user tab limit");
+            }
         }
     }
 
@@ -137,7 +148,7 @@ pub async fn upgrade(
         }
         match gateway
             .tracker
-            .connect(resume.as_deref(), client.as_deref())
+            .connect(resume.as_deref(), client.as_deref(), login)
         {
             Ok(conn) => {
                 let ended_url = |reason: EndReason| gateway.ended_url(reason);
@@ -149,10 +160,15 @@ pub async fn upgrade(
                 tracing::debug!(tab = conn.tab_id(), ?outcome, "tab connection finished");
                 conn.closed();
             }
-            Err(reason) => {
-                // The session ended while the app was accepting this connection.
+            Err(refused) => {
+                // The session ended (or the user reached the tab limit) while the app was
+                // accepting this connection.
                 drop(app);
-                send_away(&gateway, &mut browser, reason).await;
+                let url = match refused {
+                    Refused::Ended(reason) => gateway.ended_url(reason),
+                    Refused::OverUserCap => gateway.refused_url(),
+                };
+                send_away(&gateway, &mut browser, &url).await;
             }
         }
         gateway.app.session_closed();
@@ -182,10 +198,13 @@ async fn connect(gateway: &Gateway) -> Result<TcpStream, ProxyError> {
 
 /// Accepts the upgrade itself and sends the page to the "session ended" page: a page that
 /// asks to resume an ended session must neither resume it nor silently get a fresh one.
-fn answer_ended(
+/// Accepts a session socket upgrade itself and sends the page to `url` (the ended page, the
+/// sign-in page), instead of letting it reach the app. `why` goes to the log.
+pub fn answer_redirect(
     gateway: Arc<Gateway>,
     mut req: Request<Incoming>,
-    reason: EndReason,
+    url: String,
+    why: &str,
 ) -> Result<Response<Body>, ProxyError> {
     let key = req
         .headers()
@@ -207,7 +226,7 @@ fn answer_ended(
     tasks.spawn(async move {
         if let Ok(upgraded) = browser_upgrade.await {
             let mut browser = TokioIo::new(upgraded);
-            send_away(&gateway, &mut browser, reason).await;
+            send_away(&gateway, &mut browser, &url).await;
         }
     });
     let mut answer = Response::new(Body::empty());
@@ -222,21 +241,18 @@ fn answer_ended(
     if let Some(protocol) = protocol {
         headers.insert(SEC_WEBSOCKET_PROTOCOL, protocol);
     }
-    tracing::info!(
-        reason = reason.as_str(),
-        "refused to resume an ended tab session"
-    );
+    tracing::info!(why, "sent a page's session socket away");
     Ok(answer)
 }
 
-/// Sends the app's redirect to the ended page over an open browser socket, then waits
-/// briefly for the browser to leave.
-async fn send_away<S>(gateway: &Gateway, browser: &mut S, reason: EndReason)
+/// Sends the app's redirect to `url` over an open browser socket, then waits briefly for the
+/// browser to leave.
+async fn send_away<S>(gateway: &Gateway, browser: &mut S, url: &str)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let mut frame = Vec::new();
-    if let Some(message) = gateway.app.redirect_message(&gateway.ended_url(reason)) {
+    if let Some(message) = gateway.app.redirect_message(url) {
         encode_frame(&mut frame, Opcode::Binary, true, &message, None);
     }
     if browser.write_all(&frame).await.is_err() {

@@ -13,7 +13,7 @@ pub mod reaper;
 mod reports;
 mod tombstones;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -21,7 +21,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::config::TabPolicy;
+use crate::auth::LoginSession;
+use crate::config::{OnLimit, TabPolicy};
 use crate::redact::short_hash;
 pub use policy::{Deadline, EndReason, RunCause, TabState};
 pub use reports::{TabReport, TabStatus};
@@ -74,6 +75,17 @@ pub enum Admission {
     Allowed,
     /// The app session was ended; the browser must be sent to the ended page instead.
     Ended(EndReason),
+    /// The user has as many tabs open as allowed, and new ones are refused.
+    OverUserCap,
+}
+
+/// Why a connection did not become (or join) a tab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("the tab session ended ({0})")]
+    Ended(EndReason),
+    #[error("the user has as many tabs open as allowed")]
+    OverUserCap,
 }
 
 /// The tab registry. Cheap to clone.
@@ -97,6 +109,8 @@ struct Registry {
     by_app_session: HashMap<String, TabId>,
     /// Tabs by the token their page's script chose (see [`TabReport`]).
     by_client: HashMap<String, TabId>,
+    /// Open tabs per signed-in user, oldest first.
+    by_user: HashMap<String, BTreeSet<TabId>>,
     ended: Tombstones,
     ended_clients: Tombstones,
 }
@@ -105,6 +119,8 @@ struct Registry {
 pub struct Tab {
     id: TabId,
     opened_at: Instant,
+    /// The login the tab was opened under, when people sign in.
+    login: Option<Arc<LoginSession>>,
     /// Milliseconds since the tracker's epoch; written on every activity without a lock.
     last_activity_ms: AtomicU64,
     inner: Mutex<TabInner>,
@@ -187,29 +203,53 @@ impl Tracker {
 
     /// Decides whether a connection asking to resume `app_session`, from a page whose script
     /// chose the token `client`, may go to the app.
-    pub fn admit(&self, app_session: Option<&str>, client: Option<&str>) -> Admission {
+    pub fn admit(
+        &self,
+        app_session: Option<&str>,
+        client: Option<&str>,
+        login: Option<&LoginSession>,
+    ) -> Admission {
         let mut registry = self.registry();
         let now = Instant::now();
         registry.ended.expire(now);
         registry.ended_clients.expire(now);
-        match registry.ended_reason(app_session, client) {
-            Some(reason) => Admission::Ended(reason),
-            None => Admission::Allowed,
+        if let Some(reason) = registry.ended_reason(app_session, client) {
+            return Admission::Ended(reason);
         }
+        let resumes = app_session.is_some_and(|id| registry.by_app_session.contains_key(id))
+            || client.is_some_and(|token| registry.by_client.contains_key(token));
+        if !resumes && self.over_user_cap(&registry, login) == Some(OnLimit::Refuse) {
+            return Admission::OverUserCap;
+        }
+        Admission::Allowed
+    }
+
+    /// What to do for a new tab of `login`'s user, if they are at the limit.
+    fn over_user_cap(&self, registry: &Registry, login: Option<&LoginSession>) -> Option<OnLimit> {
+        let limit = self.shared.policy.max_per_user?;
+        let open = registry
+            .by_user
+            .get(&login?.identity.user)
+            .map_or(0, BTreeSet::len);
+        (open >= limit).then_some(self.shared.policy.on_limit)
     }
 
     /// Registers a new connection whose upgrade the app accepted. If `resume` names the app
     /// session of a tab this tracker knows, or `client` the page token of one, the connection
     /// joins that tab (a reconnect); otherwise it starts a new tab session.
+    ///
+    /// `login` is the signed-in browser the tab belongs to. Over the per-user limit, the
+    /// user's oldest tab is ended or this one refused (`Err(EvictedUserCap)`), as configured.
     pub fn connect(
         &self,
         resume: Option<&str>,
         client: Option<&str>,
-    ) -> Result<TabConnection, EndReason> {
+        login: Option<Arc<LoginSession>>,
+    ) -> Result<TabConnection, Refused> {
         let now = Instant::now();
         let mut registry = self.registry();
         if let Some(reason) = registry.ended_reason(resume, client) {
-            return Err(reason);
+            return Err(Refused::Ended(reason));
         }
         let existing = resume
             .and_then(|id| registry.by_app_session.get(id))
@@ -227,11 +267,27 @@ impl Tracker {
             drop(registry);
             return Ok(self.attach(tab, now));
         }
+        let evict = match self.over_user_cap(&registry, login.as_deref()) {
+            Some(OnLimit::Refuse) => return Err(Refused::OverUserCap),
+            Some(OnLimit::EndOldest) => login
+                .as_ref()
+                .and_then(|login| registry.by_user.get(&login.identity.user))
+                .and_then(|tabs| tabs.first().copied()),
+            None => None,
+        };
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Some(login) = &login {
+            registry
+                .by_user
+                .entry(login.identity.user.clone())
+                .or_default()
+                .insert(id);
+        }
         let (tx, rx) = watch::channel(None);
         let tab = Arc::new(Tab {
             id,
             opened_at: now,
+            login,
             last_activity_ms: AtomicU64::new(self.millis(now)),
             inner: Mutex::new(TabInner {
                 app_session: resume.map(str::to_owned),
@@ -254,6 +310,9 @@ impl Tracker {
         }
         registry.tabs.insert(id, tab.clone());
         drop(registry);
+        if let Some(oldest) = evict {
+            self.end(oldest, EndReason::EvictedUserCap);
+        }
         tracing::info!(
             tab = id,
             app_session = resume.map(short_hash).as_deref().unwrap_or("-"),
@@ -358,6 +417,18 @@ impl Tracker {
                 registry.by_client.remove(&client);
                 registry.ended_clients.insert(client, reason, now);
             }
+            if let Some(login) = &tab.login {
+                let user = &login.identity.user;
+                if let Some(tabs) = registry.by_user.get_mut(user) {
+                    tabs.remove(&id);
+                    if tabs.is_empty() {
+                        registry.by_user.remove(user);
+                    }
+                }
+                if reason == EndReason::LoginExpired {
+                    login.revoke();
+                }
+            }
             tab
         };
         let mut inner = lock(&tab.inner);
@@ -392,6 +463,17 @@ impl Tracker {
         true
     }
 
+    /// Ends every tab of a signed-in user (they signed out). Returns how many ended.
+    pub fn end_user(&self, user: &str, reason: EndReason) -> usize {
+        let ids: Vec<TabId> = self
+            .registry()
+            .by_user
+            .get(user)
+            .map(|tabs| tabs.iter().copied().collect())
+            .unwrap_or_default();
+        ids.into_iter().filter(|id| self.end(*id, reason)).count()
+    }
+
     /// Ends every tab session (on shutdown).
     pub fn end_all(&self, reason: EndReason) -> usize {
         let ids: Vec<TabId> = self.registry().tabs.keys().copied().collect();
@@ -412,12 +494,16 @@ impl Tracker {
             running: inner.running,
             disconnected_since: inner.disconnected_since,
             hidden_since: inner.hidden_since,
+            login: tab.login.as_ref().map(|login| login.clock()),
         }
     }
 
     fn touch(&self, tab: &Tab) {
         tab.last_activity_ms
             .fetch_max(self.millis(Instant::now()), Ordering::Relaxed);
+        if let Some(login) = &tab.login {
+            login.touch();
+        }
     }
 
     fn reschedule(&self, id: TabId) {

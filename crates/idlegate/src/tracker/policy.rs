@@ -105,6 +105,24 @@ pub struct TabState {
     pub disconnected_since: Option<Instant>,
     /// Since when the page has been hidden (in the background), if its script said so.
     pub hidden_since: Option<Instant>,
+    /// The login the tab belongs to, when people sign in.
+    pub login: Option<LoginClock>,
+}
+
+/// When a login started and when it was last used, in any of its tabs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginClock {
+    pub started: Instant,
+    pub last_activity: Instant,
+}
+
+/// When a login ends unless its person does something (`None`: never).
+pub fn login_deadline(login: &LoginClock, policy: &TabPolicy) -> Option<Instant> {
+    let idle = policy
+        .login_idle_timeout
+        .map(|limit| login.last_activity + limit);
+    let lifetime = policy.login_max_lifetime.map(|limit| login.started + limit);
+    idle.into_iter().chain(lifetime).min()
 }
 
 /// The instant a tab session ends unless something changes, and why.
@@ -144,18 +162,28 @@ pub fn deadline(state: &TabState, policy: &TabPolicy) -> Option<Deadline> {
             at: since.max(state.last_activity) + limit,
             reason: EndReason::HiddenIdle,
         });
-    [lifetime, closed, idle, hidden].into_iter().flatten().fold(
-        None,
-        |best: Option<Deadline>, d| match best {
+    // Signing out is not suspended by a run: it is about the person, not this tab.
+    let login = state
+        .login
+        .as_ref()
+        .and_then(|login| login_deadline(login, policy))
+        .map(|at| Deadline {
+            at,
+            reason: EndReason::LoginExpired,
+        });
+    [lifetime, closed, idle, hidden, login]
+        .into_iter()
+        .flatten()
+        .fold(None, |best: Option<Deadline>, d| match best {
             Some(b) if b.at <= d.at => Some(b),
             _ => Some(d),
-        },
-    )
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::OnLimit;
     use std::time::Duration;
 
     fn policy() -> TabPolicy {
@@ -166,6 +194,10 @@ mod tests {
             reconnect_grace: Duration::from_secs(15),
             hidden_timeout: None,
             warn_before: None,
+            login_idle_timeout: None,
+            login_max_lifetime: None,
+            max_per_user: None,
+            on_limit: OnLimit::EndOldest,
         }
     }
 
@@ -176,6 +208,7 @@ mod tests {
             running: None,
             disconnected_since: None,
             hidden_since: None,
+            login: None,
         }
     }
 
@@ -311,6 +344,35 @@ mod tests {
         s.hidden_since = Some(t0);
         s.running = Some(RunCause::Person);
         assert_eq!(deadline(&s, &p).unwrap().reason, EndReason::MaxLifetime);
+    }
+
+    #[test]
+    fn a_login_ends_its_tabs_after_its_own_idle_time_or_lifetime() {
+        let t0 = Instant::now();
+        let p = TabPolicy {
+            login_idle_timeout: Some(Duration::from_secs(30)),
+            login_max_lifetime: Some(Duration::from_secs(100)),
+            ..policy()
+        };
+        let mut s = state(t0);
+        s.login = Some(LoginClock {
+            started: t0,
+            last_activity: t0 + Duration::from_secs(5),
+        });
+        let d = deadline(&s, &p).unwrap();
+        assert_eq!(d.reason, EndReason::LoginExpired);
+        assert_eq!(d.at, t0 + Duration::from_secs(35));
+        // Activity in another tab of the login moves it, up to the login's lifetime.
+        s.login = Some(LoginClock {
+            started: t0,
+            last_activity: t0 + Duration::from_secs(90),
+        });
+        assert_eq!(deadline(&s, &p).unwrap().at, t0 + Duration::from_secs(60));
+        s.last_activity = t0 + Duration::from_secs(90);
+        assert_eq!(deadline(&s, &p).unwrap().at, t0 + Duration::from_secs(100));
+        // A run does not hold a login open.
+        s.running = Some(RunCause::Person);
+        assert_eq!(deadline(&s, &p).unwrap().reason, EndReason::LoginExpired);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use crate::config::IdentityHeaders;
+
 /// Settings idlegate passes and the user's command must not repeat.
 const OWNED: [&str; 4] = [
     "--server.port",
@@ -66,6 +68,40 @@ pub fn command(
     let mut full = command[..=run].to_vec();
     full.extend(settings);
     full.extend_from_slice(&command[run + 1..]);
+    Ok(full)
+}
+
+/// Streamlit's option that makes `st.user` read identity headers.
+const TRUSTED_USER_HEADERS: &str = "--server.trustedUserHeaders";
+
+/// Adds `--server.trustedUserHeaders` to a command made by [`command`], so `st.user` shows the
+/// person idlegate signed in (user as `name`, then `email` and `groups`). The user's command
+/// must not set it.
+pub fn with_identity_headers(
+    mut full: Vec<String>,
+    headers: &IdentityHeaders,
+) -> Result<Vec<String>, String> {
+    if full.iter().any(|arg| {
+        arg == TRUSTED_USER_HEADERS || arg.starts_with(&format!("{TRUSTED_USER_HEADERS}="))
+    }) {
+        return Err(format!(
+            "remove {TRUSTED_USER_HEADERS} from the command: with login.mode set, idlegate \
+             sets it (see login.user_header)"
+        ));
+    }
+    let mapping = serde_json::json!({
+        headers.user.as_str(): "name",
+        headers.email.as_str(): "email",
+        headers.groups.as_str(): "groups",
+    });
+    let run = full
+        .iter()
+        .position(|arg| arg == "run")
+        .map_or(full.len(), |i| i + 1);
+    full.splice(
+        run..run,
+        [TRUSTED_USER_HEADERS.to_owned(), mapping.to_string()],
+    );
     Ok(full)
 }
 
@@ -135,5 +171,25 @@ mod tests {
         .is_ok());
         assert!(command(&args("python app.py"), 1, "", Duration::from_secs(5)).is_err());
         assert!(command(&args("streamlit hello"), 1, "", Duration::from_secs(5)).is_err());
+    }
+
+    #[test]
+    fn identity_headers_are_handed_to_st_user() {
+        let headers = IdentityHeaders {
+            user: "x-forwarded-user".parse().unwrap(),
+            email: "x-forwarded-email".parse().unwrap(),
+            groups: "x-forwarded-groups".parse().unwrap(),
+        };
+        let full = with_identity_headers(args("streamlit run app.py"), &headers).unwrap();
+        assert_eq!(full[2], "--server.trustedUserHeaders");
+        let mapping: serde_json::Value = serde_json::from_str(&full[3]).unwrap();
+        assert_eq!(mapping["x-forwarded-user"], "name");
+        assert_eq!(mapping["x-forwarded-email"], "email");
+        assert_eq!(full[4], "app.py");
+        assert!(with_identity_headers(
+            args("streamlit run --server.trustedUserHeaders={} app.py"),
+            &headers
+        )
+        .is_err());
     }
 }

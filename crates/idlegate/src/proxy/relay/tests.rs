@@ -4,7 +4,7 @@ use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 use super::*;
 use crate::apps::streamlit::Streamlit;
-use crate::config::TabPolicy;
+use crate::config::{OnLimit, TabPolicy};
 use crate::tracker::{Admission, Tracker};
 
 fn policy() -> TabPolicy {
@@ -15,6 +15,10 @@ fn policy() -> TabPolicy {
         reconnect_grace: Duration::from_secs(15),
         hidden_timeout: None,
         warn_before: None,
+        login_idle_timeout: None,
+        login_max_lifetime: None,
+        max_per_user: None,
+        on_limit: OnLimit::EndOldest,
     }
 }
 
@@ -70,7 +74,7 @@ fn start() -> Harness {
     let tracker = Tracker::start(policy());
     let (browser, browser_side) = duplex(64 * 1024);
     let (app, app_side) = duplex(64 * 1024);
-    let conn = tracker.connect(None, None).unwrap();
+    let conn = tracker.connect(None, None, None).unwrap();
     let relay = tokio::spawn(async move {
         let app = Streamlit::new("", None);
         let url = |reason: EndReason| format!("/_idlegate/ended?reason={reason}");
@@ -111,7 +115,7 @@ async fn bytes_pass_through_unchanged_and_the_session_id_is_learned() {
     assert_eq!(read_exactly(&mut h.app, up.len()).await, up);
 
     // The tab now answers to its app session id.
-    let tab = h.tracker.connect(Some(id), None).unwrap();
+    let tab = h.tracker.connect(Some(id), None, None).unwrap();
     assert_eq!(tab.tab_id(), 1);
 }
 
@@ -174,7 +178,7 @@ async fn unmasked_browser_frames_close_the_connection() {
         read_to_end(&mut h.app).await.is_empty(),
         "nothing was forwarded"
     );
-    assert_eq!(h.tracker.admit(None, None), Admission::Allowed);
+    assert_eq!(h.tracker.admit(None, None, None), Admission::Allowed);
 }
 
 #[tokio::test]

@@ -1,0 +1,161 @@
+//! Deciding who a request is from: the login cookie (or a trusted proxy's headers), checked
+//! against the login store and the login limits, with identity headers set for the app.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http::HeaderMap;
+use tokio::time::Instant;
+
+use super::cookie::LoginCookie;
+use super::oidc::Oidc;
+use super::password::Users;
+use super::{identity, Identity, LoginSession, LoginStore};
+use crate::config::{Config, LoginMode, TabPolicy};
+use crate::tracker::policy::login_deadline;
+
+/// How often ended logins and idle rate-limit entries are forgotten.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Who a request is from.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// Nobody signs in (`login.mode = "none"`).
+    Open,
+    /// A signed-in person. `set_cookie` is a new login cookie to send back (header mode).
+    Signed {
+        login: Arc<LoginSession>,
+        set_cookie: Option<String>,
+    },
+    /// Not signed in (or signed out, or expired).
+    SignInNeeded,
+}
+
+/// Sign-in state and checks, shared by all requests.
+pub struct Auth {
+    mode: LoginMode,
+    policy: TabPolicy,
+    pub(crate) config: Arc<Config>,
+    pub(crate) store: LoginStore,
+    pub(crate) cookie: LoginCookie,
+    pub(crate) users: Option<Users>,
+    pub(crate) oidc: Option<Oidc>,
+    by_address: DefaultKeyedRateLimiter<String>,
+    by_user: DefaultKeyedRateLimiter<String>,
+}
+
+impl Auth {
+    /// Sets up sign-in for `config` and starts its sweeper on the current runtime.
+    pub fn start(config: Arc<Config>) -> Arc<Self> {
+        let login = &config.login;
+        let quota = Quota::per_minute(login.attempts_per_minute);
+        let auth = Arc::new(Self {
+            mode: login.mode.clone(),
+            policy: config.tabs.clone(),
+            store: LoginStore::default(),
+            cookie: LoginCookie::new(&login.cookie_keys, login.cookie_secure),
+            users: match &login.mode {
+                LoginMode::Password { users } => Some(Users::new(users.clone())),
+                _ => None,
+            },
+            oidc: match &login.mode {
+                LoginMode::Oidc(settings) => Some(Oidc::new(settings.clone())),
+                _ => None,
+            },
+            by_address: RateLimiter::keyed(quota),
+            by_user: RateLimiter::keyed(quota),
+            config,
+        });
+        if auth.mode != LoginMode::None {
+            tokio::spawn(sweep(Arc::downgrade(&auth)));
+        }
+        auth
+    }
+
+    /// Whether people sign in at all.
+    pub fn enabled(&self) -> bool {
+        self.mode != LoginMode::None
+    }
+
+    /// Whether people sign in with idlegate's own form.
+    pub fn has_form(&self) -> bool {
+        matches!(self.mode, LoginMode::Password { .. })
+    }
+
+    /// Whether idlegate runs the sign-in (its form, or the OpenID flow), rather than a proxy
+    /// in front of it.
+    pub fn signs_in_here(&self) -> bool {
+        matches!(self.mode, LoginMode::Password { .. } | LoginMode::Oidc(_))
+    }
+
+    /// Decides who sent a request, removes identity headers the browser sent, and sets them
+    /// for the app when someone is signed in. A navigation counts as the person's activity.
+    pub fn check(&self, headers: &mut HeaderMap, peer: SocketAddr, navigation: bool) -> Access {
+        let names = &self.config.login.headers;
+        let vouched = match self.mode {
+            LoginMode::None => {
+                identity::strip(headers, names);
+                return Access::Open;
+            }
+            LoginMode::Header if self.config.proxy.is_trusted(peer.ip()) => {
+                identity::read(headers, names)
+            }
+            _ => None,
+        };
+        identity::strip(headers, names);
+        let from_cookie = self
+            .cookie
+            .from_request(headers)
+            .and_then(|id| self.store.get(&id, |s| self.expired(s)));
+        let (login, set_cookie) = match (from_cookie, vouched) {
+            (Some(login), None) if self.mode != LoginMode::Header => (login, None),
+            // Header mode: the proxy names the person on every request; idlegate's cookie
+            // only carries the login's clock, and must belong to that person.
+            (Some(login), Some(who)) if login.identity == who => (login, None),
+            (_, Some(who)) => {
+                let login = self.store.create(who);
+                let cookie = self.cookie.set(login.id());
+                (login, Some(cookie))
+            }
+            _ => return Access::SignInNeeded,
+        };
+        if navigation {
+            login.touch();
+        }
+        identity::set(headers, names, &login.identity);
+        Access::Signed { login, set_cookie }
+    }
+
+    /// Whether a login is past its deadline.
+    pub fn expired(&self, login: &LoginSession) -> bool {
+        login_deadline(&login.clock(), &self.policy).is_some_and(|at| at <= Instant::now())
+    }
+
+    /// Counts a sign-in attempt; `false` when the address or the username is over the limit.
+    pub fn attempt_allowed(&self, peer: SocketAddr, user: &str) -> bool {
+        let by_address = self.by_address.check_key(&peer.ip().to_string()).is_ok();
+        let by_user = self.by_user.check_key(&user.to_lowercase()).is_ok();
+        by_address && by_user
+    }
+
+    /// Signs `identity` in: a new login session with a new id.
+    pub fn sign_in(&self, identity: Identity) -> Arc<LoginSession> {
+        self.store.create(identity)
+    }
+}
+
+async fn sweep(auth: Weak<Auth>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(auth) = auth.upgrade() else {
+            return;
+        };
+        auth.store.sweep(|s| auth.expired(s));
+        auth.by_address.retain_recent();
+        auth.by_user.retain_recent();
+    }
+}

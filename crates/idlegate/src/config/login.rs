@@ -1,0 +1,308 @@
+//! Validation of `[login]`: the sign-in mode, its files (read here, once), the login limits
+//! and the identity headers. Secrets never appear in errors or in `Debug` output.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use base64::Engine;
+use http::HeaderName;
+
+use super::file::RawLogin;
+use super::{duration, ConfigError};
+
+/// How people sign in.
+#[derive(Clone, PartialEq, Eq)]
+pub enum LoginMode {
+    /// Nobody signs in.
+    None,
+    /// Usernames and Argon2id hashes from `login.users_file`.
+    Password { users: HashMap<String, String> },
+    /// An authenticating proxy in front sets the identity headers.
+    Header,
+    /// An OpenID provider.
+    Oidc(OidcConfig),
+}
+
+/// Validated `[login.oidc]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub redirect_url: Option<String>,
+    pub scopes: Vec<String>,
+    pub user_claim: String,
+    pub groups_claim: String,
+}
+
+impl fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "…"))
+            .field("redirect_url", &self.redirect_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for LoginMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Password { users } => write!(f, "Password({} users)", users.len()),
+            Self::Header => f.write_str("Header"),
+            Self::Oidc(oidc) => write!(f, "Oidc({oidc:?})"),
+        }
+    }
+}
+
+/// A key that signs login cookies. Its bytes are never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CookieKey(pub [u8; 32]);
+
+impl fmt::Debug for CookieKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CookieKey(…)")
+    }
+}
+
+/// The names of the headers that carry the signed-in identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHeaders {
+    pub user: HeaderName,
+    pub email: HeaderName,
+    pub groups: HeaderName,
+}
+
+impl IdentityHeaders {
+    /// All three names.
+    pub fn all(&self) -> [&HeaderName; 3] {
+        [&self.user, &self.email, &self.groups]
+    }
+}
+
+/// Validated `[login]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginConfig {
+    pub mode: LoginMode,
+    pub idle_timeout: Duration,
+    pub max_lifetime: Option<Duration>,
+    /// Newest first; empty means "make one at start".
+    pub cookie_keys: Vec<CookieKey>,
+    pub cookie_secure: bool,
+    pub attempts_per_minute: NonZeroU32,
+    pub headers: IdentityHeaders,
+}
+
+impl LoginConfig {
+    /// Whether people sign in at all.
+    pub fn enabled(&self) -> bool {
+        self.mode != LoginMode::None
+    }
+}
+
+/// Validates `[login]`. `listen` decides whether `cookie_secure = false` is allowed.
+pub fn login(raw: &RawLogin, listen: SocketAddr) -> Result<LoginConfig, ConfigError> {
+    let idle_timeout = duration::parse(&raw.idle_timeout)
+        .map_err(|reason| ConfigError::invalid("login.idle_timeout", reason))?;
+    if idle_timeout.is_zero() {
+        return Err(ConfigError::invalid(
+            "login.idle_timeout",
+            "must be longer than zero",
+        ));
+    }
+    let max_lifetime = duration::parse_optional(&raw.max_lifetime)
+        .map_err(|reason| ConfigError::invalid("login.max_lifetime", reason))?;
+    let mode = match raw.mode.as_str() {
+        "none" => LoginMode::None,
+        "password" => {
+            let Some(path) = raw.users_file.as_deref() else {
+                return Err(ConfigError::invalid(
+                    "login.users_file",
+                    "password mode needs a users file (name:hash lines; make hashes with \
+                     `idlegate hash-password`)",
+                ));
+            };
+            LoginMode::Password {
+                users: read_users(path)?,
+            }
+        }
+        "header" => LoginMode::Header,
+        "oidc" => LoginMode::Oidc(oidc(&raw.oidc)?),
+        other => {
+            return Err(ConfigError::invalid(
+                "login.mode",
+                format!("{other:?} is not one of \"none\", \"password\", \"oidc\", \"header\""),
+            ))
+        }
+    };
+    let cookie_keys = match raw.cookie_keys_file.as_deref() {
+        Some(path) => read_keys(path)?,
+        None => Vec::new(),
+    };
+    if !raw.cookie_secure && !listen.ip().is_loopback() {
+        return Err(ConfigError::invalid(
+            "login.cookie_secure",
+            format!(
+                "false is only allowed when idlegate listens on a loopback address, not {}",
+                listen.ip()
+            ),
+        ));
+    }
+    let attempts_per_minute = NonZeroU32::new(raw.attempts_per_minute)
+        .ok_or_else(|| ConfigError::invalid("login.attempts_per_minute", "must be at least 1"))?;
+    let header = |key: &str, value: &str| {
+        HeaderName::from_bytes(value.trim().as_bytes())
+            .map_err(|_| ConfigError::invalid(key, format!("{value:?} is not a valid header name")))
+    };
+    let headers = IdentityHeaders {
+        user: header("login.user_header", &raw.user_header)?,
+        email: header("login.email_header", &raw.email_header)?,
+        groups: header("login.groups_header", &raw.groups_header)?,
+    };
+    Ok(LoginConfig {
+        mode,
+        idle_timeout,
+        max_lifetime,
+        cookie_keys,
+        cookie_secure: raw.cookie_secure,
+        attempts_per_minute,
+        headers,
+    })
+}
+
+fn oidc(raw: &super::file::RawOidc) -> Result<OidcConfig, ConfigError> {
+    let required = |key: &str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| ConfigError::invalid(key, "is required with login.mode = \"oidc\""))
+    };
+    let issuer = required("login.oidc.issuer", &raw.issuer)?;
+    if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+        return Err(ConfigError::invalid(
+            "login.oidc.issuer",
+            format!("{issuer:?} is not an http(s) URL"),
+        ));
+    }
+    let client_id = required("login.oidc.client_id", &raw.client_id)?;
+    let client_secret = match (&raw.client_secret_file, &raw.client_secret) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                "login.oidc.client_secret",
+                "give either client_secret or client_secret_file, not both",
+            ))
+        }
+        (Some(path), None) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| {
+                    ConfigError::invalid(
+                        "login.oidc.client_secret_file",
+                        format!("cannot read {path}: {e}"),
+                    )
+                })?
+                .trim_end()
+                .to_owned(),
+        ),
+        (None, secret) => secret.clone(),
+    };
+    if let Some(url) = &raw.redirect_url {
+        if !url.ends_with("/_idlegate/oidc/callback") {
+            return Err(ConfigError::invalid(
+                "login.oidc.redirect_url",
+                "must end with /_idlegate/oidc/callback (under the app's base path)",
+            ));
+        }
+    }
+    if !raw.scopes.iter().any(|s| s == "openid") {
+        return Err(ConfigError::invalid(
+            "login.oidc.scopes",
+            "must include \"openid\"",
+        ));
+    }
+    Ok(OidcConfig {
+        issuer,
+        client_id,
+        client_secret,
+        redirect_url: raw.redirect_url.clone(),
+        scopes: raw.scopes.clone(),
+        user_claim: raw.user_claim.clone(),
+        groups_claim: raw.groups_claim.clone(),
+    })
+}
+
+fn read_users(path: &str) -> Result<HashMap<String, String>, ConfigError> {
+    let key = "login.users_file";
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::invalid(key, format!("cannot read {path}: {e}")))?;
+    let mut users = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (name, hash) = line.split_once(':').ok_or_else(|| {
+            ConfigError::invalid(key, format!("{path} line {}: expected name:hash", n + 1))
+        })?;
+        let name = name.trim();
+        if name.is_empty() || !hash.trim().starts_with("$argon2id$") {
+            return Err(ConfigError::invalid(
+                key,
+                format!(
+                    "{path} line {}: expected a name and an Argon2id hash \
+                     (`idlegate hash-password` prints one)",
+                    n + 1
+                ),
+            ));
+        }
+        if users
+            .insert(name.to_owned(), hash.trim().to_owned())
+            .is_some()
+        {
+            return Err(ConfigError::invalid(
+                key,
+                format!("{path} line {}: user {name:?} appears twice", n + 1),
+            ));
+        }
+    }
+    if users.is_empty() {
+        return Err(ConfigError::invalid(key, format!("{path} has no users")));
+    }
+    Ok(users)
+}
+
+fn read_keys(path: &str) -> Result<Vec<CookieKey>, ConfigError> {
+    let key = "login.cookie_keys_file";
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::invalid(key, format!("cannot read {path}: {e}")))?;
+    let mut keys = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(line)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(line))
+            .map_err(|_| ConfigError::invalid(key, format!("{path} line {}: not base64", n + 1)))?;
+        if bytes.len() < 32 {
+            return Err(ConfigError::invalid(
+                key,
+                format!("{path} line {}: a key needs at least 32 bytes", n + 1),
+            ));
+        }
+        // Longer keys are folded into 32 bytes, so every byte counts.
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
+        keys.push(CookieKey(digest.into()));
+    }
+    if keys.is_empty() {
+        return Err(ConfigError::invalid(key, format!("{path} has no keys")));
+    }
+    Ok(keys)
+}
