@@ -199,22 +199,9 @@ pub fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::OnLimit;
-    use std::time::Duration;
 
     fn policy() -> TabPolicy {
-        TabPolicy {
-            idle_timeout: Some(Duration::from_secs(1800)),
-            max_lifetime: Some(Duration::from_secs(43200)),
-            end_while_running: false,
-            reconnect_grace: Duration::from_secs(15),
-            hidden_timeout: None,
-            warn_before: None,
-            login_idle_timeout: None,
-            login_max_lifetime: None,
-            max_per_user: None,
-            on_limit: OnLimit::EndOldest,
-        }
+        TabPolicy::for_tests(1800, 43200)
     }
 
     fn texts() -> Texts {

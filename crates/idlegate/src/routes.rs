@@ -121,14 +121,11 @@ async fn readyz(State(state): State<Arc<RouteState>>) -> (StatusCode, String) {
 async fn refused(State(state): State<Arc<RouteState>>) -> Response {
     let limit = state.policy.max_per_user.unwrap_or_default();
     let reload = format!("{}/", state.base_path);
-    let mut response = pages::refused_page(&state.texts, limit, &reload).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    uncached(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        pages::refused_page(&state.texts, limit, &reload),
+    )
 }
 
 async fn script(State(state): State<Arc<RouteState>>, headers: HeaderMap) -> Response {
@@ -150,12 +147,14 @@ async fn ended(State(state): State<Arc<RouteState>>, Query(query): Query<EndedQu
         .filter(|path| is_app_path(&state.base_path, path))
         .unwrap_or_else(|| format!("{}/", state.base_path));
     let html = pages::ended_page(reason, &state.policy, &state.texts, &restart);
-    let mut response = html.into_response();
+    uncached(StatusCode::OK, "text/html; charset=utf-8", html)
+}
+
+/// A response of idlegate's own that no cache may keep.
+pub fn uncached(code: StatusCode, content_type: &'static str, body: String) -> Response {
+    let mut response = (code, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

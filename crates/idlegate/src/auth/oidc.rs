@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use super::Identity;
 use crate::config::OidcConfig;
+use crate::error::chain;
 
 /// How long a sign-in may take at the provider.
 pub const ATTEMPT_TTL: Duration = Duration::from_secs(600);
@@ -101,7 +102,7 @@ impl Oidc {
             .map_err(|e| OidcError::Discovery(e.to_string()))?;
         let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
             .await
-            .map_err(|e| OidcError::Discovery(error_chain(&e)))?;
+            .map_err(|e| OidcError::Discovery(chain(&e)))?;
         let client = CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(self.settings.client_id.clone()),
@@ -182,7 +183,7 @@ impl Oidc {
             .set_pkce_verifier(attempt.verifier)
             .request_async(&self.http)
             .await
-            .map_err(|e| OidcError::Provider(error_chain(&e)))?;
+            .map_err(|e| OidcError::Provider(chain(&e)))?;
         let id_token = response
             .id_token()
             .ok_or_else(|| OidcError::Token("no ID token".into()))?;
@@ -242,15 +243,4 @@ fn jwt_payload(token: &str) -> Result<serde_json::Map<String, serde_json::Value>
         .decode(payload.trim_end_matches('='))
         .map_err(|_| OidcError::Token("malformed ID token".into()))?;
     serde_json::from_slice(&bytes).map_err(|_| OidcError::Token("malformed ID token".into()))
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

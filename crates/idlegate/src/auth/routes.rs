@@ -19,7 +19,7 @@ use super::{cookie, Identity};
 use crate::csrf::require_same_origin;
 use crate::pages;
 use crate::proxy::headers::Scheme;
-use crate::routes::{is_app_path, RouteState, PREFIX};
+use crate::routes::{is_app_path, uncached, RouteState, PREFIX};
 use crate::tracker::EndReason;
 
 #[derive(Deserialize)]
@@ -50,14 +50,7 @@ fn destination(state: &RouteState, return_to: Option<&str>) -> String {
 }
 
 fn html(code: StatusCode, body: String) -> Response {
-    let mut response = (code, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    uncached(code, "text/html; charset=utf-8", body)
 }
 
 fn see_other(to: &str, cookies: &[String]) -> Response {

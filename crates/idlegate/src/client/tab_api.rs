@@ -13,15 +13,15 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::is_token;
 use crate::csrf::check_same_origin;
-use crate::routes::{ended_url, RouteState};
+use crate::routes::{ended_url, uncached, RouteState};
 use crate::tracker::{TabReport, TabStatus};
 
 /// Path of the API under `<base>/_idlegate/`; the token follows.
@@ -124,12 +124,5 @@ fn error(code: StatusCode, message: &str) -> Response {
 }
 
 fn json_response(code: StatusCode, body: serde_json::Value) -> Response {
-    let mut response = (code, body.to_string()).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    uncached(code, "application/json", body.to_string())
 }

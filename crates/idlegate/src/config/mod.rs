@@ -107,6 +107,26 @@ pub struct TabPolicy {
     pub on_limit: OnLimit,
 }
 
+impl TabPolicy {
+    /// A policy for tests: idle and lifetime limits in seconds, everything else off or at
+    /// its default.
+    #[cfg(test)]
+    pub(crate) fn for_tests(idle_secs: u64, lifetime_secs: u64) -> Self {
+        Self {
+            idle_timeout: Some(Duration::from_secs(idle_secs)),
+            max_lifetime: Some(Duration::from_secs(lifetime_secs)),
+            end_while_running: false,
+            reconnect_grace: Duration::from_secs(15),
+            hidden_timeout: None,
+            warn_before: None,
+            login_idle_timeout: None,
+            login_max_lifetime: None,
+            max_per_user: None,
+            on_limit: OnLimit::EndOldest,
+        }
+    }
+}
+
 /// What a tab over the per-user limit does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnLimit {

@@ -183,22 +183,10 @@ pub fn deadline(state: &TabState, policy: &TabPolicy) -> Option<Deadline> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::OnLimit;
     use std::time::Duration;
 
     fn policy() -> TabPolicy {
-        TabPolicy {
-            idle_timeout: Some(Duration::from_secs(60)),
-            max_lifetime: Some(Duration::from_secs(3600)),
-            end_while_running: false,
-            reconnect_grace: Duration::from_secs(15),
-            hidden_timeout: None,
-            warn_before: None,
-            login_idle_timeout: None,
-            login_max_lifetime: None,
-            max_per_user: None,
-            on_limit: OnLimit::EndOldest,
-        }
+        TabPolicy::for_tests(60, 3600)
     }
 
     fn state(t0: Instant) -> TabState {

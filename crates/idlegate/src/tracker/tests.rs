@@ -6,18 +6,7 @@ use super::*;
 use crate::config::OnLimit;
 
 fn policy(idle: u64) -> TabPolicy {
-    TabPolicy {
-        idle_timeout: Some(Duration::from_secs(idle)),
-        max_lifetime: Some(Duration::from_secs(3600)),
-        end_while_running: false,
-        reconnect_grace: Duration::from_secs(15),
-        hidden_timeout: None,
-        warn_before: None,
-        login_idle_timeout: None,
-        login_max_lifetime: None,
-        max_per_user: None,
-        on_limit: OnLimit::EndOldest,
-    }
+    TabPolicy::for_tests(idle, 3600)
 }
 
 /// Lets the reaper task run after the clock moved.

@@ -4,21 +4,13 @@ use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 use super::*;
 use crate::apps::streamlit::Streamlit;
-use crate::config::{OnLimit, TabPolicy};
+use crate::config::TabPolicy;
 use crate::tracker::{Admission, Tracker};
 
 fn policy() -> TabPolicy {
     TabPolicy {
-        idle_timeout: Some(Duration::from_secs(600)),
         max_lifetime: None,
-        end_while_running: false,
-        reconnect_grace: Duration::from_secs(15),
-        hidden_timeout: None,
-        warn_before: None,
-        login_idle_timeout: None,
-        login_max_lifetime: None,
-        max_per_user: None,
-        on_limit: OnLimit::EndOldest,
+        ..TabPolicy::for_tests(600, 0)
     }
 }
 
