@@ -108,6 +108,23 @@ pub fn sign_in_failed_page(texts: &Texts, message: &str, again_href: &str) -> St
     )
 }
 
+/// "You are signed out", with a button to sign in again (OpenID mode, where the sign-in page
+/// is the provider's).
+pub fn signed_out_page(texts: &Texts, sign_in_href: &str) -> String {
+    let title = escape(&texts.sign_out_title);
+    page(
+        &texts.lang,
+        &title,
+        &format!(
+            "<main>\n<h1>{title}</h1>\n<p id=\"idlegate-message\">{}</p>\n\
+             <p><a class=\"button\" href=\"{}\">{}</a></p>\n</main>",
+            escape(&texts.signed_out),
+            escape(sign_in_href),
+            escape(&texts.sign_in),
+        ),
+    )
+}
+
 /// The page with the sign-out button (a link an app can point to).
 pub fn sign_out_page(texts: &Texts, action: &str) -> String {
     let title = escape(&texts.sign_out_title);

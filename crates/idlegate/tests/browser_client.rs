@@ -512,6 +512,24 @@ async fn browser_signs_in_with_a_real_openid_provider_and_returns_to_the_page() 
             url == format!("{}/?report=7", gw.url()),
             "did not return to the original page: {url}"
         );
+        ensure!(gw.tracker().len() == 1, "the signed-in tab is not tracked");
+        // Signing out through the page an app links to: the tab ends, and the person is
+        // not sent straight back to the provider (which would sign them in again).
+        browser
+            .goto(&format!("{}/_idlegate/logout", gw.url()))
+            .await?;
+        browser
+            .click("//button[@id='idlegate-sign-out']", LOAD)
+            .await?;
+        browser
+            .wait_for_url("/_idlegate/login?signed_out=1", LOAD)
+            .await?;
+        browser.wait_for_text("You are signed out.", LOAD).await?;
+        wait_until(Duration::from_secs(5), POLL, async || {
+            ensure!(gw.tracker().is_empty(), "the tab outlived the sign-out");
+            Ok(())
+        })
+        .await?;
         Ok(())
     })
     .await;

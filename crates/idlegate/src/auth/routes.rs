@@ -19,6 +19,7 @@ use super::{cookie, Identity};
 use crate::csrf::require_same_origin;
 use crate::pages;
 use crate::proxy::headers::Scheme;
+use crate::redact::short_hash;
 use crate::routes::{is_app_path, uncached, RouteState, PREFIX};
 use crate::tracker::EndReason;
 
@@ -76,6 +77,16 @@ pub async fn sign_in_form(
     headers: HeaderMap,
 ) -> Response {
     let to = destination(&state, query.return_to.as_deref());
+    if let (Some(_), true) = (&state.auth.oidc, query.signed_out.is_some()) {
+        // Going straight back to the provider would sign the person in again at once.
+        return html(
+            StatusCode::OK,
+            pages::signed_out_page(
+                &state.texts,
+                &crate::routes::sign_in_url(&state.base_path, &to),
+            ),
+        );
+    }
     if let Some(oidc) = &state.auth.oidc {
         let redirect = oidc
             .redirect_url()
@@ -141,7 +152,7 @@ pub async fn sign_in(
         email: user.contains('@').then(|| user.to_owned()),
         groups: Vec::new(),
     });
-    tracing::info!(user, "signed in");
+    tracing::info!(user = %short_hash(user), "signed in");
     see_other(&to, &[auth.cookie.set(login.id())])
 }
 
@@ -224,7 +235,7 @@ pub async fn oidc_callback(
             let to = destination(&state, Some(&to));
             let user = identity.user.clone();
             let login = state.auth.sign_in(identity);
-            tracing::info!(user, "signed in");
+            tracing::info!(user = %short_hash(&user), "signed in");
             see_other(
                 &to,
                 &[
@@ -269,7 +280,7 @@ pub async fn sign_out(State(state): State<Arc<RouteState>>, headers: HeaderMap) 
         let user = login.identity.user.clone();
         let logins = auth.store.revoke_user(&user);
         let tabs = state.tracker.end_user(&user, EndReason::Logout);
-        tracing::info!(user, logins = logins.len(), tabs, "signed out");
+        tracing::info!(user = %short_hash(&user), logins = logins.len(), tabs, "signed out");
     }
     let mut cookies = vec![auth.cookie.clear()];
     cookies.extend(streamlit_cookie_removals(&headers, &state.base_path));
