@@ -2,12 +2,17 @@
 # Installs the Debian packages idlegate's tests need, if any are missing:
 #   chromium, chromium-driver  real headless browser for end-to-end tests
 #   redis-server               shared session store for multi-instance tests
+#   nodejs, npm                the OpenID provider of the sign-in tests (only when no
+#                              Node.js is installed at all; a newer one is kept)
 #
 # Does nothing (quickly, silently) when everything is present. Installing
 # needs root, as in CI; run it with sudo otherwise.
 set -euo pipefail
 
 packages=(chromium chromium-driver redis-server)
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    packages+=(nodejs npm)
+fi
 
 is_installed() {
     [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]

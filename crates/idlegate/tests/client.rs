@@ -227,6 +227,17 @@ async fn reports_reach_the_pages_tab_and_a_hidden_tab_ends_early() -> Result<()>
     )
     .await?;
     ensure!(evil.status == StatusCode::FORBIDDEN, "{}", evil.status);
+    let unmarked = post(
+        &tab_url(&gw, TOKEN),
+        &[("content-type", "application/json")],
+        r#"{"event":"activity"}"#,
+    )
+    .await?;
+    ensure!(
+        unmarked.status == StatusCode::FORBIDDEN,
+        "{}",
+        unmarked.status
+    );
     let form = post(
         &tab_url(&gw, TOKEN),
         &[

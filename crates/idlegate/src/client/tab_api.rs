@@ -4,8 +4,8 @@
 //!   "extendable":…,"hidden":…,"busy":…}`, `410 {"state":"ended","reason":…,"endedUrl":…}` or
 //!   `404 {"state":"unknown"}`.
 //! - `POST` with `{"event":"activity"|"hidden"|"visible"}` reports first, then answers the
-//!   same way. It must come from a page of this site ([`crate::csrf`]) as JSON, which a
-//!   cross-site form cannot send without the browser asking first.
+//!   same way. The browser must say it comes from a page of this site ([`crate::csrf`]),
+//!   and send JSON, which a cross-site form cannot send without the browser asking first.
 //!
 //! Reports only ever concern the tab whose page holds the token; an unknown or ended token
 //! changes nothing.
@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::is_token;
-use crate::csrf::check_same_origin;
+use crate::csrf::require_same_origin;
 use crate::routes::{ended_url, uncached, RouteState};
 use crate::tracker::{TabReport, TabStatus};
 
@@ -53,7 +53,7 @@ pub async fn report(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refusal) = check_same_origin(&headers) {
+    if let Err(refusal) = require_same_origin(&headers) {
         return error(StatusCode::FORBIDDEN, &refusal.to_string());
     }
     let json = headers
