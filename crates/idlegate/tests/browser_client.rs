@@ -103,15 +103,18 @@ async fn explain<T>(
     }
 }
 
+/// The counter app behind a gateway with `config`, and a browser.
+async fn counter_behind(config: &str) -> Result<(StreamlitApp, TestGateway, Browser)> {
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let gw = TestGateway::start(&app.base_url(), config).await?;
+    let browser = Browser::start().await?;
+    Ok((app, gw, browser))
+}
+
 #[tokio::test]
 async fn browser_warning_counts_down_to_the_deadline_and_keep_working_extends_it() -> Result<()> {
-    let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = TestGateway::start(
-        &app.base_url(),
-        "[tabs]\nidle_timeout = \"30s\"\nwarn_before = \"20s\"\n",
-    )
-    .await?;
-    let browser = Browser::start().await?;
+    let (app, gw, browser) =
+        counter_behind("[tabs]\nidle_timeout = \"30s\"\nwarn_before = \"20s\"\n").await?;
     explain(&browser, &app, async {
         browser.goto(&format!("{}/", gw.url())).await?;
         browser.wait_for_text("clicks: 0", LOAD).await?;
@@ -241,22 +244,14 @@ async fn browser_typing_without_submitting_keeps_the_tab_alive() -> Result<()> {
 #[tokio::test]
 async fn browser_hidden_tab_ends_after_the_hidden_limit_while_the_visible_one_lives() -> Result<()>
 {
-    let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = TestGateway::start(
-        &app.base_url(),
-        "[tabs]\nidle_timeout = \"30s\"\nhidden_timeout = \"5s\"\n",
-    )
-    .await?;
-    let browser = Browser::start().await?;
+    let (app, gw, browser) =
+        counter_behind("[tabs]\nidle_timeout = \"30s\"\nhidden_timeout = \"5s\"\n").await?;
     explain(&browser, &app, async {
         let client = browser.client();
         browser.goto(&format!("{}/", gw.url())).await?;
         browser.wait_for_text("clicks: 0", LOAD).await?;
-        let background = client.window().await?;
-
         // A second tab in front: the first one is hidden from now on.
-        let front = client.new_window(true).await?.handle;
-        client.switch_to_window(front.clone()).await?;
+        let (background, _front) = browser.open_tab_in_front().await?;
         let hidden_at = Instant::now();
         browser.goto(&format!("{}/", gw.url())).await?;
         browser.wait_for_text("clicks: 0", LOAD).await?;
@@ -306,20 +301,15 @@ async fn browser_hidden_tab_ends_after_the_hidden_limit_while_the_visible_one_li
 
 #[tokio::test]
 async fn browser_tab_shown_again_near_its_deadline_warns_at_once() -> Result<()> {
-    let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = TestGateway::start(
-        &app.base_url(),
+    let (app, gw, browser) = counter_behind(
         "[tabs]\nidle_timeout = \"30s\"\nwarn_before = \"20s\"\nhidden_timeout = \"off\"\n",
     )
     .await?;
-    let browser = Browser::start().await?;
     explain(&browser, &app, async {
         let client = browser.client();
         browser.goto(&format!("{}/", gw.url())).await?;
         browser.wait_for_text("clicks: 0", LOAD).await?;
-        let first = client.window().await?;
-        let other = client.new_window(true).await?.handle;
-        client.switch_to_window(other).await?;
+        let (first, _other) = browser.open_tab_in_front().await?;
         // While hidden the warning time passes (it is due 10s after the page's run).
         tokio::time::sleep(Duration::from_secs(13)).await;
         client.switch_to_window(first).await?;
@@ -339,13 +329,8 @@ async fn browser_tab_shown_again_near_its_deadline_warns_at_once() -> Result<()>
 
 #[tokio::test]
 async fn browser_without_the_script_idle_tabs_still_end_on_time() -> Result<()> {
-    let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = TestGateway::start(
-        &app.base_url(),
-        "[tabs]\nidle_timeout = \"5s\"\n[browser]\ninject = false\n",
-    )
-    .await?;
-    let browser = Browser::start().await?;
+    let (app, gw, browser) =
+        counter_behind("[tabs]\nidle_timeout = \"5s\"\n[browser]\ninject = false\n").await?;
     explain(&browser, &app, async {
         browser.goto(&format!("{}/", gw.url())).await?;
         browser.wait_for_text("clicks: 0", LOAD).await?;
@@ -383,16 +368,11 @@ async fn browser_signed_in_tabs_share_a_sliding_login_and_are_signed_out_togethe
     let hash = idlegate::auth::password::hash("open sesame").map_err(anyhow::Error::msg)?;
     let users = dir.path().join("users");
     std::fs::write(&users, format!("alice:{hash}\n"))?;
-    let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = TestGateway::start(
-        &app.base_url(),
-        &format!(
-            "[tabs]\nwarn_before = \"20s\"\n[login]\nmode = \"password\"\nusers_file = {users:?}\n\
+    let (app, gw, browser) = counter_behind(&format!(
+        "[tabs]\nwarn_before = \"20s\"\n[login]\nmode = \"password\"\nusers_file = {users:?}\n\
              idle_timeout = \"25s\"\ncookie_secure = false\n"
-        ),
-    )
+    ))
     .await?;
-    let browser = Browser::start().await?;
     explain(&browser, &app, async {
         let client = browser.client();
         // Not signed in: the app's page sends the person to the sign-in form, and back.
@@ -410,11 +390,8 @@ async fn browser_signed_in_tabs_share_a_sliding_login_and_are_signed_out_togethe
             .type_into("//input[@id='password']", "open sesame\u{E007}", LOAD)
             .await?;
         browser.wait_for_text("clicks: 0", LOAD).await?;
-        let first = client.window().await?;
-
         // A second tab of the same login; the person works there only.
-        let second = client.new_window(true).await?.handle;
-        client.switch_to_window(second.clone()).await?;
+        let (first, _second) = browser.open_tab_in_front().await?;
         browser.goto(&format!("{}/", gw.url())).await?;
         browser.wait_for_text("clicks: 0", LOAD).await?;
         let started = Instant::now();

@@ -11,6 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+pub use fantoccini::wd::WindowHandle;
 use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use nix::sys::signal::{killpg, Signal};
@@ -283,6 +284,15 @@ impl Browser {
             .execute(script, args)
             .await
             .context("running a script in the page")
+    }
+
+    /// Opens a second tab in front of the current one (which is hidden from then on) and
+    /// returns the handles of both: (the one now in the background, the new one).
+    pub async fn open_tab_in_front(&self) -> Result<(WindowHandle, WindowHandle)> {
+        let background = self.client.window().await?;
+        let front = self.client.new_window(true).await?.handle;
+        self.client.switch_to_window(front.clone()).await?;
+        Ok((background, front))
     }
 
     /// Saves a PNG screenshot of the viewport to `path`.
