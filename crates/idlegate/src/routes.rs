@@ -202,4 +202,17 @@ mod tests {
         assert!(!is_app_path("/base", "/basement"));
         assert!(!is_app_path("/base", "/base/_idlegate/ended"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn an_accepted_return_path_never_leaves_the_app(path in "\\PC{0,40}", base in "(|/app)") {
+            if is_app_path(&base, &path) {
+                let expected_prefix = format!("{base}/");
+                proptest::prop_assert!(path.starts_with(&expected_prefix));
+                proptest::prop_assert!(!path.starts_with("//"));
+                proptest::prop_assert!(!path.contains('\\'));
+                proptest::prop_assert!(!path.chars().any(char::is_control));
+            }
+        }
+    }
 }

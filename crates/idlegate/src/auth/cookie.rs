@@ -148,6 +148,24 @@ mod tests {
         assert_eq!(old.verify(&after), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn only_signed_ids_verify(id in "[A-Za-z0-9_-]{1,64}", junk in ".{0,120}", at in 0usize..200) {
+            let jar = LoginCookie::new(&[key(3)], true);
+            let value = jar.sign(&id);
+            proptest::prop_assert_eq!(jar.verify(&value), Some(id.clone()));
+            proptest::prop_assert_eq!(jar.verify(&junk), None);
+            // Any change of one character breaks the signature.
+            let mut chars: Vec<char> = value.chars().collect();
+            let i = at % chars.len();
+            chars[i] = if chars[i] == 'x' { 'y' } else { 'x' };
+            let changed: String = chars.into_iter().collect();
+            if changed != value {
+                proptest::prop_assert_eq!(jar.verify(&changed), None);
+            }
+        }
+    }
+
     #[test]
     fn the_cookie_is_read_from_requests_and_named_by_its_security() {
         let jar = LoginCookie::new(&[key(1)], true);
