@@ -66,6 +66,15 @@ fn seconds(countdown: &Value) -> Result<u64> {
     Ok(m.parse::<u64>()? * 60 + s.parse::<u64>()?)
 }
 
+/// Counts the page script's activity reports from now on, in `window.__activityReports`.
+const COUNT_REPORTS: &str = "window.__activityReports = 0;\
+    const original = window.fetch;\
+    window.fetch = function (url, init) {\
+      if (String(url).includes('/_idlegate/tab/') && init && init.method === 'POST' &&\
+          String(init.body).includes('activity')) { window.__activityReports++; }\
+      return original.apply(this, arguments);\
+    };";
+
 /// The server's deadline of the only open tab.
 fn only_deadline(gw: &TestGateway) -> Result<Instant> {
     let tabs = gw.tracker().open_tabs();
@@ -206,11 +215,14 @@ async fn browser_typing_without_submitting_keeps_the_tab_alive() -> Result<()> {
         browser
             .focus("//*[@data-testid='stTextArea']//textarea", LOAD)
             .await?;
+        browser.run_js(COUNT_REPORTS, vec![]).await?;
         // Twelve seconds of typing, twice the idle limit, without submitting.
         let started = Instant::now();
         let mut last_key = started;
+        let mut keys = 0;
         while started.elapsed() < Duration::from_secs(12) {
             browser.type_keys("a").await?;
+            keys += 1;
             last_key = Instant::now();
             let url = browser.current_url().await?;
             ensure!(
@@ -224,6 +236,17 @@ async fn browser_typing_without_submitting_keeps_the_tab_alive() -> Result<()> {
         ensure!(
             text.contains("saved characters: 0"),
             "the text was submitted, so the test proves nothing:\n{text}"
+        );
+        // Throttled: with a 6s idle limit the script reports at most every 1.5s (a quarter),
+        // so about 8 reports for 15 keys over 12s, never one per key.
+        let reports = browser
+            .run_js("return window.__activityReports;", vec![])
+            .await?
+            .as_u64()
+            .context("no report count")?;
+        ensure!(
+            (5..=10).contains(&reports) && reports < keys,
+            "{reports} activity reports for {keys} keys in 12s"
         );
         browser
             .wait_for_url(
