@@ -18,11 +18,13 @@ use crate::apps::UploadEvent;
 use crate::dispatch::Gateway;
 use crate::error::ProxyError;
 
-/// Relays one HTTP request to the app.
+/// Relays one HTTP request to the app. `navigation` says whether it is a page navigation
+/// ([`inject::is_navigation`]), whose HTML answer gets the page script.
 pub async fn forward(
     gateway: &Gateway,
     req: Request<Incoming>,
     peer: SocketAddr,
+    navigation: bool,
 ) -> Result<Response<Body>, ProxyError> {
     let upload = gateway
         .app
@@ -32,7 +34,7 @@ pub async fn forward(
             .tracker
             .activity_for_app_session(event.app_session());
     }
-    let inject = gateway.config.browser.inject && inject::is_navigation(&req);
+    let inject = gateway.config.browser.inject && navigation;
     let head = req.method() == http::Method::HEAD;
     let (mut parts, body) = req.into_parts();
     prepare_request_head(gateway, &mut parts, peer)?;
