@@ -190,13 +190,8 @@ async fn launcher_makes_st_user_show_the_signed_in_person() -> Result<()> {
         .and_then(|c| c.split(';').next())
         .context("no login cookie")?
         .to_owned();
-    let mut headers = StClient::default_headers(&gw.url(), None)?;
-    headers.push(("Cookie".into(), cookie));
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let Upgrade::Accepted(mut tab) = StClient::connect_with_headers(&gw.url(), &headers).await?
+    let Upgrade::Accepted(mut tab) =
+        StClient::connect_adding(&gw.url(), &[("Cookie", &cookie)]).await?
     else {
         anyhow::bail!("the signed-in socket was refused");
     };

@@ -110,14 +110,11 @@ async fn open_tab_reading(
     cookie: &str,
     extra: &[(&str, &str)],
 ) -> Result<(StClient, String)> {
-    let mut headers = StClient::default_headers(&gw.url(), None)?;
-    headers.push(("Cookie".into(), cookie.into()));
-    headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
+    let headers: Vec<(&str, &str)> = [("Cookie", cookie)]
+        .into_iter()
+        .chain(extra.iter().copied())
         .collect();
-    let mut tab = match StClient::connect_with_headers(&gw.url(), &headers).await? {
+    let mut tab = match StClient::connect_adding(&gw.url(), &headers).await? {
         Upgrade::Accepted(tab) => *tab,
         Upgrade::Refused { status, body } => anyhow::bail!("upgrade refused: {status} {body}"),
     };
@@ -470,15 +467,7 @@ async fn header_mode_believes_only_trusted_proxies() -> Result<()> {
         ("X-Forwarded-User", "carol"),
         ("X-Forwarded-Groups", "team"),
     ];
-    let mut headers = StClient::default_headers(&trusted.url(), None)?;
-    headers.extend(who.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let Upgrade::Accepted(mut tab) =
-        StClient::connect_with_headers(&trusted.url(), &headers).await?
-    else {
+    let Upgrade::Accepted(mut tab) = StClient::connect_adding(&trusted.url(), &who).await? else {
         anyhow::bail!("the trusted proxy's request was refused");
     };
     tab.send_rerun(false).await?;
@@ -524,14 +513,8 @@ async fn over_the_per_user_limit_the_oldest_tab_ends_or_the_new_one_is_refused()
     .await?;
     let cookie = signed_in(&refusing, "alice").await?;
     let _first = open_tab(&refusing, &cookie, &[]).await?;
-    let mut headers = StClient::default_headers(&refusing.url(), None)?;
-    headers.push(("Cookie".into(), cookie.clone()));
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     let Upgrade::Accepted(mut second) =
-        StClient::connect_with_headers(&refusing.url(), &headers).await?
+        StClient::connect_adding(&refusing.url(), &[("Cookie", &cookie)]).await?
     else {
         anyhow::bail!("expected the socket to be answered with a redirect");
     };

@@ -138,6 +138,19 @@ impl StClient {
         Self::handshake(&stream_url(base_http_url)?, headers).await
     }
 
+    /// Like [`connect`](Self::connect) (no previous session), with `extra` headers added to
+    /// the handshake (a cookie, a spoofed identity header); a refusal is reported, not an
+    /// error.
+    pub async fn connect_adding(base_http_url: &str, extra: &[(&str, &str)]) -> Result<Upgrade> {
+        let defaults = Self::default_headers(base_http_url, None)?;
+        let headers: Vec<(&str, &str)> = defaults
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(extra.iter().copied())
+            .collect();
+        Self::connect_with_headers(base_http_url, &headers).await
+    }
+
     /// Connects like a page that has idlegate's script: the session socket's URL carries the
     /// page's token in `_idlegate_tab`.
     pub async fn connect_as_page(base_http_url: &str, token: &str) -> Result<StClient> {

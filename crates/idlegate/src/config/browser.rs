@@ -26,32 +26,9 @@ pub struct BrowserConfig {
     pub texts: Texts,
 }
 
-/// Every text people see, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Texts {
-    pub lang: String,
-    pub warning_title: String,
-    pub warning_body: String,
-    pub warning_lifetime_body: String,
-    pub keep_working: String,
-    pub dismiss: String,
-    pub ended_title: String,
-    pub ended_note: String,
-    pub start_new: String,
-    pub warning_login_body: String,
-    pub sign_in_title: String,
-    pub username: String,
-    pub password: String,
-    pub sign_in: String,
-    pub sign_in_failed: String,
-    pub sign_in_limited: String,
-    pub signed_out: String,
-    pub sign_out_title: String,
-    pub sign_out: String,
-    pub refused_title: String,
-    pub refused_user_cap: String,
-    pub reasons: ReasonTexts,
-}
+/// Every text people see, checked by [`browser`] (no unknown placeholders, no empty text,
+/// a language tag).
+pub type Texts = RawTexts;
 
 /// The ended page's explanation for each end reason, with placeholders still in them.
 pub type ReasonTexts = RawReasonTexts;
@@ -214,27 +191,7 @@ fn texts(raw: &RawTexts) -> Result<Texts, ConfigError> {
     }
     Ok(Texts {
         lang: lang.to_owned(),
-        warning_title: raw.warning_title.clone(),
-        warning_body: raw.warning_body.clone(),
-        warning_lifetime_body: raw.warning_lifetime_body.clone(),
-        keep_working: raw.keep_working.clone(),
-        dismiss: raw.dismiss.clone(),
-        ended_title: raw.ended_title.clone(),
-        ended_note: raw.ended_note.clone(),
-        start_new: raw.start_new.clone(),
-        warning_login_body: raw.warning_login_body.clone(),
-        sign_in_title: raw.sign_in_title.clone(),
-        username: raw.username.clone(),
-        password: raw.password.clone(),
-        sign_in: raw.sign_in.clone(),
-        sign_in_failed: raw.sign_in_failed.clone(),
-        sign_in_limited: raw.sign_in_limited.clone(),
-        signed_out: raw.signed_out.clone(),
-        sign_out_title: raw.sign_out_title.clone(),
-        sign_out: raw.sign_out.clone(),
-        refused_title: raw.refused_title.clone(),
-        refused_user_cap: raw.refused_user_cap.clone(),
-        reasons: raw.reasons.clone(),
+        ..raw.clone()
     })
 }
 

@@ -236,7 +236,7 @@ pub struct RawBrowser {
 }
 
 /// `[browser.texts]`: what the warning and the ended page say.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawTexts {
     /// Language of these texts (the pages' `lang` attribute). Default `"en"`.
