@@ -1,11 +1,12 @@
 //! Fuzzes the login cookie and the other request inputs sign-in reads: arbitrary bytes as a
 //! cookie value must never verify (or panic); as a `Cookie` header, a return path or a
-//! socket query they must never panic, and an accepted return path must stay on this site.
+//! socket's subprotocol list they must never panic, an accepted return path must stay on
+//! this site, and a tab token taken from the list has the token's form.
 #![no_main]
 
-use http::header::{HeaderMap, HeaderValue, COOKIE};
+use http::header::{HeaderMap, HeaderValue, COOKIE, SEC_WEBSOCKET_PROTOCOL};
 use idlegate::auth::cookie::{cookies, LoginCookie};
-use idlegate::client::take_token;
+use idlegate::proxy::subprotocol::{is_token, take_tab_token, TAB_PROTOCOL_PREFIX};
 use idlegate::config::CookieKey;
 use idlegate::routes::is_app_path;
 use libfuzzer_sys::fuzz_target;
@@ -26,5 +27,15 @@ fuzz_target!(|data: &[u8]| {
             assert!(!text.starts_with("//") && !text.contains('\\'));
         }
     }
-    let _ = take_token(Some(&text));
+    if let Ok(value) = HeaderValue::from_bytes(data) {
+        let mut headers = HeaderMap::new();
+        headers.insert(SEC_WEBSOCKET_PROTOCOL, value);
+        let (token, _) = take_tab_token(&mut headers);
+        assert!(token.is_none_or(|t| is_token(&t)));
+        let left = headers
+            .get(SEC_WEBSOCKET_PROTOCOL)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        assert!(!left.contains(TAB_PROTOCOL_PREFIX), "our entry reached the app");
+    }
 });

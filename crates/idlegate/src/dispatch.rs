@@ -2,19 +2,22 @@
 //!
 //! 1. **accept** ([`crate::server`]): TCP accept, HTTP/1.1 or HTTP/2 head parsing with size
 //!    and time limits (oversized heads get 431 from the HTTP layer).
-//! 2. **route** ([`Gateway::handle`]): `<base>/_idlegate/*` goes to idlegate's own routes
-//!    ([`crate::routes`]); everything else goes to the app.
+//! 2. **route** ([`Gateway::handle`]): the path is made canonical once ([`crate::paths`]: the
+//!    path the app's server will route, which is also the one it is sent); then
+//!    `<base>/_idlegate/*` goes to idlegate's own routes ([`crate::routes`]) and everything
+//!    else goes to the app.
 //! 3. **who** ([`crate::auth`]): identity headers the browser sent are removed; when people
 //!    sign in, a request without a live login goes to the sign-in page (its socket is sent
 //!    there, other requests get 401), and a signed-in one gets the identity headers.
 //! 4. **upgrade or forward**: a WebSocket upgrade goes to [`crate::proxy::websocket`] (the
-//!    app's session socket becomes a tracked tab session, other sockets are tunnelled);
-//!    any other request is streamed to the app by [`crate::proxy::forward`], which also
-//!    reports requests that are a person's activity (uploads).
+//!    app's session socket becomes a tracked tab session; upgrades anywhere else are
+//!    refused); any other request is streamed to the app by [`crate::proxy::forward`], which
+//!    also tells the tracker about uploads (busy while they stream).
 //! 5. **respond**: the app's response streams back unchanged apart from hop-by-hop headers;
 //!    a failure becomes one [`ProxyError`], logged with where the fault is and answered in the
 //!    form the requester can show (a page for people, JSON for the app's health poll).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -31,8 +34,10 @@ use crate::client::ClientScript;
 use crate::config::{Config, Upstream};
 use crate::error::{chain, ProxyError};
 use crate::pages;
+use crate::paths;
 use crate::proxy::inject::{self, Injector};
 use crate::proxy::{forward, headers, websocket, Body, UpstreamClient};
+use crate::routes::Peer;
 use crate::tracker::{EndReason, Tracker};
 
 /// Everything a request needs, shared by all connections.
@@ -106,12 +111,18 @@ impl Gateway {
         mut req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<Body> {
+        // One view of the path for every decision below, and the one the app gets.
+        if let Err(e) = canonicalize(&mut req) {
+            let path = req.uri().path().to_owned();
+            return self.error_response(&e, &path, false);
+        }
         let path = req.uri().path().to_owned();
         if path.starts_with(&self.routes_prefix) {
             let trusted = self.config.proxy.is_trusted(peer.ip());
             let client = headers::client_addr(req.headers(), peer, trusted);
             let scheme = headers::scheme(req.headers(), trusted);
             req.extensions_mut().insert(ConnectInfo(client));
+            req.extensions_mut().insert(Peer(peer));
             req.extensions_mut().insert(scheme);
             return match self.routes.clone().oneshot(req.map(Body::new)).await {
                 Ok(response) => response,
@@ -213,6 +224,29 @@ impl Gateway {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
+}
+
+/// Rewrites the request's path to its canonical form ([`paths::canonical`]), keeping the
+/// query (and, for HTTP/2, the scheme and authority).
+fn canonicalize(req: &mut Request<Incoming>) -> Result<(), ProxyError> {
+    let canonical = match paths::canonical(req.uri().path()) {
+        Ok(Cow::Borrowed(_)) => return Ok(()),
+        Ok(Cow::Owned(path)) => path,
+        Err(_) => return Err(ProxyError::BadRequest("the request target must be a path")),
+    };
+    let target = match req.uri().query() {
+        Some(query) => format!("{canonical}?{query}"),
+        None => canonical,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query = Some(
+        target
+            .parse()
+            .map_err(|_| ProxyError::BadRequest("the request target is not a valid path"))?,
+    );
+    *req.uri_mut() = http::Uri::from_parts(parts)
+        .map_err(|_| ProxyError::BadRequest("the request target is not a valid path"))?;
+    Ok(())
 }
 
 fn accepts_html(req: &Request<Incoming>) -> bool {

@@ -43,6 +43,9 @@ pub enum ProxyError {
     Upstream(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// A WebSocket upgrade to a path where the app serves no socket idlegate can track.
+    #[error("no WebSocket is served at this path")]
+    NoSocket,
     #[error("internal error: {0}")]
     Internal(&'static str),
 }
@@ -54,7 +57,7 @@ impl ProxyError {
             Self::Connect { .. } | Self::ConnectTimeout { .. } | Self::Upstream(_) => {
                 Fault::Upstream
             }
-            Self::BadRequest(_) => Fault::Client,
+            Self::BadRequest(_) | Self::NoSocket => Fault::Client,
             Self::Internal(_) => Fault::Internal,
         }
     }
@@ -65,6 +68,7 @@ impl ProxyError {
             Self::Connect { .. } | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::ConnectTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NoSocket => StatusCode::NOT_FOUND,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -24,6 +24,7 @@ pub mod error;
 pub mod launcher;
 pub mod logging;
 pub mod pages;
+pub mod paths;
 pub mod proxy;
 pub(crate) mod redact;
 pub mod routes;

@@ -11,6 +11,7 @@ pub fn end_message(reason: Option<EndReason>, policy: &TabPolicy, texts: &Texts)
     let r = &texts.reasons;
     let text = match reason {
         Some(EndReason::Idle) => &r.idle,
+        Some(EndReason::BusyIdle) => &r.busy_idle,
         Some(EndReason::HiddenIdle) => &r.hidden_idle,
         Some(EndReason::MaxLifetime) => &r.max_lifetime,
         Some(EndReason::Closed) => &r.closed,
@@ -28,6 +29,7 @@ pub fn end_message(reason: Option<EndReason>, policy: &TabPolicy, texts: &Texts)
         text,
         &[
             ("idle_timeout", &words(policy.idle_timeout)),
+            ("busy_timeout", &words(policy.busy_timeout)),
             ("hidden_timeout", &words(policy.hidden_timeout)),
             ("max_lifetime", &words(policy.max_lifetime)),
             ("reconnect_grace", &words(Some(policy.reconnect_grace))),

@@ -25,6 +25,11 @@ pub const PREFIX: &str = "/_idlegate/";
 /// How long readiness waits for the app's health check.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The TCP peer of a request to idlegate's routes (the proxy in front, or the browser), as
+/// opposed to the client address `ConnectInfo` carries.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// What the routes need.
 pub struct RouteState {
     pub client: UpstreamClient,
@@ -76,8 +81,8 @@ pub fn router(state: RouteState) -> Router {
             get(auth_routes::sign_out_form).post(auth_routes::sign_out),
         )
         .route(
-            &format!("{prefix}{}{{token}}", tab_api::PATH),
-            get(tab_api::status).post(tab_api::report),
+            &format!("{prefix}{}", tab_api::PATH),
+            axum::routing::post(tab_api::report),
         )
         .fallback(not_found)
         .with_state(Arc::new(state))

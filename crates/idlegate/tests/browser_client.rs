@@ -70,7 +70,7 @@ fn seconds(countdown: &Value) -> Result<u64> {
 const COUNT_REPORTS: &str = "window.__activityReports = 0;\
     const original = window.fetch;\
     window.fetch = function (url, init) {\
-      if (String(url).includes('/_idlegate/tab/') && init && init.method === 'POST' &&\
+      if (String(url).includes('/_idlegate/tab') && init && init.method === 'POST' &&\
           String(init.body).includes('activity')) { window.__activityReports++; }\
       return original.apply(this, arguments);\
     };";

@@ -143,7 +143,7 @@ async fn script_is_served_with_its_settings_and_revalidates() -> Result<()> {
     let body = script.text();
     for needle in [
         "\"warnBeforeMs\":90000",
-        "\"tabUrl\":\"/tools/_idlegate/tab/\"",
+        "\"tabUrl\":\"/tools/_idlegate/tab\"",
         "\"socketSuffix\":\"/tools/_stcore/stream\"",
         "Weiterarbeiten",
     ] {
@@ -155,8 +155,23 @@ async fn script_is_served_with_its_settings_and_revalidates() -> Result<()> {
     Ok(())
 }
 
-fn tab_url(gw: &TestGateway, token: &str) -> String {
-    format!("{}/_idlegate/tab/{token}", gw.url())
+fn tab_url(gw: &TestGateway) -> String {
+    format!("{}/_idlegate/tab", gw.url())
+}
+
+/// A report of the page with [`TOKEN`].
+fn report_body(event: &str) -> String {
+    format!(r#"{{"tab":"{TOKEN}","event":"{event}"}}"#)
+}
+
+const SAME_ORIGIN: &[(&str, &str)] = &[
+    ("content-type", "application/json"),
+    ("sec-fetch-site", "same-origin"),
+];
+
+/// The page's status check.
+async fn check(gw: &TestGateway) -> Result<Response> {
+    post(&tab_url(gw), SAME_ORIGIN, &report_body("check")).await
 }
 
 fn json(response: &Response) -> Result<serde_json::Value> {
@@ -171,11 +186,7 @@ async fn reports_reach_the_pages_tab_and_a_hidden_tab_ends_early() -> Result<()>
         "[tabs]\nidle_timeout = \"60s\"\nhidden_timeout = \"3s\"\n",
     )
     .await?;
-    let same_origin = [
-        ("content-type", "application/json"),
-        ("sec-fetch-site", "same-origin"),
-    ];
-    let unknown = get(&tab_url(&gw, TOKEN), &[]).await?;
+    let unknown = check(&gw).await?;
     ensure!(
         unknown.status == StatusCode::NOT_FOUND,
         "{}",
@@ -191,7 +202,7 @@ async fn reports_reach_the_pages_tab_and_a_hidden_tab_ends_early() -> Result<()>
         Duration::from_secs(5),
         Duration::from_millis(50),
         async || {
-            let status = get(&tab_url(&gw, TOKEN), &[]).await?;
+            let status = check(&gw).await?;
             ensure!(status.status == StatusCode::OK, "{}", status.text());
             let status = json(&status)?;
             ensure!(
@@ -208,29 +219,29 @@ async fn reports_reach_the_pages_tab_and_a_hidden_tab_ends_early() -> Result<()>
 
     // Refused: another site's page, a form post, a bad body.
     let cross = post(
-        &tab_url(&gw, TOKEN),
+        &tab_url(&gw),
         &[
             ("content-type", "application/json"),
             ("sec-fetch-site", "cross-site"),
         ],
-        r#"{"event":"activity"}"#,
+        &report_body("activity"),
     )
     .await?;
     ensure!(cross.status == StatusCode::FORBIDDEN, "{}", cross.status);
     let evil = post(
-        &tab_url(&gw, TOKEN),
+        &tab_url(&gw),
         &[
             ("content-type", "application/json"),
             ("origin", "http://evil.example"),
         ],
-        r#"{"event":"activity"}"#,
+        &report_body("activity"),
     )
     .await?;
     ensure!(evil.status == StatusCode::FORBIDDEN, "{}", evil.status);
     let unmarked = post(
-        &tab_url(&gw, TOKEN),
+        &tab_url(&gw),
         &[("content-type", "application/json")],
-        r#"{"event":"activity"}"#,
+        &report_body("activity"),
     )
     .await?;
     ensure!(
@@ -239,12 +250,12 @@ async fn reports_reach_the_pages_tab_and_a_hidden_tab_ends_early() -> Result<()>
         unmarked.status
     );
     let form = post(
-        &tab_url(&gw, TOKEN),
+        &tab_url(&gw),
         &[
             ("content-type", "text/plain"),
             ("sec-fetch-site", "same-origin"),
         ],
-        r#"{"event":"activity"}"#,
+        &report_body("activity"),
     )
     .await?;
     ensure!(
@@ -252,10 +263,10 @@ async fn reports_reach_the_pages_tab_and_a_hidden_tab_ends_early() -> Result<()>
         "{}",
         form.status
     );
-    let bad = post(&tab_url(&gw, TOKEN), &same_origin, r#"{"event":"nap"}"#).await?;
+    let bad = post(&tab_url(&gw), SAME_ORIGIN, &report_body("nap")).await?;
     ensure!(bad.status == StatusCode::BAD_REQUEST, "{}", bad.status);
 
-    let hidden = post(&tab_url(&gw, TOKEN), &same_origin, r#"{"event":"hidden"}"#).await?;
+    let hidden = post(&tab_url(&gw), SAME_ORIGIN, &report_body("hidden")).await?;
     let hidden_at = Instant::now();
     let hidden = json(&hidden)?;
     ensure!(
@@ -273,7 +284,7 @@ async fn reports_reach_the_pages_tab_and_a_hidden_tab_ends_early() -> Result<()>
         took >= Duration::from_millis(2900) && took <= Duration::from_millis(4000),
         "a tab hidden with a 3s limit ended after {took:?}"
     );
-    let ended = get(&tab_url(&gw, TOKEN), &[]).await?;
+    let ended = check(&gw).await?;
     ensure!(ended.status == StatusCode::GONE, "{}", ended.status);
     let ended = json(&ended)?;
     ensure!(ended["reason"] == "hidden_idle", "{ended}");
@@ -281,12 +292,7 @@ async fn reports_reach_the_pages_tab_and_a_hidden_tab_ends_early() -> Result<()>
         ended["endedUrl"] == "/_idlegate/ended?reason=hidden_idle",
         "{ended}"
     );
-    let late = post(
-        &tab_url(&gw, TOKEN),
-        &same_origin,
-        r#"{"event":"activity"}"#,
-    )
-    .await?;
+    let late = post(&tab_url(&gw), SAME_ORIGIN, &report_body("activity")).await?;
     ensure!(
         late.status == StatusCode::GONE,
         "reports for ended tabs are refused"
@@ -301,14 +307,10 @@ async fn activity_reports_keep_a_tab_whose_page_sends_nothing_else() -> Result<(
     let mut tab = StClient::connect_as_page(&gw.url(), TOKEN).await?;
     tab.send_rerun(false).await?;
     tab.run_until_finished(RUN).await?;
-    let headers = [
-        ("content-type", "application/json"),
-        ("sec-fetch-site", "same-origin"),
-    ];
     // Someone typing a long text: only the script's reports say so.
     let until = Instant::now() + Duration::from_secs(6);
     while Instant::now() < until {
-        let report = post(&tab_url(&gw, TOKEN), &headers, r#"{"event":"activity"}"#).await?;
+        let report = post(&tab_url(&gw), SAME_ORIGIN, &report_body("activity")).await?;
         ensure!(
             report.status == StatusCode::OK,
             "tab ended while reported active: {}",

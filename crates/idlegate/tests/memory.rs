@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use testkit::gateway::{GatewayProcess, TestGateway};
 use testkit::proc::{children_of, try_rss_bytes};
+use testkit::upload::upload;
 use testkit::venv::{repo_path, streamlit_bin};
 use testkit::{wait_until, StClient, StreamlitApp, StreamlitOptions};
 use tokio::time::Instant;
@@ -190,41 +191,6 @@ async fn open_heavy_tabs_n(url: &str, n: usize) -> Result<(Vec<StClient>, ())> {
     Ok((tabs, ()))
 }
 
-/// Uploads `bytes` as one file for `session`, the way the page's file uploader does.
-async fn upload(gw_url: &str, session: &str, file_id: &str, bytes: usize) -> Result<u16> {
-    let health = testkit::http::get(&format!("{gw_url}/_stcore/health")).await?;
-    let cookie = health
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            v.split(';')
-                .next()
-                .filter(|c| c.starts_with("_streamlit_xsrf="))
-        })
-        .context("the app sets its XSRF cookie")?
-        .to_owned();
-    let token = cookie.trim_start_matches("_streamlit_xsrf=").to_owned();
-    let boundary = "idlegateTestBoundary";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"data.bin\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend((0..bytes).map(|i| (i * 7919 % 251) as u8));
-    body.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
-    let request = http::Request::put(format!("{gw_url}/_stcore/upload_file/{session}/{file_id}"))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .header("cookie", &cookie)
-        .header("x-xsrftoken", &token)
-        .body(body.into())?;
-    Ok(testkit::http::send(request).await?.status.as_u16())
-}
-
 #[tokio::test]
 async fn an_upload_is_activity_and_its_file_is_released_when_the_tab_ends() -> Result<()> {
     let app = StreamlitApp::test_app("counter.py", None).await?;
@@ -236,7 +202,15 @@ async fn an_upload_is_activity_and_its_file_is_released_when_the_tab_ends() -> R
     let baseline = try_rss_bytes(app.pid())?;
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let status = upload(&gw.url(), &session, "file-1", 40 << 20).await?;
+    let status = upload(
+        &gw.url(),
+        "/_stcore/upload_file",
+        &session,
+        "file-1",
+        40 << 20,
+        None,
+    )
+    .await?;
     assert_eq!(status, 204, "the app accepted the upload");
     let uploaded = Instant::now();
     let holding = try_rss_bytes(app.pid())?;

@@ -11,8 +11,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use fantoccini::actions::{
+    InputSource, MouseActions, PointerAction, WheelAction, WheelActions, MOUSE_BUTTON_LEFT,
+};
 pub use fantoccini::wd::WindowHandle;
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -252,6 +255,82 @@ impl Browser {
             .send_keys(keys)
             .await
             .with_context(|| format!("typing into {xpath}"))
+    }
+
+    /// Moves the mouse to `(x, y)` in the viewport, then `steps` times by `(dx, dy)`, over
+    /// about `duration` in all: real pointer events, as a person reading a page makes.
+    pub async fn move_mouse(
+        &self,
+        (x, y): (f64, f64),
+        (dx, dy): (f64, f64),
+        steps: u32,
+        duration: Duration,
+    ) -> Result<()> {
+        let step = duration / steps.max(1);
+        let mut mouse = MouseActions::new("mouse".to_owned()).then(PointerAction::MoveTo {
+            duration: None,
+            x,
+            y,
+        });
+        for _ in 0..steps {
+            mouse = mouse.then(PointerAction::MoveBy {
+                duration: Some(step),
+                x: dx,
+                y: dy,
+            });
+        }
+        self.client
+            .perform_actions(mouse)
+            .await
+            .context("moving the mouse")
+    }
+
+    /// Turns the mouse wheel over `(x, y)` in the viewport by `delta_y` pixels (real wheel
+    /// events, which scroll what is under the pointer).
+    pub async fn wheel(&self, (x, y): (i64, i64), delta_y: i64) -> Result<()> {
+        let mut wheel = WheelActions::new("wheel".to_owned());
+        wheel.push(WheelAction::Scroll {
+            duration: Some(Duration::from_millis(100)),
+            x,
+            y,
+            delta_x: 0,
+            delta_y,
+        });
+        self.client
+            .perform_actions(wheel)
+            .await
+            .context("turning the mouse wheel")
+    }
+
+    /// Clicks at `(dx, dy)` from the centre of the element at `xpath` (a real pointer click,
+    /// for canvases such as data grids), waiting up to `timeout` for the element.
+    pub async fn click_at(
+        &self,
+        xpath: &str,
+        (dx, dy): (f64, f64),
+        timeout: Duration,
+    ) -> Result<()> {
+        let element = proc::wait_until(timeout, POLL, async || {
+            Ok(self.client.find(Locator::XPath(xpath)).await?)
+        })
+        .await?;
+        let mouse = MouseActions::new("mouse".to_owned())
+            .then(PointerAction::MoveToElement {
+                element,
+                duration: None,
+                x: dx,
+                y: dy,
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        self.client
+            .perform_actions(mouse)
+            .await
+            .with_context(|| format!("clicking into {xpath}"))
     }
 
     /// Types `keys` into whatever element has the focus (real key events).

@@ -16,17 +16,21 @@
 //! - [`stproto`]: the few Streamlit protobuf messages tests need, hand-coded.
 //! - [`browser`]: headless Chromium driven over WebDriver.
 //! - [`gateway`]: an idlegate gateway for tests.
+//! - [`upload`]: uploading a file as Streamlit's file uploader does, at a set rate.
 //! - [`idp`]: a real OpenID provider (npm `oidc-provider`) on loopback.
+//! - [`netfault`]: a TCP relay that cuts connections, like a load balancer that drops them.
 
 pub mod browser;
 pub mod gateway;
 pub mod http;
 pub mod idp;
+pub mod netfault;
 pub mod ports;
 pub mod proc;
 pub mod stclient;
 pub mod stproto;
 pub mod streamlit;
+pub mod upload;
 pub mod venv;
 
 pub use browser::Browser;

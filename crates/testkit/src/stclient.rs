@@ -151,15 +151,30 @@ impl StClient {
         Self::connect_with_headers(base_http_url, &headers).await
     }
 
-    /// Connects like a page that has idlegate's script: the session socket's URL carries the
-    /// page's token in `_idlegate_tab`.
+    /// Connects like a page that has idlegate's script: the page names its token as one more
+    /// subprotocol, `idlegate.tab.<token>`.
     pub async fn connect_as_page(base_http_url: &str, token: &str) -> Result<StClient> {
-        let headers = Self::default_headers(base_http_url, None)?;
+        Self::connect_as_page_adding(base_http_url, token, &[]).await
+    }
+
+    /// Like [`connect_as_page`](Self::connect_as_page), with `extra` headers (a login cookie).
+    pub async fn connect_as_page_adding(
+        base_http_url: &str,
+        token: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<StClient> {
+        let mut headers = Self::default_headers(base_http_url, None)?;
+        for (name, value) in &mut headers {
+            if name == "Sec-WebSocket-Protocol" {
+                value.push_str(&format!(", idlegate.tab.{token}"));
+            }
+        }
         let headers: Vec<(&str, &str)> = headers
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(extra.iter().copied())
             .collect();
-        let url = format!("{}?_idlegate_tab={token}", stream_url(base_http_url)?);
+        let url = stream_url(base_http_url)?;
         match Self::handshake(&url, &headers).await? {
             Upgrade::Accepted(client) => Ok(*client),
             Upgrade::Refused { status, body } => {

@@ -50,25 +50,28 @@ pub trait MessageDecoder: Send {
 
 /// One app framework.
 pub trait App: Send + Sync + 'static {
-    /// Whether a WebSocket upgrade to `path` opens a tab session.
+    /// Whether a WebSocket upgrade to `path` (canonical, see [`crate::paths`]) opens a tab
+    /// session. Upgrades anywhere else are refused.
     fn is_session_socket(&self, path: &str) -> bool;
     /// The path of the session socket (for the page script, which tags it).
     fn session_socket_path(&self) -> &str;
     /// The app session a connecting page asks to resume, if any.
     fn resume_id(&self, headers: &HeaderMap) -> Option<String>;
+    /// Takes the app session to resume out of a connecting page's handshake, so the app
+    /// starts a new session instead (the id belongs to another login's tab).
+    fn forget_resume(&self, headers: &mut HeaderMap);
     /// Decoders for a new session socket: browser→app, then app→browser.
     fn decoders(&self) -> (Box<dyn MessageDecoder>, Box<dyn MessageDecoder>);
-    /// What the request does to a tab's uploaded files, if anything. Either is a person's
-    /// activity in that tab. For `Stored`, the caller records the release only once the app
-    /// accepted the upload.
+    /// What the request (its path canonical) does to a tab's uploaded files, if anything.
+    /// For `Stored`, the caller records the release only once the app accepted the upload.
     fn upload_event(&self, method: &Method, path: &str, headers: &HeaderMap)
         -> Option<UploadEvent>;
     /// The app message that makes the page navigate to `url`, if the app has one.
     fn redirect_message(&self, url: &str) -> Option<Vec<u8>>;
     /// Path of the app's health check.
     fn health_path(&self) -> String;
-    /// Whether a request to this path is the page's own health poll (answered in a form the
-    /// page can show when the app is down).
+    /// Whether a request to this (canonical) path is the page's own health poll (answered in
+    /// a form the page can show when the app is down).
     fn is_health_poll(&self, path: &str) -> bool;
     /// A session socket to the app has closed: make the app release what it holds for it.
     fn session_closed(&self);

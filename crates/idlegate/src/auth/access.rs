@@ -33,6 +33,11 @@ pub enum Access {
     SignInNeeded,
 }
 
+/// A request that needs a live login has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not signed in")]
+pub struct NotSignedIn;
+
 /// Sign-in state and checks, shared by all requests.
 pub struct Auth {
     mode: LoginMode,
@@ -126,6 +131,32 @@ impl Auth {
         }
         identity::set(headers, names, &login.identity);
         Access::Signed { login, set_cookie }
+    }
+
+    /// The live login a request carries, without changing anything (no new login, no
+    /// activity): for idlegate's own routes that act on a login's tabs. `Ok(None)` when
+    /// nobody signs in; `Err(())` when people sign in and this request has no live login (in
+    /// header mode, also when the trusted proxy names someone else).
+    pub fn login_of(
+        &self,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+    ) -> Result<Option<Arc<LoginSession>>, NotSignedIn> {
+        if self.mode == LoginMode::None {
+            return Ok(None);
+        }
+        let login = self
+            .cookie
+            .from_request(headers)
+            .and_then(|id| self.store.get(&id, |s| self.expired(s)))
+            .ok_or(NotSignedIn)?;
+        if self.mode == LoginMode::Header && self.config.proxy.is_trusted(peer.ip()) {
+            let vouched = identity::read(headers, &self.config.login.headers);
+            if vouched.is_some_and(|who| who != login.identity) {
+                return Err(NotSignedIn);
+            }
+        }
+        Ok(Some(login))
     }
 
     /// Whether a login is past its deadline.

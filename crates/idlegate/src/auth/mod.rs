@@ -15,5 +15,5 @@ pub mod password;
 pub mod routes;
 pub mod session;
 
-pub use access::{Access, Auth};
+pub use access::{Access, Auth, NotSignedIn};
 pub use session::{Identity, LoginSession, LoginStore};

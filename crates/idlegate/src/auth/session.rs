@@ -50,9 +50,15 @@ impl LoginSession {
 
     /// A person did something in one of this login's tabs.
     pub fn touch(&self) {
-        let now = Instant::now().saturating_duration_since(self.epoch);
+        self.touch_at(Instant::now());
+    }
+
+    /// A person did something in one of this login's tabs at `at` (a page's report says
+    /// when). Never moves the last activity back.
+    pub fn touch_at(&self, at: Instant) {
+        let since = at.saturating_duration_since(self.epoch);
         self.last_activity_ms
-            .fetch_max(now.as_millis() as u64, Ordering::Relaxed);
+            .fetch_max(since.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// When it started and when it was last used, for the deadline policy.

@@ -3,9 +3,14 @@
 // idlegate injects this file as the first element of <head> of every HTML page of the app
 // (`<script src="<base>/_idlegate/client.js" defer>`), so it runs before Streamlit's own
 // bundle opens its WebSocket. It:
-//   * gives this page load a random tab token and adds it to the app's session WebSocket URL,
-//     so idlegate knows which app session belongs to this browser tab;
-//   * reports human input (throttled) and page visibility to idlegate;
+//   * gives this page load a random tab token and names it, as one more subprotocol, when the
+//     page opens the app's session WebSocket, so idlegate knows which app session belongs to
+//     this browser tab (never in a URL: URLs reach access logs);
+//   * reports human input (throttled, saying when it happened) and page visibility to
+//     idlegate, including input in the page's same-origin frames;
+//   * tells idlegate which messages the page sends the app right after a person's input, so
+//     the app's own automatic messages (timers, components, lazy loads) never count as a
+//     person;
 //   * warns the person, with an accessible modal dialog and a countdown, before idlegate ends
 //     the session for inactivity (or because it reaches its maximum length);
 //   * moves the page to idlegate's "session ended" page once the session has ended.
@@ -26,9 +31,9 @@
   }
 
   // ---------------------------------------------------------------- configuration
-  const TAB_PARAM = String(config.tabParam || "_idlegate_tab");
+  const TAB_PROTOCOL_PREFIX = String(config.tabProtocolPrefix || "idlegate.tab.");
   const SOCKET_SUFFIX = String(config.socketSuffix || "/_stcore/stream");
-  const TAB_URL = String(config.tabUrl || "/_idlegate/tab/");
+  const TAB_URL = String(config.tabUrl || "/_idlegate/tab");
   const ENDED_URL = String(config.endedUrl || "/_idlegate/ended");
   const REPORT_INTERVAL = positiveNumber(config.reportIntervalMs, 15000);
   const WARN_BEFORE = positiveNumber(config.warnBeforeMs, null); // null: never warn
@@ -51,12 +56,20 @@
   // performance.now() behave unevenly across a computer's sleep, and this is one cheap GET.
   const MAX_CHECK_DELAY = 5 * 60 * 1000;
   const REQUEST_TIMEOUT = 20000;     // a hung request must not block its purpose forever
+  const MIN_REPORT_GAP = 500;        // between urgent reports
   const POLL_WHILE_SHOWN = 5000;
   const ZERO_POLLS = 15;             // countdown at 0: ask once a second until the server says 410
   const FOCUS_GRACE = 1000;          // focus events right after a visibility/dialog change aren't a person
   const MOVE_THRESHOLD = 2;          // px; browsers send fake pointer moves after layout changes
   const ANNOUNCE_AT = [60, 30, 10];  // seconds left at which screen readers hear the countdown
-  const INPUT_EVENTS = ["pointerdown", "pointermove", "keydown", "wheel", "touchstart", "focusin"];
+  const INPUT_EVENTS = ["pointerdown", "pointerup", "pointermove", "keydown", "wheel",
+    "touchstart", "touchend", "focusin", "change", "drop"];
+  // Input that can make the page send the app something (a click, a key, a file picked or
+  // dropped), as opposed to pointing and scrolling.
+  const COMMIT_EVENTS = ["pointerdown", "pointerup", "keydown", "touchend", "change", "drop"];
+  // A message the page sends this soon after such input is the person's; one per input.
+  const HUMAN_SEND_WINDOW = 1500;
+  const MAX_HUMAN_SENDS = 8;         // per report; the server takes no more
 
   // ---------------------------------------------------------------- state
   let token;
@@ -65,7 +78,6 @@
   } catch (e) {
     return;
   }
-  const apiUrl = TAB_URL + token;
 
   let sessionSocketSeen = false; // no requests until the app opened a tagged socket
   let ended = false;             // navigating to the ended page: do nothing more
@@ -79,17 +91,23 @@
   let unknownRetries = 0;
   let checkInFlight = false;
   let lastPointer = null;
+  let lastInputAt = null;        // performance.now() of the latest counted input
+  let inputUnreported = false;   // input since the last report that carried it
+  let lastCommitAt = null;       // latest input that can make the page send the app something
+  let commitUsed = true;         // that input already explained one message
+  let humanSends = [];           // performance.now() of messages a person caused, unreported
   let ignoreFocusUntil = performance.now() + FOCUS_GRACE; // the app may focus things at load
   const activity = { inFlight: false, pending: false, urgent: false, lastReportAt: null };
   const visibility = { inFlight: false, want: null };
   const warn = { open: false, lifetime: false, activitySent: false, lastPollAt: 0, zeroPolls: 0, announced: [] };
   const timers = {};
   let ui = null; // the dialog's elements, built the first time a warning is needed
+  const watched = new WeakSet(); // documents and frames whose input is listened to
 
   try {
     installWebSocketWrapper();
     const listen = { capture: true, passive: true };
-    INPUT_EVENTS.forEach((type) => window.addEventListener(type, guard(onInput), listen));
+    watchWindow(window);
     document.addEventListener("visibilitychange", guard(onVisibilityChange), listen);
     window.addEventListener("pageshow", guard(onPageShow), listen);
   } catch (e) {
@@ -155,15 +173,15 @@
     const Native = window.WebSocket;
     if (typeof Native !== "function") return;
 
-    const Wrapper = function WebSocket(url) {
+    const Wrapper = function WebSocket(url, protocols) {
       // Called without `new`: let the native constructor throw its own TypeError.
       if (!new.target) return Native.apply(this, arguments);
       const args = Array.prototype.slice.call(arguments); // keep the caller's arity
-      const tagged = args.length > 0 ? tagUrl(args[0]) : null;
-      if (tagged !== null) args[0] = tagged;
+      const session = args.length > 0 && isSessionSocket(args[0]);
+      if (session) args[1] = withOurProtocol(args.length > 1 ? protocols : undefined);
       // Returns the real native instance (new.target keeps subclassing working).
       const socket = Reflect.construct(Native, args, new.target);
-      if (tagged !== null) {
+      if (session) {
         try {
           watchSessionSocket(socket);
         } catch (e) {
@@ -183,17 +201,27 @@
     window.WebSocket = Wrapper;
   }
 
-  // The URL with the tab token when it is the app's session socket, else null (unchanged).
-  function tagUrl(raw) {
+  // Whether the page opens the app's session socket at this URL.
+  function isSessionSocket(raw) {
     try {
       // Relative URLs resolve the way the native constructor resolves them (against the
-      // document's base URL). http(s) URLs are left as they are: the browser maps them.
+      // document's base URL).
       const url = new URL(String(raw), document.baseURI || location.href);
-      if (!url.pathname.endsWith(SOCKET_SUFFIX)) return null;
-      url.searchParams.set(TAB_PARAM, token);
-      return url.href;
+      return url.pathname.endsWith(SOCKET_SUFFIX);
     } catch (e) {
-      return null;
+      return false;
+    }
+  }
+
+  // The caller's subprotocols (none, one string, or a list), with ours after them.
+  function withOurProtocol(protocols) {
+    const ours = TAB_PROTOCOL_PREFIX + token;
+    if (protocols === undefined || protocols === null) return [ours];
+    if (typeof protocols === "string") return [protocols, ours];
+    try {
+      return Array.from(protocols).concat([ours]);
+    } catch (e) {
+      return protocols;
     }
   }
 
@@ -201,6 +229,29 @@
     sessionSocketSeen = true;
     // addEventListener, not onopen: the app owns onopen.
     socket.addEventListener("open", guard(() => later("open", OPEN_CHECK_DELAY, onSessionOpened)));
+    // Every message the page sends the app goes through send(): note those a person caused.
+    const nativeSend = socket.send;
+    if (typeof nativeSend !== "function") return;
+    Object.defineProperty(socket, "send", {
+      configurable: true,
+      writable: true,
+      value: function send() {
+        guard(onSessionSend)();
+        return nativeSend.apply(this, arguments);
+      },
+    });
+  }
+
+  // The page sends the app a message: right after a person's input it is theirs. Only the
+  // first message after each input: a timer firing a moment later is not.
+  function onSessionSend() {
+    if (lastCommitAt === null || commitUsed) return;
+    const now = performance.now();
+    if (now - lastCommitAt > HUMAN_SEND_WINDOW) return;
+    commitUsed = true;
+    humanSends.push(now);
+    if (humanSends.length > MAX_HUMAN_SENDS) humanSends.shift();
+    reportActivity(true); // now: the server is deciding what the message was
   }
 
   function onSessionOpened() {
@@ -212,15 +263,30 @@
 
   // ---------------------------------------------------------------- server API
 
-  // Resolves to {status, data, seq, sentAt} or to null on a network error; never rejects.
-  function send(method, event, keepalive) {
+  // POSTs a report: the event, how long ago the latest unreported input happened, and the
+  // messages a person caused. Resolves to {status, data, seq, sentAt} or to null on a network
+  // error; never rejects.
+  function send(event, keepalive) {
     const seq = ++requestSeq;
     const sentAt = performance.now();
-    const init = { method: method, credentials: "same-origin", cache: "no-store" };
-    if (event) {
-      init.headers = { "Content-Type": "application/json" };
-      init.body = JSON.stringify({ event: event });
+    const report = { tab: token, event: event };
+    const carriesInput = inputUnreported && lastInputAt !== null;
+    if (carriesInput) {
+      report.inputAgeMs = Math.max(0, Math.round(sentAt - lastInputAt));
+      inputUnreported = false;
     }
+    const sends = humanSends;
+    humanSends = [];
+    if (sends.length) {
+      report.humanSendAgesMs = sends.map((at) => Math.max(0, Math.round(sentAt - at)));
+    }
+    const init = {
+      method: "POST",
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(report),
+    };
     if (keepalive) init.keepalive = true;
     let abortTimer = null;
     if (typeof AbortController === "function") {
@@ -230,7 +296,7 @@
     }
     let request;
     try {
-      request = fetch(apiUrl, init);
+      request = fetch(TAB_URL, init);
     } catch (e) {
       request = Promise.reject(e);
     }
@@ -244,16 +310,21 @@
       .catch(() => null)
       .then((result) => {
         if (abortTimer !== null) clearTimeout(abortTimer);
+        if (!result) {
+          // Lost on the way: the next report carries it again.
+          if (carriesInput) inputUnreported = true;
+          humanSends = sends.concat(humanSends).slice(-MAX_HUMAN_SENDS);
+        }
         return result;
       });
   }
 
-  // GET the tab's status. One at a time, and not while a report is on its way: every answer
+  // Asks for the tab's status. One at a time, and not while a report is on its way: every answer
   // carries the status, and a check overtaking an activity report could show a stale deadline.
   function checkStatus() {
     if (!sessionSocketSeen || ended || checkInFlight || activity.inFlight || visibility.inFlight) return;
     checkInFlight = true;
-    send("GET").then(guard((result) => {
+    send("check").then(guard((result) => {
       checkInFlight = false;
       handleAnswer(result, "check");
     }));
@@ -373,7 +444,57 @@
       if (performance.now() < ignoreFocusUntil || !document.hasFocus()) return;
       if (ui && event.target === ui.host) return; // focus moving inside our own dialog
     }
+    const now = performance.now();
+    lastInputAt = now;
+    inputUnreported = true;
+    if (COMMIT_EVENTS.indexOf(event.type) >= 0) {
+      lastCommitAt = now;
+      commitUsed = false;
+    }
     countActivity();
+  }
+
+  // Listens for a person's input in a window and in its same-origin frames, including
+  // frames added later; a cross-origin frame cannot be observed.
+  function watchWindow(win) {
+    // Per document: a frame keeps its window object when it loads another document.
+    const doc = win.document;
+    if (watched.has(doc)) return;
+    watched.add(doc);
+    const listen = { capture: true, passive: true };
+    INPUT_EVENTS.forEach((type) => win.addEventListener(type, guard(onInput), listen));
+    const frames = doc.getElementsByTagName("iframe");
+    for (let i = 0; i < frames.length; i++) watchFrame(frames[i]);
+    if (typeof MutationObserver === "function") {
+      new MutationObserver(guard((records) => {
+        records.forEach((record) => record.addedNodes.forEach((node) => {
+          if (node.nodeType !== 1) return;
+          if (node.tagName === "IFRAME") watchFrame(node);
+          else if (node.getElementsByTagName) {
+            const inner = node.getElementsByTagName("iframe");
+            for (let i = 0; i < inner.length; i++) watchFrame(inner[i]);
+          }
+        }));
+      })).observe(doc.documentElement || doc, { childList: true, subtree: true });
+    }
+  }
+
+  function watchFrame(frame) {
+    if (watched.has(frame)) return;
+    watched.add(frame);
+    const attach = guard(() => {
+      let win = null;
+      try {
+        win = frame.contentWindow;
+        if (!win || !win.document) return; // cross-origin: reading it throws
+      } catch (e) {
+        return;
+      }
+      watchWindow(win);
+    });
+    // Every document the frame loads is a new window object to listen on.
+    frame.addEventListener("load", attach);
+    attach();
   }
 
   function countActivity() {
@@ -388,7 +509,9 @@
     reportActivity(false);
   }
 
-  // Throttled: at most one report per interval, leading edge plus one trailing report.
+  // Throttled: at most one report per interval, leading edge plus one trailing report. An
+  // urgent report (a message a person caused, "Keep working") goes as soon as the previous
+  // one is answered and half a second has passed, which keeps within the server's rate.
   function reportActivity(urgent) {
     if (!sessionSocketSeen || ended) return;
     if (activity.inFlight) { // sent once the answer is in
@@ -396,13 +519,16 @@
       activity.urgent = activity.urgent || urgent;
       return;
     }
+    urgent = urgent || activity.urgent;
     const now = performance.now();
-    if (urgent || activity.lastReportAt === null || now - activity.lastReportAt >= REPORT_INTERVAL) {
+    const gap = urgent ? MIN_REPORT_GAP : REPORT_INTERVAL;
+    if (activity.lastReportAt === null || now - activity.lastReportAt >= gap) {
       sendActivity();
     } else {
       activity.pending = true;
-      if (timers.activity == null) {
-        later("activity", activity.lastReportAt + REPORT_INTERVAL - now, flushActivity);
+      activity.urgent = urgent;
+      if (urgent || timers.activity == null) {
+        later("activity", activity.lastReportAt + gap - now, flushActivity);
       }
     }
   }
@@ -421,7 +547,7 @@
     activity.urgent = false;
     activity.inFlight = true;
     activity.lastReportAt = performance.now();
-    send("POST", "activity").then(guard((result) => {
+    send("activity").then(guard((result) => {
       activity.inFlight = false;
       if (!result && warn.open) warn.activitySent = false; // let the next click try again
       handleAnswer(result, "activity");
@@ -438,8 +564,8 @@
     if (visible) {
       ignoreFocusUntil = performance.now() + FOCUS_GRACE;
     } else {
-      // Activity still waiting for its trailing report would arrive after "hidden" and blur the
-      // picture; the server counts from its last report (at most one interval earlier).
+      // Input still waiting for its trailing report rides on the "hidden" report, which says
+      // when it happened.
       cancel("activity");
       activity.pending = false;
       activity.urgent = false;
@@ -461,7 +587,7 @@
     visibility.want = null;
     visibility.inFlight = true;
     // keepalive: "hidden" may be the last thing this page does.
-    send("POST", state, state === "hidden").then(guard((result) => {
+    send(state, state === "hidden").then(guard((result) => {
       visibility.inFlight = false;
       handleAnswer(result, state);
       pumpVisibility();

@@ -1,9 +1,10 @@
 //! The browser client: the script idlegate adds to the app's pages, and the small API it
 //! talks to.
 //!
-//! The script ([`client.js`](./client.js)) tags the page's session socket with a random token
-//! ([`TAB_PARAM`]), reports input and visibility for that tab ([`tab_api`]), warns before the
-//! tab ends and shows the ended page after. It only improves the experience: the server
+//! The script ([`client.js`](./client.js)) names a random token for its page when the page
+//! opens the app's session socket ([`crate::proxy::subprotocol`]), reports input and
+//! visibility for that tab ([`tab_api`]), warns before the tab ends and shows the ended page
+//! after. It only improves the experience: the server
 //! enforces every limit without it. This module serves the script with its settings filled
 //! in; it must not decide anything about deadlines (that is [`crate::tracker`]'s job).
 
@@ -16,11 +17,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
+use crate::proxy::subprotocol::TAB_PROTOCOL_PREFIX;
 use crate::routes::PREFIX;
-
-/// Query parameter the script adds to the session socket's URL; removed before the app sees
-/// the request.
-pub const TAB_PARAM: &str = "_idlegate_tab";
 
 /// The script's source. [`CONFIG_SLOT`] is replaced by its settings.
 const SOURCE: &str = include_str!("client.js");
@@ -40,7 +38,7 @@ impl ClientScript {
         let base = &config.app.base_path;
         let texts = &config.browser.texts;
         let settings = json!({
-            "tabParam": TAB_PARAM,
+            "tabProtocolPrefix": TAB_PROTOCOL_PREFIX,
             "socketSuffix": socket_path,
             "tabUrl": format!("{base}{PREFIX}{}", tab_api::PATH),
             "endedUrl": format!("{base}{PREFIX}ended"),
@@ -108,62 +106,9 @@ impl ClientScript {
     }
 }
 
-/// Whether a page token has the form the script makes (random, URL-safe base64). Anything
-/// else is ignored, so no odd bytes reach the registry or the logs.
-pub fn is_token(value: &str) -> bool {
-    (16..=64).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// Takes the page token out of a session socket's query. Returns the token (if one is there
-/// and well formed) and the query without it (`None` when nothing is left).
-pub fn take_token(query: Option<&str>) -> (Option<String>, Option<String>) {
-    let Some(query) = query else {
-        return (None, None);
-    };
-    let mut token = None;
-    let rest: Vec<&str> = query
-        .split('&')
-        .filter(|pair| match pair.split_once('=') {
-            Some((TAB_PARAM, value)) => {
-                if is_token(value) {
-                    token = Some(value.to_owned());
-                }
-                false
-            }
-            _ => *pair != TAB_PARAM,
-        })
-        .collect();
-    let rest = Some(rest.join("&")).filter(|q| !q.is_empty());
-    (token, rest)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn token_is_taken_out_of_the_query() {
-        let (token, rest) = take_token(Some("_idlegate_tab=AbCdEfGhIjKlMnOpQrStUv"));
-        assert_eq!(token.as_deref(), Some("AbCdEfGhIjKlMnOpQrStUv"));
-        assert_eq!(rest, None);
-        let (token, rest) = take_token(Some("a=1&_idlegate_tab=AbCdEfGhIjKlMnOpQrStUv&b=2"));
-        assert_eq!(token.as_deref(), Some("AbCdEfGhIjKlMnOpQrStUv"));
-        assert_eq!(rest.as_deref(), Some("a=1&b=2"));
-        assert_eq!(take_token(None), (None, None));
-        assert_eq!(take_token(Some("x=1")), (None, Some("x=1".into())));
-    }
-
-    #[test]
-    fn malformed_tokens_are_dropped_but_still_removed() {
-        for bad in ["short", "has%20space-aaaaaaaaaaaaaaa", &"a".repeat(65), ""] {
-            let query = format!("{TAB_PARAM}={bad}&keep=1");
-            assert_eq!(take_token(Some(&query)), (None, Some("keep=1".into())));
-        }
-        assert_eq!(take_token(Some(TAB_PARAM)), (None, None));
-    }
 
     #[test]
     fn script_carries_its_settings_and_a_versioned_tag() {
@@ -175,7 +120,7 @@ mod tests {
         let body = std::str::from_utf8(&script.body).unwrap();
         assert!(!body.contains(CONFIG_SLOT));
         assert!(body.contains("\"warnBeforeMs\":60000"), "{body}");
-        assert!(body.contains("\"tabUrl\":\"/x/_idlegate/tab/\""));
+        assert!(body.contains("\"tabUrl\":\"/x/_idlegate/tab\""));
         assert!(script
             .tag()
             .starts_with("<script src=\"/x/_idlegate/client.js?v="));

@@ -1,55 +1,66 @@
-//! The page script's API: `<base>/_idlegate/tab/{token}`.
+//! The page script's API: `POST <base>/_idlegate/tab`.
 //!
-//! - `GET` answers the tab's state: `200 {"state":"open","endsInMs":…,"reason":…,
-//!   "extendable":…,"hidden":…,"busy":…}`, `410 {"state":"ended","reason":…,"endedUrl":…}` or
-//!   `404 {"state":"unknown"}`.
-//! - `POST` with `{"event":"activity"|"hidden"|"visible"}` reports first, then answers the
-//!   same way. The browser must say it comes from a page of this site ([`crate::csrf`]),
-//!   and send JSON, which a cross-site form cannot send without the browser asking first.
+//! The body is JSON: `{"tab": "<token>", "event": "check"|"activity"|"hidden"|"visible",
+//! "inputAgeMs": n, "humanSendAgesMs": [n, …]}`. `inputAgeMs` says how long ago the person's
+//! latest input happened (omitted: no input since the last report); `humanSendAgesMs` how long
+//! ago the page sent the app a message right after a person's input. The token travels in the
+//! body, never in a URL, so no access log records it.
 //!
-//! Reports only ever concern the tab whose page holds the token; an unknown or ended token
-//! changes nothing.
+//! The answer is the tab's state: `200 {"state":"open","endsInMs":…,"reason":…,
+//! "extendable":…,"hidden":…,"busy":…}`, `410 {"state":"ended","reason":…,"endedUrl":…}` or
+//! `404 {"state":"unknown"}` (also for another login's tab). The browser must say it comes
+//! from a page of this site ([`crate::csrf`]) and send JSON, which a cross-site form cannot
+//! send without the browser asking first; when people sign in, the request must carry the
+//! login that opened the tab (`403` without one).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::Extension;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::is_token;
 use crate::csrf::require_same_origin;
-use crate::routes::{ended_url, uncached, RouteState};
-use crate::tracker::{TabReport, TabStatus};
+use crate::proxy::subprotocol::is_token;
+use crate::routes::{ended_url, uncached, Peer, RouteState};
+use crate::tracker::{Report, ReportEvent, TabStatus};
 
-/// Path of the API under `<base>/_idlegate/`; the token follows.
-pub const PATH: &str = "tab/";
+/// Path of the API under `<base>/_idlegate/`.
+pub const PATH: &str = "tab";
+
+/// Ages above this are taken as this: no report speaks of input older than the tab.
+const MAX_AGE_MS: u64 = 24 * 3600 * 1000;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ReportBody {
+    tab: String,
+    #[serde(default)]
     event: Event,
+    input_age_ms: Option<u64>,
+    #[serde(default)]
+    human_send_ages_ms: Vec<u64>,
 }
 
-#[derive(Deserialize, Clone, Copy)]
+#[derive(Deserialize, Clone, Copy, Default)]
 #[serde(rename_all = "lowercase")]
 enum Event {
+    #[default]
+    Check,
+    /// Input only; the same as `check` with `inputAgeMs` (0 when omitted).
     Activity,
     Hidden,
     Visible,
 }
 
-/// `GET <base>/_idlegate/tab/{token}`.
-pub async fn status(State(state): State<Arc<RouteState>>, Path(token): Path<String>) -> Response {
-    answer(&state, &token, TabReport::Check)
-}
-
-/// `POST <base>/_idlegate/tab/{token}`.
+/// `POST <base>/_idlegate/tab`.
 pub async fn report(
     State(state): State<Arc<RouteState>>,
-    Path(token): Path<String>,
+    Extension(Peer(peer)): Extension<Peer>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -74,20 +85,30 @@ pub async fn report(
         Ok(body) => body,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad report: {e}")),
     };
-    let report = match body.event {
-        Event::Activity => TabReport::Activity,
-        Event::Hidden => TabReport::Hidden,
-        Event::Visible => TabReport::Visible,
+    let Ok(login) = state.auth.login_of(&headers, peer) else {
+        return error(StatusCode::FORBIDDEN, "sign in first");
     };
-    answer(&state, &token, report)
-}
-
-fn answer(state: &RouteState, token: &str, report: TabReport) -> Response {
-    let status = if is_token(token) {
-        state.tracker.report(token, report)
+    let age = |ms: u64| Duration::from_millis(ms.min(MAX_AGE_MS));
+    let (event, input_age) = match body.event {
+        Event::Check => (ReportEvent::None, body.input_age_ms.map(age)),
+        Event::Activity => (ReportEvent::None, Some(age(body.input_age_ms.unwrap_or(0)))),
+        Event::Hidden => (ReportEvent::Hidden, body.input_age_ms.map(age)),
+        Event::Visible => (ReportEvent::Visible, body.input_age_ms.map(age)),
+    };
+    let report = Report {
+        event,
+        input_age,
+        human_sends: body.human_send_ages_ms.into_iter().map(age).collect(),
+    };
+    let status = if is_token(&body.tab) {
+        state.tracker.report(&body.tab, login.as_ref(), &report)
     } else {
         TabStatus::Unknown
     };
+    answer(&state, status)
+}
+
+fn answer(state: &RouteState, status: TabStatus) -> Response {
     let (code, body) = match status {
         TabStatus::Open {
             ends_in,

@@ -124,6 +124,7 @@ fn texts(raw: &RawTexts) -> Result<Texts, ConfigError> {
     const COUNTDOWN: &[&str] = &["countdown"];
     const DURATIONS: &[&str] = &[
         "idle_timeout",
+        "busy_timeout",
         "hidden_timeout",
         "max_lifetime",
         "reconnect_grace",
@@ -174,6 +175,7 @@ fn texts(raw: &RawTexts) -> Result<Texts, ConfigError> {
     let r = &raw.reasons;
     let reasons = [
         ("reasons.idle", &r.idle),
+        ("reasons.busy_idle", &r.busy_idle),
         ("reasons.hidden_idle", &r.hidden_idle),
         ("reasons.max_lifetime", &r.max_lifetime),
         ("reasons.closed", &r.closed),

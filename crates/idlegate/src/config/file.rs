@@ -50,6 +50,12 @@ pub struct RawTabs {
     /// computation) is not ended for idleness while it runs; the idle time counts again from the
     /// end of the run. `max_lifetime` always applies. Default `false`.
     pub end_while_running: bool,
+    /// How long a running script (or an upload) may hold off the idle limit after the last
+    /// human activity, so a run nobody waits for (a `while True` live loop, a page that
+    /// refreshes itself forever) still ends, with reason `busy_idle`. Not shorter than
+    /// `idle_timeout`. `"off"` lets a run hold a tab until `max_lifetime`. When unset:
+    /// `"1h"`, or `idle_timeout` when that is longer. Default: unset.
+    pub busy_timeout: Option<String>,
     /// How long a tab whose browser connection dropped may reconnect and resume its app
     /// session (a network blip, a laptop waking up). After that the session ends with reason
     /// `closed` and the app frees its memory. Must be at least 2 seconds shorter than
@@ -289,13 +295,16 @@ pub struct RawTexts {
 }
 
 /// `[browser.texts.reasons]`: the ended page's explanation for each end reason. These may
-/// use `{idle_timeout}`, `{hidden_timeout}`, `{max_lifetime}` and `{reconnect_grace}`, which
+/// use `{idle_timeout}`, `{busy_timeout}`, `{hidden_timeout}`, `{max_lifetime}` and `{reconnect_grace}`, which
 /// become durations in words ("30 minutes").
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawReasonTexts {
     /// Reason `idle`. Default `"Your session ended after {idle_timeout} without activity."`.
     pub idle: String,
+    /// Reason `busy_idle`. Default
+    /// `"Your session ended because the app kept running for {busy_timeout} without anyone using this page."`.
+    pub busy_idle: String,
     /// Reason `hidden_idle`. Default
     /// `"Your session ended because its tab stayed in the background without activity."`.
     pub hidden_idle: String,
@@ -379,6 +388,7 @@ impl Default for RawTabs {
             idle_timeout: "30m".to_owned(),
             max_lifetime: "12h".to_owned(),
             end_while_running: false,
+            busy_timeout: None,
             reconnect_grace: "15s".to_owned(),
             warn_before: None,
             hidden_timeout: None,
@@ -473,6 +483,7 @@ impl Default for RawReasonTexts {
     fn default() -> Self {
         Self {
             idle: "Your session ended after {idle_timeout} without activity.".to_owned(),
+            busy_idle: "Your session ended because the app kept running for {busy_timeout} without anyone using this page.".to_owned(),
             hidden_idle:
                 "Your session ended because its tab stayed in the background without activity."
                     .to_owned(),

@@ -11,6 +11,7 @@ mod browser;
 mod duration;
 pub mod file;
 mod login;
+mod tabs;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -93,6 +94,9 @@ pub struct TabPolicy {
     pub idle_timeout: Option<Duration>,
     pub max_lifetime: Option<Duration>,
     pub end_while_running: bool,
+    /// How long a run the person waits for (or an upload) may hold the idle limit off after
+    /// the last activity; `None`: without bound.
+    pub busy_timeout: Option<Duration>,
     pub reconnect_grace: Duration,
     /// The limit for a hidden tab; `None` when off.
     pub hidden_timeout: Option<Duration>,
@@ -116,6 +120,7 @@ impl TabPolicy {
             idle_timeout: Some(Duration::from_secs(idle_secs)),
             max_lifetime: Some(Duration::from_secs(lifetime_secs)),
             end_while_running: false,
+            busy_timeout: None,
             reconnect_grace: Duration::from_secs(15),
             hidden_timeout: None,
             warn_before: None,
@@ -338,6 +343,7 @@ impl Config {
             idle_timeout,
             max_lifetime: optional_duration("tabs.max_lifetime", &raw.tabs.max_lifetime)?,
             end_while_running: raw.tabs.end_while_running,
+            busy_timeout: tabs::busy_timeout(&raw.tabs, idle_timeout)?,
             reconnect_grace: required_duration("tabs.reconnect_grace", &raw.tabs.reconnect_grace)?,
             hidden_timeout: browser::hidden_timeout(&raw.tabs, idle_timeout)?,
             warn_before: browser::warn_before(&raw.tabs, idle_timeout)?,

@@ -29,11 +29,17 @@ pub async fn forward(
     let upload = gateway
         .app
         .upload_event(req.method(), req.uri().path(), req.headers());
-    if let Some(event) = &upload {
-        gateway
-            .tracker
-            .activity_for_app_session(event.app_session());
-    }
+    // The tab is busy while the file streams to the app, until the app answers.
+    let _busy = match &upload {
+        Some(UploadEvent::Stored { app_session, .. }) => {
+            gateway.tracker.upload_started(app_session)
+        }
+        Some(UploadEvent::Removed { app_session, .. }) => {
+            gateway.tracker.person_request(app_session);
+            None
+        }
+        None => None,
+    };
     let inject = gateway.config.browser.inject && navigation;
     let head = req.method() == http::Method::HEAD;
     let (mut parts, body) = req.into_parts();

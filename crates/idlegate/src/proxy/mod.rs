@@ -8,6 +8,7 @@ pub mod headers;
 pub mod inject;
 pub mod relay;
 pub mod release;
+pub mod subprotocol;
 pub mod websocket;
 
 /// Body type of every response idlegate sends.

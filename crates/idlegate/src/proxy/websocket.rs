@@ -3,8 +3,9 @@
 //! An upgrade to the app's session socket becomes a tab session: it is admitted by the
 //! tracker (a page asking to resume an ended session is answered by idlegate itself and sent
 //! to the "session ended" page), forwarded to the app, and relayed with [`super::relay`].
-//! Any other upgrade is tunnelled blindly. The app's refusal (say a 403 for a bad `Origin`)
-//! reaches the browser unchanged.
+//! An upgrade to any other path is refused: a socket idlegate does not track could outlive
+//! every limit. The app's refusal (say a 403 for a bad `Origin`) reaches the browser
+//! unchanged.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,9 +28,9 @@ use super::forward::prepare_request_head;
 use super::frame::{encode_frame, Opcode};
 use super::headers::remove_hop_by_hop;
 use super::relay::{self, RelayOptions};
+use super::subprotocol::{tab_protocol, take_tab_token};
 use super::Body;
 use crate::auth::LoginSession;
-use crate::client::take_token;
 use crate::dispatch::Gateway;
 use crate::error::ProxyError;
 use crate::tracker::{Admission, EndReason, Refused};
@@ -37,49 +38,44 @@ use crate::tracker::{Admission, EndReason, Refused};
 /// RFC 6455 §1.3.
 const ACCEPT_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-/// Handles a WebSocket upgrade request.
+/// Handles a WebSocket upgrade request. Its path is canonical ([`crate::paths`]): an upgrade
+/// anywhere but the app's session socket is refused, so no socket reaches the app untracked.
 pub async fn upgrade(
     gateway: Arc<Gateway>,
     mut req: Request<Incoming>,
     peer: SocketAddr,
     login: Option<Arc<LoginSession>>,
 ) -> Result<Response<Body>, ProxyError> {
-    let session_socket = gateway.app.is_session_socket(req.uri().path());
-    let resume = session_socket
-        .then(|| gateway.app.resume_id(req.headers()))
-        .flatten();
-    let mut client = None;
-    if session_socket {
-        // The page script's token is idlegate's business: the app never sees it.
-        let (token, rest) = take_token(req.uri().query());
-        if req.uri().query() != rest.as_deref() {
-            let path = req.uri().path();
-            let target = match &rest {
-                Some(query) => format!("{path}?{query}"),
-                None => path.to_owned(),
-            };
-            let invalid = |_| ProxyError::BadRequest("the request target is not a valid path");
-            let mut uri = req.uri().clone().into_parts();
-            uri.path_and_query = Some(target.parse().map_err(invalid)?);
-            *req.uri_mut() = http::Uri::from_parts(uri)
-                .map_err(|_| ProxyError::BadRequest("the request target is not a valid path"))?;
-        }
-        client = token;
-        match gateway
-            .tracker
-            .admit(resume.as_deref(), client.as_deref(), login.as_deref())
-        {
-            Admission::Allowed => {}
-            Admission::Ended(reason) => {
-                let url = gateway.ended_url(reason);
-                return answer_redirect(gateway, req, url, reason.as_str());
-            }
-            Admission::OverUserCap => {
-                let url = gateway.refused_url();
-                return answer_redirect(gateway, req, url, "over the per-user tab limit");
-            }
-        }
+    if !gateway.app.is_session_socket(req.uri().path()) {
+        return Err(ProxyError::NoSocket);
     }
+    // The page script's token is idlegate's business: the app never sees it.
+    let (token, offered_ours) = take_tab_token(req.headers_mut());
+    let resume = gateway.app.resume_id(req.headers());
+    let entry = match gateway
+        .tracker
+        .admit(resume.as_deref(), token.as_deref(), login.as_ref())
+    {
+        Admission::Allowed(entry) => entry,
+        Admission::Ended(reason) => {
+            let url = gateway.ended_url(reason);
+            return answer_redirect(gateway, req, url, reason.as_str());
+        }
+        Admission::OverUserCap => {
+            let url = gateway.refused_url();
+            return answer_redirect(gateway, req, url, "over the per-user tab limit");
+        }
+    };
+    if resume.is_some() && entry.resume.is_none() {
+        // The session belongs to another login's tab: the app must not resume it either.
+        gateway.app.forget_resume(req.headers_mut());
+    }
+    // Chosen by the app, or ours when the app chose none (see `subprotocol`).
+    let our_protocol = token
+        .as_deref()
+        .filter(|_| offered_ours)
+        .map(tab_protocol)
+        .and_then(|p| HeaderValue::from_str(&p).ok());
 
     let browser_upgrade = hyper::upgrade::on(&mut req);
     let (mut parts, _) = req.into_parts();
@@ -94,10 +90,8 @@ pub async fn upgrade(
     parts
         .headers
         .insert(UPGRADE, HeaderValue::from_static("websocket"));
-    if session_socket {
-        // Compressed payloads could not be read; the app then simply does not compress.
-        parts.headers.remove(SEC_WEBSOCKET_EXTENSIONS);
-    }
+    // Compressed payloads could not be read; the app then simply does not compress.
+    parts.headers.remove(SEC_WEBSOCKET_EXTENSIONS);
     let request = Request::from_parts(parts, Empty::<Bytes>::new());
 
     let stream = connect(&gateway).await?;
@@ -124,6 +118,9 @@ pub async fn upgrade(
     remove_hop_by_hop(&mut headers);
     headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
     headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    if let (Some(ours), false) = (our_protocol, headers.contains_key(SEC_WEBSOCKET_PROTOCOL)) {
+        headers.insert(SEC_WEBSOCKET_PROTOCOL, ours);
+    }
     let mut answer = Response::new(Body::empty());
     *answer.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     *answer.headers_mut() = headers;
@@ -134,22 +131,13 @@ pub async fn upgrade(
             Ok(both) => both,
             Err(e) => {
                 tracing::debug!(error = %e, "WebSocket upgrade did not complete");
-                if session_socket {
-                    gateway.app.session_closed();
-                }
+                gateway.app.session_closed();
                 return;
             }
         };
-        let mut browser = TokioIo::new(browser);
-        let mut app = TokioIo::new(app);
-        if !session_socket {
-            let _ = tokio::io::copy_bidirectional(&mut browser, &mut app).await;
-            return;
-        }
-        match gateway
-            .tracker
-            .connect(resume.as_deref(), client.as_deref(), login)
-        {
+        let browser = TokioIo::new(browser);
+        let app = TokioIo::new(app);
+        match gateway.tracker.connect(&entry, login) {
             Ok(conn) => {
                 let ended_url = |reason: EndReason| gateway.ended_url(reason);
                 let options = RelayOptions {
@@ -168,6 +156,7 @@ pub async fn upgrade(
                     Refused::Ended(reason) => gateway.ended_url(reason),
                     Refused::OverUserCap => gateway.refused_url(),
                 };
+                let mut browser = browser;
                 send_away(&gateway, &mut browser, &url).await;
             }
         }
@@ -196,8 +185,6 @@ async fn connect(gateway: &Gateway) -> Result<TcpStream, ProxyError> {
     Ok(stream)
 }
 
-/// Accepts the upgrade itself and sends the page to the "session ended" page: a page that
-/// asks to resume an ended session must neither resume it nor silently get a fresh one.
 /// Accepts a session socket upgrade itself and sends the page to `url` (the ended page, the
 /// sign-in page), instead of letting it reach the app. `why` goes to the log.
 pub fn answer_redirect(
@@ -213,6 +200,8 @@ pub fn answer_redirect(
             "WebSocket upgrade without Sec-WebSocket-Key",
         ))?;
     let accept = accept_key(key.as_bytes());
+    // The browser requires one of the subprotocols it offered: the app's first, else ours.
+    let (token, _) = take_tab_token(req.headers_mut());
     let protocol = req
         .headers()
         .get(SEC_WEBSOCKET_PROTOCOL)
@@ -220,7 +209,9 @@ pub fn answer_redirect(
         .and_then(|v| v.split(',').next())
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .and_then(|p| HeaderValue::from_str(p).ok());
+        .map(str::to_owned)
+        .or_else(|| token.as_deref().map(tab_protocol))
+        .and_then(|p| HeaderValue::from_str(&p).ok());
     let browser_upgrade = hyper::upgrade::on(&mut req);
     let tasks = gateway.tasks.clone();
     tasks.spawn(async move {

@@ -1,38 +1,71 @@
 //! Tab sessions: their registry, their state, and the events that move their deadlines.
 //!
-//! The proxy reports what it sees on a tab's connection as app-agnostic [`Signal`]s; the
-//! tracker keeps each tab's state, hands deadline changes to the [`reaper`], and ends tabs
-//! (telling the connection, remembering ended app sessions so they cannot be resumed, and
-//! logging the end). It knows nothing about any app's protocol and does no I/O of its own.
+//! The proxy reports what it sees on a tab's connection as app-agnostic [`Signal`]s, the page
+//! script reports a person's input ([`Report`]), and the tracker decides what is a person:
+//!
+//! - **Input rule** (the page script reports): a person's input in the page is the authority.
+//!   A message to the app counts only when the script saw a person cause it
+//!   ([`attribution`]); the app's own automatic traffic (component timers, auto-refreshing
+//!   fragments, lazy loads, reconnects, scripts in the page) never counts, whatever its type.
+//! - **Messages rule** (no script): only the messages a person can cause count (a rerun not
+//!   marked automatic, stop, clear cache, a changed sort, an upload).
+//!
+//! The tracker keeps each tab's state, hands deadline changes to the [`reaper`], and ends
+//! tabs (telling the connection, remembering ended app sessions so they cannot be resumed,
+//! and logging the end with the rule that judged the tab). It knows nothing about any app's
+//! protocol and does no I/O of its own.
 //!
 //! Activity is the hot path: it is one atomic store, with no lock and no timer reset. The
 //! reaper notices a later deadline lazily when the old one fires.
 
+mod attribution;
+mod connection;
 pub mod policy;
 pub mod reaper;
 mod reports;
+mod tab;
 mod tombstones;
+mod uploads;
 
 use std::collections::{BTreeSet, HashMap};
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::auth::LoginSession;
 use crate::config::{OnLimit, TabPolicy};
 use crate::redact::short_hash;
+pub use connection::TabConnection;
 pub use policy::{Deadline, EndReason, RunCause, TabState};
-pub use reports::{TabReport, TabStatus};
+pub use reports::{Report, ReportEvent, TabStatus};
+use tab::TabInner;
+pub use tab::{ActivityRule, Tab};
 use tombstones::Tombstones;
+pub use uploads::UploadGuard;
 
 /// Identifies a tab session inside this process (not a secret: it is only a counter).
 pub type TabId = u64;
 
 /// At most this many releases are kept per tab; past that the oldest are dropped.
 const RELEASE_CAP: usize = 256;
+/// After a reconnect, how long the page's own rerun is expected (it comes at once).
+const PAGE_RERUN_WINDOW: Duration = Duration::from_secs(3);
+/// Reports that change a tab's state, per tab: a steady rate and a burst. The page script
+/// sends far fewer; a flood is answered but changes nothing.
+const REPORTS_PER_SECOND: NonZeroU32 = nonzero(2);
+const REPORT_BURST: NonZeroU32 = nonzero(10);
+
+const fn nonzero(n: u32) -> NonZeroU32 {
+    match NonZeroU32::new(n) {
+        Some(n) => n,
+        None => NonZeroU32::MIN,
+    }
+}
 
 /// A request that makes the app free something it holds for a tab (an uploaded file),
 /// replayed when the tab ends: the app drops a session's memory, but not always what was
@@ -49,12 +82,16 @@ pub struct Release {
 /// What a connection tells the tracker, already translated from the app's protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
-    /// A person did something in the tab.
-    Activity,
-    /// The page asked the app to run its script, for this cause. `Person` is also activity.
-    RunRequested(RunCause),
+    /// A message only a person can cause (stop a run, clear the cache, sort a table). Counts
+    /// under the messages rule; under the input rule the person's input already did.
+    PersonMessage,
+    /// The page asked the app to run its script. `automatic`: the app's own timer asked (an
+    /// auto-refreshing fragment); `fragment`: only a fragment of the page runs.
+    RunRequested { automatic: bool, fragment: bool },
     /// The app started (`true`) or finished (`false`) running the script.
     Running(bool),
+    /// The app set a timer that makes the page ask for runs by itself.
+    TimerSet,
     /// The app's own id for this session.
     SessionId(String),
 }
@@ -68,11 +105,21 @@ pub struct Ending {
     pub notify_browser: bool,
 }
 
+/// The ids a connecting page may use: the ones that belong to its login. A page cannot take
+/// over another login's tab or app session by naming its id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entry {
+    /// The app session to resume.
+    pub resume: Option<String>,
+    /// The page script's token.
+    pub client: Option<String>,
+}
+
 /// Whether a connection that wants to resume an app session may go ahead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
-    /// Go ahead.
-    Allowed,
+    /// Go ahead, with these ids (ids of another login's tab are dropped).
+    Allowed(Entry),
     /// The app session was ended; the browser must be sent to the ended page instead.
     Ended(EndReason),
     /// The user has as many tabs open as allowed, and new ones are refused.
@@ -101,55 +148,19 @@ struct Shared {
     registry: Mutex<Registry>,
     reaper: mpsc::UnboundedSender<TabId>,
     releases: Option<mpsc::UnboundedSender<Vec<Release>>>,
+    reports: DefaultKeyedRateLimiter<TabId>,
 }
 
 #[derive(Default)]
 struct Registry {
     tabs: HashMap<TabId, Arc<Tab>>,
     by_app_session: HashMap<String, TabId>,
-    /// Tabs by the token their page's script chose (see [`TabReport`]).
+    /// Tabs by the token their page's script chose (see [`Report`]).
     by_client: HashMap<String, TabId>,
     /// Open tabs per signed-in user, oldest first.
     by_user: HashMap<String, BTreeSet<TabId>>,
     ended: Tombstones,
     ended_clients: Tombstones,
-}
-
-/// One tab session.
-pub struct Tab {
-    id: TabId,
-    opened_at: Instant,
-    /// The login the tab was opened under, when people sign in.
-    login: Option<Arc<LoginSession>>,
-    /// Milliseconds since the tracker's epoch; written on every activity without a lock.
-    last_activity_ms: AtomicU64,
-    inner: Mutex<TabInner>,
-}
-
-struct TabInner {
-    app_session: Option<String>,
-    running: Option<RunCause>,
-    requested: Option<RunCause>,
-    disconnected_since: Option<Instant>,
-    hidden_since: Option<Instant>,
-    /// The page script's token for this tab, if the page has idlegate's script.
-    client: Option<String>,
-    connection: Option<(u64, watch::Sender<Option<Ending>>)>,
-    generation: u64,
-    ended: Option<EndReason>,
-    releases: Vec<Release>,
-}
-
-/// A connection's link to its tab. Dropping it without [`TabConnection::closed`] counts as
-/// closed too.
-pub struct TabConnection {
-    tracker: Tracker,
-    tab: Arc<Tab>,
-    generation: u64,
-    /// Whether this is the tab's first connection (a page load) rather than a reconnect.
-    first: bool,
-    ending: watch::Receiver<Option<Ending>>,
-    done: bool,
 }
 
 impl Tracker {
@@ -165,6 +176,7 @@ impl Tracker {
         releases: Option<mpsc::UnboundedSender<Vec<Release>>>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
+        let quota = Quota::per_second(REPORTS_PER_SECOND).allow_burst(REPORT_BURST);
         let tracker = Self {
             shared: Arc::new(Shared {
                 policy,
@@ -173,6 +185,7 @@ impl Tracker {
                 registry: Mutex::new(Registry::default()),
                 reaper: tx,
                 releases,
+                reports: RateLimiter::keyed(quota),
             }),
         };
         tokio::spawn(reaper::run(Arc::downgrade(&tracker.shared), rx));
@@ -202,12 +215,12 @@ impl Tracker {
     }
 
     /// Decides whether a connection asking to resume `app_session`, from a page whose script
-    /// chose the token `client`, may go to the app.
+    /// chose the token `client`, may go to the app, and with which of those ids.
     pub fn admit(
         &self,
         app_session: Option<&str>,
         client: Option<&str>,
-        login: Option<&LoginSession>,
+        login: Option<&Arc<LoginSession>>,
     ) -> Admission {
         let mut registry = self.registry();
         let now = Instant::now();
@@ -216,16 +229,20 @@ impl Tracker {
         if let Some(reason) = registry.ended_reason(app_session, client) {
             return Admission::Ended(reason);
         }
-        let resumes = app_session.is_some_and(|id| registry.by_app_session.contains_key(id))
-            || client.is_some_and(|token| registry.by_client.contains_key(token));
+        let entry = registry.entry(app_session, client, login);
+        let resumes = registry.owned_tab(&entry).is_some();
         if !resumes && self.over_user_cap(&registry, login) == Some(OnLimit::Refuse) {
             return Admission::OverUserCap;
         }
-        Admission::Allowed
+        Admission::Allowed(entry)
     }
 
     /// What to do for a new tab of `login`'s user, if they are at the limit.
-    fn over_user_cap(&self, registry: &Registry, login: Option<&LoginSession>) -> Option<OnLimit> {
+    fn over_user_cap(
+        &self,
+        registry: &Registry,
+        login: Option<&Arc<LoginSession>>,
+    ) -> Option<OnLimit> {
         let limit = self.shared.policy.max_per_user?;
         let open = registry
             .by_user
@@ -234,40 +251,37 @@ impl Tracker {
         (open >= limit).then_some(self.shared.policy.on_limit)
     }
 
-    /// Registers a new connection whose upgrade the app accepted. If `resume` names the app
-    /// session of a tab this tracker knows, or `client` the page token of one, the connection
-    /// joins that tab (a reconnect); otherwise it starts a new tab session.
+    /// Registers a new connection whose upgrade the app accepted. If `entry` names the app
+    /// session or the page token of a tab of this login, the connection joins that tab (a
+    /// reconnect); otherwise it starts a new tab session.
     ///
     /// `login` is the signed-in browser the tab belongs to. Over the per-user limit, the
-    /// user's oldest tab is ended or this one refused (`Err(EvictedUserCap)`), as configured.
+    /// user's oldest tab is ended or this one refused (`Err(OverUserCap)`), as configured.
     pub fn connect(
         &self,
-        resume: Option<&str>,
-        client: Option<&str>,
+        entry: &Entry,
         login: Option<Arc<LoginSession>>,
     ) -> Result<TabConnection, Refused> {
         let now = Instant::now();
         let mut registry = self.registry();
+        let (resume, client) = (entry.resume.as_deref(), entry.client.as_deref());
         if let Some(reason) = registry.ended_reason(resume, client) {
             return Err(Refused::Ended(reason));
         }
-        let existing = resume
-            .and_then(|id| registry.by_app_session.get(id))
-            .or_else(|| client.and_then(|token| registry.by_client.get(token)))
-            .and_then(|tab_id| registry.tabs.get(tab_id))
-            .cloned();
-        if let Some(tab) = existing {
-            if let Some(token) = client {
+        // Checked again: the tab may have changed hands while the app accepted.
+        let entry = registry.entry(resume, client, login.as_ref());
+        if let Some(tab) = registry.owned_tab(&entry) {
+            if let Some(token) = &entry.client {
                 let mut inner = lock(&tab.inner);
                 if inner.client.is_none() {
-                    inner.client = Some(token.to_owned());
-                    registry.by_client.insert(token.to_owned(), tab.id);
+                    inner.client = Some(token.clone());
+                    registry.by_client.insert(token.clone(), tab.id);
                 }
             }
             drop(registry);
             return Ok(self.attach(tab, now));
         }
-        let evict = match self.over_user_cap(&registry, login.as_deref()) {
+        let evict = match self.over_user_cap(&registry, login.as_ref()) {
             Some(OnLimit::Refuse) => return Err(Refused::OverUserCap),
             Some(OnLimit::EndOldest) => login
                 .as_ref()
@@ -289,24 +303,17 @@ impl Tracker {
             opened_at: now,
             login,
             last_activity_ms: AtomicU64::new(self.millis(now)),
-            inner: Mutex::new(TabInner {
-                app_session: resume.map(str::to_owned),
-                running: None,
-                requested: None,
-                disconnected_since: None,
-                hidden_since: None,
-                client: client.map(str::to_owned),
-                connection: Some((1, tx)),
-                generation: 1,
-                ended: None,
-                releases: Vec::new(),
-            }),
+            inner: Mutex::new(TabInner::new(
+                entry.resume.clone(),
+                entry.client.clone(),
+                tx,
+            )),
         });
-        if let Some(app_session) = resume {
-            registry.by_app_session.insert(app_session.to_owned(), id);
+        if let Some(app_session) = &entry.resume {
+            registry.by_app_session.insert(app_session.clone(), id);
         }
-        if let Some(token) = client {
-            registry.by_client.insert(token.to_owned(), id);
+        if let Some(token) = &entry.client {
+            registry.by_client.insert(token.clone(), id);
         }
         registry.tabs.insert(id, tab.clone());
         drop(registry);
@@ -315,19 +322,24 @@ impl Tracker {
         }
         tracing::info!(
             tab = id,
-            app_session = resume.map(short_hash).as_deref().unwrap_or("-"),
-            resumed = resume.is_some(),
+            app_session = entry
+                .resume
+                .as_deref()
+                .map(short_hash)
+                .as_deref()
+                .unwrap_or("-"),
+            resumed = entry.resume.is_some(),
+            script = entry.client.is_some(),
             "tab session started"
         );
         self.reschedule(id);
-        Ok(TabConnection {
-            tracker: self.clone(),
+        Ok(TabConnection::new(
+            self.clone(),
             tab,
-            generation: 1,
-            first: resume.is_none(),
-            ending: rx,
-            done: false,
-        })
+            1,
+            entry.resume.is_none(),
+            rx,
+        ))
     }
 
     fn attach(&self, tab: Arc<Tab>, now: Instant) -> TabConnection {
@@ -338,11 +350,18 @@ impl Tracker {
         let away = inner.disconnected_since.take().map(|since| now - since);
         // Another connection still holds the tab (a half-open socket): it is taken over.
         if let Some((_, old)) = inner.connection.replace((generation, tx)) {
+            inner.interrupted = inner.running.is_some() || inner.requested.is_some();
             let _ = old.send(Some(Ending {
                 reason: EndReason::Closed,
                 notify_browser: false,
             }));
         }
+        // A page that reconnects asks for a run by itself when one was cut short or the page
+        // runs fragments or timers; that first rerun is the page's, not a person's. Otherwise
+        // the first rerun after a reconnect is a person's like any other.
+        let page_reruns = inner.interrupted || inner.timers || inner.last_request_fragment;
+        inner.expect_page_rerun = page_reruns.then_some(now + PAGE_RERUN_WINDOW);
+        inner.interrupted = false;
         inner.running = None;
         inner.requested = None;
         drop(inner);
@@ -351,41 +370,7 @@ impl Tracker {
             away_ms = away.map(|d| d.as_millis() as u64).unwrap_or(0),
             "tab session reconnected"
         );
-        TabConnection {
-            tracker: self.clone(),
-            tab,
-            generation,
-            first: false,
-            ending: rx,
-            done: false,
-        }
-    }
-
-    /// Records activity for the tab holding `app_session` (an upload, say). Unknown ids are
-    /// ignored: they belong to no tab this process tracks.
-    pub fn activity_for_app_session(&self, app_session: &str) {
-        if let Some(tab) = self.tab_of(app_session) {
-            self.touch(&tab);
-        }
-    }
-
-    /// Remembers a release for the tab holding `app_session`, to replay when it ends.
-    pub fn record_release(&self, app_session: &str, release: Release) {
-        if let Some(tab) = self.tab_of(app_session) {
-            let mut inner = lock(&tab.inner);
-            inner.releases.retain(|r| r.path != release.path);
-            if inner.releases.len() >= RELEASE_CAP {
-                inner.releases.remove(0);
-            }
-            inner.releases.push(release);
-        }
-    }
-
-    /// Forgets the release for `path` (the page already released it itself).
-    pub fn forget_release(&self, app_session: &str, path: &str) {
-        if let Some(tab) = self.tab_of(app_session) {
-            lock(&tab.inner).releases.retain(|r| r.path != path);
-        }
+        TabConnection::new(self.clone(), tab, generation, false, rx)
     }
 
     fn tab_of(&self, app_session: &str) -> Option<Arc<Tab>> {
@@ -431,15 +416,14 @@ impl Tracker {
             }
             tab
         };
+        self.shared.reports.retain_recent();
         let mut inner = lock(&tab.inner);
         if inner.ended.is_some() {
             return false;
         }
         inner.ended = Some(reason);
         let releases = std::mem::take(&mut inner.releases);
-        if let (Some(queue), false) = (&self.shared.releases, releases.is_empty()) {
-            let _ = queue.send(releases);
-        }
+        self.release(releases);
         if let Some((_, conn)) = inner.connection.take() {
             let _ = conn.send(Some(Ending {
                 reason,
@@ -456,6 +440,7 @@ impl Tracker {
                 .as_deref()
                 .unwrap_or("-"),
             reason = reason.as_str(),
+            rule = inner.rule().as_str(),
             lifetime_s = (now - tab.opened_at).as_secs_f64(),
             idle_s = (now.saturating_duration_since(last)).as_secs_f64(),
             "tab session ended"
@@ -486,29 +471,48 @@ impl Tracker {
         policy::deadline(&self.state_of(&tab), &self.shared.policy)
     }
 
+    /// Which rule judges a tab now, if it is open.
+    pub fn rule_of(&self, id: TabId) -> Option<ActivityRule> {
+        let tab = self.registry().tabs.get(&id).cloned()?;
+        let rule = lock(&tab.inner).rule();
+        Some(rule)
+    }
+
     fn state_of(&self, tab: &Tab) -> TabState {
         let inner = lock(&tab.inner);
         TabState {
             opened_at: tab.opened_at,
             last_activity: self.instant(tab.last_activity_ms.load(Ordering::Relaxed)),
-            running: inner.running,
+            running: inner.running_cause(),
+            uploading: !inner.uploads.is_empty(),
             disconnected_since: inner.disconnected_since,
             hidden_since: inner.hidden_since,
             login: tab.login.as_ref().map(|login| login.clock()),
         }
     }
 
-    fn touch(&self, tab: &Tab) {
+    /// A person was active in the tab at `at` (now, or the time a report says).
+    fn touch_at(&self, tab: &Tab, at: Instant) {
         tab.last_activity_ms
-            .fetch_max(self.millis(Instant::now()), Ordering::Relaxed);
+            .fetch_max(self.millis(at), Ordering::Relaxed);
         if let Some(login) = &tab.login {
-            login.touch();
+            login.touch_at(at);
         }
+    }
+
+    fn touch(&self, tab: &Tab) {
+        self.touch_at(tab, Instant::now());
     }
 
     fn reschedule(&self, id: TabId) {
         // The reaper only stops when the tracker is gone, so a failed send has no one to tell.
         let _ = self.shared.reaper.send(id);
+    }
+
+    fn release(&self, releases: Vec<Release>) {
+        if let (Some(queue), false) = (&self.shared.releases, releases.is_empty()) {
+            let _ = queue.send(releases);
+        }
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -531,116 +535,40 @@ impl Registry {
             .and_then(|id| self.ended.get(id))
             .or_else(|| client.and_then(|token| self.ended_clients.get(token)))
     }
-}
 
-impl TabConnection {
-    /// The tab this connection belongs to.
-    pub fn tab_id(&self) -> TabId {
-        self.tab.id
-    }
-
-    /// Resolves when the tab ends (or another connection takes it over).
-    pub async fn ended(&self) -> Ending {
-        let mut ending = self.ending();
-        loop {
-            if let Some(ending) = *ending.borrow_and_update() {
-                return ending;
-            }
-            if ending.changed().await.is_err() {
-                // The sender is gone only when the tab was replaced without a message.
-                return Ending {
-                    reason: EndReason::Closed,
-                    notify_browser: false,
-                };
-            }
+    /// The ids a connection of `login` may use: an id that names another login's tab is
+    /// dropped, so it starts a tab of its own instead of taking that one over.
+    fn entry(
+        &self,
+        app_session: Option<&str>,
+        client: Option<&str>,
+        login: Option<&Arc<LoginSession>>,
+    ) -> Entry {
+        let usable = |index: &HashMap<String, TabId>, id: &str| {
+            index
+                .get(id)
+                .and_then(|tab| self.tabs.get(tab))
+                .is_none_or(|tab| tab.belongs_to(login))
+        };
+        Entry {
+            resume: app_session
+                .filter(|id| usable(&self.by_app_session, id))
+                .map(str::to_owned),
+            client: client
+                .filter(|token| usable(&self.by_client, token))
+                .map(str::to_owned),
         }
     }
 
-    /// A receiver that changes once, when the tab ends or another connection takes it over.
-    pub fn ending(&self) -> watch::Receiver<Option<Ending>> {
-        self.ending.clone()
-    }
-
-    /// Applies what the connection saw.
-    pub fn signal(&self, signal: Signal) {
-        let tracker = &self.tracker;
-        match signal {
-            Signal::Activity => tracker.touch(&self.tab),
-            Signal::RunRequested(cause) => {
-                // The run a page asks for right after it connects is automatic; on a fresh
-                // page load it is the person's own request, and counts as theirs.
-                let cause = match cause {
-                    RunCause::Reconnect if self.first => RunCause::Person,
-                    other => other,
-                };
-                if cause == RunCause::Person {
-                    tracker.touch(&self.tab);
-                }
-                let mut inner = lock(&self.tab.inner);
-                inner.requested = inner.requested.max(Some(cause));
-            }
-            Signal::Running(true) => {
-                let mut inner = lock(&self.tab.inner);
-                let cause = inner.requested.take().unwrap_or(RunCause::Timer);
-                inner.running = inner.running.max(Some(cause));
-            }
-            Signal::Running(false) => {
-                let finished = lock(&self.tab.inner).running.take();
-                if finished == Some(RunCause::Person) {
-                    // The person was waiting for this result; idle time starts now.
-                    tracker.touch(&self.tab);
-                }
-                if finished.is_some() {
-                    tracker.reschedule(self.tab.id);
-                }
-            }
-            Signal::SessionId(id) => self.learn_app_session(id),
-        }
-    }
-
-    fn learn_app_session(&self, id: String) {
-        let mut registry = self.tracker.registry();
-        let mut inner = lock(&self.tab.inner);
-        if inner.app_session.as_deref() == Some(id.as_str()) || inner.ended.is_some() {
-            return;
-        }
-        if let Some(old) = inner.app_session.replace(id.clone()) {
-            registry.by_app_session.remove(&old);
-        }
-        registry.by_app_session.insert(id, self.tab.id);
-    }
-
-    /// The connection is gone. The tab waits `tabs.reconnect_grace` for the browser to come
-    /// back, unless it has ended or another connection has taken it over.
-    pub fn closed(mut self) {
-        self.finish();
-    }
-
-    fn finish(&mut self) {
-        if std::mem::replace(&mut self.done, true) {
-            return;
-        }
-        let mut inner = lock(&self.tab.inner);
-        let current = matches!(inner.connection, Some((g, _)) if g == self.generation);
-        if inner.ended.is_some() || !current {
-            return;
-        }
-        inner.connection = None;
-        inner.running = None;
-        inner.requested = None;
-        inner.disconnected_since = Some(Instant::now());
-        drop(inner);
-        tracing::debug!(
-            tab = self.tab.id,
-            "tab connection closed; waiting for a reconnect"
-        );
-        self.tracker.reschedule(self.tab.id);
-    }
-}
-
-impl Drop for TabConnection {
-    fn drop(&mut self) {
-        self.finish();
+    /// The open tab an entry names (its app session first, then its page token).
+    fn owned_tab(&self, entry: &Entry) -> Option<Arc<Tab>> {
+        entry
+            .resume
+            .as_ref()
+            .and_then(|id| self.by_app_session.get(id))
+            .or_else(|| entry.client.as_ref().and_then(|t| self.by_client.get(t)))
+            .and_then(|id| self.tabs.get(id))
+            .cloned()
     }
 }
 

@@ -14,6 +14,9 @@ use crate::config::TabPolicy;
 pub enum EndReason {
     /// No human activity for `tabs.idle_timeout`.
     Idle,
+    /// The app kept running a script for `tabs.busy_timeout` after the last human activity
+    /// (a live loop nobody watches).
+    BusyIdle,
     /// Hidden in the background without activity for the hidden-tab limit.
     HiddenIdle,
     /// `tabs.max_lifetime` reached.
@@ -38,8 +41,9 @@ pub enum EndReason {
 
 impl EndReason {
     /// All reasons, for documentation and exhaustive tests.
-    pub const ALL: [EndReason; 11] = [
+    pub const ALL: [EndReason; 12] = [
         Self::Idle,
+        Self::BusyIdle,
         Self::HiddenIdle,
         Self::MaxLifetime,
         Self::Closed,
@@ -56,6 +60,7 @@ impl EndReason {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Idle => "idle",
+            Self::BusyIdle => "busy_idle",
             Self::HiddenIdle => "hidden_idle",
             Self::MaxLifetime => "max_lifetime",
             Self::Closed => "closed",
@@ -81,17 +86,33 @@ impl fmt::Display for EndReason {
     }
 }
 
-/// What made the app run its script, as far as idleness is concerned.
+/// What made the page ask the app for a script run, as far as idleness is concerned. Ordered
+/// from "surely a machine" to "surely a person": requests merged into one run keep the
+/// highest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum RunCause {
-    /// A timer in the page (an auto-refreshing fragment). Never keeps a tab alive.
+    /// A timer in the page the app itself marked as automatic (an auto-refreshing fragment).
+    /// Never keeps a tab alive.
     Timer,
-    /// The page's own rerun after it reconnected. Not activity, but the person may be
-    /// waiting for its result, so it suspends the idle limit while it runs.
+    /// The page asked, and nothing shows a person did: under the input rule, no person's
+    /// input came right before the request (a component on a timer, a lazy load, a script in
+    /// the page). Treated like [`RunCause::Timer`]; a late report of a person's input can
+    /// still make it [`RunCause::Person`].
+    Unattributed,
+    /// The page's own rerun after it reconnected (it repeats a run the connection cut). Not
+    /// activity, but the person may be waiting for its result, so it suspends the idle limit
+    /// while it runs, up to `tabs.busy_timeout`.
     Reconnect,
-    /// A person: a page load, a widget, a button. Suspends the idle limit while it runs, and
-    /// the idle time counts from the end of the run.
+    /// A person: a page load, a widget, a button. Suspends the idle limit while it runs (up
+    /// to `tabs.busy_timeout`), and the idle time counts from the end of the run.
     Person,
+}
+
+impl RunCause {
+    /// Whether a run of this cause holds the idle limit off while it runs.
+    pub fn is_awaited(self) -> bool {
+        matches!(self, Self::Person | Self::Reconnect)
+    }
 }
 
 /// What the policy needs to know about one tab session.
@@ -101,6 +122,8 @@ pub struct TabState {
     pub last_activity: Instant,
     /// The script run in progress, if any, and its cause.
     pub running: Option<RunCause>,
+    /// Whether the page is sending the app a file (an upload body is streaming).
+    pub uploading: bool,
     /// Since when the browser has been disconnected, if it is.
     pub disconnected_since: Option<Instant>,
     /// Since when the page has been hidden (in the background), if its script said so.
@@ -144,15 +167,22 @@ pub fn deadline(state: &TabState, policy: &TabPolicy) -> Option<Deadline> {
         at: since + policy.reconnect_grace,
         reason: EndReason::Closed,
     });
+    // Busy is not idle: a run the person waits for, or an upload, holds the idle limit off,
+    // but only up to `busy_timeout` after the last activity (a run nobody waits for, such as
+    // a live loop, does not hold a tab forever).
     let suspended = !policy.end_while_running
-        && matches!(state.running, Some(RunCause::Person | RunCause::Reconnect));
-    let idle = policy
-        .idle_timeout
-        .filter(|_| !suspended)
-        .map(|limit| Deadline {
+        && (state.running.is_some_and(RunCause::is_awaited) || state.uploading);
+    let idle = if suspended {
+        policy.busy_timeout.map(|limit| Deadline {
+            at: state.last_activity + limit,
+            reason: EndReason::BusyIdle,
+        })
+    } else {
+        policy.idle_timeout.map(|limit| Deadline {
             at: state.last_activity + limit,
             reason: EndReason::Idle,
-        });
+        })
+    };
     // A hidden tab's time counts from when it was hidden or last used, whichever is later.
     let hidden = state
         .hidden_since
@@ -194,6 +224,7 @@ mod tests {
             opened_at: t0,
             last_activity: t0,
             running: None,
+            uploading: false,
             disconnected_since: None,
             hidden_since: None,
             login: None,

@@ -16,6 +16,20 @@ async fn settle() {
     }
 }
 
+fn entry(resume: Option<&str>, client: Option<&str>) -> Entry {
+    Entry {
+        resume: resume.map(str::to_owned),
+        client: client.map(str::to_owned),
+    }
+}
+
+fn event(event: ReportEvent) -> Report {
+    Report {
+        event,
+        ..Report::check()
+    }
+}
+
 async fn ending_within(conn: &TabConnection, limit: Duration) -> Option<Ending> {
     tokio::time::timeout(limit, conn.ended()).await.ok()
 }
@@ -23,7 +37,7 @@ async fn ending_within(conn: &TabConnection, limit: Duration) -> Option<Ending> 
 #[tokio::test(start_paused = true)]
 async fn idle_tab_ends_at_its_deadline() {
     let tracker = Tracker::start(policy(60));
-    let conn = tracker.connect(None, None, None).unwrap();
+    let conn = tracker.connect(&entry(None, None), None).unwrap();
     advance(Duration::from_secs(59)).await;
     settle().await;
     assert_eq!(tracker.len(), 1);
@@ -38,10 +52,10 @@ async fn idle_tab_ends_at_its_deadline() {
 #[tokio::test(start_paused = true)]
 async fn activity_pushes_the_deadline_without_rearming() {
     let tracker = Tracker::start(policy(60));
-    let conn = tracker.connect(None, None, None).unwrap();
+    let conn = tracker.connect(&entry(None, None), None).unwrap();
     let t0 = Instant::now();
     advance(Duration::from_secs(50)).await;
-    conn.signal(Signal::Activity);
+    conn.signal(Signal::PersonMessage);
     let ending = ending_within(&conn, Duration::from_secs(120))
         .await
         .unwrap();
@@ -56,10 +70,13 @@ async fn activity_pushes_the_deadline_without_rearming() {
 #[tokio::test(start_paused = true)]
 async fn timer_reruns_do_not_keep_a_tab_alive() {
     let tracker = Tracker::start(policy(10));
-    let conn = tracker.connect(None, None, None).unwrap();
+    let conn = tracker.connect(&entry(None, None), None).unwrap();
     let t0 = Instant::now();
     let ending = loop {
-        conn.signal(Signal::RunRequested(RunCause::Timer));
+        conn.signal(Signal::RunRequested {
+            automatic: true,
+            fragment: true,
+        });
         conn.signal(Signal::Running(true));
         advance(Duration::from_millis(200)).await;
         conn.signal(Signal::Running(false));
@@ -74,8 +91,11 @@ async fn timer_reruns_do_not_keep_a_tab_alive() {
 #[tokio::test(start_paused = true)]
 async fn persons_long_run_is_not_ended_and_idle_restarts_after_it() {
     let tracker = Tracker::start(policy(10));
-    let conn = tracker.connect(None, None, None).unwrap();
-    conn.signal(Signal::RunRequested(RunCause::Person));
+    let conn = tracker.connect(&entry(None, None), None).unwrap();
+    conn.signal(Signal::RunRequested {
+        automatic: false,
+        fragment: false,
+    });
     conn.signal(Signal::Running(true));
     assert!(ending_within(&conn, Duration::from_secs(60))
         .await
@@ -96,8 +116,11 @@ async fn max_lifetime_applies_even_while_running() {
     let mut p = policy(10);
     p.max_lifetime = Some(Duration::from_secs(30));
     let tracker = Tracker::start(p);
-    let conn = tracker.connect(None, None, None).unwrap();
-    conn.signal(Signal::RunRequested(RunCause::Person));
+    let conn = tracker.connect(&entry(None, None), None).unwrap();
+    conn.signal(Signal::RunRequested {
+        automatic: false,
+        fragment: false,
+    });
     conn.signal(Signal::Running(true));
     let ending = ending_within(&conn, Duration::from_secs(31)).await.unwrap();
     assert_eq!(ending.reason, EndReason::MaxLifetime);
@@ -106,7 +129,7 @@ async fn max_lifetime_applies_even_while_running() {
 #[tokio::test(start_paused = true)]
 async fn closed_tab_ends_after_grace_and_cannot_be_resumed() {
     let tracker = Tracker::start(policy(600));
-    let conn = tracker.connect(None, None, None).unwrap();
+    let conn = tracker.connect(&entry(None, None), None).unwrap();
     conn.signal(Signal::SessionId("abc".into()));
     conn.closed();
     advance(Duration::from_secs(14)).await;
@@ -120,21 +143,24 @@ async fn closed_tab_ends_after_grace_and_cannot_be_resumed() {
         Admission::Ended(EndReason::Closed)
     );
     assert_eq!(
-        tracker.connect(Some("abc"), None, None).err(),
+        tracker.connect(&entry(Some("abc"), None), None).err(),
         Some(Refused::Ended(EndReason::Closed))
     );
-    assert_eq!(tracker.admit(Some("other"), None, None), Admission::Allowed);
+    assert_eq!(
+        tracker.admit(Some("other"), None, None),
+        Admission::Allowed(entry(Some("other"), None))
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn reconnect_within_grace_resumes_the_same_tab() {
     let tracker = Tracker::start(policy(600));
-    let conn = tracker.connect(None, None, None).unwrap();
+    let conn = tracker.connect(&entry(None, None), None).unwrap();
     let id = conn.tab_id();
     conn.signal(Signal::SessionId("abc".into()));
     conn.closed();
     advance(Duration::from_secs(10)).await;
-    let again = tracker.connect(Some("abc"), None, None).unwrap();
+    let again = tracker.connect(&entry(Some("abc"), None), None).unwrap();
     assert_eq!(again.tab_id(), id);
     advance(Duration::from_secs(30)).await;
     settle().await;
@@ -144,34 +170,97 @@ async fn reconnect_within_grace_resumes_the_same_tab() {
         .is_none());
 }
 
+const RERUN: Signal = Signal::RunRequested {
+    automatic: false,
+    fragment: false,
+};
+
 #[tokio::test(start_paused = true)]
 async fn reconnect_rerun_is_not_activity_but_page_load_rerun_is() {
     let tracker = Tracker::start(policy(60));
-    let first = tracker.connect(None, None, None).unwrap();
+    let first = tracker.connect(&entry(None, None), None).unwrap();
     let id = first.tab_id();
     first.signal(Signal::SessionId("s1".into()));
     advance(Duration::from_secs(30)).await;
-    first.signal(Signal::RunRequested(RunCause::Reconnect));
+    first.signal(RERUN);
     let d = tracker.deadline_of(id).unwrap();
     assert_eq!(
         d.at,
         Instant::now() + Duration::from_secs(60),
         "page load counts"
     );
+    // The connection drops while that run is asked for: the page asks again by itself.
     first.closed();
-    let again = tracker.connect(Some("s1"), None, None).unwrap();
-    advance(Duration::from_secs(20)).await;
-    again.signal(Signal::RunRequested(RunCause::Reconnect));
+    advance(Duration::from_secs(5)).await;
+    let again = tracker.connect(&entry(Some("s1"), None), None).unwrap();
+    again.signal(RERUN);
     let d2 = tracker.deadline_of(id).unwrap();
     assert_eq!(d2.at, d.at, "a reconnect's rerun is not activity");
+    // The next one is a person's.
+    advance(Duration::from_secs(1)).await;
+    again.signal(RERUN);
+    assert_eq!(
+        tracker.deadline_of(id).unwrap().at,
+        Instant::now() + Duration::from_secs(60)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_persons_first_click_after_a_reconnect_counts_when_the_page_reruns_nothing() {
+    let tracker = Tracker::start(policy(30));
+    let first = tracker.connect(&entry(None, None), None).unwrap();
+    let id = first.tab_id();
+    first.signal(Signal::SessionId("s1".into()));
+    first.signal(RERUN);
+    first.signal(Signal::Running(true));
+    first.signal(Signal::Running(false));
+    // A load balancer cuts the socket; no run was going, no fragment, no timer.
+    advance(Duration::from_secs(10)).await;
+    first.closed();
+    advance(Duration::from_millis(400)).await;
+    let again = tracker.connect(&entry(Some("s1"), None), None).unwrap();
+    advance(Duration::from_millis(300)).await;
+    again.signal(RERUN);
+    assert_eq!(
+        tracker.deadline_of(id).unwrap().at,
+        Instant::now() + Duration::from_secs(30),
+        "the click right after the reconnect counts"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_reconnect_a_page_with_timers_reruns_by_itself_first() {
+    let tracker = Tracker::start(policy(30));
+    let first = tracker.connect(&entry(None, None), None).unwrap();
+    let id = first.tab_id();
+    first.signal(Signal::SessionId("s1".into()));
+    first.signal(RERUN);
+    first.signal(Signal::TimerSet);
+    first.signal(Signal::Running(true));
+    first.signal(Signal::Running(false));
+    let before = tracker.deadline_of(id).unwrap().at;
+    first.closed();
+    advance(Duration::from_millis(500)).await;
+    let again = tracker.connect(&entry(Some("s1"), None), None).unwrap();
+    again.signal(RERUN);
+    assert_eq!(tracker.deadline_of(id).unwrap().at, before);
+    // Its expectation lapses: a rerun long after the reconnect is a person's again.
+    again.signal(Signal::Running(true));
+    again.signal(Signal::Running(false));
+    advance(Duration::from_secs(5)).await;
+    again.signal(RERUN);
+    assert_eq!(
+        tracker.deadline_of(id).unwrap().at,
+        Instant::now() + Duration::from_secs(30)
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn takeover_tells_the_old_connection_to_close_quietly() {
     let tracker = Tracker::start(policy(600));
-    let old = tracker.connect(None, None, None).unwrap();
+    let old = tracker.connect(&entry(None, None), None).unwrap();
     old.signal(Signal::SessionId("abc".into()));
-    let new = tracker.connect(Some("abc"), None, None).unwrap();
+    let new = tracker.connect(&entry(Some("abc"), None), None).unwrap();
     let ending = ending_within(&old, Duration::from_millis(10))
         .await
         .unwrap();
@@ -188,8 +277,8 @@ async fn takeover_tells_the_old_connection_to_close_quietly() {
 #[tokio::test(start_paused = true)]
 async fn end_all_ends_every_tab() {
     let tracker = Tracker::start(policy(600));
-    let a = tracker.connect(None, None, None).unwrap();
-    let _b = tracker.connect(None, None, None).unwrap();
+    let a = tracker.connect(&entry(None, None), None).unwrap();
+    let _b = tracker.connect(&entry(None, None), None).unwrap();
     assert_eq!(tracker.end_all(EndReason::Shutdown), 2);
     assert_eq!(a.ended().await.reason, EndReason::Shutdown);
     assert!(tracker.is_empty());
@@ -199,7 +288,7 @@ async fn end_all_ends_every_tab() {
 async fn many_tabs_end_on_time_from_one_queue() {
     let tracker = Tracker::start(policy(5));
     let conns: Vec<_> = (0..1000)
-        .map(|_| tracker.connect(None, None, None).unwrap())
+        .map(|_| tracker.connect(&entry(None, None), None).unwrap())
         .collect();
     advance(Duration::from_millis(4900)).await;
     settle().await;
@@ -224,7 +313,7 @@ fn release(path: &str) -> Release {
 async fn releases_of_an_ended_tab_are_handed_over_once() {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let tracker = Tracker::with_releases(policy(600), Some(tx));
-    let conn = tracker.connect(None, None, None).unwrap();
+    let conn = tracker.connect(&entry(None, None), None).unwrap();
     conn.signal(Signal::SessionId("s1".into()));
     tracker.record_release("s1", release("/u/s1/a"));
     tracker.record_release("s1", release("/u/s1/b"));
@@ -258,14 +347,17 @@ fn ends_in(status: TabStatus) -> Duration {
 #[tokio::test(start_paused = true)]
 async fn page_reports_reach_the_tab_of_its_token() {
     let tracker = Tracker::start(policy(60));
-    assert_eq!(tracker.report(TOKEN, TabReport::Check), TabStatus::Unknown);
-    let conn = tracker.connect(None, Some(TOKEN), None).unwrap();
+    assert_eq!(
+        tracker.report(TOKEN, None, &Report::check()),
+        TabStatus::Unknown
+    );
+    let conn = tracker.connect(&entry(None, Some(TOKEN)), None).unwrap();
     advance(Duration::from_secs(40)).await;
     assert_eq!(
-        ends_in(tracker.report(TOKEN, TabReport::Check)),
+        ends_in(tracker.report(TOKEN, None, &Report::check())),
         Duration::from_secs(20)
     );
-    let status = tracker.report(TOKEN, TabReport::Activity);
+    let status = tracker.report(TOKEN, None, &Report::input(Duration::ZERO));
     assert_eq!(ends_in(status), Duration::from_secs(60));
     assert!(matches!(
         status,
@@ -278,7 +370,7 @@ async fn page_reports_reach_the_tab_of_its_token() {
     ));
     tracker.end(conn.tab_id(), EndReason::Admin);
     assert_eq!(
-        tracker.report(TOKEN, TabReport::Activity),
+        tracker.report(TOKEN, None, &Report::input(Duration::ZERO)),
         TabStatus::Ended(EndReason::Admin)
     );
     // The page's reconnect is refused with the reason, like a resumed app session would be.
@@ -287,7 +379,7 @@ async fn page_reports_reach_the_tab_of_its_token() {
         Admission::Ended(EndReason::Admin)
     );
     assert_eq!(
-        tracker.connect(None, Some(TOKEN), None).err(),
+        tracker.connect(&entry(None, Some(TOKEN)), None).err(),
         Some(Refused::Ended(EndReason::Admin))
     );
 }
@@ -295,12 +387,12 @@ async fn page_reports_reach_the_tab_of_its_token() {
 #[tokio::test(start_paused = true)]
 async fn hidden_tab_ends_after_the_hidden_limit_and_visible_one_does_not() {
     let tracker = Tracker::start(hidden_policy(60, 10));
-    let hidden = tracker.connect(None, Some(TOKEN), None).unwrap();
+    let hidden = tracker.connect(&entry(None, Some(TOKEN)), None).unwrap();
     let visible = tracker
-        .connect(None, Some("BBBBBBBBBBBBBBBBBBBBBB"), None)
+        .connect(&entry(None, Some("BBBBBBBBBBBBBBBBBBBBBB")), None)
         .unwrap();
     let t0 = Instant::now();
-    let status = tracker.report(TOKEN, TabReport::Hidden);
+    let status = tracker.report(TOKEN, None, &event(ReportEvent::Hidden));
     assert_eq!(ends_in(status), Duration::from_secs(10));
     let ending = ending_within(&hidden, Duration::from_secs(30))
         .await
@@ -315,12 +407,12 @@ async fn hidden_tab_ends_after_the_hidden_limit_and_visible_one_does_not() {
 #[tokio::test(start_paused = true)]
 async fn becoming_visible_is_not_activity_but_restores_the_idle_limit() {
     let tracker = Tracker::start(hidden_policy(60, 30));
-    let _conn = tracker.connect(None, Some(TOKEN), None).unwrap();
+    let _conn = tracker.connect(&entry(None, Some(TOKEN)), None).unwrap();
     advance(Duration::from_secs(20)).await;
-    tracker.report(TOKEN, TabReport::Hidden);
+    tracker.report(TOKEN, None, &event(ReportEvent::Hidden));
     advance(Duration::from_secs(25)).await;
     // Hidden 25s of 30: 5s left; when shown, the idle limit counts from the last activity.
-    let status = tracker.report(TOKEN, TabReport::Visible);
+    let status = tracker.report(TOKEN, None, &event(ReportEvent::Visible));
     assert_eq!(ends_in(status), Duration::from_secs(15));
 }
 
@@ -331,9 +423,9 @@ async fn reports_cannot_extend_a_tab_past_its_lifetime() {
         ..policy(60)
     };
     let tracker = Tracker::start(p);
-    let conn = tracker.connect(None, Some(TOKEN), None).unwrap();
+    let conn = tracker.connect(&entry(None, Some(TOKEN)), None).unwrap();
     advance(Duration::from_secs(50)).await;
-    let status = tracker.report(TOKEN, TabReport::Activity);
+    let status = tracker.report(TOKEN, None, &Report::input(Duration::ZERO));
     assert!(matches!(
         status,
         TabStatus::Open {
@@ -350,10 +442,10 @@ async fn reports_cannot_extend_a_tab_past_its_lifetime() {
 #[tokio::test(start_paused = true)]
 async fn a_reconnect_with_the_page_token_resumes_the_tab() {
     let tracker = Tracker::start(policy(60));
-    let first = tracker.connect(None, Some(TOKEN), None).unwrap();
+    let first = tracker.connect(&entry(None, Some(TOKEN)), None).unwrap();
     let id = first.tab_id();
     first.closed();
-    let again = tracker.connect(None, Some(TOKEN), None).unwrap();
+    let again = tracker.connect(&entry(None, Some(TOKEN)), None).unwrap();
     assert_eq!(again.tab_id(), id);
     assert_eq!(tracker.len(), 1);
 }
@@ -378,13 +470,17 @@ async fn an_idle_login_ends_all_its_tabs_and_activity_in_one_keeps_both() {
     let store = crate::auth::LoginStore::default();
     let tracker = Tracker::start(login_policy(30));
     let login = store.create(identity("alice"));
-    let a = tracker.connect(None, None, Some(login.clone())).unwrap();
-    let b = tracker.connect(None, None, Some(login.clone())).unwrap();
+    let a = tracker
+        .connect(&entry(None, None), Some(login.clone()))
+        .unwrap();
+    let b = tracker
+        .connect(&entry(None, None), Some(login.clone()))
+        .unwrap();
     let t0 = Instant::now();
     // Activity in tab b only, for a minute: both stay, though a sees nothing.
     for _ in 0..6 {
         advance(Duration::from_secs(10)).await;
-        b.signal(Signal::Activity);
+        b.signal(Signal::PersonMessage);
         settle().await;
         assert_eq!(tracker.len(), 2);
     }
@@ -409,10 +505,18 @@ async fn over_the_user_limit_the_oldest_tab_ends_or_the_new_one_is_refused() {
     });
     let alice = store.create(identity("alice"));
     let bob = store.create(identity("bob"));
-    let first = tracker.connect(None, None, Some(alice.clone())).unwrap();
-    let _second = tracker.connect(None, None, Some(alice.clone())).unwrap();
-    let _bobs = tracker.connect(None, None, Some(bob.clone())).unwrap();
-    let _third = tracker.connect(None, None, Some(alice.clone())).unwrap();
+    let first = tracker
+        .connect(&entry(None, None), Some(alice.clone()))
+        .unwrap();
+    let _second = tracker
+        .connect(&entry(None, None), Some(alice.clone()))
+        .unwrap();
+    let _bobs = tracker
+        .connect(&entry(None, None), Some(bob.clone()))
+        .unwrap();
+    let _third = tracker
+        .connect(&entry(None, None), Some(alice.clone()))
+        .unwrap();
     let ending = ending_within(&first, Duration::from_secs(1)).await.unwrap();
     assert_eq!(ending.reason, EndReason::EvictedUserCap);
     assert_eq!(tracker.len(), 3);
@@ -423,22 +527,245 @@ async fn over_the_user_limit_the_oldest_tab_ends_or_the_new_one_is_refused() {
         ..login_policy(600)
     });
     let _one = refusing
-        .connect(None, Some(TOKEN), Some(alice.clone()))
+        .connect(&entry(None, Some(TOKEN)), Some(alice.clone()))
         .unwrap();
     assert_eq!(
         refusing.admit(None, None, Some(&alice)),
         Admission::OverUserCap
     );
     assert_eq!(
-        refusing.connect(None, None, Some(alice.clone())).err(),
+        refusing
+            .connect(&entry(None, None), Some(alice.clone()))
+            .err(),
         Some(Refused::OverUserCap)
     );
     // The same page reconnecting is not a new tab.
     assert_eq!(
         refusing.admit(None, Some(TOKEN), Some(&alice)),
-        Admission::Allowed
+        Admission::Allowed(entry(None, Some(TOKEN)))
     );
-    assert_eq!(refusing.admit(None, None, Some(&bob)), Admission::Allowed);
+    assert_eq!(
+        refusing.admit(None, None, Some(&bob)),
+        Admission::Allowed(Entry::default())
+    );
     assert_eq!(refusing.end_user("alice", EndReason::Logout), 1);
     assert!(refusing.is_empty());
+}
+
+/// A tab whose page script has reported (the input rule judges it), opened at the returned
+/// instant, whose page-load run has finished.
+async fn scripted_tab(tracker: &Tracker, token: &str) -> (TabConnection, Instant) {
+    let conn = tracker.connect(&entry(None, Some(token)), None).unwrap();
+    let opened = Instant::now();
+    conn.signal(RERUN);
+    conn.signal(Signal::Running(true));
+    conn.signal(Signal::Running(false));
+    tracker.report(token, None, &Report::check());
+    assert_eq!(tracker.rule_of(conn.tab_id()), Some(ActivityRule::Input));
+    (conn, opened)
+}
+
+fn sends(ages_ms: &[u64]) -> Report {
+    Report {
+        human_sends: ages_ms
+            .iter()
+            .map(|ms| Duration::from_millis(*ms))
+            .collect(),
+        ..Report::check()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn under_the_input_rule_reruns_nobody_caused_are_not_activity_but_input_is() {
+    let tracker = Tracker::start(policy(60));
+    let (conn, opened) = scripted_tab(&tracker, TOKEN).await;
+    let id = conn.tab_id();
+    // A component on a timer: reruns every 2 s, never with a person's input.
+    for _ in 0..10 {
+        advance(Duration::from_secs(2)).await;
+        conn.signal(RERUN);
+        conn.signal(Signal::Running(true));
+        conn.signal(Signal::Running(false));
+        conn.signal(Signal::PersonMessage);
+    }
+    assert_eq!(
+        tracker.deadline_of(id).unwrap().at,
+        opened + Duration::from_secs(60)
+    );
+    // Input reported 3 s after it happened counts from when it happened.
+    let status = tracker.report(TOKEN, None, &Report::input(Duration::from_secs(3)));
+    assert_eq!(ends_in(status), Duration::from_secs(57));
+    let input_at = Instant::now() - Duration::from_secs(3);
+    let ending = ending_within(&conn, Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert_eq!(ending.reason, EndReason::Idle);
+    let late = Instant::now() - (input_at + Duration::from_secs(60));
+    assert!(late <= Duration::from_millis(5), "{late:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_the_page_reports_as_a_persons_holds_the_idle_limit_off() {
+    let tracker = Tracker::start(TabPolicy {
+        busy_timeout: Some(Duration::from_secs(600)),
+        ..policy(60)
+    });
+    let (conn, _) = scripted_tab(&tracker, TOKEN).await;
+    let id = conn.tab_id();
+    advance(Duration::from_secs(10)).await;
+    // The click's message arrives first, its report a moment later.
+    conn.signal(RERUN);
+    conn.signal(Signal::Running(true));
+    assert_eq!(tracker.deadline_of(id).unwrap().reason, EndReason::Idle);
+    advance(Duration::from_millis(30)).await;
+    tracker.report(TOKEN, None, &sends(&[40]));
+    let busy = tracker.deadline_of(id).unwrap();
+    assert_eq!(busy.reason, EndReason::BusyIdle, "the person waits for it");
+    // Two minutes of computing, then the idle time counts from the result.
+    advance(Duration::from_secs(120)).await;
+    settle().await;
+    assert_eq!(tracker.len(), 1);
+    conn.signal(Signal::Running(false));
+    assert_eq!(
+        tracker.deadline_of(id).unwrap().at,
+        Instant::now() + Duration::from_secs(60)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_report_that_comes_before_its_message_attributes_it() {
+    let tracker = Tracker::start(TabPolicy {
+        busy_timeout: Some(Duration::from_secs(600)),
+        ..policy(60)
+    });
+    let (conn, _) = scripted_tab(&tracker, TOKEN).await;
+    tracker.report(TOKEN, None, &sends(&[0]));
+    advance(Duration::from_millis(20)).await;
+    conn.signal(RERUN);
+    conn.signal(Signal::Running(true));
+    assert_eq!(
+        tracker.deadline_of(conn.tab_id()).unwrap().reason,
+        EndReason::BusyIdle
+    );
+    // One send, one message: the timer's rerun half a second later is not the person's.
+    conn.signal(Signal::Running(false));
+    advance(Duration::from_millis(500)).await;
+    conn.signal(RERUN);
+    conn.signal(Signal::Running(true));
+    assert_eq!(
+        tracker.deadline_of(conn.tab_id()).unwrap().reason,
+        EndReason::Idle
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_nobody_waits_for_ends_after_the_busy_limit() {
+    let tracker = Tracker::start(TabPolicy {
+        busy_timeout: Some(Duration::from_secs(120)),
+        ..policy(60)
+    });
+    let conn = tracker.connect(&entry(None, None), None).unwrap();
+    let opened = Instant::now();
+    // A page whose first run never finishes (a `while True` live loop).
+    conn.signal(RERUN);
+    conn.signal(Signal::Running(true));
+    let ending = ending_within(&conn, Duration::from_secs(300))
+        .await
+        .unwrap();
+    assert_eq!(ending.reason, EndReason::BusyIdle);
+    let lived = Instant::now() - opened;
+    assert!(
+        lived >= Duration::from_secs(120) && lived <= Duration::from_millis(120_005),
+        "{lived:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_upload_keeps_its_tab_busy_and_idle_time_counts_from_its_end() {
+    let tracker = Tracker::start(TabPolicy {
+        busy_timeout: Some(Duration::from_secs(600)),
+        ..policy(20)
+    });
+    let conn = tracker.connect(&entry(None, None), None).unwrap();
+    conn.signal(Signal::SessionId("s1".into()));
+    let upload = tracker.upload_started("s1").expect("the tab is open");
+    // Forty seconds of upload body, twice the idle limit.
+    advance(Duration::from_secs(40)).await;
+    settle().await;
+    assert_eq!(tracker.len(), 1, "not ended mid-upload");
+    drop(upload);
+    let done = Instant::now();
+    let ending = ending_within(&conn, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(ending.reason, EndReason::Idle);
+    assert!(Instant::now() - done >= Duration::from_secs(20));
+    assert!(tracker.upload_started("s1").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_upload_answered_after_its_tab_ended_is_released_at_once() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let tracker = Tracker::with_releases(policy(600), Some(tx));
+    let conn = tracker.connect(&entry(None, None), None).unwrap();
+    conn.signal(Signal::SessionId("s1".into()));
+    let upload = tracker.upload_started("s1").unwrap();
+    assert!(tracker.end(conn.tab_id(), EndReason::Logout));
+    tracker.record_release("s1", release("/u/s1/late"));
+    drop(upload);
+    assert_eq!(rx.recv().await.unwrap(), vec![release("/u/s1/late")]);
+    // An app session this tracker never had is not its business.
+    tracker.record_release("never", release("/u/never/x"));
+    assert!(rx.try_recv().is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_login_can_neither_report_on_nor_take_over_a_tab() {
+    let store = crate::auth::LoginStore::default();
+    let tracker = Tracker::start(login_policy(600));
+    let alice = store.create(identity("alice"));
+    let bob = store.create(identity("bob"));
+    let alices = tracker
+        .connect(&entry(None, Some(TOKEN)), Some(alice.clone()))
+        .unwrap();
+    alices.signal(Signal::SessionId("s-alice".into()));
+    let id = alices.tab_id();
+    advance(Duration::from_secs(100)).await;
+    let before = tracker.deadline_of(id).unwrap();
+    for login in [None, Some(&bob)] {
+        let status = tracker.report(TOKEN, login, &Report::input(Duration::ZERO));
+        assert_eq!(status, TabStatus::Unknown);
+    }
+    assert_eq!(tracker.deadline_of(id).unwrap(), before, "unchanged");
+    assert_eq!(tracker.rule_of(id), Some(ActivityRule::Messages));
+    // Bob naming Alice's token and app session gets neither.
+    assert_eq!(
+        tracker.admit(Some("s-alice"), Some(TOKEN), Some(&bob)),
+        Admission::Allowed(Entry::default())
+    );
+    let bobs = tracker
+        .connect(&entry(Some("s-alice"), Some(TOKEN)), Some(bob.clone()))
+        .unwrap();
+    assert_ne!(bobs.tab_id(), id);
+    assert!(ending_within(&alices, Duration::from_millis(10))
+        .await
+        .is_none());
+    // Alice's own report still works.
+    let status = tracker.report(TOKEN, Some(&alice), &Report::input(Duration::ZERO));
+    assert!(matches!(status, TabStatus::Open { .. }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_reports_is_not_more_activity() {
+    let tracker = Tracker::start(policy(60));
+    let (conn, _) = scripted_tab(&tracker, TOKEN).await;
+    advance(Duration::from_secs(30)).await;
+    for _ in 0..50 {
+        tracker.report(TOKEN, None, &Report::input(Duration::from_secs(30)));
+    }
+    let status = tracker.report(TOKEN, None, &Report::input(Duration::ZERO));
+    assert_eq!(
+        ends_in(status),
+        Duration::from_secs(30),
+        "reports past the rate change nothing"
+    );
+    drop(conn);
 }

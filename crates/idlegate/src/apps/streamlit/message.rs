@@ -30,9 +30,11 @@ mod tests;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackMsgKind {
     /// `rerun_script`; `is_auto_rerun` is set for timer-driven fragment
-    /// reruns, which are not human activity.
+    /// reruns, which are not human activity; `fragment` when it names a
+    /// fragment (`ClientState.fragment_id` not empty) rather than the page.
     RerunScript {
         is_auto_rerun: bool,
+        fragment: bool,
     },
     StopScript,
     ClearCache,
@@ -63,6 +65,14 @@ mod back {
     pub const FILE_URLS_REQUEST: u32 = 16;
     pub const APP_HEARTBEAT: u32 = 17;
     pub const BACKEND_OPERATION_REQUEST: u32 = 19;
+    /// `BackendOperationRequest.dataframe_chunk`, and the payloads it competes with.
+    pub const BACKEND_DATAFRAME_CHUNK: u32 = 6;
+    pub const BACKEND_OTHER_PAYLOADS: [u32; 3] = [3, 4, 5];
+    /// `DataframeChunkRequestPayload.source_id` and `.sort`.
+    pub const CHUNK_SOURCE_ID: u32 = 1;
+    pub const CHUNK_SORT: u32 = 4;
+    /// `ClientState.fragment_id`.
+    pub const CLIENT_STATE_FRAGMENT_ID: u32 = 5;
     /// `ClientState.is_auto_rerun`.
     pub const CLIENT_STATE_IS_AUTO_RERUN: u32 = 6;
 }
@@ -78,6 +88,7 @@ fn back_member(field: u32) -> Option<(BackMsgKind, WireType)> {
         back::RERUN_SCRIPT => (
             K::RerunScript {
                 is_auto_rerun: false,
+                fragment: false,
             },
             Len,
         ),
@@ -95,20 +106,54 @@ fn back_member(field: u32) -> Option<(BackMsgKind, WireType)> {
 enum BackCtx {
     BackMsg,
     ClientState,
+    BackendOperation,
+    DataframeChunk,
+}
+
+/// A lazily loaded table's request for rows (`backend_operation_request.dataframe_chunk`):
+/// which table source, and which sort order, as hashes of their bytes (`sort` is 0 when
+/// the rows are unsorted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChunkRequest {
+    pub source: u64,
+    pub sort: u64,
+}
+
+/// 64-bit FNV-1a, fed in pieces.
+#[derive(Clone, Copy, Debug)]
+struct Fnv(u64);
+
+impl Fnv {
+    const START: Fnv = Fnv(0xcbf2_9ce4_8422_2325);
+
+    fn feed(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
 struct BackState {
-    /// The last known `type` member seen, with `is_auto_rerun` merged across
-    /// repeated `rerun_script` occurrences.
+    /// The last known `type` member seen, with `is_auto_rerun` and `fragment`
+    /// merged across repeated `rerun_script` occurrences.
     kind: Option<BackMsgKind>,
     unknown: Option<u32>,
+    /// The dataframe chunk request of a `backend_operation_request`: its
+    /// source id and sort hashed so far.
+    chunk: Option<(Fnv, Option<Fnv>)>,
+}
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self::START
+    }
 }
 
 impl BackState {
     fn set_member(&mut self, kind: BackMsgKind) {
         // A repeated rerun_script merges into the previous ClientState, so
-        // an earlier is_auto_rerun survives unless this occurrence sets it.
+        // earlier fields survive unless this occurrence sets them.
         let merged = matches!(
             (self.kind, kind),
             (
@@ -118,6 +163,7 @@ impl BackState {
         );
         if !merged {
             self.kind = Some(kind);
+            self.chunk = None;
         }
     }
 }
@@ -140,25 +186,70 @@ impl Visitor for BackState {
             }
             BackCtx::ClientState => {
                 if field == back::CLIENT_STATE_IS_AUTO_RERUN {
-                    self.kind = Some(BackMsgKind::RerunScript {
-                        is_auto_rerun: value != 0,
-                    });
+                    if let Some(BackMsgKind::RerunScript { is_auto_rerun, .. }) = &mut self.kind {
+                        *is_auto_rerun = value != 0;
+                    }
                 }
+            }
+            BackCtx::BackendOperation | BackCtx::DataframeChunk => {}
+        }
+    }
+
+    fn bytes(&mut self, ctx: BackCtx, field: u32, piece: &[u8]) {
+        if let (BackCtx::DataframeChunk, Some((source, sort))) = (ctx, &mut self.chunk) {
+            match field {
+                back::CHUNK_SOURCE_ID => source.feed(piece),
+                back::CHUNK_SORT => sort.get_or_insert(Fnv::START).feed(piece),
+                _ => {}
             }
         }
     }
 
-    fn len_field(&mut self, ctx: BackCtx, field: u32, _len: u64) -> LenAction<BackCtx> {
-        if ctx != BackCtx::BackMsg {
+    fn len_field(&mut self, ctx: BackCtx, field: u32, len: u64) -> LenAction<BackCtx> {
+        match (ctx, field) {
+            (BackCtx::BackendOperation, back::BACKEND_DATAFRAME_CHUNK) => {
+                // The payload oneof: this member replaces any other.
+                if self.chunk.is_none() {
+                    self.chunk = Some((Fnv::START, None));
+                }
+                return LenAction::Descend(BackCtx::DataframeChunk);
+            }
+            (BackCtx::BackendOperation, other) => {
+                if back::BACKEND_OTHER_PAYLOADS.contains(&other) {
+                    self.chunk = None;
+                }
+                return LenAction::Skip;
+            }
+            (BackCtx::DataframeChunk, back::CHUNK_SOURCE_ID) => {
+                // A string: the last occurrence wins.
+                if let Some((source, _)) = &mut self.chunk {
+                    *source = Fnv::START;
+                }
+                return LenAction::Capture;
+            }
+            // A message: repeated occurrences merge, so their bytes all count.
+            (BackCtx::DataframeChunk, back::CHUNK_SORT) => return LenAction::Capture,
+            (BackCtx::DataframeChunk, _) => return LenAction::Skip,
+            _ => {}
+        }
+        if ctx == BackCtx::ClientState {
+            // A string: the last occurrence wins, and an empty one clears it.
+            if field == back::CLIENT_STATE_FRAGMENT_ID {
+                if let Some(BackMsgKind::RerunScript { fragment, .. }) = &mut self.kind {
+                    *fragment = len > 0;
+                }
+            }
             return LenAction::Skip;
         }
         match back_member(field) {
             Some((kind, WireType::Len)) => {
                 self.set_member(kind);
-                if field == back::RERUN_SCRIPT {
-                    LenAction::Descend(BackCtx::ClientState)
-                } else {
-                    LenAction::Skip
+                match field {
+                    back::RERUN_SCRIPT => LenAction::Descend(BackCtx::ClientState),
+                    back::BACKEND_OPERATION_REQUEST => {
+                        LenAction::Descend(BackCtx::BackendOperation)
+                    }
+                    _ => LenAction::Skip,
                 }
             }
             _ => LenAction::Skip,
@@ -169,9 +260,11 @@ impl Visitor for BackState {
 /// Classifies one `BackMsg` at a time from its bytes, fed in any chunking.
 #[derive(Clone, Debug)]
 pub struct BackMsgScanner {
-    walker: Walker<BackCtx, 1>,
+    walker: Walker<BackCtx, 2>,
     state: BackState,
     failed: Option<ProtoError>,
+    /// The chunk request of the message `finish` last returned, if it was one.
+    chunk: Option<ChunkRequest>,
 }
 
 impl Default for BackMsgScanner {
@@ -186,6 +279,7 @@ impl BackMsgScanner {
             walker: Walker::new(BackCtx::BackMsg),
             state: BackState::default(),
             failed: None,
+            chunk: None,
         }
     }
 
@@ -208,15 +302,28 @@ impl BackMsgScanner {
         let failed = self.failed.take();
         let walked = self.walker.finish();
         let state = std::mem::take(&mut self.state);
+        self.chunk = None;
         if let Some(err) = failed {
             return Err(err);
         }
         walked?;
+        if state.kind == Some(BackMsgKind::BackendOperationRequest) {
+            self.chunk = state.chunk.map(|(source, sort)| ChunkRequest {
+                source: source.0,
+                sort: sort.map_or(0, |sort| sort.0),
+            });
+        }
         Ok(match (state.kind, state.unknown) {
             (Some(kind), _) => kind,
             (None, Some(field)) => BackMsgKind::Unknown(field),
             (None, None) => BackMsgKind::Empty,
         })
+    }
+
+    /// The table-rows request the message `finish` last returned carried, if it was a
+    /// `backend_operation_request` for a `dataframe_chunk`.
+    pub fn chunk(&self) -> Option<ChunkRequest> {
+        self.chunk
     }
 
     /// Discards the message in progress.

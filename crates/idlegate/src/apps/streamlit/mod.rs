@@ -2,10 +2,10 @@
 //!
 //! - Session socket: `<base>/_stcore/stream`. The page names the session it wants to resume
 //!   in the third entry of `Sec-WebSocket-Protocol` (`streamlit, <xsrf>, <session id>`).
-//! - Browser→app messages are `BackMsg` protobufs: a `rerun_script` without
-//!   `is_auto_rerun` is a person (except the page's own rerun right after it connects),
-//!   `is_auto_rerun` is a fragment timer; stop, clear-cache, file and data requests are a
-//!   person; heartbeats are not.
+//! - Browser→app messages are `BackMsg` protobufs: `rerun_script` is a run request,
+//!   automatic when `is_auto_rerun` is set (a fragment timer); whether the others are a
+//!   person is the tracker's call. Stop and clear-cache are a person's; heartbeats, git info,
+//!   upload URLs and lazy-table rows are not (the page sends them by itself).
 //! - App→browser messages are `ForwardMsg`s: `new_session` carries the session id and
 //!   `session_status_changed` says whether the script runs.
 //! - Ending: `ForwardMsg{auth_redirect{url}}` navigates the page away without any client
@@ -19,19 +19,18 @@ pub mod message;
 pub mod protowire;
 pub mod reclaim;
 
-use std::time::Duration;
+use std::collections::VecDeque;
 
 use http::{HeaderMap, Method};
-use tokio::time::Instant;
 
 use super::{App, DecodeError, MessageDecoder, UploadEvent};
-use crate::tracker::{Release, RunCause, Signal};
+use crate::tracker::{Release, Signal};
 use message::{BackMsgKind, BackMsgScanner, ForwardMsgScanner};
 
-/// A page's rerun request this soon after its socket opened is the page's own automatic rerun.
-const CONNECT_RERUN_WINDOW: Duration = Duration::from_secs(5);
 /// `ForwardMsg.session_status_changed`.
 const FORWARD_SESSION_STATUS_CHANGED: u32 = 9;
+/// `ForwardMsg.auto_rerun`: the page is to ask for a fragment run on a timer.
+const FORWARD_AUTO_RERUN: u32 = 21;
 
 /// Streamlit behind idlegate.
 pub struct Streamlit {
@@ -77,12 +76,15 @@ impl App for Streamlit {
         resume_id(headers)
     }
 
+    fn forget_resume(&self, headers: &mut HeaderMap) {
+        forget_resume(headers);
+    }
+
     fn decoders(&self) -> (Box<dyn MessageDecoder>, Box<dyn MessageDecoder>) {
         (
             Box::new(BrowserDecoder {
                 scanner: BackMsgScanner::new(),
-                opened: Instant::now(),
-                reran: false,
+                sorts: Sorts::default(),
             }),
             Box::new(AppDecoder {
                 scanner: ForwardMsgScanner::new(),
@@ -173,15 +175,80 @@ fn resume_id(headers: &HeaderMap) -> Option<String> {
     plausible.then(|| id.to_owned())
 }
 
+/// Keeps the first two entries of `Sec-WebSocket-Protocol` (subprotocol and XSRF token) and
+/// drops the session id after them.
+fn forget_resume(headers: &mut HeaderMap) {
+    let kept: Vec<String> = headers
+        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|entry| entry.trim().to_owned())
+        .take(2)
+        .collect();
+    headers.remove(http::header::SEC_WEBSOCKET_PROTOCOL);
+    if let Ok(value) = http::HeaderValue::from_str(&kept.join(", ")) {
+        if !kept.is_empty() {
+            headers.insert(http::header::SEC_WEBSOCKET_PROTOCOL, value);
+        }
+    }
+}
+
 fn decode_error(e: impl std::fmt::Display) -> DecodeError {
     DecodeError(e.to_string())
 }
 
+/// At most this many table sources and sort orders are remembered per connection.
+const SORT_MEMORY: usize = 16;
+
 /// Browser→app: `BackMsg`.
 struct BrowserDecoder {
     scanner: BackMsgScanner,
-    opened: Instant,
-    reran: bool,
+    sorts: Sorts,
+}
+
+/// The sort orders a page's lazily loaded tables asked for. A page asks for rows by itself
+/// (after a refresh its tables get new sources and fetch again, in the same order), and when
+/// a person scrolls; only a person changes how a table is sorted. So a request for rows is a
+/// person's when it sorts a known source differently from before, or sorts a new source in an
+/// order none of the page's recent requests used.
+#[derive(Default)]
+struct Sorts {
+    /// Recent sources and the sort each last asked for, oldest first.
+    by_source: VecDeque<(u64, u64)>,
+    /// Recent sort orders of any source, oldest first.
+    orders: VecDeque<u64>,
+}
+
+impl Sorts {
+    /// Records a request; returns whether it changed a sort (a person did).
+    fn changed(&mut self, chunk: message::ChunkRequest) -> bool {
+        let known = self
+            .by_source
+            .iter()
+            .position(|(source, _)| *source == chunk.source);
+        let changed = match known {
+            Some(index) => self
+                .by_source
+                .remove(index)
+                .is_some_and(|(_, sort)| sort != chunk.sort),
+            // A new source: the page loading or refreshing a table, unless it asks for an
+            // order the page has not used (a person sorted a table it just loaded).
+            None => chunk.sort != 0 && !self.orders.contains(&chunk.sort),
+        };
+        remember(&mut self.by_source, (chunk.source, chunk.sort));
+        if !self.orders.contains(&chunk.sort) {
+            remember(&mut self.orders, chunk.sort);
+        }
+        changed
+    }
+}
+
+fn remember<T>(queue: &mut VecDeque<T>, item: T) {
+    if queue.len() == SORT_MEMORY {
+        queue.pop_front();
+    }
+    queue.push_back(item);
 }
 
 impl MessageDecoder for BrowserDecoder {
@@ -194,29 +261,31 @@ impl MessageDecoder for BrowserDecoder {
     }
 
     fn finish(&mut self, emit: &mut dyn FnMut(Signal)) -> Result<(), DecodeError> {
-        let kind = self.scanner.finish().map_err(decode_error)?;
-        match kind {
+        match self.scanner.finish().map_err(decode_error)? {
             BackMsgKind::RerunScript {
-                is_auto_rerun: true,
-            } => emit(Signal::RunRequested(RunCause::Timer)),
-            BackMsgKind::RerunScript {
-                is_auto_rerun: false,
-            } => {
-                let first = !std::mem::replace(&mut self.reran, true);
-                let cause = if first && self.opened.elapsed() < CONNECT_RERUN_WINDOW {
-                    RunCause::Reconnect
-                } else {
-                    RunCause::Person
-                };
-                emit(Signal::RunRequested(cause));
+                is_auto_rerun,
+                fragment,
+            } => emit(Signal::RunRequested {
+                automatic: is_auto_rerun,
+                fragment,
+            }),
+            // Only a person stops a run or clears the cache (the page's menu).
+            BackMsgKind::StopScript | BackMsgKind::ClearCache => emit(Signal::PersonMessage),
+            // Table rows: a person's only when they change a sort (see `Sorts`).
+            BackMsgKind::BackendOperationRequest => {
+                if let Some(chunk) = self.scanner.chunk() {
+                    if self.sorts.changed(chunk) {
+                        emit(Signal::PersonMessage);
+                    }
+                }
             }
-            BackMsgKind::StopScript
-            | BackMsgKind::ClearCache
-            | BackMsgKind::SetRunOnSave
+            // The page sends these by itself too: a settings toggle the page restores, the
+            // deploy button's git info, upload URLs before an upload (the upload counts),
+            // heartbeats, debug messages.
+            BackMsgKind::SetRunOnSave
             | BackMsgKind::LoadGitInfo
             | BackMsgKind::FileUrlsRequest
-            | BackMsgKind::BackendOperationRequest => emit(Signal::Activity),
-            BackMsgKind::AppHeartbeat
+            | BackMsgKind::AppHeartbeat
             | BackMsgKind::DebugDisconnectWebsocket
             | BackMsgKind::DebugShutdownRuntime
             | BackMsgKind::Unknown(_)
@@ -244,6 +313,9 @@ impl MessageDecoder for AppDecoder {
         let summary = self.scanner.finish().map_err(decode_error)?;
         if let Some(id) = summary.session_id {
             emit(Signal::SessionId(id));
+        }
+        if summary.kind == Some(FORWARD_AUTO_RERUN) {
+            emit(Signal::TimerSet);
         }
         if summary.kind == Some(FORWARD_SESSION_STATUS_CHANGED) {
             if let Some(running) = summary.script_is_running {

@@ -68,35 +68,55 @@ fn session_socket_and_uploads_follow_the_base_path() {
     assert_eq!(app.health_path(), "/analytics/_stcore/health");
 }
 
-#[tokio::test(start_paused = true)]
-async fn first_rerun_after_connect_is_the_pages_own_then_people_and_timers() {
+#[test]
+fn reruns_are_run_requests_and_only_a_persons_messages_are_activity() {
     let app = Streamlit::new("", None);
     let (mut browser, _) = app.decoders();
+    let request = |automatic| Signal::RunRequested {
+        automatic,
+        fragment: false,
+    };
+    // Whether a rerun is a person's is the tracker's call, from the rule and its timing.
+    assert_eq!(signals(browser.as_mut(), &rerun(false)), [request(false)]);
+    assert_eq!(signals(browser.as_mut(), &rerun(true)), [request(true)]);
+    // A fragment's rerun says so: `rerun_script{fragment_id: "f"}`.
     assert_eq!(
-        signals(browser.as_mut(), &rerun(false)),
-        [Signal::RunRequested(RunCause::Reconnect)]
+        signals(browser.as_mut(), &[0x5a, 0x03, 0x2a, 0x01, b'f']),
+        [Signal::RunRequested {
+            automatic: false,
+            fragment: true
+        }]
+    );
+    // stop_script and clear_cache are a person's.
+    assert_eq!(
+        signals(browser.as_mut(), &[0x38, 0x01]),
+        [Signal::PersonMessage]
     );
     assert_eq!(
-        signals(browser.as_mut(), &rerun(false)),
-        [Signal::RunRequested(RunCause::Person)]
+        signals(browser.as_mut(), &[0x28, 0x01]),
+        [Signal::PersonMessage]
     );
-    assert_eq!(
-        signals(browser.as_mut(), &rerun(true)),
-        [Signal::RunRequested(RunCause::Timer)]
-    );
-    // stop_script is a person; app_heartbeat is not.
-    assert_eq!(signals(browser.as_mut(), &[0x38, 0x01]), [Signal::Activity]);
-    assert!(signals(browser.as_mut(), &[0x88, 0x01, 0x01]).is_empty());
+    // The page sends these by itself: app_heartbeat, load_git_info, set_run_on_save,
+    // file_urls_request, backend_operation_request.
+    for message in [
+        &[0x88, 0x01, 0x01][..],
+        &[0x60, 0x01],
+        &[0x30, 0x01],
+        &[0x82, 0x01, 0x00],
+        &[0x9a, 0x01, 0x00],
+    ] {
+        assert!(signals(browser.as_mut(), message).is_empty(), "{message:?}");
+    }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_late_first_rerun_after_connect_is_a_person() {
+#[test]
+fn an_auto_rerun_timer_from_the_app_is_reported() {
     let app = Streamlit::new("", None);
-    let (mut browser, _) = app.decoders();
-    tokio::time::advance(CONNECT_RERUN_WINDOW + std::time::Duration::from_millis(1)).await;
+    let (_, mut from_app) = app.decoders();
+    // ForwardMsg{auto_rerun{}} (field 21).
     assert_eq!(
-        signals(browser.as_mut(), &rerun(false)),
-        [Signal::RunRequested(RunCause::Person)]
+        signals(from_app.as_mut(), &[0xaa, 0x01, 0x00]),
+        [Signal::TimerSet]
     );
 }
 
@@ -174,4 +194,33 @@ fn an_upload_keeps_only_the_xsrf_token_and_cookie_for_its_release() {
         })
     );
     assert_eq!(app.upload_event(&Method::GET, path, &headers), None);
+}
+
+#[test]
+fn only_a_changed_table_sort_is_a_persons_row_request() {
+    use message::ChunkRequest;
+    let mut sorts = Sorts::default();
+    let rows = |source, sort| ChunkRequest { source, sort };
+    // Scrolling an unsorted table: rows, no person.
+    assert!(!sorts.changed(rows(1, 0)));
+    assert!(!sorts.changed(rows(1, 0)));
+    // A person sorts it, then sorts it the other way, then back.
+    assert!(sorts.changed(rows(1, 7)));
+    assert!(sorts.changed(rows(1, 8)));
+    assert!(sorts.changed(rows(1, 7)));
+    // The table refreshes itself: a new source fetching in the order it had.
+    assert!(!sorts.changed(rows(2, 7)));
+    assert!(!sorts.changed(rows(3, 7)));
+    // Two tables with their own orders refresh: neither is a person.
+    assert!(!sorts.changed(rows(4, 0)));
+    assert!(!sorts.changed(rows(5, 7)));
+    assert!(!sorts.changed(rows(6, 0)));
+    // The first request of a page, for a sorted table, is a person's sort.
+    let mut fresh = Sorts::default();
+    assert!(fresh.changed(rows(9, 3)));
+    // Memory stays bounded.
+    for source in 100..200 {
+        sorts.changed(rows(source, 0));
+    }
+    assert_eq!(sorts.by_source.len(), SORT_MEMORY);
 }

@@ -5,7 +5,7 @@ use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
 use super::*;
 use crate::apps::streamlit::Streamlit;
 use crate::config::TabPolicy;
-use crate::tracker::{Admission, Tracker};
+use crate::tracker::{Admission, Entry, Tracker};
 
 fn policy() -> TabPolicy {
     TabPolicy {
@@ -66,7 +66,7 @@ fn start() -> Harness {
     let tracker = Tracker::start(policy());
     let (browser, browser_side) = duplex(64 * 1024);
     let (app, app_side) = duplex(64 * 1024);
-    let conn = tracker.connect(None, None, None).unwrap();
+    let conn = tracker.connect(&Entry::default(), None).unwrap();
     let relay = tokio::spawn(async move {
         let app = Streamlit::new("", None);
         let url = |reason: EndReason| format!("/_idlegate/ended?reason={reason}");
@@ -107,7 +107,16 @@ async fn bytes_pass_through_unchanged_and_the_session_id_is_learned() {
     assert_eq!(read_exactly(&mut h.app, up.len()).await, up);
 
     // The tab now answers to its app session id.
-    let tab = h.tracker.connect(Some(id), None, None).unwrap();
+    let tab = h
+        .tracker
+        .connect(
+            &Entry {
+                resume: Some(id.to_owned()),
+                client: None,
+            },
+            None,
+        )
+        .unwrap();
     assert_eq!(tab.tab_id(), 1);
 }
 
@@ -170,7 +179,10 @@ async fn unmasked_browser_frames_close_the_connection() {
         read_to_end(&mut h.app).await.is_empty(),
         "nothing was forwarded"
     );
-    assert_eq!(h.tracker.admit(None, None, None), Admission::Allowed);
+    assert_eq!(
+        h.tracker.admit(None, None, None),
+        Admission::Allowed(Entry::default())
+    );
 }
 
 #[tokio::test]

@@ -92,9 +92,11 @@ fn rerun(client_state: Enc) -> Vec<u8> {
 
 const AUTO: BackMsgKind = BackMsgKind::RerunScript {
     is_auto_rerun: true,
+    fragment: false,
 };
 const HUMAN: BackMsgKind = BackMsgKind::RerunScript {
     is_auto_rerun: false,
+    fragment: false,
 };
 
 // --- BackMsg ------------------------------------------------------------------
@@ -125,12 +127,88 @@ fn auto_rerun_after_large_widget_states_is_detected() {
         .bytes(7, b"h1")
         .bytes(7, b"h2");
     let bytes = rerun(cs);
-    assert_eq!(back(&bytes).unwrap(), AUTO);
+    let auto_fragment = BackMsgKind::RerunScript {
+        is_auto_rerun: true,
+        fragment: true,
+    };
+    assert_eq!(back(&bytes).unwrap(), auto_fragment);
     let mut s = BackMsgScanner::new();
     for chunk in bytes.chunks(1000) {
         s.feed(chunk).unwrap();
     }
-    assert_eq!(s.finish().unwrap(), AUTO);
+    assert_eq!(s.finish().unwrap(), auto_fragment);
+}
+
+#[test]
+fn a_rerun_naming_a_fragment_is_a_fragment_rerun() {
+    let fragment = |id: &[u8]| Enc::new().bytes(5, id);
+    let cs = fragment(b"f1").varint(6, 1);
+    assert_eq!(
+        back(&rerun(cs)),
+        Ok(BackMsgKind::RerunScript {
+            is_auto_rerun: true,
+            fragment: true
+        })
+    );
+    // An empty fragment id is the page; the last occurrence wins.
+    assert_eq!(back(&rerun(fragment(b""))), Ok(HUMAN));
+    assert_eq!(
+        back(&rerun(fragment(b"f1").raw(&fragment(b"").0))),
+        Ok(HUMAN)
+    );
+    assert_eq!(
+        back_byte_by_byte(&rerun(fragment(b"").raw(&fragment(b"f2").0))),
+        Ok(BackMsgKind::RerunScript {
+            is_auto_rerun: false,
+            fragment: true
+        })
+    );
+}
+
+#[test]
+fn table_row_requests_name_their_source_and_sort() {
+    let chunk = |source: &[u8], sort: Option<&[u8]>| {
+        let mut payload = Enc::new().bytes(1, source).varint(2, 2000).varint(3, 1000);
+        if let Some(sort) = sort {
+            payload = payload.bytes(4, sort);
+        }
+        Enc::new()
+            .msg(
+                19,
+                Enc::new()
+                    .bytes(1, b"req-1")
+                    .bytes(2, b"sid")
+                    .msg(6, payload),
+            )
+            .0
+    };
+    let scan = |bytes: &[u8]| {
+        let mut scanner = BackMsgScanner::new();
+        for piece in bytes.chunks(3) {
+            scanner.feed(piece).unwrap();
+        }
+        assert_eq!(scanner.finish(), Ok(BackMsgKind::BackendOperationRequest));
+        scanner.chunk().expect("a chunk request")
+    };
+    let unsorted = scan(&chunk(b"source-a", None));
+    assert_eq!(unsorted.sort, 0);
+    let sorted = scan(&chunk(b"source-a", Some(b"\x0a\x03abc")));
+    assert_eq!(sorted.source, unsorted.source);
+    assert_ne!(sorted.sort, 0);
+    let other = scan(&chunk(b"source-b", Some(b"\x0a\x03abc")));
+    assert_ne!(other.source, sorted.source);
+    assert_eq!(other.sort, sorted.sort);
+    // Another operation (a deferred file) is no chunk request.
+    let mut scanner = BackMsgScanner::new();
+    scanner
+        .feed(
+            &Enc::new()
+                .msg(19, Enc::new().msg(3, Enc::new().bytes(1, b"f")))
+                .0,
+        )
+        .unwrap();
+    assert_eq!(scanner.finish(), Ok(BackMsgKind::BackendOperationRequest));
+    assert_eq!(scanner.chunk(), None);
 }
 
 #[test]
@@ -590,14 +668,24 @@ fn back_item() -> impl Strategy<Value = BackItem> {
     prop_oneof![
         (scalar, any::<bool>())
             .prop_map(|((n, k), v)| BackItem::Member(Enc::new().varint(n, u64::from(v)), k)),
+        proptest::collection::vec(any::<u8>(), 0..50)
+            .prop_map(|b| BackItem::Member(Enc::new().bytes(16, &b), K::FileUrlsRequest)),
+        // A backend operation is walked into (for table-row requests), so it is well formed:
+        // a request id and maybe a dataframe chunk with opaque source and sort bytes.
         (
-            prop_oneof![
-                Just((16u32, K::FileUrlsRequest)),
-                Just((19, K::BackendOperationRequest))
-            ],
-            proptest::collection::vec(any::<u8>(), 0..50)
+            proptest::collection::vec(any::<u8>(), 0..20),
+            proptest::option::of((
+                proptest::collection::vec(any::<u8>(), 0..20),
+                proptest::collection::vec(any::<u8>(), 0..20),
+            )),
         )
-            .prop_map(|((n, k), b)| BackItem::Member(Enc::new().bytes(n, &b), k)),
+            .prop_map(|(request, chunk)| {
+                let mut op = Enc::new().bytes(1, &request);
+                if let Some((source, sort)) = chunk {
+                    op = op.msg(6, Enc::new().bytes(1, &source).bytes(4, &sort));
+                }
+                BackItem::Member(Enc::new().msg(19, op), K::BackendOperationRequest)
+            }),
         proptest::collection::vec(client_state_item(), 0..6).prop_map(|items| {
             let mut cs = Enc::new();
             let mut auto = None;
@@ -621,11 +709,12 @@ fn back_model(items: &[BackItem]) -> BackMsgKind {
             BackItem::Member(_, k) => kind = Some(*k),
             BackItem::Rerun(_, set) => {
                 let previous = match kind {
-                    Some(BackMsgKind::RerunScript { is_auto_rerun }) => is_auto_rerun,
+                    Some(BackMsgKind::RerunScript { is_auto_rerun, .. }) => is_auto_rerun,
                     _ => false,
                 };
                 kind = Some(BackMsgKind::RerunScript {
                     is_auto_rerun: set.unwrap_or(previous),
+                    fragment: false,
                 });
             }
             BackItem::Unknown(_, n) => unknown = Some(*n),

@@ -1,0 +1,188 @@
+//! A connection's link to its tab: what the relay saw on the app's socket becomes the tab's
+//! state.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::tab::{ActivityRule, Work};
+use super::{lock, EndReason, Ending, RunCause, Signal, Tab, TabId, Tracker};
+
+/// A connection's link to its tab. Dropping it without [`TabConnection::closed`] counts as
+/// closed too.
+pub struct TabConnection {
+    tracker: Tracker,
+    tab: Arc<Tab>,
+    generation: u64,
+    /// Whether this is the tab's first connection (a page load) rather than a reconnect.
+    first: bool,
+    ending: watch::Receiver<Option<Ending>>,
+    done: bool,
+}
+
+impl TabConnection {
+    pub(super) fn new(
+        tracker: Tracker,
+        tab: Arc<Tab>,
+        generation: u64,
+        first: bool,
+        ending: watch::Receiver<Option<Ending>>,
+    ) -> Self {
+        Self {
+            tracker,
+            tab,
+            generation,
+            first,
+            ending,
+            done: false,
+        }
+    }
+
+    /// The tab this connection belongs to.
+    pub fn tab_id(&self) -> TabId {
+        self.tab.id
+    }
+
+    /// Resolves when the tab ends (or another connection takes it over).
+    pub async fn ended(&self) -> Ending {
+        let mut ending = self.ending();
+        loop {
+            if let Some(ending) = *ending.borrow_and_update() {
+                return ending;
+            }
+            if ending.changed().await.is_err() {
+                // The sender is gone only when the tab was replaced without a message.
+                return Ending {
+                    reason: EndReason::Closed,
+                    notify_browser: false,
+                };
+            }
+        }
+    }
+
+    /// A receiver that changes once, when the tab ends or another connection takes it over.
+    pub fn ending(&self) -> watch::Receiver<Option<Ending>> {
+        self.ending.clone()
+    }
+
+    /// Applies what the connection saw.
+    pub fn signal(&self, signal: Signal) {
+        let tracker = &self.tracker;
+        match signal {
+            Signal::PersonMessage => {
+                let rule = lock(&self.tab.inner).rule();
+                if rule == ActivityRule::Messages {
+                    tracker.touch(&self.tab);
+                }
+            }
+            Signal::RunRequested {
+                automatic,
+                fragment,
+            } => {
+                if self.run_requested(automatic, fragment) {
+                    tracker.touch(&self.tab);
+                }
+            }
+            Signal::Running(true) => {
+                let mut inner = lock(&self.tab.inner);
+                let started = inner.requested.take();
+                inner.running = Some(match (inner.running, started) {
+                    (Some(running), started) => running.merge(started),
+                    // The app runs without being asked (it reran itself): not a person.
+                    (None, None) => Work::new(RunCause::Timer, inner.next_request),
+                    (None, Some(started)) => started,
+                });
+            }
+            Signal::Running(false) => {
+                let finished = lock(&self.tab.inner).running.take();
+                if finished.is_some_and(|work| work.cause == RunCause::Person) {
+                    // The person was waiting for this result; idle time starts now.
+                    tracker.touch(&self.tab);
+                }
+                if finished.is_some() {
+                    tracker.reschedule(self.tab.id);
+                }
+            }
+            Signal::TimerSet => lock(&self.tab.inner).timers = true,
+            Signal::SessionId(id) => self.learn_app_session(id),
+        }
+    }
+
+    /// Classifies a run request; returns whether it is activity now.
+    fn run_requested(&self, automatic: bool, fragment: bool) -> bool {
+        let now = Instant::now();
+        let mut inner = lock(&self.tab.inner);
+        let id = inner.next_request;
+        inner.next_request += 1;
+        let rule = inner.rule();
+        let expected = inner.expect_page_rerun.take();
+        inner.last_request_fragment = fragment;
+        let cause = if automatic {
+            RunCause::Timer
+        } else if self.first && id == 0 {
+            // The first run of a page load: the person opened the page and waits for it.
+            RunCause::Person
+        } else if expected.is_some_and(|until| now <= until) {
+            RunCause::Reconnect
+        } else if rule == ActivityRule::Messages || inner.attribution.request(now, id) {
+            RunCause::Person
+        } else {
+            RunCause::Unattributed
+        };
+        let work = Work::new(cause, id);
+        // Asked again while it runs, the app restarts the run with this request.
+        match inner.running {
+            Some(running) => inner.running = Some(running.merge(Some(work))),
+            None => inner.requested = Some(work.merge(inner.requested)),
+        }
+        // Under the input rule the person's input itself was the activity.
+        cause == RunCause::Person && rule == ActivityRule::Messages
+    }
+
+    fn learn_app_session(&self, id: String) {
+        let mut registry = self.tracker.registry();
+        let mut inner = lock(&self.tab.inner);
+        if inner.app_session.as_deref() == Some(id.as_str()) || inner.ended.is_some() {
+            return;
+        }
+        if let Some(old) = inner.app_session.replace(id.clone()) {
+            registry.by_app_session.remove(&old);
+        }
+        registry.by_app_session.insert(id, self.tab.id);
+    }
+
+    /// The connection is gone. The tab waits `tabs.reconnect_grace` for the browser to come
+    /// back, unless it has ended or another connection has taken it over.
+    pub fn closed(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let mut inner = lock(&self.tab.inner);
+        let current = matches!(inner.connection, Some((g, _)) if g == self.generation);
+        if inner.ended.is_some() || !current {
+            return;
+        }
+        inner.connection = None;
+        inner.interrupted = inner.running.is_some() || inner.requested.is_some();
+        inner.running = None;
+        inner.requested = None;
+        inner.disconnected_since = Some(Instant::now());
+        drop(inner);
+        tracing::debug!(
+            tab = self.tab.id,
+            "tab connection closed; waiting for a reconnect"
+        );
+        self.tracker.reschedule(self.tab.id);
+    }
+}
+
+impl Drop for TabConnection {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

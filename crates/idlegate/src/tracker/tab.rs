@@ -1,0 +1,184 @@
+//! One tab session's state: what the tracker knows about the tab, its runs, its uploads and
+//! the evidence of a person in it.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::attribution::Attribution;
+use super::{EndReason, Ending, Release, RunCause, TabId};
+use crate::auth::LoginSession;
+
+/// Which evidence decides whether a person uses a tab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivityRule {
+    /// The page script reports: a person's input in the page is the authority, and a message
+    /// to the app counts only when the script saw a person cause it.
+    Input,
+    /// No page script reports (injection off, blocked, not loaded yet): only the messages a
+    /// person can cause count (a rerun not marked automatic, stop, clear cache, an upload).
+    Messages,
+}
+
+impl ActivityRule {
+    /// The name used in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Input => "input",
+            Self::Messages => "messages",
+        }
+    }
+}
+
+/// Run requests merged into one unit of work (the app restarts a run when asked again while
+/// it runs): the highest cause among them, and the range of their request ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Work {
+    pub cause: RunCause,
+    pub first: u64,
+    pub last: u64,
+}
+
+impl Work {
+    pub fn new(cause: RunCause, id: u64) -> Self {
+        Self {
+            cause,
+            first: id,
+            last: id,
+        }
+    }
+
+    pub fn merge(self, other: Option<Work>) -> Work {
+        match other {
+            None => self,
+            Some(other) => Work {
+                cause: self.cause.max(other.cause),
+                first: self.first.min(other.first),
+                last: self.last.max(other.last),
+            },
+        }
+    }
+
+    pub fn covers(&self, id: u64) -> bool {
+        (self.first..=self.last).contains(&id)
+    }
+}
+
+/// An upload in flight.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Upload {
+    pub id: u64,
+    pub started: Instant,
+    /// Whether a person started it (as far as known when it started).
+    pub by_person: bool,
+}
+
+/// One tab session.
+pub struct Tab {
+    pub(super) id: TabId,
+    pub(super) opened_at: Instant,
+    /// The login the tab was opened under, when people sign in.
+    pub(super) login: Option<Arc<LoginSession>>,
+    /// Milliseconds since the tracker's epoch; written on every activity without a lock.
+    pub(super) last_activity_ms: AtomicU64,
+    pub(super) inner: Mutex<TabInner>,
+}
+
+impl Tab {
+    /// Whether a request made under `login` may use this tab (report on it, reconnect to
+    /// it): only the login that opened it, or anyone when nobody signs in.
+    pub(super) fn belongs_to(&self, login: Option<&Arc<LoginSession>>) -> bool {
+        match (&self.login, login) {
+            (None, _) => true,
+            (Some(own), Some(other)) => Arc::ptr_eq(own, other),
+            (Some(_), None) => false,
+        }
+    }
+}
+
+pub(super) struct TabInner {
+    pub app_session: Option<String>,
+    /// The page script's token for this tab, if the page has idlegate's script.
+    pub client: Option<String>,
+    /// Whether the page script has reported: from then on the input rule decides.
+    pub script_reported: bool,
+    pub requested: Option<Work>,
+    pub running: Option<Work>,
+    pub next_request: u64,
+    pub attribution: Attribution,
+    pub uploads: Vec<Upload>,
+    pub next_upload: u64,
+    /// The app set timers that make the page ask for runs by itself.
+    pub timers: bool,
+    /// The last run the page asked for was a fragment's.
+    pub last_request_fragment: bool,
+    /// A run was in progress (or asked for) when the connection dropped.
+    pub interrupted: bool,
+    /// After a reconnect that the page answers with its own rerun: until when that rerun is
+    /// expected.
+    pub expect_page_rerun: Option<Instant>,
+    pub disconnected_since: Option<Instant>,
+    pub hidden_since: Option<Instant>,
+    pub connection: Option<(u64, watch::Sender<Option<Ending>>)>,
+    pub generation: u64,
+    pub ended: Option<EndReason>,
+    pub releases: Vec<Release>,
+}
+
+impl TabInner {
+    pub fn new(
+        app_session: Option<String>,
+        client: Option<String>,
+        connection: watch::Sender<Option<Ending>>,
+    ) -> Self {
+        Self {
+            app_session,
+            client,
+            script_reported: false,
+            requested: None,
+            running: None,
+            next_request: 0,
+            attribution: Attribution::default(),
+            uploads: Vec::new(),
+            next_upload: 0,
+            timers: false,
+            last_request_fragment: false,
+            interrupted: false,
+            expect_page_rerun: None,
+            disconnected_since: None,
+            hidden_since: None,
+            connection: Some((1, connection)),
+            generation: 1,
+            ended: None,
+            releases: Vec::new(),
+        }
+    }
+
+    pub fn rule(&self) -> ActivityRule {
+        if self.script_reported {
+            ActivityRule::Input
+        } else {
+            ActivityRule::Messages
+        }
+    }
+
+    /// The run in progress, for the policy: the running work, or one asked for.
+    pub fn running_cause(&self) -> Option<RunCause> {
+        self.running.map(|work| work.cause)
+    }
+
+    /// Makes a request the page attributed late (its report came after the request) a
+    /// person's, if it is still pending or running.
+    pub fn attribute(&mut self, request: u64) {
+        for work in [&mut self.requested, &mut self.running]
+            .into_iter()
+            .flatten()
+        {
+            if work.covers(request) {
+                work.cause = RunCause::Person;
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Uploads: a tab is busy while a file streams to the app, and what the app stored for a tab
+//! is released when the tab ends.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::tab::{ActivityRule, Upload};
+use super::{lock, Release, Tab, Tracker, RELEASE_CAP};
+
+/// An upload in flight for a tab: the tab is busy until this is dropped (when the app has
+/// answered, or the request failed).
+pub struct UploadGuard {
+    tracker: Tracker,
+    tab: Arc<Tab>,
+    id: u64,
+}
+
+impl Tracker {
+    /// An upload to the app session `app_session` starts. Under the messages rule an upload
+    /// is a person's activity; under the input rule it is when the page script saw a person
+    /// start it. Either way the tab is busy (not idle) until the guard is dropped. `None`
+    /// when no open tab holds that app session.
+    pub fn upload_started(&self, app_session: &str) -> Option<UploadGuard> {
+        let tab = self.tab_of(app_session)?;
+        let now = Instant::now();
+        let (id, touch) = {
+            let mut inner = lock(&tab.inner);
+            if inner.ended.is_some() {
+                return None;
+            }
+            let id = inner.next_upload;
+            inner.next_upload += 1;
+            let by_person = match inner.rule() {
+                ActivityRule::Messages => true,
+                ActivityRule::Input => inner.attribution.started_by_person(now),
+            };
+            inner.uploads.push(Upload {
+                id,
+                started: now,
+                by_person,
+            });
+            (id, by_person && inner.rule() == ActivityRule::Messages)
+        };
+        if touch {
+            self.touch_at(&tab, now);
+        }
+        Some(UploadGuard {
+            tracker: self.clone(),
+            tab,
+            id,
+        })
+    }
+
+    /// A request only a person makes (removing an uploaded file) reached the app for the tab
+    /// holding `app_session`: activity under the messages rule (under the input rule the
+    /// person's input was).
+    pub fn person_request(&self, app_session: &str) {
+        if let Some(tab) = self.tab_of(app_session) {
+            if lock(&tab.inner).rule() == ActivityRule::Messages {
+                self.touch(&tab);
+            }
+        }
+    }
+
+    /// Remembers a release for the tab holding `app_session`, to replay when it ends. When
+    /// that tab has already ended (the app answered the upload after the end), the release
+    /// is replayed at once.
+    pub fn record_release(&self, app_session: &str, release: Release) {
+        match self.tab_of(app_session) {
+            Some(tab) => {
+                let mut inner = lock(&tab.inner);
+                if inner.ended.is_none() {
+                    inner.releases.retain(|r| r.path != release.path);
+                    if inner.releases.len() >= RELEASE_CAP {
+                        inner.releases.remove(0);
+                    }
+                    inner.releases.push(release);
+                    return;
+                }
+            }
+            None if self.registry().ended.get(app_session).is_none() => return,
+            None => {}
+        }
+        self.release(vec![release]);
+    }
+
+    /// Forgets the release for `path` (the page already released it itself).
+    pub fn forget_release(&self, app_session: &str, path: &str) {
+        if let Some(tab) = self.tab_of(app_session) {
+            lock(&tab.inner).releases.retain(|r| r.path != path);
+        }
+    }
+}
+
+impl Drop for UploadGuard {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        let person = {
+            let mut inner = lock(&self.tab.inner);
+            let Some(index) = inner.uploads.iter().position(|u| u.id == self.id) else {
+                return;
+            };
+            let upload = inner.uploads.swap_remove(index);
+            // A late report may have shown by now that a person started it.
+            upload.by_person || inner.attribution.started_by_person(upload.started)
+        };
+        if person {
+            // The person waited for the upload; idle time starts when it is done.
+            self.tracker.touch_at(&self.tab, now);
+        }
+        self.tracker.reschedule(self.tab.id);
+    }
+}
