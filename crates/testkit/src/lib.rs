@@ -34,6 +34,7 @@ pub mod upload;
 pub mod venv;
 
 pub use browser::Browser;
+pub use fantoccini;
 pub use ports::free_port;
 pub use proc::wait_until;
 pub use stclient::{StClient, StEvent};

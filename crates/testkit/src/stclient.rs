@@ -151,6 +151,22 @@ impl StClient {
         Self::connect_with_headers(base_http_url, &headers).await
     }
 
+    /// Attempts the handshake at `path` on the server of `base_http_url` (an encoded form
+    /// of the session socket's path, say) with [`default_headers`](Self::default_headers).
+    pub async fn connect_at_path(base_http_url: &str, path: &str) -> Result<Upgrade> {
+        let headers = Self::default_headers(base_http_url, None)?;
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let url = stream_url(base_http_url)?;
+        let authority_end = url
+            .find("://")
+            .and_then(|at| url[at + 3..].find('/').map(|slash| at + 3 + slash))
+            .context("a stream URL has a path")?;
+        Self::handshake(&format!("{}{path}", &url[..authority_end]), &headers).await
+    }
+
     /// Connects like a page that has idlegate's script: the page names its token as one more
     /// subprotocol, `idlegate.tab.<token>`.
     pub async fn connect_as_page(base_http_url: &str, token: &str) -> Result<StClient> {

@@ -306,6 +306,30 @@ fn hidden_limit_defaults_to_the_idle_limit() {
 }
 
 #[test]
+fn busy_limit_defaults_to_an_hour_and_is_never_shorter_than_the_idle_limit() {
+    let hour = Some(Duration::from_secs(3600));
+    assert_eq!(Config::from_toml("").unwrap().tabs.busy_timeout, hour);
+    let config = Config::from_toml("[tabs]\nidle_timeout = \"2h\"").unwrap();
+    assert_eq!(config.tabs.busy_timeout, Some(Duration::from_secs(7200)));
+    let config = Config::from_toml("[tabs]\nidle_timeout = \"off\"").unwrap();
+    assert_eq!(config.tabs.busy_timeout, hour);
+    let config = Config::from_toml("[tabs]\nbusy_timeout = \"45m\"").unwrap();
+    assert_eq!(config.tabs.busy_timeout, Some(Duration::from_secs(2700)));
+    let config = Config::from_toml("[tabs]\nbusy_timeout = \"off\"").unwrap();
+    assert_eq!(config.tabs.busy_timeout, None);
+    let shorter = err("[tabs]\nidle_timeout = \"10m\"\nbusy_timeout = \"5m\"");
+    assert_eq!(shorter.key(), Some("tabs.busy_timeout"));
+    assert!(
+        shorter.to_string().contains("tabs.idle_timeout"),
+        "{shorter}"
+    );
+    assert_eq!(
+        err("[tabs]\nbusy_timeout = \"soon\"").key(),
+        Some("tabs.busy_timeout")
+    );
+}
+
+#[test]
 fn report_interval_fits_short_limits() {
     let config = Config::from_toml("").unwrap();
     assert!(config.browser.inject);

@@ -266,6 +266,28 @@ mod tests {
     }
 
     #[test]
+    fn a_run_or_upload_holds_idle_off_only_until_the_busy_limit() {
+        let t0 = Instant::now();
+        let p = TabPolicy {
+            busy_timeout: Some(Duration::from_secs(600)),
+            ..policy()
+        };
+        let mut s = state(t0);
+        s.last_activity = t0 + Duration::from_secs(10);
+        s.running = Some(RunCause::Person);
+        let d = deadline(&s, &p).unwrap();
+        assert_eq!(d.reason, EndReason::BusyIdle);
+        assert_eq!(d.at, t0 + Duration::from_secs(610));
+        s.running = None;
+        s.uploading = true;
+        assert_eq!(deadline(&s, &p).unwrap().reason, EndReason::BusyIdle);
+        // Nobody awaits a run nobody caused.
+        s.uploading = false;
+        s.running = Some(RunCause::Unattributed);
+        assert_eq!(deadline(&s, &p).unwrap().reason, EndReason::Idle);
+    }
+
+    #[test]
     fn timer_run_does_not_suspend_idle() {
         let t0 = Instant::now();
         let mut s = state(t0);
