@@ -28,34 +28,35 @@ pub fn is_token(value: &str) -> bool {
 /// Takes idlegate's entries out of the request's `Sec-WebSocket-Protocol` list. Returns the
 /// tab token (the first well-formed one) and whether the list had any entry of idlegate's.
 /// The header is rewritten with the other entries in their order, or removed when none is
-/// left. Headers that are not text are left alone.
+/// left. Works on bytes, so a value that is not text still loses idlegate's entries.
 pub fn take_tab_token(headers: &mut HeaderMap) -> (Option<String>, bool) {
-    let values: Vec<String> = headers
+    let prefix = TAB_PROTOCOL_PREFIX.as_bytes();
+    let values: Vec<Vec<u8>> = headers
         .get_all(SEC_WEBSOCKET_PROTOCOL)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::to_owned)
+        .map(|v| v.as_bytes().to_vec())
         .collect();
-    let entries: Vec<&str> = values
+    let entries: Vec<&[u8]> = values
         .iter()
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .flat_map(|v| v.split(|b| *b == b','))
+        .map(|e| e.trim_ascii())
         .collect();
-    if !entries.iter().any(|e| e.starts_with(TAB_PROTOCOL_PREFIX)) {
+    if !entries.iter().any(|e| e.starts_with(prefix)) {
         return (None, false);
     }
     let token = entries
         .iter()
-        .filter_map(|e| e.strip_prefix(TAB_PROTOCOL_PREFIX))
+        .filter_map(|e| e.strip_prefix(prefix))
+        .filter_map(|t| std::str::from_utf8(t).ok())
         .find(|t| is_token(t))
         .map(str::to_owned);
-    let rest: Vec<&str> = entries
+    let rest: Vec<&[u8]> = entries
         .into_iter()
-        .filter(|e| !e.starts_with(TAB_PROTOCOL_PREFIX))
+        .filter(|e| !e.starts_with(prefix))
         .collect();
     headers.remove(SEC_WEBSOCKET_PROTOCOL);
-    if let Ok(value) = HeaderValue::from_str(&rest.join(", ")) {
-        if !rest.is_empty() {
+    if !rest.is_empty() {
+        if let Ok(value) = HeaderValue::from_bytes(&rest.join(&b", "[..])) {
             headers.insert(SEC_WEBSOCKET_PROTOCOL, value);
         }
     }
@@ -111,6 +112,18 @@ mod tests {
         );
         let mut empty = HeaderMap::new();
         assert_eq!(take_tab_token(&mut empty), (None, false));
+    }
+
+    #[test]
+    fn a_value_that_is_not_text_still_loses_our_entry() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_bytes(b"\xdbx, idlegate.tab.AbCdEfGhIjKlMnOpQrStUv").unwrap(),
+        );
+        let (token, ours) = take_tab_token(&mut headers);
+        assert!(token.is_some() && ours);
+        assert_eq!(headers[SEC_WEBSOCKET_PROTOCOL].as_bytes(), b"\xdbx");
     }
 
     #[test]
