@@ -546,6 +546,19 @@ async fn browser_activity_live_loop_ends_by_the_busy_bound_without_the_script() 
     live_loop_row(Script::Off).await
 }
 
+/// Reads what the app sends until `until` (answering its pings, as a browser does); fails if
+/// the connection closes.
+async fn pump(tab: &mut StClient, until: Instant) -> Result<()> {
+    while Instant::now() < until {
+        if let Ok(event) = tab.next_event(until - Instant::now()).await {
+            if let testkit::StEvent::Closed { code, reason } = event {
+                bail!("the app closed the connection ({code:?}, {reason})");
+            }
+        }
+    }
+    Ok(())
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / f64::from(1 << 20)
 }
@@ -566,29 +579,33 @@ async fn a_slow_upload_is_not_ended_midway_and_its_file_is_released_at_the_end()
     let baseline = try_rss_bytes(app.pid())?;
 
     // 40 MiB at 1 MiB/s: twice the idle limit.
-    let url = gw.url();
-    let status = upload(
-        &url,
-        "/_stcore/upload_file",
-        &session,
-        "file-1",
-        40 << 20,
-        Some(1 << 20),
+    let sending = tokio::spawn({
+        let (url, session) = (gw.url(), session.clone());
+        async move {
+            upload(
+                &url,
+                "/_stcore/upload_file",
+                &session,
+                "file-1",
+                40 << 20,
+                Some(1 << 20),
+            )
+            .await
+        }
+    });
+    // Busy all along: the deadline is the busy bound, not the idle limit. Meanwhile the
+    // page answers the app's pings, as a browser does.
+    pump(&mut tab, Instant::now() + Duration::from_secs(25)).await?;
+    let deadline = gw.tracker().deadline_of(id).context("ended mid-upload")?;
+    ensure!(
+        deadline.reason == idlegate::tracker::EndReason::BusyIdle,
+        "{deadline:?}"
     );
-    let watch = async {
-        // Busy all along: the deadline is the busy bound, not the idle limit.
-        tokio::time::sleep(Duration::from_secs(25)).await;
-        let deadline = gw.tracker().deadline_of(id).context("ended mid-upload")?;
-        ensure!(
-            deadline.reason == idlegate::tracker::EndReason::BusyIdle,
-            "{deadline:?}"
-        );
-        Ok(())
-    };
-    let (status, watched) = tokio::join!(status, watch);
+    while !sending.is_finished() {
+        pump(&mut tab, Instant::now() + Duration::from_millis(200)).await?;
+    }
     let uploaded = Instant::now();
-    watched?;
-    ensure!(status? == 204, "the app refused the upload");
+    ensure!(sending.await?? == 204, "the app refused the upload");
     ensure!(gw.tracker().open_tabs() == vec![id], "not ended mid-upload");
     let holding = try_rss_bytes(app.pid())?;
     ensure!(
