@@ -550,10 +550,10 @@ async fn browser_activity_live_loop_ends_by_the_busy_bound_without_the_script() 
 /// the connection closes.
 async fn pump(tab: &mut StClient, until: Instant) -> Result<()> {
     while Instant::now() < until {
-        if let Ok(event) = tab.next_event(until - Instant::now()).await {
-            if let testkit::StEvent::Closed { code, reason } = event {
-                bail!("the app closed the connection ({code:?}, {reason})");
-            }
+        if let Ok(testkit::StEvent::Closed { code, reason }) =
+            tab.next_event(until - Instant::now()).await
+        {
+            bail!("the app closed the connection ({code:?}, {reason})");
         }
     }
     Ok(())
