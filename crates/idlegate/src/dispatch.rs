@@ -28,7 +28,7 @@ use hyper::body::Incoming;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::apps::App;
+use crate::apps::{App, EndText, Farewell};
 use crate::auth::{Access, Auth};
 use crate::client::ClientScript;
 use crate::config::{Config, Upstream};
@@ -38,7 +38,7 @@ use crate::paths;
 use crate::proxy::inject::{self, Injector};
 use crate::proxy::{forward, headers, websocket, Body, UpstreamClient};
 use crate::routes::Peer;
-use crate::tracker::{EndReason, Tracker};
+use crate::tracker::{EndNotice, Tracker};
 
 /// Everything a request needs, shared by all connections.
 pub struct Gateway {
@@ -95,9 +95,37 @@ impl Gateway {
         }
     }
 
-    /// URL of the "session ended" page for a reason (a path on this host).
-    pub fn ended_url(&self, reason: EndReason) -> String {
-        crate::routes::ended_url(&self.config.app.base_path, reason)
+    /// What a page whose tab ended is told: sent to the "session ended" page (which starts a
+    /// new session where the page was), or shown the notice in place when it is in an
+    /// iframe.
+    pub fn farewell(&self, notice: &EndNotice) -> Farewell {
+        let base = &self.config.app.base_path;
+        let page = notice.page.as_deref();
+        let url = crate::routes::ended_url_returning(base, notice.reason, page);
+        let texts = &self.config.browser.texts;
+        let message = pages::end_message(Some(notice.reason), &self.config.tabs, texts);
+        let home = format!("{base}/");
+        let start_href = page
+            .filter(|page| crate::routes::is_app_path(base, page))
+            .unwrap_or(&home);
+        self.app.farewell(
+            &url,
+            notice.embedded,
+            &EndText {
+                title: &texts.ended_title,
+                message: &message,
+                start_label: &texts.start_new,
+                start_href,
+            },
+        )
+    }
+
+    /// A farewell that only sends the page to `url` (the sign-in page, the refused page).
+    pub fn redirect(&self, url: &str) -> Farewell {
+        Farewell {
+            messages: self.app.redirect_message(url).into_iter().collect(),
+            ..Farewell::default()
+        }
     }
 
     /// URL of the page a tab over the per-user limit gets.
@@ -132,10 +160,22 @@ impl Gateway {
         let wants_html = accepts_html(&req);
         let upgrade = headers::is_websocket_upgrade(req.headers());
         let navigation = inject::is_navigation(&req);
+        if self.auth.enabled() && self.app.sign_out_path().as_deref() == Some(path.as_str()) {
+            let base = &self.config.app.base_path;
+            return crate::auth::routes::app_sign_out(
+                &self.auth,
+                &self.tracker,
+                base,
+                req.headers(),
+            );
+        }
         let (login, set_cookie) = match self.auth.check(req.headers_mut(), peer, navigation) {
             Access::Open => (None, None),
             Access::Signed { login, set_cookie } => (Some(login), set_cookie),
             Access::SignInNeeded => return self.sign_in_needed(req, upgrade, wants_html),
+            Access::SignOutFirst { url } => {
+                return self.sign_out_first(req, upgrade, wants_html, &url)
+            }
         };
         let result = if upgrade {
             websocket::upgrade(self.clone(), req, peer, login).await
@@ -166,7 +206,8 @@ impl Gateway {
         if upgrade && form && self.app.is_session_socket(req.uri().path()) {
             let url = crate::routes::sign_in_url(base, &format!("{base}/"));
             let path = req.uri().path().to_owned();
-            return websocket::answer_redirect(self.clone(), req, url, "not signed in")
+            let farewell = self.redirect(&url);
+            return websocket::answer_with(self.clone(), req, farewell, "not signed in")
                 .unwrap_or_else(|e| self.error_response(&e, &path, false));
         }
         if wants_html && form && !upgrade {
@@ -192,6 +233,40 @@ impl Gateway {
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+
+    /// Answers a request from a browser whose login ended, in header mode with the proxy's
+    /// sign-out URL set: pages go there (idlegate's cookie is cleared on the way), the
+    /// app's socket is sent there too, anything else gets 401.
+    fn sign_out_first(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        upgrade: bool,
+        wants_html: bool,
+        url: &str,
+    ) -> Response<Body> {
+        if upgrade && self.app.is_session_socket(req.uri().path()) {
+            let path = req.uri().path().to_owned();
+            let farewell = self.redirect(url);
+            return websocket::answer_with(self.clone(), req, farewell, "login ended")
+                .unwrap_or_else(|e| self.error_response(&e, &path, false));
+        }
+        let mut response = Response::new(Body::empty());
+        if wants_html && !upgrade {
+            *response.status_mut() = StatusCode::SEE_OTHER;
+            if let Ok(location) = HeaderValue::from_str(url) {
+                response.headers_mut().insert(LOCATION, location);
+            }
+            if let Ok(clear) = HeaderValue::from_str(&self.auth.cookie.clear()) {
+                response.headers_mut().insert(SET_COOKIE, clear);
+            }
+        } else {
+            *response.status_mut() = StatusCode::UNAUTHORIZED;
+        }
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
 

@@ -14,10 +14,9 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::time::{sleep, Instant};
 
-use crate::apps::streamlit::collect::GcHook;
-use crate::apps::streamlit::launch;
-use crate::apps::streamlit::reclaim::AfterReclaim;
-use crate::config::{AppKind, Config, Upstream};
+use crate::apps::streamlit::collect::{AppRuntime, GcHook};
+use crate::apps::streamlit::{launch, options};
+use crate::config::{normalize_base_path, AppKind, Config, Upstream};
 use crate::proxy::{upstream_client, Body};
 
 /// The app could not be started.
@@ -47,16 +46,56 @@ pub struct LaunchedApp {
     gc_hook: Option<Arc<GcHook>>,
     /// Where it listens.
     pub upstream: Upstream,
+    /// The base path it serves under (`app.base_path`, or the app's own).
+    pub base_path: String,
+}
+
+/// The base path the app will serve under: idlegate's `app.base_path`, or the app's own
+/// when only the app sets one ([`options`]). Differing values that idlegate cannot override
+/// (the app's own flag) are an error naming both.
+fn base_path(command: &[String], config: &Config) -> Result<String, LaunchError> {
+    let env = |name: &str| std::env::var(name).ok();
+    let launch = options::Launch {
+        command,
+        env: &env,
+        cwd: std::env::current_dir().unwrap_or_default(),
+        home: std::env::var_os("HOME").map(Into::into),
+    };
+    let ours = &config.app.base_path;
+    let Some((value, source)) = options::base_url_path(&launch) else {
+        return Ok(ours.clone());
+    };
+    let theirs = normalize_base_path(&value).map_err(|reason| {
+        LaunchError::Command(format!(
+            "the app's server.baseUrlPath from {source}: {reason}"
+        ))
+    })?;
+    match (ours.as_str(), source) {
+        (ours, _) if ours == theirs => Ok(theirs),
+        ("", source) => {
+            tracing::info!(base_path = %theirs, from = %source, "serving under the app's own base path");
+            Ok(theirs)
+        }
+        (ours, options::Source::Flag) => Err(LaunchError::Command(format!(
+            "app.base_path is {ours:?} but the app's command sets --server.baseUrlPath to \
+             {theirs:?}; give the base path once, in either"
+        ))),
+        (ours, source) => {
+            tracing::info!(base_path = %ours, app_value = %theirs, from = %source, "app.base_path overrides the app's own server.baseUrlPath");
+            Ok(ours.to_owned())
+        }
+    }
 }
 
 /// Starts the app and waits until its health check answers.
 pub async fn launch(command: &[String], config: &Config) -> Result<LaunchedApp, LaunchError> {
     let port = free_port().map_err(LaunchError::Port)?;
+    let base_path = base_path(command, config)?;
     let full = match config.app.kind {
         AppKind::Streamlit => launch::command(
             command,
             port,
-            &config.app.base_path,
+            &base_path,
             config.app.disconnected_session_ttl,
         )
         .and_then(|full| {
@@ -98,11 +137,9 @@ pub async fn launch(command: &[String], config: &Config) -> Result<LaunchedApp, 
             host: "127.0.0.1".to_owned(),
             port,
         },
+        base_path: base_path.clone(),
     };
-    let health = format!(
-        "http://127.0.0.1:{port}{}/_stcore/health",
-        config.app.base_path
-    );
+    let health = format!("http://127.0.0.1:{port}{base_path}/_stcore/health");
     app.wait_healthy(&health, config.launcher.startup_timeout)
         .await?;
     tracing::info!(upstream = %app.upstream, "the app is ready");
@@ -135,16 +172,10 @@ impl LaunchedApp {
         }
     }
 
-    /// What to do after each reclaim: ask the app's Python runtime for a full garbage
-    /// collection, when the hook is on and the app installed it.
-    pub fn after_reclaim(&self) -> Option<AfterReclaim> {
-        let hook = self.gc_hook.clone()?;
-        let pid = self.child.id()?;
-        Some(Arc::new(move || {
-            if hook.collect(pid) {
-                tracing::debug!("asked the app to collect garbage");
-            }
-        }))
+    /// The app's Python runtime, when the hook is on (`launcher.collect_garbage`): ended
+    /// sessions are shut down in it at once, and garbage collected after reclaims.
+    pub fn runtime(&self) -> Option<AppRuntime> {
+        Some(AppRuntime::new(self.gc_hook.clone()?, self.child.id()?))
     }
 
     /// Resolves when the app exits on its own.

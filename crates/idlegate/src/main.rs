@@ -86,6 +86,46 @@ fn hash_password() -> ExitCode {
     }
 }
 
+/// Checks, for up to 10 s while the app is not answering yet, that the app serves under
+/// `app.base_path`: an app that serves elsewhere would get no tracking at all. An app that
+/// still does not answer is left to readiness (`/_idlegate/readyz`).
+async fn check_upstream_base_path(config: &Config) -> Result<(), String> {
+    use idlegate::apps::streamlit::probe::{check_base_path, BasePathCheck};
+    let Some(upstream) = &config.upstream else {
+        return Ok(());
+    };
+    let base = &config.app.base_path;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match check_base_path(upstream, base).await {
+            BasePathCheck::Serves => return Ok(()),
+            BasePathCheck::Elsewhere { at_root: true } => {
+                return Err(format!(
+                    "app.base_path is {base:?} but the app at {upstream} serves at the root \
+                     (its server.baseUrlPath is \"\"); set app.base_path to \"\" or start the \
+                     app with --server.baseUrlPath {}",
+                    base.trim_start_matches('/')
+                ))
+            }
+            BasePathCheck::Elsewhere { at_root: false } => {
+                return Err(format!(
+                    "the app at {upstream} does not answer its health check under \
+                     app.base_path {base:?} ({base}/_stcore/health): its server.baseUrlPath is \
+                     another one; set app.base_path (or the path of --upstream, like \
+                     {upstream}/analytics) to the app's server.baseUrlPath"
+                ))
+            }
+            BasePathCheck::Unreachable(why) => {
+                if tokio::time::Instant::now() >= deadline {
+                    tracing::warn!(%upstream, error = %why, "the app does not answer yet; serving anyway (readiness fails until it does)");
+                    return Ok(());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
 fn usage_error(message: &str) -> ExitCode {
     eprintln!("idlegate: {message}");
     ExitCode::from(2)
@@ -100,6 +140,9 @@ async fn run(command: Vec<String>, mut config: Config) -> anyhow::Result<ExitCod
         .with_context(|| format!("cannot listen on {}", config.listen))?;
 
     if command.is_empty() {
+        if let Err(message) = check_upstream_base_path(&config).await {
+            return Ok(usage_error(&message));
+        }
         let server = Server::from_listener(listener, config)?;
         server
             .run(async {
@@ -124,7 +167,8 @@ async fn run(command: Vec<String>, mut config: Config) -> anyhow::Result<ExitCod
         _ = interrupt.recv() => return Ok(ExitCode::SUCCESS),
     };
     config.upstream = Some(app.upstream.clone());
-    let server = Server::with_reclaim_hook(listener, config, app.after_reclaim())?;
+    config.app.base_path = app.base_path.clone();
+    let server = Server::with_app_runtime(listener, config, app.runtime())?;
 
     enum Stop {
         Signal(Signal),

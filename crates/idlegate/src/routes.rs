@@ -59,6 +59,19 @@ pub fn ended_url(base_path: &str, reason: EndReason) -> String {
     format!("{base_path}{PREFIX}ended?reason={}", reason.as_str())
 }
 
+/// URL of the "session ended" page whose "Start a new session" returns to `page` (a path
+/// and query of the app; anything else is left out).
+pub fn ended_url_returning(base_path: &str, reason: EndReason, page: Option<&str>) -> String {
+    let url = ended_url(base_path, reason);
+    match page.filter(|page| is_app_path(base_path, page)) {
+        Some(page) => {
+            let query = serde_urlencoded::to_string([("return", page)]).unwrap_or_default();
+            format!("{url}&{query}")
+        }
+        None => url,
+    }
+}
+
 /// The router for `<base>/_idlegate/*`.
 pub fn router(state: RouteState) -> Router {
     let prefix = format!("{}{PREFIX}", state.base_path);

@@ -16,6 +16,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::apps::streamlit::collect::AppRuntime;
 use crate::apps::streamlit::reclaim::{AfterReclaim, Reclaimer};
 use crate::apps::streamlit::Streamlit;
 use crate::apps::App;
@@ -25,7 +26,7 @@ use crate::config::{AppKind, Config};
 use crate::dispatch::{Gateway, Parts};
 use crate::proxy::{release, upstream_client};
 use crate::routes::{self, RouteState};
-use crate::tracker::{EndReason, Tracker};
+use crate::tracker::{EndReason, Outlets, Tracker};
 
 /// How long shutdown waits for connections and relays to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -66,15 +67,16 @@ impl Server {
 
     /// Builds the gateway on a listener the caller bound.
     pub fn from_listener(listener: TcpListener, config: Config) -> Result<Self, StartError> {
-        Self::with_reclaim_hook(listener, config, None)
+        Self::with_app_runtime(listener, config, None)
     }
 
-    /// Like [`Server::from_listener`], calling `after_reclaim` each time the app was asked to
-    /// release closed sessions (the launcher asks the app's runtime to collect garbage).
-    pub fn with_reclaim_hook(
+    /// Like [`Server::from_listener`], for an app idlegate started itself whose Python
+    /// runtime it can reach: ended sessions are shut down in it at once, and it collects
+    /// garbage after each reclaim.
+    pub fn with_app_runtime(
         listener: TcpListener,
         config: Config,
-        after_reclaim: Option<AfterReclaim>,
+        runtime: Option<AppRuntime>,
     ) -> Result<Self, StartError> {
         let upstream = config.upstream.clone().ok_or(StartError::NoUpstream)?;
         let config = Arc::new(config);
@@ -85,19 +87,43 @@ impl Server {
             client.clone(),
             upstream.clone(),
         ));
-        let tracker = Tracker::with_releases(config.tabs.clone(), Some(releases));
+        let (ended_sessions, mut ended_queue) = tokio::sync::mpsc::unbounded_channel();
+        let tracker = Tracker::with_outlets(
+            config.tabs.clone(),
+            Outlets {
+                releases: Some(releases),
+                ended_sessions: Some(ended_sessions),
+            },
+        );
         let app: Arc<dyn App> = match config.app.kind {
             AppKind::Streamlit => {
                 let base = &config.app.base_path;
+                let after_reclaim: Option<AfterReclaim> = runtime.clone().map(|runtime| {
+                    Arc::new(move || {
+                        runtime.collect();
+                    }) as AfterReclaim
+                });
                 let reclaimer = Reclaimer::start(
                     upstream.clone(),
                     format!("{base}/_stcore/stream"),
                     config.app.disconnected_session_ttl,
                     after_reclaim,
                 );
-                Arc::new(Streamlit::new(base, Some(reclaimer)))
+                Arc::new(
+                    Streamlit::new(base, Some(reclaimer))
+                        .with_resume_probe(upstream.clone())
+                        .with_runtime(runtime),
+                )
             }
         };
+        {
+            let app = app.clone();
+            tokio::spawn(async move {
+                while let Some(id) = ended_queue.recv().await {
+                    app.session_ended(&id);
+                }
+            });
+        }
         let script = ClientScript::new(&config, app.session_socket_path());
         let auth = Auth::start(config.clone());
         let routes = routes::router(RouteState {

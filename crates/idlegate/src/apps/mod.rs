@@ -6,6 +6,7 @@
 
 pub mod streamlit;
 
+use futures_util::future::BoxFuture;
 use http::{HeaderMap, Method};
 
 use crate::tracker::{Release, Signal};
@@ -31,6 +32,29 @@ impl UploadEvent {
     }
 }
 
+/// What a page is told when its tab ends, in the app's own messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Farewell {
+    /// Binary messages to send, in order.
+    pub messages: Vec<Vec<u8>>,
+    /// Keep the socket open afterwards for a while (a page that cannot navigate away would
+    /// otherwise reconnect forever), sending `again` whenever the page sends a message.
+    pub hold: bool,
+    pub again: Vec<Vec<u8>>,
+}
+
+/// The words of an end notice drawn in the page itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndText<'a> {
+    /// The browser tab's title and the notice's heading.
+    pub title: &'a str,
+    /// Why the session ended.
+    pub message: &'a str,
+    /// The link that starts a new session, and where it goes.
+    pub start_label: &'a str,
+    pub start_href: &'a str,
+}
+
 /// A malformed app message.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed app message: {0}")]
@@ -53,6 +77,10 @@ pub trait App: Send + Sync + 'static {
     /// Whether a WebSocket upgrade to `path` (canonical, see [`crate::paths`]) opens a tab
     /// session. Upgrades anywhere else are refused.
     fn is_session_socket(&self, path: &str) -> bool;
+    /// The base path a page that asks for a session socket at `path` believes the app has,
+    /// when `path` is the session socket under another base path than idlegate's (the app
+    /// and `app.base_path` disagree).
+    fn other_base_path(&self, path: &str) -> Option<String>;
     /// The path of the session socket (for the page script, which tags it).
     fn session_socket_path(&self) -> &str;
     /// The app session a connecting page asks to resume, if any.
@@ -68,6 +96,12 @@ pub trait App: Send + Sync + 'static {
         -> Option<UploadEvent>;
     /// The app message that makes the page navigate to `url`, if the app has one.
     fn redirect_message(&self, url: &str) -> Option<Vec<u8>>;
+    /// What a page whose tab ended is told: sent to `url` (the "session ended" page), or,
+    /// when it is `embedded` in another page and cannot navigate, shown `text` in place.
+    fn farewell(&self, url: &str, embedded: bool, text: &EndText<'_>) -> Farewell;
+    /// Path of the app's own sign-out route, where its pages send people to sign out (it
+    /// signs them out of idlegate too).
+    fn sign_out_path(&self) -> Option<String>;
     /// Path of the app's health check.
     fn health_path(&self) -> String;
     /// Whether a request to this (canonical) path is the page's own health poll (answered in
@@ -75,4 +109,14 @@ pub trait App: Send + Sync + 'static {
     fn is_health_poll(&self, path: &str) -> bool;
     /// A session socket to the app has closed: make the app release what it holds for it.
     fn session_closed(&self);
+    /// The app accepted a page's session socket that named this `Host` (a host the app
+    /// allows; idlegate's own connections to the app name it too).
+    fn accepted_host(&self, host: &str);
+    /// The tab session of app session `id` ended: make the app end it for good, where it
+    /// can (the app's runtime is reachable in launcher mode).
+    fn session_ended(&self, id: &str);
+    /// Whether the app gave a page that reconnected asking for session `id` that session
+    /// back (`Some(true)`), or silently a new one (`Some(false)`, after the app restarted
+    /// or dropped it); `None` when it cannot tell.
+    fn resumed(&self, id: &str) -> BoxFuture<'static, Option<bool>>;
 }

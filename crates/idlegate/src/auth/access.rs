@@ -31,6 +31,9 @@ pub enum Access {
     },
     /// Not signed in (or signed out, or expired).
     SignInNeeded,
+    /// Header mode: this browser's login ended (signed out, expired); it must sign out of
+    /// the proxy in front, at this URL, before a new login is accepted.
+    SignOutFirst { url: String },
 }
 
 /// A request that needs a live login has none.
@@ -110,10 +113,21 @@ impl Auth {
             _ => None,
         };
         identity::strip(headers, names);
-        let from_cookie = self
-            .cookie
-            .from_request(headers)
-            .and_then(|id| self.store.get(&id, |s| self.expired(s)));
+        let cookie_id = self.cookie.from_request(headers);
+        let from_cookie = cookie_id
+            .as_deref()
+            .and_then(|id| self.store.get(id, |s| self.expired(s)));
+        // Header mode: a login of ours that ended (a cookie we signed, no longer live) must
+        // not be followed by a fresh one for whoever the proxy names, or the person would
+        // never authenticate again; they go through the proxy's sign-out first.
+        if let (Some(url), None, Some(_), Some(_)) = (
+            &self.config.login.sign_out_url,
+            &from_cookie,
+            &cookie_id,
+            &vouched,
+        ) {
+            return Access::SignOutFirst { url: url.clone() };
+        }
         let (login, set_cookie) = match (from_cookie, vouched) {
             (Some(login), None) if self.mode != LoginMode::Header => (login, None),
             // Header mode: the proxy names the person on every request; idlegate's cookie
@@ -157,6 +171,14 @@ impl Auth {
             }
         }
         Ok(Some(login))
+    }
+
+    /// Whether the request carries a login cookie idlegate signed whose login ended (signed
+    /// out, expired): the person used to be signed in here.
+    pub fn login_ended(&self, headers: &HeaderMap) -> bool {
+        self.cookie
+            .from_request(headers)
+            .is_some_and(|id| self.store.get(&id, |s| self.expired(s)).is_none())
     }
 
     /// Whether a login is past its deadline.

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine;
-use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType};
+use openidconnect::core::{CoreAuthPrompt, CoreClient, CoreProviderMetadata, CoreResponseType};
 use openidconnect::{
     reqwest, AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
     EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge,
@@ -88,6 +88,11 @@ impl Oidc {
         }
     }
 
+    /// When the provider is asked to authenticate people again.
+    pub fn reauthenticate(&self) -> crate::config::login::Reauthenticate {
+        self.settings.reauthenticate
+    }
+
     /// The configured redirect URL, if one is fixed.
     pub fn redirect_url(&self) -> Option<&str> {
         self.settings.redirect_url.as_deref()
@@ -113,11 +118,14 @@ impl Oidc {
     }
 
     /// Starts a sign-in: returns the provider URL to send the browser to, and the `state`
-    /// for the browser's cookie.
+    /// for the browser's cookie. With `reauthenticate`, the provider is asked to make the
+    /// person authenticate again (`prompt=login`, `max_age=0`) instead of signing them in
+    /// from its own session.
     pub async fn start(
         &self,
         redirect: &str,
         return_to: &str,
+        reauthenticate: bool,
     ) -> Result<(String, String), OidcError> {
         let redirect_url = RedirectUrl::new(redirect.to_owned())
             .map_err(|_| OidcError::RedirectUrl(redirect.to_owned()))?;
@@ -132,6 +140,11 @@ impl Oidc {
             .set_pkce_challenge(challenge);
         for scope in self.settings.scopes.iter().filter(|s| *s != "openid") {
             request = request.add_scope(Scope::new(scope.clone()));
+        }
+        if reauthenticate {
+            request = request
+                .add_prompt(CoreAuthPrompt::Login)
+                .set_max_age(std::time::Duration::ZERO);
         }
         let (url, state, nonce) = request.url();
         let mut attempts = self.attempts();

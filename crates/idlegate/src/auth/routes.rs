@@ -15,19 +15,22 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::{cookie, Identity};
+use super::{cookie, Auth, Identity};
+use crate::config::login::Reauthenticate;
 use crate::csrf::require_same_origin;
 use crate::pages;
 use crate::proxy::headers::Scheme;
 use crate::redact::short_hash;
 use crate::routes::{is_app_path, uncached, RouteState, PREFIX};
-use crate::tracker::EndReason;
+use crate::tracker::{EndReason, Tracker};
 
 #[derive(Deserialize)]
 pub struct SignInQuery {
     #[serde(rename = "return")]
     return_to: Option<String>,
     signed_out: Option<String>,
+    /// The person signed out: the provider must authenticate them again.
+    reauth: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -83,7 +86,10 @@ pub async fn sign_in_form(
             StatusCode::OK,
             pages::signed_out_page(
                 &state.texts,
-                &crate::routes::sign_in_url(&state.base_path, &to),
+                &format!(
+                    "{}&reauth=1",
+                    crate::routes::sign_in_url(&state.base_path, &to)
+                ),
             ),
         );
     }
@@ -92,7 +98,14 @@ pub async fn sign_in_form(
             .redirect_url()
             .map(str::to_owned)
             .unwrap_or_else(|| callback_url(&state, scheme, &headers));
-        return match oidc.start(&redirect, &to).await {
+        let reauthenticate = match oidc.reauthenticate() {
+            Reauthenticate::Always => true,
+            Reauthenticate::Never => false,
+            Reauthenticate::AfterSignOut => {
+                query.reauth.is_some() || state.auth.login_ended(&headers)
+            }
+        };
+        return match oidc.start(&redirect, &to, reauthenticate).await {
             Ok((url, attempt)) => see_other(&url, &[attempt_cookie(&state, &attempt, false)]),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot start an OpenID sign-in");
@@ -265,31 +278,70 @@ pub async fn sign_out_form(State(state): State<Arc<RouteState>>) -> Response {
 /// `POST <base>/_idlegate/logout`: ends every login and tab of the person, and clears
 /// idlegate's and Streamlit's own sign-in cookies.
 pub async fn sign_out(State(state): State<Arc<RouteState>>, headers: HeaderMap) -> Response {
-    let auth = &state.auth;
-    if !auth.enabled() {
+    if !state.auth.enabled() {
         return StatusCode::NOT_FOUND.into_response();
     }
     if let Err(refusal) = require_same_origin(&headers) {
         return (StatusCode::FORBIDDEN, format!("{refusal}\n")).into_response();
     }
+    sign_out_everywhere(&state.auth, &state.tracker, &state.base_path, &headers)
+}
+
+/// Signs the person whose login `headers` carry out of every login and tab, clears
+/// idlegate's and Streamlit's own sign-in cookies, and sends the browser on: to the sign-in
+/// page (saying they signed out), or in header mode to the proxy's sign-out URL when one is
+/// set. The caller has checked that the request comes from a page of this site.
+pub fn sign_out_everywhere(
+    auth: &Auth,
+    tracker: &Tracker,
+    base_path: &str,
+    headers: &HeaderMap,
+) -> Response {
     let login = auth
         .cookie
-        .from_request(&headers)
+        .from_request(headers)
         .and_then(|id| auth.store.get(&id, |_| false));
     if let Some(login) = login {
         let user = login.identity.user.clone();
         let logins = auth.store.revoke_user(&user);
-        let tabs = state.tracker.end_user(&user, EndReason::Logout);
+        let tabs = tracker.end_user(&user, EndReason::Logout);
         tracing::info!(user = %short_hash(&user), logins = logins.len(), tabs, "signed out");
     }
     let mut cookies = vec![auth.cookie.clear()];
-    cookies.extend(streamlit_cookie_removals(&headers, &state.base_path));
+    cookies.extend(streamlit_cookie_removals(headers, base_path));
     let to = if auth.signs_in_here() {
-        format!("{}?signed_out=1", action(&state, "login"))
+        format!("{base_path}{PREFIX}login?signed_out=1")
+    } else if let Some(url) = &auth.config.login.sign_out_url {
+        url.clone()
     } else {
-        format!("{}/", state.base_path)
+        format!("{base_path}/")
     };
     see_other(&to, &cookies)
+}
+
+/// The app's own sign-out (Streamlit's `st.logout()` sends the page to `<base>/auth/logout`)
+/// signs the person out of idlegate too. Only a page of this site may do it; a link from
+/// elsewhere gets the page with the sign-out button instead.
+pub fn app_sign_out(
+    auth: &Auth,
+    tracker: &Tracker,
+    base_path: &str,
+    headers: &HeaderMap,
+) -> Response {
+    let same_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|site| site == "same-origin" || site == "none");
+    if same_site || require_same_origin(headers).is_ok() {
+        return sign_out_everywhere(auth, tracker, base_path, headers);
+    }
+    html(
+        StatusCode::OK,
+        pages::sign_out_page(
+            &auth.config.browser.texts,
+            &format!("{base_path}{PREFIX}logout"),
+        ),
+    )
 }
 
 /// `Set-Cookie`s that delete Streamlit's own sign-in cookies (`_streamlit_user`, its tokens

@@ -185,6 +185,7 @@ fn texts(raw: &RawTexts) -> Result<Texts, ConfigError> {
         ("reasons.evicted_capacity", &r.evicted_capacity),
         ("reasons.admin", &r.admin),
         ("reasons.upstream_gone", &r.upstream_gone),
+        ("reasons.app_restarted", &r.app_restarted),
         ("reasons.shutdown", &r.shutdown),
         ("reasons.unknown", &r.unknown),
     ];

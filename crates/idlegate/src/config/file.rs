@@ -16,7 +16,7 @@ pub struct RawConfig {
     /// In a container use `"0.0.0.0:8080"`.
     pub listen: String,
     /// URL of an app that is already running, like `"http://127.0.0.1:8501"`. Only `http://`
-    /// with host and port; any path is ignored (use `app.base_path`). Leave unset when idlegate
+    /// with host and port; a path is the app's base path (`http://127.0.0.1:8501/analytics` is `app.base_path = "/analytics"`). Leave unset when idlegate
     /// starts the app itself (`idlegate -- streamlit run app.py`). Default: unset.
     pub upstream: Option<String>,
     /// Limits for each browser tab's app session.
@@ -190,6 +190,13 @@ pub struct RawLogin {
     pub email_header: String,
     /// Header with the user's groups, comma-separated. Default `"X-Forwarded-Groups"`.
     pub groups_header: String,
+    /// Header mode: the authenticating proxy's sign-out URL (oauth2-proxy:
+    /// `"/oauth2/sign_out?rd=/"`), a path on this host or an `https://` URL. After a person
+    /// signs out, or their login expires, their browser is sent there before idlegate
+    /// accepts a new login for them, so the proxy asks them to authenticate again. Unset: the
+    /// proxy's own session decides, and the next request starts a new login for whoever it
+    /// names. Default: unset.
+    pub sign_out_url: Option<String>,
     /// OpenID Connect sign-in (`mode = "oidc"`).
     pub oidc: RawOidc,
 }
@@ -220,6 +227,11 @@ pub struct RawOidc {
     pub user_claim: String,
     /// ID token claim with the user's groups (a list of strings). Default `"groups"`.
     pub groups_claim: String,
+    /// When to ask the provider to authenticate the person again rather than sign them in
+    /// from its own single sign-on session (`prompt=login` and `max_age=0`):
+    /// `"after_sign_out"` (after they signed out or their login expired), `"always"`, or
+    /// `"never"`. Default `"after_sign_out"`.
+    pub reauthenticate: String,
 }
 
 /// `[browser]`: the script idlegate adds to the app's pages.
@@ -327,6 +339,9 @@ pub struct RawReasonTexts {
     pub admin: String,
     /// Reason `upstream_gone`. Default `"The app stopped, so this session ended."`.
     pub upstream_gone: String,
+    /// Reason `app_restarted`. Default
+    /// `"The app restarted and no longer had this session, so it could not continue."`.
+    pub app_restarted: String,
     /// Reason `shutdown`. Default `"The server restarted, so this session ended."`.
     pub shutdown: String,
     /// When the reason is not known. Default `"This session has ended."`.
@@ -362,6 +377,7 @@ impl Default for RawLogin {
             user_header: "X-Forwarded-User".to_owned(),
             email_header: "X-Forwarded-Email".to_owned(),
             groups_header: "X-Forwarded-Groups".to_owned(),
+            sign_out_url: None,
             oidc: RawOidc::default(),
         }
     }
@@ -378,6 +394,7 @@ impl Default for RawOidc {
             scopes: ["openid", "email", "profile"].map(str::to_owned).to_vec(),
             user_claim: "preferred_username".to_owned(),
             groups_claim: "groups".to_owned(),
+            reauthenticate: "after_sign_out".to_owned(),
         }
     }
 }
@@ -498,6 +515,9 @@ impl Default for RawReasonTexts {
             evicted_capacity: "This session was closed to make room on a busy server.".to_owned(),
             admin: "An administrator ended this session.".to_owned(),
             upstream_gone: "The app stopped, so this session ended.".to_owned(),
+            app_restarted:
+                "The app restarted and no longer had this session, so it could not continue."
+                    .to_owned(),
             shutdown: "The server restarted, so this session ended.".to_owned(),
             unknown: "This session has ended.".to_owned(),
         }

@@ -36,6 +36,15 @@ pub struct OidcConfig {
     pub scopes: Vec<String>,
     pub user_claim: String,
     pub groups_claim: String,
+    pub reauthenticate: Reauthenticate,
+}
+
+/// When the OpenID provider is asked to authenticate the person again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reauthenticate {
+    AfterSignOut,
+    Always,
+    Never,
 }
 
 impl fmt::Debug for OidcConfig {
@@ -96,6 +105,8 @@ pub struct LoginConfig {
     pub cookie_secure: bool,
     pub attempts_per_minute: NonZeroU32,
     pub headers: IdentityHeaders,
+    /// Header mode: where a browser whose login ended goes before a new login is accepted.
+    pub sign_out_url: Option<String>,
 }
 
 impl LoginConfig {
@@ -164,6 +175,29 @@ pub fn login(raw: &RawLogin, listen: SocketAddr) -> Result<LoginConfig, ConfigEr
         email: header("login.email_header", &raw.email_header)?,
         groups: header("login.groups_header", &raw.groups_header)?,
     };
+    let sign_out_url = match raw.sign_out_url.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(url) => {
+            let key = "login.sign_out_url";
+            if mode != LoginMode::Header {
+                return Err(ConfigError::invalid(
+                    key,
+                    "is for login.mode = \"header\" (the proxy in front's sign-out)",
+                ));
+            }
+            let path = url.starts_with('/') && !url.starts_with("//") && !url.contains('\\');
+            let https = url.starts_with("https://") || url.starts_with("http://");
+            if !(path || https) || url.chars().any(|c| c.is_control() || c == ' ') {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!(
+                        "{url:?} is not a path like \"/oauth2/sign_out?rd=/\" or an https:// URL"
+                    ),
+                ));
+            }
+            Some(url.to_owned())
+        }
+    };
     Ok(LoginConfig {
         mode,
         idle_timeout,
@@ -172,6 +206,7 @@ pub fn login(raw: &RawLogin, listen: SocketAddr) -> Result<LoginConfig, ConfigEr
         cookie_secure: raw.cookie_secure,
         attempts_per_minute,
         headers,
+        sign_out_url,
     })
 }
 
@@ -234,6 +269,17 @@ fn oidc(raw: &super::file::RawOidc) -> Result<OidcConfig, ConfigError> {
         scopes: raw.scopes.clone(),
         user_claim: raw.user_claim.clone(),
         groups_claim: raw.groups_claim.clone(),
+        reauthenticate: match raw.reauthenticate.as_str() {
+            "after_sign_out" => Reauthenticate::AfterSignOut,
+            "always" => Reauthenticate::Always,
+            "never" => Reauthenticate::Never,
+            other => {
+                return Err(ConfigError::invalid(
+                    "login.oidc.reauthenticate",
+                    format!("{other:?} is not \"after_sign_out\", \"always\" or \"never\""),
+                ))
+            }
+        },
     })
 }
 

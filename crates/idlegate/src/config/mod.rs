@@ -10,7 +10,7 @@
 mod browser;
 mod duration;
 pub mod file;
-mod login;
+pub mod login;
 mod tabs;
 
 use std::fmt;
@@ -363,8 +363,27 @@ impl Config {
                 ))
             }
         };
-        let base_path = normalize_base_path(&raw.app.base_path)
+        let mut base_path = normalize_base_path(&raw.app.base_path)
             .map_err(|reason| ConfigError::invalid("app.base_path", reason))?;
+        // An upstream URL with a path names the app's base path.
+        if let Some(path) = raw.upstream.as_deref().and_then(upstream_path) {
+            let path = normalize_base_path(&path)
+                .map_err(|reason| ConfigError::invalid("upstream", reason))?;
+            match (base_path.is_empty(), path.is_empty()) {
+                (_, true) => {}
+                (true, false) => base_path = path,
+                (false, false) if path == base_path => {}
+                (false, false) => {
+                    return Err(ConfigError::invalid(
+                        "upstream",
+                        format!(
+                            "its path {path:?} is not app.base_path ({base_path:?}); give the \
+                             app's base path once, in either"
+                        ),
+                    ))
+                }
+            }
+        }
         let ttl = required_duration(
             "app.disconnected_session_ttl",
             &raw.app.disconnected_session_ttl,
@@ -504,7 +523,8 @@ fn parse_net(entry: &str) -> Result<IpNet, String> {
 }
 
 /// `"analytics/"` → `"/analytics"`; `"/"` and `""` → `""`.
-fn normalize_base_path(value: &str) -> Result<String, String> {
+/// `"analytics"`, `"/analytics/"` → `"/analytics"`; `""` or `"/"` → `""`.
+pub fn normalize_base_path(value: &str) -> Result<String, String> {
     let trimmed = value.trim().trim_matches('/');
     if trimmed.is_empty() {
         return Ok(String::new());
@@ -523,6 +543,12 @@ fn normalize_base_path(value: &str) -> Result<String, String> {
         ));
     }
     Ok(format!("/{trimmed}"))
+}
+
+/// The path of an upstream URL (`http://host:port/analytics` → `/analytics`), if it has one.
+fn upstream_path(url: &str) -> Option<String> {
+    let uri: http::Uri = url.parse().ok()?;
+    Some(uri.path().to_owned()).filter(|path| !path.is_empty() && path != "/")
 }
 
 /// A named layer of values, so errors say where a bad value came from.

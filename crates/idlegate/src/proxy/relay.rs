@@ -5,10 +5,12 @@
 //! message means); the resulting [`crate::tracker::Signal`]s go to the tab's
 //! [`TabConnection`]. Pings, pongs and text frames are never decoded.
 //!
-//! When the tab ends, the app→browser direction first completes the frame in flight, then
-//! sends the app's redirect message (the page navigates to the "session ended" page), while
-//! the browser→app direction closes the app's socket so the app drops the session. When
-//! either side goes away, the other side is closed too.
+//! When the tab ends, the app→browser direction first completes the frame in flight and the
+//! browser→app direction closes the app's socket so the app drops the session; then the
+//! page gets its [`Farewell`]: the app's messages that send it to the "session ended" page,
+//! or, for a page that cannot be sent elsewhere (in an iframe), that draw the notice in
+//! place, after which the socket is held open so the page does not reconnect. When either
+//! side goes away, the other side is closed too.
 //!
 //! Browser-side protocol errors close the connection; app-side message errors are only
 //! logged, since the app is trusted and the browser will judge its own messages.
@@ -22,8 +24,8 @@ use tokio::time::{timeout_at, Instant};
 use super::frame::{
     close_payload, encode_frame, FrameError, FrameEvent, FrameReader, Opcode, Role,
 };
-use crate::apps::{App, DecodeError, MessageDecoder};
-use crate::tracker::{EndReason, Ending, TabConnection};
+use crate::apps::{App, DecodeError, Farewell, MessageDecoder};
+use crate::tracker::{EndNotice, Ending, TabConnection};
 
 /// Read buffer per direction while little flows: an idle tab costs this much per direction.
 const BUFFER_MIN: usize = 1024;
@@ -32,16 +34,20 @@ const BUFFER_MAX: usize = 64 * 1024;
 /// How long the browser gets to leave after it was sent away, and the app to finish a frame.
 const LINGER: Duration = Duration::from_secs(3);
 
+/// How long a page held after its farewell keeps its socket; then it is closed (and a page
+/// that reconnects gets the same farewell again).
+pub const HOLD_FOR: Duration = Duration::from_secs(600);
+
 /// Relay settings that do not change per connection.
 pub struct RelayOptions<'a> {
     /// Largest frame accepted from the browser.
     pub max_message_bytes: u64,
-    /// URL of the "session ended" page for a reason.
-    pub ended_url: &'a (dyn Fn(EndReason) -> String + Sync),
+    /// What a page is told when its tab ends.
+    pub farewell: &'a (dyn Fn(&EndNotice) -> Farewell + Sync),
 }
 
 /// Why a relay stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The browser closed or lost its connection.
     BrowserClosed,
@@ -167,20 +173,106 @@ where
         &stop,
         stopped.clone(),
     );
-    let down = app_to_browser(
-        app_read,
-        client_write,
-        &mut from_app,
-        conn,
-        app,
-        options,
-        &stop,
-        stopped,
-    );
-    let (a, b) = tokio::join!(up, down);
-    a.or(b).unwrap_or(Outcome::BrowserClosed)
+    let down = app_to_browser(app_read, client_write, &mut from_app, conn, &stop, stopped);
+    let ((a, browser_read), (b, browser_write)) = tokio::join!(up, down);
+    let outcome = a.or(b).unwrap_or(Outcome::BrowserClosed);
+    if let (Outcome::Ended(ending), Some(read), Some(write)) =
+        (&outcome, browser_read, browser_write)
+    {
+        let farewell = ending
+            .notify_browser
+            .then(|| (options.farewell)(&ending.notice));
+        say_farewell(read, write, &mut from_browser.reader, farewell).await;
+    }
+    outcome
 }
 
+/// Gives a page that never reached the app (its session had ended, it must sign in) its
+/// farewell.
+pub async fn farewell_alone<S>(browser: S, farewell: Farewell)
+where
+    S: AsyncRead + AsyncWrite,
+{
+    let (read, write) = tokio::io::split(browser);
+    let mut reader = FrameReader::new(Role::FromClient, 1 << 20);
+    say_farewell(read, write, &mut reader, Some(farewell)).await;
+}
+
+/// Tells the page its tab ended (or closes it quietly when `farewell` is `None`), then lets
+/// it leave on its own, or holds it.
+async fn say_farewell<R, W>(
+    mut from: R,
+    mut to: W,
+    reader: &mut FrameReader,
+    farewell: Option<Farewell>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let Some(farewell) = farewell else {
+        let mut frame = Vec::new();
+        encode_frame(
+            &mut frame,
+            Opcode::Close,
+            true,
+            &close_payload(1000, ""),
+            None,
+        );
+        let _ = to.write_all(&frame).await;
+        let _ = to.shutdown().await;
+        return;
+    };
+    if send_messages(&mut to, &farewell.messages).await.is_err() {
+        return;
+    }
+    if !farewell.hold {
+        // Keep reading so the browser can take the redirect and leave on its own.
+        drain(&mut from, Instant::now() + LINGER).await;
+        return;
+    }
+    let until = Instant::now() + HOLD_FOR;
+    let mut buf = [0u8; 1024];
+    while let Ok(Ok(n)) = timeout_at(until, from.read(&mut buf)).await {
+        if n == 0 {
+            return;
+        }
+        let mut asked = false;
+        let read = reader.feed(&buf[..n], &mut |event| {
+            if let FrameEvent::End(header) = event {
+                asked |= header.fin && header.opcode == Opcode::Binary;
+            }
+        });
+        if read.is_err() {
+            return;
+        }
+        if asked && send_messages(&mut to, &farewell.again).await.is_err() {
+            return;
+        }
+    }
+    let mut frame = Vec::new();
+    encode_frame(
+        &mut frame,
+        Opcode::Close,
+        true,
+        &close_payload(1000, ""),
+        None,
+    );
+    let _ = to.write_all(&frame).await;
+}
+
+async fn send_messages<W: AsyncWrite + Unpin>(
+    to: &mut W,
+    messages: &[Vec<u8>],
+) -> std::io::Result<()> {
+    let mut frames = Vec::new();
+    for message in messages {
+        encode_frame(&mut frames, Opcode::Binary, true, message, None);
+    }
+    to.write_all(&frames).await?;
+    to.flush().await
+}
+
+/// Browser→app. On the tab's end, returns the browser's read half for the farewell.
 async fn browser_to_app<R, W>(
     mut from: R,
     mut to: W,
@@ -188,7 +280,7 @@ async fn browser_to_app<R, W>(
     conn: &TabConnection,
     stop: &watch::Sender<Option<Outcome>>,
     mut stopped: watch::Receiver<Option<Outcome>>,
-) -> Option<Outcome>
+) -> (Option<Outcome>, Option<R>)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -199,22 +291,20 @@ where
         tokio::select! {
             biased;
             _ = ending.changed() => {
-                let ended = (*ending.borrow()).unwrap_or(Ending { reason: EndReason::Closed, notify_browser: false });
+                let ended = ending.borrow().clone().unwrap_or_else(Ending::quiet);
                 close_app_side(&mut to, &inspector.reader).await;
-                // Keep reading so the browser can take the redirect and leave on its own.
-                drain(&mut from, Instant::now() + LINGER).await;
-                return Some(Outcome::Ended(ended));
+                return (Some(Outcome::Ended(ended)), Some(from));
             }
             _ = stopped.changed() => {
                 let _ = to.shutdown().await;
-                return None;
+                return (None, None);
             }
             read = from.read(buf.space()) => {
                 let n = match read {
                     Ok(0) | Err(_) => {
                         let _ = stop.send(Some(Outcome::BrowserClosed));
                         close_app_side(&mut to, &inspector.reader).await;
-                        return Some(Outcome::BrowserClosed);
+                        return (Some(Outcome::BrowserClosed), None);
                     }
                     Ok(n) => n,
                 };
@@ -223,28 +313,27 @@ where
                     tracing::info!(tab = conn.tab_id(), error = %e, "closing a tab connection: bad data from the browser");
                     let _ = stop.send(Some(Outcome::ProtocolError));
                     let _ = to.shutdown().await;
-                    return Some(Outcome::ProtocolError);
+                    return (Some(Outcome::ProtocolError), None);
                 }
                 if to.write_all(buf.data(n)).await.is_err() {
                     let _ = stop.send(Some(Outcome::AppClosed));
-                    return Some(Outcome::AppClosed);
+                    return (Some(Outcome::AppClosed), None);
                 }
             }
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// App→browser. On the tab's end, finishes the frame in flight and returns the browser's
+/// write half for the farewell (none when the frame could not be finished).
 async fn app_to_browser<R, W>(
     mut from: R,
     mut to: W,
     inspector: &mut Inspector,
     conn: &TabConnection,
-    app: &dyn App,
-    options: &RelayOptions<'_>,
     stop: &watch::Sender<Option<Outcome>>,
     mut stopped: watch::Receiver<Option<Outcome>>,
-) -> Option<Outcome>
+) -> (Option<Outcome>, Option<W>)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -255,30 +344,18 @@ where
         tokio::select! {
             biased;
             _ = ending.changed() => {
-                let ended = (*ending.borrow()).unwrap_or(Ending { reason: EndReason::Closed, notify_browser: false });
                 if !finish_frame(&mut from, &mut to, inspector, conn, buf.space()).await {
-                    return None;
+                    return (None, None);
                 }
-                let mut frame = Vec::new();
-                let redirect = ended
-                    .notify_browser
-                    .then(|| app.redirect_message(&(options.ended_url)(ended.reason)))
-                    .flatten();
-                match redirect {
-                    Some(message) => encode_frame(&mut frame, Opcode::Binary, true, &message, None),
-                    None => encode_frame(&mut frame, Opcode::Close, true, &close_payload(1000, ended.reason.as_str()), None),
-                }
-                let _ = to.write_all(&frame).await;
-                let _ = to.flush().await;
-                return None;
+                return (None, Some(to));
             }
-            _ = stopped.changed() => return None,
+            _ = stopped.changed() => return (None, None),
             read = from.read(buf.space()) => {
                 let n = match read {
                     Ok(0) | Err(_) => {
                         let _ = to.shutdown().await;
                         let _ = stop.send(Some(Outcome::AppClosed));
-                        return Some(Outcome::AppClosed);
+                        return (Some(Outcome::AppClosed), None);
                     }
                     Ok(n) => n,
                 };
@@ -287,11 +364,11 @@ where
                     tracing::warn!(tab = conn.tab_id(), error = %e, "closing a tab connection: bad framing from the app");
                     let _ = stop.send(Some(Outcome::ProtocolError));
                     let _ = to.shutdown().await;
-                    return Some(Outcome::ProtocolError);
+                    return (Some(Outcome::ProtocolError), None);
                 }
                 if to.write_all(buf.data(n)).await.is_err() {
                     let _ = stop.send(Some(Outcome::BrowserClosed));
-                    return Some(Outcome::BrowserClosed);
+                    return (Some(Outcome::BrowserClosed), None);
                 }
             }
         }

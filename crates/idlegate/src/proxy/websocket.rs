@@ -12,28 +12,29 @@ use std::sync::Arc;
 
 use base64::Engine;
 use http::header::{
-    HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY,
-    SEC_WEBSOCKET_PROTOCOL, UPGRADE,
+    HeaderValue, CONNECTION, HOST, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS,
+    SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, UPGRADE,
 };
 use http::{Request, Response, StatusCode};
 use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use sha1::{Digest, Sha1};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::time::{timeout, Instant};
+use tokio::time::timeout;
 
 use super::forward::prepare_request_head;
-use super::frame::{encode_frame, Opcode};
 use super::headers::remove_hop_by_hop;
 use super::relay::{self, RelayOptions};
 use super::subprotocol::{tab_protocol, take_tab_token};
 use super::Body;
+use crate::apps::Farewell;
 use crate::auth::LoginSession;
 use crate::dispatch::Gateway;
 use crate::error::ProxyError;
-use crate::tracker::{Admission, EndReason, Refused};
+use crate::redact::short_hash;
+use crate::tracker::{Admission, EndNotice, EndReason, Refused, TabId};
 
 /// RFC 6455 §1.3.
 const ACCEPT_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -47,6 +48,15 @@ pub async fn upgrade(
     login: Option<Arc<LoginSession>>,
 ) -> Result<Response<Body>, ProxyError> {
     if !gateway.app.is_session_socket(req.uri().path()) {
+        if let Some(theirs) = gateway.app.other_base_path(req.uri().path()) {
+            tracing::error!(
+                page_base_path = %theirs,
+                app_base_path = %gateway.config.app.base_path,
+                "a page asks for the app's session socket under another base path: the app \
+                 serves under one app.base_path does not name; its sockets are refused until \
+                 they agree"
+            );
+        }
         return Err(ProxyError::NoSocket);
     }
     // The page script's token is idlegate's business: the app never sees it.
@@ -57,13 +67,13 @@ pub async fn upgrade(
         .admit(resume.as_deref(), token.as_deref(), login.as_ref())
     {
         Admission::Allowed(entry) => entry,
-        Admission::Ended(reason) => {
-            let url = gateway.ended_url(reason);
-            return answer_redirect(gateway, req, url, reason.as_str());
+        Admission::Ended(notice) => {
+            let farewell = gateway.farewell(&notice);
+            return answer_with(gateway, req, farewell, notice.reason.as_str());
         }
         Admission::OverUserCap => {
-            let url = gateway.refused_url();
-            return answer_redirect(gateway, req, url, "over the per-user tab limit");
+            let farewell = gateway.redirect(&gateway.refused_url());
+            return answer_with(gateway, req, farewell, "over the per-user tab limit");
         }
     };
     if resume.is_some() && entry.resume.is_none() {
@@ -92,6 +102,11 @@ pub async fn upgrade(
         .insert(UPGRADE, HeaderValue::from_static("websocket"));
     // Compressed payloads could not be read; the app then simply does not compress.
     parts.headers.remove(SEC_WEBSOCKET_EXTENSIONS);
+    let host = parts
+        .headers
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let request = Request::from_parts(parts, Empty::<Bytes>::new());
 
     let stream = connect(&gateway).await?;
@@ -113,6 +128,9 @@ pub async fn upgrade(
         return Ok(Response::from_parts(parts, Body::new(body)));
     }
 
+    if let Some(host) = &host {
+        gateway.app.accepted_host(host);
+    }
     let app_upgrade = hyper::upgrade::on(&mut response);
     let mut headers = response.headers().clone();
     remove_hop_by_hop(&mut headers);
@@ -139,10 +157,17 @@ pub async fn upgrade(
         let app = TokioIo::new(app);
         match gateway.tracker.connect(&entry, login) {
             Ok(conn) => {
-                let ended_url = |reason: EndReason| gateway.ended_url(reason);
+                match &entry.resume {
+                    Some(id) => check_resumed(&gateway, conn.tab_id(), id),
+                    None if conn.is_reconnect() => {
+                        tracing::info!(tab = conn.tab_id(), "tab session reconnected");
+                    }
+                    None => {}
+                }
+                let farewell = |notice: &EndNotice| gateway.farewell(notice);
                 let options = RelayOptions {
                     max_message_bytes: gateway.config.proxy.max_message_bytes,
-                    ended_url: &ended_url,
+                    farewell: &farewell,
                 };
                 let outcome = relay::run(browser, app, &conn, gateway.app.as_ref(), &options).await;
                 tracing::debug!(tab = conn.tab_id(), ?outcome, "tab connection finished");
@@ -152,17 +177,49 @@ pub async fn upgrade(
                 // The session ended (or the user reached the tab limit) while the app was
                 // accepting this connection.
                 drop(app);
-                let url = match refused {
-                    Refused::Ended(reason) => gateway.ended_url(reason),
-                    Refused::OverUserCap => gateway.refused_url(),
+                let farewell = match refused {
+                    Refused::Ended(notice) => gateway.farewell(&notice),
+                    Refused::OverUserCap => gateway.redirect(&gateway.refused_url()),
                 };
-                let mut browser = browser;
-                send_away(&gateway, &mut browser, &url).await;
+                relay::farewell_alone(browser, farewell).await;
             }
         }
         gateway.app.session_closed();
     });
     Ok(answer)
+}
+
+/// Makes sure a page that reconnected got its own app session back; when the app made it a
+/// new, empty one instead, the tab ends (`app_restarted`) rather than show its old screen
+/// over a fresh session. The app has registered the connection by the time its 101 arrived,
+/// but a second look a moment later confirms a "no" before the tab ends.
+fn check_resumed(gateway: &Arc<Gateway>, tab: TabId, id: &str) {
+    let gateway = gateway.clone();
+    let id = id.to_owned();
+    gateway.tasks.clone().spawn(async move {
+        for delay in [Duration::from_millis(50), Duration::from_millis(500)] {
+            tokio::time::sleep(delay).await;
+            match gateway.app.resumed(&id).await {
+                Some(true) => {
+                    tracing::info!(tab, "tab session resumed: the app kept its session");
+                    return;
+                }
+                None => {
+                    tracing::info!(tab, "tab session reconnected (the app could not say whether it kept its session)");
+                    return;
+                }
+                Some(false) => {}
+            }
+        }
+        if gateway.tracker.end(tab, EndReason::AppRestarted) {
+            tracing::warn!(
+                tab,
+                app_session = %short_hash(&id),
+                "a page came back, but the app no longer had its session (it restarted, or \
+                 dropped the session); the page is told so instead of shown a fresh session"
+            );
+        }
+    });
 }
 
 async fn connect(gateway: &Gateway) -> Result<TcpStream, ProxyError> {
@@ -185,12 +242,13 @@ async fn connect(gateway: &Gateway) -> Result<TcpStream, ProxyError> {
     Ok(stream)
 }
 
-/// Accepts a session socket upgrade itself and sends the page to `url` (the ended page, the
-/// sign-in page), instead of letting it reach the app. `why` goes to the log.
-pub fn answer_redirect(
+/// Accepts a session socket upgrade itself and gives the page `farewell` (sends it to the
+/// ended page, the sign-in page, …) instead of letting it reach the app. `why` goes to the
+/// log.
+pub fn answer_with(
     gateway: Arc<Gateway>,
     mut req: Request<Incoming>,
-    url: String,
+    farewell: Farewell,
     why: &str,
 ) -> Result<Response<Body>, ProxyError> {
     let key = req
@@ -216,8 +274,7 @@ pub fn answer_redirect(
     let tasks = gateway.tasks.clone();
     tasks.spawn(async move {
         if let Ok(upgraded) = browser_upgrade.await {
-            let mut browser = TokioIo::new(upgraded);
-            send_away(&gateway, &mut browser, &url).await;
+            relay::farewell_alone(TokioIo::new(upgraded), farewell).await;
         }
     });
     let mut answer = Response::new(Body::empty());
@@ -232,30 +289,8 @@ pub fn answer_redirect(
     if let Some(protocol) = protocol {
         headers.insert(SEC_WEBSOCKET_PROTOCOL, protocol);
     }
-    tracing::info!(why, "sent a page's session socket away");
+    tracing::info!(why, "answered a page's session socket itself");
     Ok(answer)
-}
-
-/// Sends the app's redirect to `url` over an open browser socket, then waits briefly for the
-/// browser to leave.
-async fn send_away<S>(gateway: &Gateway, browser: &mut S, url: &str)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let mut frame = Vec::new();
-    if let Some(message) = gateway.app.redirect_message(url) {
-        encode_frame(&mut frame, Opcode::Binary, true, &message, None);
-    }
-    if browser.write_all(&frame).await.is_err() {
-        return;
-    }
-    let deadline = Instant::now() + std::time::Duration::from_secs(3);
-    let mut sink = [0u8; 512];
-    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, browser.read(&mut sink)).await {
-        if n == 0 {
-            break;
-        }
-    }
 }
 
 /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`.

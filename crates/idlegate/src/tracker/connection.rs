@@ -7,7 +7,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::tab::{ActivityRule, Work};
-use super::{lock, EndReason, Ending, RunCause, Signal, Tab, TabId, Tracker};
+use super::{lock, Ending, RunCause, Signal, Tab, TabId, Tracker};
 
 /// A connection's link to its tab. Dropping it without [`TabConnection::closed`] counts as
 /// closed too.
@@ -44,19 +44,21 @@ impl TabConnection {
         self.tab.id
     }
 
+    /// Whether this connection joined a tab that was already open (a page that reconnected).
+    pub fn is_reconnect(&self) -> bool {
+        !self.first
+    }
+
     /// Resolves when the tab ends (or another connection takes it over).
     pub async fn ended(&self) -> Ending {
         let mut ending = self.ending();
         loop {
-            if let Some(ending) = *ending.borrow_and_update() {
+            if let Some(ending) = ending.borrow_and_update().clone() {
                 return ending;
             }
             if ending.changed().await.is_err() {
                 // The sender is gone only when the tab was replaced without a message.
-                return Ending {
-                    reason: EndReason::Closed,
-                    notify_browser: false,
-                };
+                return Ending::quiet();
             }
         }
     }
@@ -105,6 +107,11 @@ impl TabConnection {
                 }
             }
             Signal::TimerSet => lock(&self.tab.inner).timers = true,
+            Signal::Page { path, embedded } => {
+                let mut inner = lock(&self.tab.inner);
+                inner.page = Some(path);
+                inner.embedded = embedded;
+            }
             Signal::SessionId(id) => self.learn_app_session(id),
         }
     }

@@ -92,17 +92,50 @@ pub enum Signal {
     Running(bool),
     /// The app set a timer that makes the page ask for runs by itself.
     TimerSet,
+    /// The page the tab shows: its path and query (`/report?id=42`), and whether it is
+    /// embedded in another page (an iframe).
+    Page { path: String, embedded: bool },
     /// The app's own id for this session.
     SessionId(String),
 }
 
-/// What a connection is told when its tab ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ending {
+/// How a tab ended, as the page is to be told: why, the page it was on (to start again
+/// there), and whether it is embedded in another page (so it cannot be sent elsewhere).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndNotice {
     pub reason: EndReason,
-    /// Whether the browser should be sent to the "session ended" page. `false` when another
-    /// connection took the tab over and this one should just close.
+    pub page: Option<String>,
+    pub embedded: bool,
+}
+
+impl EndNotice {
+    /// A notice that knows only the reason.
+    pub fn reason(reason: EndReason) -> Self {
+        Self {
+            reason,
+            page: None,
+            embedded: false,
+        }
+    }
+}
+
+/// What a connection is told when its tab ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    pub notice: EndNotice,
+    /// Whether the browser should be told. `false` when another connection took the tab
+    /// over and this one should just close.
     pub notify_browser: bool,
+}
+
+impl Ending {
+    /// A takeover: the connection closes quietly.
+    pub fn quiet() -> Self {
+        Self {
+            notice: EndNotice::reason(EndReason::Closed),
+            notify_browser: false,
+        }
+    }
 }
 
 /// The ids a connecting page may use: the ones that belong to its login. A page cannot take
@@ -120,19 +153,28 @@ pub struct Entry {
 pub enum Admission {
     /// Go ahead, with these ids (ids of another login's tab are dropped).
     Allowed(Entry),
-    /// The app session was ended; the browser must be sent to the ended page instead.
-    Ended(EndReason),
+    /// The app session was ended; the browser must be told so instead.
+    Ended(EndNotice),
     /// The user has as many tabs open as allowed, and new ones are refused.
     OverUserCap,
 }
 
 /// Why a connection did not become (or join) a tab.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    #[error("the tab session ended ({0})")]
-    Ended(EndReason),
+    #[error("the tab session ended ({})", .0.reason)]
+    Ended(EndNotice),
     #[error("the user has as many tabs open as allowed")]
     OverUserCap,
+}
+
+/// Where the tracker sends what the app must free when tabs end.
+#[derive(Default)]
+pub struct Outlets {
+    /// The [`Release`]s of every tab that ends, to replay to the app.
+    pub releases: Option<mpsc::UnboundedSender<Vec<Release>>>,
+    /// The app session id of every tab that ends, for the app to end it for good.
+    pub ended_sessions: Option<mpsc::UnboundedSender<String>>,
 }
 
 /// The tab registry. Cheap to clone.
@@ -148,6 +190,7 @@ struct Shared {
     registry: Mutex<Registry>,
     reaper: mpsc::UnboundedSender<TabId>,
     releases: Option<mpsc::UnboundedSender<Vec<Release>>>,
+    ended_sessions: Option<mpsc::UnboundedSender<String>>,
     reports: DefaultKeyedRateLimiter<TabId>,
 }
 
@@ -175,6 +218,21 @@ impl Tracker {
         policy: TabPolicy,
         releases: Option<mpsc::UnboundedSender<Vec<Release>>>,
     ) -> Self {
+        Self::with_outlets(
+            policy,
+            Outlets {
+                releases,
+                ended_sessions: None,
+            },
+        )
+    }
+
+    /// Like [`Tracker::start`], telling `outlets` what the app must free when tabs end.
+    pub fn with_outlets(policy: TabPolicy, outlets: Outlets) -> Self {
+        let Outlets {
+            releases,
+            ended_sessions,
+        } = outlets;
         let (tx, rx) = mpsc::unbounded_channel();
         let quota = Quota::per_second(REPORTS_PER_SECOND).allow_burst(REPORT_BURST);
         let tracker = Self {
@@ -185,6 +243,7 @@ impl Tracker {
                 registry: Mutex::new(Registry::default()),
                 reaper: tx,
                 releases,
+                ended_sessions,
                 reports: RateLimiter::keyed(quota),
             }),
         };
@@ -226,8 +285,8 @@ impl Tracker {
         let now = Instant::now();
         registry.ended.expire(now);
         registry.ended_clients.expire(now);
-        if let Some(reason) = registry.ended_reason(app_session, client) {
-            return Admission::Ended(reason);
+        if let Some(notice) = registry.ended_notice(app_session, client) {
+            return Admission::Ended(notice);
         }
         let entry = registry.entry(app_session, client, login);
         let resumes = registry.owned_tab(&entry).is_some();
@@ -265,8 +324,8 @@ impl Tracker {
         let now = Instant::now();
         let mut registry = self.registry();
         let (resume, client) = (entry.resume.as_deref(), entry.client.as_deref());
-        if let Some(reason) = registry.ended_reason(resume, client) {
-            return Err(Refused::Ended(reason));
+        if let Some(notice) = registry.ended_notice(resume, client) {
+            return Err(Refused::Ended(notice));
         }
         // Checked again: the tab may have changed hands while the app accepted.
         let entry = registry.entry(resume, client, login.as_ref());
@@ -351,10 +410,7 @@ impl Tracker {
         // Another connection still holds the tab (a half-open socket): it is taken over.
         if let Some((_, old)) = inner.connection.replace((generation, tx)) {
             inner.interrupted = inner.running.is_some() || inner.requested.is_some();
-            let _ = old.send(Some(Ending {
-                reason: EndReason::Closed,
-                notify_browser: false,
-            }));
+            let _ = old.send(Some(Ending::quiet()));
         }
         // A page that reconnects asks for a run by itself when one was cut short or the page
         // runs fragments or timers; that first rerun is the page's, not a person's. Otherwise
@@ -365,10 +421,12 @@ impl Tracker {
         inner.running = None;
         inner.requested = None;
         drop(inner);
-        tracing::info!(
+        // Whether the app kept its session is the connection's to tell (see
+        // `App::resumed`); the log line comes from there.
+        tracing::debug!(
             tab = tab.id,
             away_ms = away.map(|d| d.as_millis() as u64).unwrap_or(0),
-            "tab session reconnected"
+            "a page came back to its tab session"
         );
         TabConnection::new(self.clone(), tab, generation, false, rx)
     }
@@ -390,17 +448,21 @@ impl Tracker {
             let Some(tab) = registry.tabs.remove(&id) else {
                 return false;
             };
-            let (app_session, client) = {
+            let (app_session, client, notice) = {
                 let inner = lock(&tab.inner);
-                (inner.app_session.clone(), inner.client.clone())
+                (
+                    inner.app_session.clone(),
+                    inner.client.clone(),
+                    inner.notice(reason),
+                )
             };
             if let Some(app_session) = app_session {
                 registry.by_app_session.remove(&app_session);
-                registry.ended.insert(app_session, reason, now);
+                registry.ended.insert(app_session, notice.clone(), now);
             }
             if let Some(client) = client {
                 registry.by_client.remove(&client);
-                registry.ended_clients.insert(client, reason, now);
+                registry.ended_clients.insert(client, notice, now);
             }
             if let Some(login) = &tab.login {
                 let user = &login.identity.user;
@@ -424,9 +486,12 @@ impl Tracker {
         inner.ended = Some(reason);
         let releases = std::mem::take(&mut inner.releases);
         self.release(releases);
+        if let (Some(queue), Some(id)) = (&self.shared.ended_sessions, &inner.app_session) {
+            let _ = queue.send(id.clone());
+        }
         if let Some((_, conn)) = inner.connection.take() {
             let _ = conn.send(Some(Ending {
-                reason,
+                notice: inner.notice(reason),
                 notify_browser: true,
             }));
         }
@@ -529,8 +594,8 @@ impl Tracker {
 }
 
 impl Registry {
-    /// Why the tab of an app session id or page token ended, if it did.
-    fn ended_reason(&self, app_session: Option<&str>, client: Option<&str>) -> Option<EndReason> {
+    /// How the tab of an app session id or page token ended, if it did.
+    fn ended_notice(&self, app_session: Option<&str>, client: Option<&str>) -> Option<EndNotice> {
         app_session
             .and_then(|id| self.ended.get(id))
             .or_else(|| client.and_then(|token| self.ended_clients.get(token)))

@@ -35,13 +35,16 @@ pub enum EndReason {
     Admin,
     /// The app stopped.
     UpstreamGone,
+    /// The app no longer had the session when the page came back (it restarted, or dropped
+    /// the session to make room), so the page could not continue where it was.
+    AppRestarted,
     /// idlegate is shutting down.
     Shutdown,
 }
 
 impl EndReason {
     /// All reasons, for documentation and exhaustive tests.
-    pub const ALL: [EndReason; 12] = [
+    pub const ALL: [EndReason; 13] = [
         Self::Idle,
         Self::BusyIdle,
         Self::HiddenIdle,
@@ -53,6 +56,7 @@ impl EndReason {
         Self::EvictedCapacity,
         Self::Admin,
         Self::UpstreamGone,
+        Self::AppRestarted,
         Self::Shutdown,
     ];
 
@@ -70,6 +74,7 @@ impl EndReason {
             Self::EvictedCapacity => "evicted_capacity",
             Self::Admin => "admin",
             Self::UpstreamGone => "upstream_gone",
+            Self::AppRestarted => "app_restarted",
             Self::Shutdown => "shutdown",
         }
     }

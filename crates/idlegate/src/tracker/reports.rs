@@ -113,7 +113,7 @@ impl Tracker {
                 Some(_) => return TabStatus::Unknown,
                 None => {
                     return match registry.ended_clients.get(client) {
-                        Some(reason) => TabStatus::Ended(reason),
+                        Some(notice) => TabStatus::Ended(notice.reason),
                         None => TabStatus::Unknown,
                     }
                 }

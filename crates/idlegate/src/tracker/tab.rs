@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::attribution::Attribution;
-use super::{EndReason, Ending, Release, RunCause, TabId};
+use super::{EndNotice, EndReason, Ending, Release, RunCause, TabId};
 use crate::auth::LoginSession;
 
 /// Which evidence decides whether a person uses a tab.
@@ -102,6 +102,9 @@ pub(super) struct TabInner {
     pub app_session: Option<String>,
     /// The page script's token for this tab, if the page has idlegate's script.
     pub client: Option<String>,
+    /// The page the tab shows (path and query), and whether it is in an iframe.
+    pub page: Option<String>,
+    pub embedded: bool,
     /// Whether the page script has reported: from then on the input rule decides.
     pub script_reported: bool,
     pub requested: Option<Work>,
@@ -136,6 +139,8 @@ impl TabInner {
         Self {
             app_session,
             client,
+            page: None,
+            embedded: false,
             script_reported: false,
             requested: None,
             running: None,
@@ -153,6 +158,15 @@ impl TabInner {
             generation: 1,
             ended: None,
             releases: Vec::new(),
+        }
+    }
+
+    /// How to tell the page that the tab ended for `reason`.
+    pub fn notice(&self, reason: EndReason) -> EndNotice {
+        EndNotice {
+            reason,
+            page: self.page.clone(),
+            embedded: self.embedded,
         }
     }
 

@@ -43,7 +43,7 @@ async fn idle_tab_ends_at_its_deadline() {
     assert_eq!(tracker.len(), 1);
     let started = Instant::now();
     let ending = ending_within(&conn, Duration::from_secs(5)).await.unwrap();
-    assert_eq!(ending.reason, EndReason::Idle);
+    assert_eq!(ending.notice.reason, EndReason::Idle);
     assert!(ending.notify_browser);
     assert!(Instant::now() - started <= Duration::from_millis(1005));
     assert_eq!(tracker.len(), 0);
@@ -59,7 +59,7 @@ async fn activity_pushes_the_deadline_without_rearming() {
     let ending = ending_within(&conn, Duration::from_secs(120))
         .await
         .unwrap();
-    assert_eq!(ending.reason, EndReason::Idle);
+    assert_eq!(ending.notice.reason, EndReason::Idle);
     let lived = Instant::now() - t0;
     assert!(
         lived >= Duration::from_secs(110) && lived <= Duration::from_secs(111),
@@ -84,7 +84,7 @@ async fn timer_reruns_do_not_keep_a_tab_alive() {
             break e;
         }
     };
-    assert_eq!(ending.reason, EndReason::Idle);
+    assert_eq!(ending.notice.reason, EndReason::Idle);
     assert!(Instant::now() - t0 <= Duration::from_secs(11));
 }
 
@@ -103,7 +103,7 @@ async fn persons_long_run_is_not_ended_and_idle_restarts_after_it() {
     conn.signal(Signal::Running(false));
     let finished = Instant::now();
     let ending = ending_within(&conn, Duration::from_secs(20)).await.unwrap();
-    assert_eq!(ending.reason, EndReason::Idle);
+    assert_eq!(ending.notice.reason, EndReason::Idle);
     let after = Instant::now() - finished;
     assert!(
         after >= Duration::from_secs(10) && after <= Duration::from_secs(11),
@@ -123,7 +123,7 @@ async fn max_lifetime_applies_even_while_running() {
     });
     conn.signal(Signal::Running(true));
     let ending = ending_within(&conn, Duration::from_secs(31)).await.unwrap();
-    assert_eq!(ending.reason, EndReason::MaxLifetime);
+    assert_eq!(ending.notice.reason, EndReason::MaxLifetime);
 }
 
 #[tokio::test(start_paused = true)]
@@ -140,11 +140,11 @@ async fn closed_tab_ends_after_grace_and_cannot_be_resumed() {
     assert_eq!(tracker.len(), 0);
     assert_eq!(
         tracker.admit(Some("abc"), None, None),
-        Admission::Ended(EndReason::Closed)
+        Admission::Ended(EndNotice::reason(EndReason::Closed))
     );
     assert_eq!(
         tracker.connect(&entry(Some("abc"), None), None).err(),
-        Some(Refused::Ended(EndReason::Closed))
+        Some(Refused::Ended(EndNotice::reason(EndReason::Closed)))
     );
     assert_eq!(
         tracker.admit(Some("other"), None, None),
@@ -280,7 +280,7 @@ async fn end_all_ends_every_tab() {
     let a = tracker.connect(&entry(None, None), None).unwrap();
     let _b = tracker.connect(&entry(None, None), None).unwrap();
     assert_eq!(tracker.end_all(EndReason::Shutdown), 2);
-    assert_eq!(a.ended().await.reason, EndReason::Shutdown);
+    assert_eq!(a.ended().await.notice.reason, EndReason::Shutdown);
     assert!(tracker.is_empty());
 }
 
@@ -297,7 +297,7 @@ async fn many_tabs_end_on_time_from_one_queue() {
     settle().await;
     assert_eq!(tracker.len(), 0);
     for c in &conns {
-        assert_eq!(c.ended().await.reason, EndReason::Idle);
+        assert_eq!(c.ended().await.notice.reason, EndReason::Idle);
     }
 }
 
@@ -376,11 +376,11 @@ async fn page_reports_reach_the_tab_of_its_token() {
     // The page's reconnect is refused with the reason, like a resumed app session would be.
     assert_eq!(
         tracker.admit(None, Some(TOKEN), None),
-        Admission::Ended(EndReason::Admin)
+        Admission::Ended(EndNotice::reason(EndReason::Admin))
     );
     assert_eq!(
         tracker.connect(&entry(None, Some(TOKEN)), None).err(),
-        Some(Refused::Ended(EndReason::Admin))
+        Some(Refused::Ended(EndNotice::reason(EndReason::Admin)))
     );
 }
 
@@ -397,7 +397,7 @@ async fn hidden_tab_ends_after_the_hidden_limit_and_visible_one_does_not() {
     let ending = ending_within(&hidden, Duration::from_secs(30))
         .await
         .unwrap();
-    assert_eq!(ending.reason, EndReason::HiddenIdle);
+    assert_eq!(ending.notice.reason, EndReason::HiddenIdle);
     assert!(Instant::now() - t0 <= Duration::from_millis(10_005));
     settle().await;
     assert_eq!(tracker.len(), 1, "the visible tab is still open");
@@ -436,7 +436,7 @@ async fn reports_cannot_extend_a_tab_past_its_lifetime() {
     ));
     assert_eq!(ends_in(status), Duration::from_secs(50));
     let ending = ending_within(&conn, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(ending.reason, EndReason::MaxLifetime);
+    assert_eq!(ending.notice.reason, EndReason::MaxLifetime);
 }
 
 #[tokio::test(start_paused = true)]
@@ -485,14 +485,14 @@ async fn an_idle_login_ends_all_its_tabs_and_activity_in_one_keeps_both() {
         assert_eq!(tracker.len(), 2);
     }
     let ending = ending_within(&a, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(ending.reason, EndReason::LoginExpired);
+    assert_eq!(ending.notice.reason, EndReason::LoginExpired);
     let lived = Instant::now() - t0;
     assert!(
         lived >= Duration::from_secs(90) && lived <= Duration::from_secs(91),
         "{lived:?}"
     );
     let ending = ending_within(&b, Duration::from_secs(1)).await.unwrap();
-    assert_eq!(ending.reason, EndReason::LoginExpired);
+    assert_eq!(ending.notice.reason, EndReason::LoginExpired);
     assert!(login.is_revoked(), "an expired login's cookie is worthless");
 }
 
@@ -518,7 +518,7 @@ async fn over_the_user_limit_the_oldest_tab_ends_or_the_new_one_is_refused() {
         .connect(&entry(None, None), Some(alice.clone()))
         .unwrap();
     let ending = ending_within(&first, Duration::from_secs(1)).await.unwrap();
-    assert_eq!(ending.reason, EndReason::EvictedUserCap);
+    assert_eq!(ending.notice.reason, EndReason::EvictedUserCap);
     assert_eq!(tracker.len(), 3);
 
     let refusing = Tracker::start(TabPolicy {
@@ -599,7 +599,7 @@ async fn under_the_input_rule_reruns_nobody_caused_are_not_activity_but_input_is
     let ending = ending_within(&conn, Duration::from_secs(120))
         .await
         .unwrap();
-    assert_eq!(ending.reason, EndReason::Idle);
+    assert_eq!(ending.notice.reason, EndReason::Idle);
     let late = Instant::now() - (input_at + Duration::from_secs(60));
     assert!(late <= Duration::from_millis(5), "{late:?}");
 }
@@ -672,7 +672,7 @@ async fn a_run_nobody_waits_for_ends_after_the_busy_limit() {
     let ending = ending_within(&conn, Duration::from_secs(300))
         .await
         .unwrap();
-    assert_eq!(ending.reason, EndReason::BusyIdle);
+    assert_eq!(ending.notice.reason, EndReason::BusyIdle);
     let lived = Instant::now() - opened;
     assert!(
         lived >= Duration::from_secs(120) && lived <= Duration::from_millis(120_005),
@@ -696,7 +696,7 @@ async fn an_upload_keeps_its_tab_busy_and_idle_time_counts_from_its_end() {
     drop(upload);
     let done = Instant::now();
     let ending = ending_within(&conn, Duration::from_secs(30)).await.unwrap();
-    assert_eq!(ending.reason, EndReason::Idle);
+    assert_eq!(ending.notice.reason, EndReason::Idle);
     assert!(Instant::now() - done >= Duration::from_secs(20));
     assert!(tracker.upload_started("s1").is_none());
 }

@@ -6,22 +6,22 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::EndReason;
+use super::EndNotice;
 
 /// How long an ended id is remembered.
 const TOMBSTONE_TTL: Duration = Duration::from_secs(3600);
 /// At most this many ended ids are remembered; the oldest are forgotten first.
 const TOMBSTONE_CAP: usize = 100_000;
 
-/// Ended ids and why they ended.
+/// Ended ids and how they ended.
 #[derive(Default)]
 pub(super) struct Tombstones {
-    reasons: HashMap<String, EndReason>,
+    reasons: HashMap<String, EndNotice>,
     order: VecDeque<(Instant, String)>,
 }
 
 impl Tombstones {
-    pub(super) fn insert(&mut self, id: String, reason: EndReason, now: Instant) {
+    pub(super) fn insert(&mut self, id: String, reason: EndNotice, now: Instant) {
         if self.reasons.insert(id.clone(), reason).is_none() {
             self.order.push_back((now + TOMBSTONE_TTL, id));
         }
@@ -32,8 +32,8 @@ impl Tombstones {
         }
     }
 
-    pub(super) fn get(&self, id: &str) -> Option<EndReason> {
-        self.reasons.get(id).copied()
+    pub(super) fn get(&self, id: &str) -> Option<EndNotice> {
+        self.reasons.get(id).cloned()
     }
 
     pub(super) fn expire(&mut self, now: Instant) {

@@ -1,10 +1,21 @@
-//! A full garbage collection in the app's Python process after a reclaim (launcher mode).
+//! Freeing an ended session inside the app's Python process (launcher mode).
 //!
-//! Streamlit drops expired sessions when [`super::reclaim`] pokes it, but a session caught
-//! in a reference cycle is only freed by Python's next full collection. Streamlit runs one
-//! after every script run, so a busy server frees it soon; an idle server keeps it. When
-//! idlegate starts the app itself it puts a small `sitecustomize` module on `PYTHONPATH`
-//! that lets SIGUSR1 run `gc.collect()`, and sends that signal after each reclaim.
+//! When idlegate starts the app itself it puts a small `sitecustomize` module on
+//! `PYTHONPATH` that answers SIGUSR1:
+//!
+//! - **Ended sessions are shut down at once.** idlegate writes their ids to a file in the
+//!   hook directory first; the handler (on a thread of its own, never inside the signal)
+//!   calls `Runtime.instance().clear_user_info_for_session(id)`, Streamlit's thread-safe
+//!   way to end a session for good (`runtime/runtime.py`): a stored session is shut down,
+//!   a connected one is marked so its disconnect shuts it down instead of storing it. Only
+//!   `AppSession.shutdown()` releases a session's uploaded files, media and lazy table
+//!   sources (`runtime/app_session.py`); a session Streamlit merely lets expire keeps them
+//!   until it is garbage collected. Downloadable media go on the second orphan sweep after
+//!   their session ends (`runtime/media_file_manager.py`), so the handler sweeps twice.
+//! - **A full garbage collection.** A session caught in a reference cycle is only freed by
+//!   Python's next full collection, which Streamlit runs after script runs; an idle server
+//!   would keep it. The handler collects after closing sessions, or alone when asked after
+//!   a reclaim ([`super::reclaim`]).
 //!
 //! SIGUSR1 would terminate a process without the handler, so the module writes a marker
 //! file named after its process id once the handler is in place, and idlegate only signals
@@ -13,15 +24,18 @@
 //! loaded.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 /// The module written into the hook directory.
-const SITECUSTOMIZE: &str = r#""""Lets the idlegate gateway in front of this app ask for a full garbage collection.
+const SITECUSTOMIZE: &str = r#""""Lets the idlegate gateway in front of this app end sessions for good and free memory.
 
-idlegate sends SIGUSR1 after the app dropped expired sessions, so that sessions caught in
-reference cycles give their memory back even when no other session runs a script.
+idlegate sends SIGUSR1 after a tab session ended (having written the session ids to a
+file here) or after the app dropped expired sessions: the ended sessions are shut down,
+which frees their uploaded files, media and table sources, and a full garbage collection
+frees sessions caught in reference cycles.
 """
 import gc as _gc
 import importlib.machinery as _machinery
@@ -29,12 +43,50 @@ import importlib.util as _util
 import os as _os
 import signal as _signal
 import sys as _sys
+import threading as _threading
+import time as _time
 
 _here = _os.path.dirname(_os.path.abspath(__file__))
 
 
-def _idlegate_collect(_signum, _frame):
+def _idlegate_close(ids):
+    try:
+        from streamlit.runtime import Runtime
+
+        runtime = Runtime.instance()
+        for session_id in ids:
+            runtime.clear_user_info_for_session(session_id)
+        # Shutting a session down sweeps media once; downloads go on the second sweep.
+        for _ in range(2):
+            _time.sleep(0.5)
+            runtime.media_file_mgr.remove_orphaned_files()
+    except Exception:
+        pass
     _gc.collect()
+
+
+def _idlegate_take_requests():
+    ids = []
+    prefix = "close-%d." % _os.getpid()
+    for name in sorted(_os.listdir(_here)):
+        if not name.startswith(prefix) or name.endswith(".tmp"):
+            continue
+        path = _os.path.join(_here, name)
+        try:
+            with open(path) as requests:
+                ids.extend(line.strip() for line in requests if line.strip())
+            _os.remove(path)
+        except OSError:
+            pass
+    return ids
+
+
+def _idlegate_collect(_signum, _frame):
+    ids = _idlegate_take_requests()
+    if ids:
+        _threading.Thread(target=_idlegate_close, args=(ids,), daemon=True).start()
+    else:
+        _gc.collect()
 
 
 try:
@@ -58,6 +110,7 @@ if _spec is not None and _spec.loader is not None:
 #[derive(Debug)]
 pub struct GcHook {
     dir: PathBuf,
+    requests: AtomicU64,
 }
 
 impl GcHook {
@@ -70,7 +123,10 @@ impl GcHook {
         ));
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("sitecustomize.py"), SITECUSTOMIZE)?;
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            requests: AtomicU64::new(0),
+        })
     }
 
     /// `PYTHONPATH` for the app: the hook directory first, then what was there.
@@ -95,6 +151,34 @@ impl GcHook {
         }
     }
 
+    /// Asks process `pid` to end the sessions `ids` for good (and then collect garbage), if
+    /// its handler is in place. Each id must be a session id as Streamlit makes them (a
+    /// UUID); others are skipped. Returns whether the request was made.
+    pub fn close_sessions(&self, pid: u32, ids: &[&str]) -> bool {
+        let ids: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| {
+                !id.is_empty()
+                    && id.len() <= 64
+                    && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+            .collect();
+        if ids.is_empty() || !self.is_ready(pid) {
+            return false;
+        }
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!("close-{pid}.{n:012}"));
+        let staged = path.with_extension(format!("{n:012}.tmp"));
+        let written =
+            std::fs::write(&staged, ids.join("\n")).and_then(|()| std::fs::rename(&staged, &path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&staged);
+            return false;
+        }
+        self.collect(pid)
+    }
+
     /// Whether process `pid` has installed the handler.
     pub fn is_ready(&self, pid: u32) -> bool {
         self.dir.join(format!("ready-{pid}")).is_file()
@@ -103,6 +187,31 @@ impl GcHook {
     /// The hook directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// The launched app's Python runtime, reached through its hook: ends sessions for good and
+/// collects garbage.
+#[derive(Debug, Clone)]
+pub struct AppRuntime {
+    hook: std::sync::Arc<GcHook>,
+    pid: u32,
+}
+
+impl AppRuntime {
+    pub fn new(hook: std::sync::Arc<GcHook>, pid: u32) -> Self {
+        Self { hook, pid }
+    }
+
+    /// Ends the sessions `ids` for good (see the module docs). Returns whether the request
+    /// was made (the app installed the hook).
+    pub fn close_sessions(&self, ids: &[&str]) -> bool {
+        self.hook.close_sessions(self.pid, ids)
+    }
+
+    /// Asks for a full garbage collection.
+    pub fn collect(&self) -> bool {
+        self.hook.collect(self.pid)
     }
 }
 

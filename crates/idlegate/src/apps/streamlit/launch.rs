@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use crate::config::IdentityHeaders;
 
-/// Settings idlegate passes and the user's command must not repeat.
-const OWNED: [&str; 4] = [
+/// Settings idlegate passes and the user's command must not repeat. (The base path may be
+/// in the command: idlegate then serves under it; see [`super::options`].)
+const OWNED: [&str; 3] = [
     "--server.port",
     "--server.address",
-    "--server.baseUrlPath",
     "--server.disconnectedSessionTTL",
 ];
+const BASE_URL_PATH: &str = "--server.baseUrlPath";
 
 /// Inserts idlegate's settings into `streamlit run …` (also `python -m streamlit run …`).
 pub fn command(
@@ -61,8 +62,9 @@ pub fn command(
         "--browser.gatherUsageStats".to_owned(),
         "false".to_owned(),
     ];
-    if !base_path.is_empty() {
-        settings.push("--server.baseUrlPath".to_owned());
+    // The command's own base path, if it has one, is the one idlegate serves under.
+    if !base_path.is_empty() && super::options::flag(command, BASE_URL_PATH).is_none() {
+        settings.push(BASE_URL_PATH.to_owned());
         settings.push(base_path.trim_start_matches('/').to_owned());
     }
     let mut full = command[..=run].to_vec();
@@ -155,13 +157,19 @@ mod tests {
         )
         .unwrap_err()
         .contains("--server.port"));
-        assert!(command(
+        // The app's own base path is the one idlegate serves under (it is not repeated).
+        let own = command(
             &args("streamlit run app.py --server.baseUrlPath=x"),
             1,
-            "",
-            Duration::from_secs(5)
+            "/x",
+            Duration::from_secs(5),
         )
-        .is_err());
+        .unwrap();
+        assert_eq!(
+            own.iter().filter(|a| a.contains("baseUrlPath")).count(),
+            1,
+            "{own:?}"
+        );
         assert!(command(
             &args("streamlit run app.py -- --server.port 1"),
             1,

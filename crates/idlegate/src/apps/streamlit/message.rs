@@ -71,6 +71,10 @@ mod back {
     /// `DataframeChunkRequestPayload.source_id` and `.sort`.
     pub const CHUNK_SOURCE_ID: u32 = 1;
     pub const CHUNK_SORT: u32 = 4;
+    /// `ClientState.context_info`, and its `url` and `is_embedded`.
+    pub const CLIENT_STATE_CONTEXT_INFO: u32 = 8;
+    pub const CONTEXT_URL: u32 = 4;
+    pub const CONTEXT_IS_EMBEDDED: u32 = 5;
     /// `ClientState.fragment_id`.
     pub const CLIENT_STATE_FRAGMENT_ID: u32 = 5;
     /// `ClientState.is_auto_rerun`.
@@ -106,8 +110,20 @@ fn back_member(field: u32) -> Option<(BackMsgKind, WireType)> {
 enum BackCtx {
     BackMsg,
     ClientState,
+    ContextInfo,
     BackendOperation,
     DataframeChunk,
+}
+
+/// Longest page URL kept from a rerun's `context_info`; longer ones are not kept.
+pub const MAX_PAGE_URL_LEN: usize = 2048;
+
+/// Where the page that asked for a run is: its URL (as the browser shows it) and whether it
+/// is embedded in another page (an iframe).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PageContext {
+    pub url: String,
+    pub embedded: bool,
 }
 
 /// A lazily loaded table's request for rows (`backend_operation_request.dataframe_chunk`):
@@ -133,7 +149,7 @@ impl Fnv {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct BackState {
     /// The last known `type` member seen, with `is_auto_rerun` and `fragment`
     /// merged across repeated `rerun_script` occurrences.
@@ -142,6 +158,24 @@ struct BackState {
     /// The dataframe chunk request of a `backend_operation_request`: its
     /// source id and sort hashed so far.
     chunk: Option<(Fnv, Option<Fnv>)>,
+    /// `rerun_script.context_info`: whether present, the URL bytes (cleared,
+    /// not freed, between messages), whether the URL was too long, embedding.
+    context: bool,
+    url: Vec<u8>,
+    url_too_long: bool,
+    embedded: bool,
+}
+
+impl BackState {
+    /// Forgets the message, keeping the URL buffer's allocation.
+    fn clear(&mut self) {
+        let mut url = std::mem::take(&mut self.url);
+        url.clear();
+        *self = Self {
+            url,
+            ..Self::default()
+        };
+    }
 }
 
 impl Default for Fnv {
@@ -164,6 +198,10 @@ impl BackState {
         if !merged {
             self.kind = Some(kind);
             self.chunk = None;
+            self.context = false;
+            self.url.clear();
+            self.url_too_long = false;
+            self.embedded = false;
         }
     }
 }
@@ -191,11 +229,24 @@ impl Visitor for BackState {
                     }
                 }
             }
+            BackCtx::ContextInfo => {
+                if field == back::CONTEXT_IS_EMBEDDED {
+                    self.embedded = value != 0;
+                }
+            }
             BackCtx::BackendOperation | BackCtx::DataframeChunk => {}
         }
     }
 
     fn bytes(&mut self, ctx: BackCtx, field: u32, piece: &[u8]) {
+        if ctx == BackCtx::ContextInfo && field == back::CONTEXT_URL {
+            if self.url.len() + piece.len() > MAX_PAGE_URL_LEN {
+                self.url_too_long = true;
+            } else {
+                self.url.extend_from_slice(piece);
+            }
+            return;
+        }
         if let (BackCtx::DataframeChunk, Some((source, sort))) = (ctx, &mut self.chunk) {
             match field {
                 back::CHUNK_SOURCE_ID => source.feed(piece),
@@ -230,6 +281,17 @@ impl Visitor for BackState {
             // A message: repeated occurrences merge, so their bytes all count.
             (BackCtx::DataframeChunk, back::CHUNK_SORT) => return LenAction::Capture,
             (BackCtx::DataframeChunk, _) => return LenAction::Skip,
+            (BackCtx::ClientState, back::CLIENT_STATE_CONTEXT_INFO) => {
+                self.context = true;
+                return LenAction::Descend(BackCtx::ContextInfo);
+            }
+            (BackCtx::ContextInfo, back::CONTEXT_URL) => {
+                // A string: the last occurrence wins.
+                self.url.clear();
+                self.url_too_long = false;
+                return LenAction::Capture;
+            }
+            (BackCtx::ContextInfo, _) => return LenAction::Skip,
             _ => {}
         }
         if ctx == BackCtx::ClientState {
@@ -265,6 +327,9 @@ pub struct BackMsgScanner {
     failed: Option<ProtoError>,
     /// The chunk request of the message `finish` last returned, if it was one.
     chunk: Option<ChunkRequest>,
+    /// The page context of the message `finish` last returned, if it was a rerun that
+    /// carried one (a URL too long or not UTF-8 is left out).
+    page: Option<PageContext>,
 }
 
 impl Default for BackMsgScanner {
@@ -280,6 +345,7 @@ impl BackMsgScanner {
             state: BackState::default(),
             failed: None,
             chunk: None,
+            page: None,
         }
     }
 
@@ -301,23 +367,42 @@ impl BackMsgScanner {
     pub fn finish(&mut self) -> Result<BackMsgKind, ProtoError> {
         let failed = self.failed.take();
         let walked = self.walker.finish();
-        let state = std::mem::take(&mut self.state);
         self.chunk = None;
         if let Some(err) = failed {
+            self.state.clear();
             return Err(err);
         }
-        walked?;
+        if let Err(err) = walked {
+            self.state.clear();
+            return Err(err);
+        }
+        let state = &self.state;
         if state.kind == Some(BackMsgKind::BackendOperationRequest) {
             self.chunk = state.chunk.map(|(source, sort)| ChunkRequest {
                 source: source.0,
                 sort: sort.map_or(0, |sort| sort.0),
             });
         }
-        Ok(match (state.kind, state.unknown) {
+        let rerun = matches!(state.kind, Some(BackMsgKind::RerunScript { .. }));
+        if rerun && state.context && !state.url_too_long {
+            // Allocates only when the page changed.
+            let same = self.page.as_ref().is_some_and(|page| {
+                page.url.as_bytes() == state.url.as_slice() && page.embedded == state.embedded
+            });
+            if !same {
+                self.page = std::str::from_utf8(&state.url).ok().map(|url| PageContext {
+                    url: url.to_owned(),
+                    embedded: state.embedded,
+                });
+            }
+        }
+        let kind = match (state.kind, state.unknown) {
             (Some(kind), _) => kind,
             (None, Some(field)) => BackMsgKind::Unknown(field),
             (None, None) => BackMsgKind::Empty,
-        })
+        };
+        self.state.clear();
+        Ok(kind)
     }
 
     /// The table-rows request the message `finish` last returned carried, if it was a
@@ -326,10 +411,15 @@ impl BackMsgScanner {
         self.chunk
     }
 
+    /// The page the latest rerun that named one came from (`rerun_script.context_info`).
+    pub fn page(&self) -> Option<&PageContext> {
+        self.page.as_ref()
+    }
+
     /// Discards the message in progress.
     pub fn reset(&mut self) {
         self.walker.reset();
-        self.state = BackState::default();
+        self.state.clear();
         self.failed = None;
     }
 }
@@ -646,5 +736,111 @@ pub fn encode_set_run_on_save(enabled: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(2);
     put_varint(&mut out, u64::from(back::SET_RUN_ON_SAVE) << 3);
     put_varint(&mut out, u64::from(enabled));
+    out
+}
+
+/// Field numbers of the messages that draw a page of idlegate's own in place of the app's
+/// (streamlit 1.67 `ForwardMsg.proto`, `NewSession.proto`, `Delta.proto`, `Element.proto`,
+/// `Markdown.proto`, `AppPage.proto`).
+mod page {
+    pub const FORWARD_METADATA: u32 = 2;
+    pub const FORWARD_NEW_SESSION: u32 = 4;
+    pub const FORWARD_DELTA: u32 = 5;
+    pub const FORWARD_SCRIPT_FINISHED: u32 = 6;
+    pub const FORWARD_SESSION_STATUS_CHANGED: u32 = 9;
+    pub const FORWARD_NAVIGATION: u32 = 23;
+    pub const METADATA_DELTA_PATH: u32 = 2;
+    pub const METADATA_RUN: u32 = 6;
+    pub const RUN_SCRIPT_RUN_ID: u32 = 1;
+    pub const NEW_SESSION_INITIALIZE: u32 = 1;
+    pub const NEW_SESSION_CONFIG: u32 = 6;
+    pub const DELTA_NEW_ELEMENT: u32 = 3;
+    pub const ELEMENT_MARKDOWN: u32 = 29;
+    pub const MARKDOWN_BODY: u32 = 1;
+    pub const NAVIGATION_APP_PAGES: u32 = 2;
+    pub const NAVIGATION_PAGE_SCRIPT_HASH: u32 = 4;
+    pub const APP_PAGE_SCRIPT_HASH: u32 = 1;
+    pub const APP_PAGE_NAME: u32 = 2;
+    pub const APP_PAGE_IS_DEFAULT: u32 = 4;
+}
+
+/// `ForwardMsg.metadata{run{script_run_id}}`.
+fn run_metadata(run_id: &str) -> Vec<u8> {
+    let mut run = Vec::new();
+    put_len_field(&mut run, page::RUN_SCRIPT_RUN_ID, run_id.as_bytes());
+    let mut metadata = Vec::new();
+    put_len_field(&mut metadata, page::METADATA_RUN, &run);
+    metadata
+}
+
+/// The messages that replace everything the page shows with `markdown`, in a run of the
+/// page's own named `run_id`, with the browser tab titled `title`. Streamlit clears a
+/// page's old elements only at the end of a run it started with `new_session`, so the
+/// messages are a whole run: `new_session` (with the empty `initialize` and `config` the
+/// page needs), `navigation` (one page, which also hides the app's page list), the
+/// markdown at the top of the main area, `script_finished` and `session_status_changed`.
+///
+/// For a page that cannot be sent elsewhere: Streamlit posts `auth_redirect` to the parent
+/// of a page in an iframe instead of navigating. Each message is one binary WebSocket
+/// message.
+pub fn encode_page_replacement(run_id: &str, title: &str, markdown: &str) -> Vec<Vec<u8>> {
+    let metadata = run_metadata(run_id);
+    let hash = "idlegate-ended";
+
+    let mut new_session = Vec::new();
+    put_len_field(&mut new_session, page::NEW_SESSION_INITIALIZE, &[]);
+    put_len_field(&mut new_session, page::NEW_SESSION_CONFIG, &[]);
+    let mut started = Vec::new();
+    put_len_field(&mut started, page::FORWARD_NEW_SESSION, &new_session);
+    put_len_field(&mut started, page::FORWARD_METADATA, &metadata);
+
+    let mut app_page = Vec::new();
+    put_len_field(&mut app_page, page::APP_PAGE_SCRIPT_HASH, hash.as_bytes());
+    put_len_field(&mut app_page, page::APP_PAGE_NAME, title.as_bytes());
+    put_varint(&mut app_page, u64::from(page::APP_PAGE_IS_DEFAULT) << 3);
+    put_varint(&mut app_page, 1);
+    let mut navigation = Vec::new();
+    put_len_field(&mut navigation, page::NAVIGATION_APP_PAGES, &app_page);
+    put_len_field(
+        &mut navigation,
+        page::NAVIGATION_PAGE_SCRIPT_HASH,
+        hash.as_bytes(),
+    );
+    let mut navigated = Vec::new();
+    put_len_field(&mut navigated, page::FORWARD_NAVIGATION, &navigation);
+    put_len_field(&mut navigated, page::FORWARD_METADATA, &metadata);
+
+    let mut body = Vec::new();
+    put_len_field(&mut body, page::MARKDOWN_BODY, markdown.as_bytes());
+    let mut element = Vec::new();
+    put_len_field(&mut element, page::ELEMENT_MARKDOWN, &body);
+    let mut delta = Vec::new();
+    put_len_field(&mut delta, page::DELTA_NEW_ELEMENT, &element);
+    // The first element of the main container: delta_path [0, 0], packed.
+    let mut element_metadata = Vec::new();
+    put_len_field(&mut element_metadata, page::METADATA_DELTA_PATH, &[0, 0]);
+    let mut drawn = Vec::new();
+    put_len_field(&mut drawn, page::FORWARD_DELTA, &delta);
+    put_len_field(&mut drawn, page::FORWARD_METADATA, &element_metadata);
+
+    let mut finished = Vec::new();
+    put_varint(&mut finished, u64::from(page::FORWARD_SCRIPT_FINISHED) << 3);
+    put_varint(&mut finished, 0);
+    put_len_field(&mut finished, page::FORWARD_METADATA, &metadata);
+
+    let mut idle = Vec::new();
+    put_len_field(&mut idle, page::FORWARD_SESSION_STATUS_CHANGED, &[]);
+
+    vec![started, navigated, drawn, finished, idle]
+}
+
+/// `ForwardMsg{session_status_changed{script_is_running: true}}`: the answer to a rerun the
+/// page asks for on a replaced page, before drawing it again (else the page stays greyed).
+pub fn encode_running() -> Vec<u8> {
+    let mut status = Vec::new();
+    put_varint(&mut status, 2 << 3);
+    put_varint(&mut status, 1);
+    let mut out = Vec::new();
+    put_len_field(&mut out, page::FORWARD_SESSION_STATUS_CHANGED, &status);
     out
 }

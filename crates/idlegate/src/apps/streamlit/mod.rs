@@ -16,14 +16,20 @@
 pub mod collect;
 pub mod launch;
 pub mod message;
+pub mod options;
+pub mod probe;
 pub mod protowire;
 pub mod reclaim;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
 
 use http::{HeaderMap, Method};
 
-use super::{App, DecodeError, MessageDecoder, UploadEvent};
+use super::{App, DecodeError, EndText, Farewell, MessageDecoder, UploadEvent};
+use crate::config::Upstream;
 use crate::tracker::{Release, Signal};
 use message::{BackMsgKind, BackMsgScanner, ForwardMsgScanner};
 
@@ -38,6 +44,8 @@ pub struct Streamlit {
     stream_path: String,
     upload_prefix: String,
     reclaimer: Option<reclaim::Reclaimer>,
+    probe: Option<Arc<probe::ResumeProbe>>,
+    runtime: Option<collect::AppRuntime>,
 }
 
 impl Streamlit {
@@ -49,7 +57,21 @@ impl Streamlit {
             stream_path: format!("{base_path}/_stcore/stream"),
             upload_prefix: format!("{base_path}/_stcore/upload_file/"),
             reclaimer,
+            probe: None,
+            runtime: None,
         }
+    }
+
+    /// Ends sessions for good in the app's runtime, when idlegate launched it.
+    pub fn with_runtime(mut self, runtime: Option<collect::AppRuntime>) -> Self {
+        self.runtime = runtime;
+        self
+    }
+
+    /// Checks reconnects against the app at `upstream` (see [`probe`]).
+    pub fn with_resume_probe(mut self, upstream: Upstream) -> Self {
+        self.probe = Some(Arc::new(probe::ResumeProbe::new(upstream, &self.base_path)));
+        self
     }
 
     /// The app session an upload request (`PUT`/`DELETE` of an uploaded file) is for.
@@ -66,6 +88,11 @@ impl Streamlit {
 impl App for Streamlit {
     fn is_session_socket(&self, path: &str) -> bool {
         path == self.stream_path
+    }
+
+    fn other_base_path(&self, path: &str) -> Option<String> {
+        let base = path.strip_suffix("/_stcore/stream")?;
+        (base != self.base_path).then(|| base.to_owned())
     }
 
     fn session_socket_path(&self) -> &str {
@@ -85,6 +112,7 @@ impl App for Streamlit {
             Box::new(BrowserDecoder {
                 scanner: BackMsgScanner::new(),
                 sorts: Sorts::default(),
+                page: None,
             }),
             Box::new(AppDecoder {
                 scanner: ForwardMsgScanner::new(),
@@ -119,12 +147,81 @@ impl App for Streamlit {
         Some(message::encode_auth_redirect(url))
     }
 
+    fn farewell(&self, url: &str, embedded: bool, text: &EndText<'_>) -> Farewell {
+        if !embedded {
+            return Farewell {
+                messages: vec![message::encode_auth_redirect(url)],
+                ..Farewell::default()
+            };
+        }
+        // In an iframe Streamlit posts the redirect to the parent page instead of navigating,
+        // so the notice replaces the page, and the socket stays open so it does not reconnect.
+        let markdown = format!(
+            "### {}\n\n{}\n\n[{}]({})",
+            escape_markdown(text.title),
+            escape_markdown(text.message),
+            escape_markdown(text.start_label),
+            text.start_href.replace(['(', ')', ' '], "")
+        );
+        let mut again = vec![message::encode_running()];
+        again.extend(message::encode_page_replacement(
+            "idlegate-ended-again",
+            text.title,
+            &markdown,
+        ));
+        Farewell {
+            messages: message::encode_page_replacement("idlegate-ended", text.title, &markdown),
+            hold: true,
+            again,
+        }
+    }
+
+    fn sign_out_path(&self) -> Option<String> {
+        // `st.logout()` sends the page here (`auth_redirect`, `user_info.py`).
+        Some(format!("{}/auth/logout", self.base_path))
+    }
+
     fn health_path(&self) -> String {
         format!("{}/_stcore/health", self.base_path)
     }
 
     fn is_health_poll(&self, path: &str) -> bool {
         path.ends_with("/_stcore/health") || path.ends_with("/_stcore/host-config")
+    }
+
+    fn resumed(&self, id: &str) -> BoxFuture<'static, Option<bool>> {
+        let Some(probe) = self.probe.clone() else {
+            return Box::pin(async { None });
+        };
+        let id = id.to_owned();
+        Box::pin(async move {
+            match probe.resumed(&id).await {
+                Ok(resumed) => Some(resumed == probe::Resumed::Yes),
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not tell whether a page got its session back");
+                    None
+                }
+            }
+        })
+    }
+
+    fn session_ended(&self, id: &str) {
+        if let Some(runtime) = &self.runtime {
+            if runtime.close_sessions(&[id]) {
+                tracing::debug!(app_session = %crate::redact::short_hash(id), "asked the app to end the session for good");
+                // Let go of the reference the app's message loop keeps to the last session
+                // it served, once the session is gone.
+                if let Some(reclaimer) = &self.reclaimer {
+                    reclaimer.soon();
+                }
+            }
+        }
+    }
+
+    fn accepted_host(&self, host: &str) {
+        if let Some(reclaimer) = &self.reclaimer {
+            reclaimer.accepted_host(host);
+        }
     }
 
     fn session_closed(&self) {
@@ -194,6 +291,29 @@ fn forget_resume(headers: &mut HeaderMap) {
     }
 }
 
+/// The path and query of a page URL as the browser shows it (`http://host/p?q#f` →
+/// `/p?q`); `None` for anything that is not an absolute http(s) URL.
+fn path_and_query(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let path = &rest[rest.find('/')?..];
+    let path = path.split('#').next().unwrap_or(path);
+    (!path.is_empty()).then(|| path.to_owned())
+}
+
+/// Text for Streamlit's markdown with every markdown and HTML sign escaped.
+fn escape_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\`*_{}[]()#+-.!|<>~$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn decode_error(e: impl std::fmt::Display) -> DecodeError {
     DecodeError(e.to_string())
 }
@@ -205,6 +325,8 @@ const SORT_MEMORY: usize = 16;
 struct BrowserDecoder {
     scanner: BackMsgScanner,
     sorts: Sorts,
+    /// The page last reported to the tracker.
+    page: Option<message::PageContext>,
 }
 
 /// The sort orders a page's lazily loaded tables asked for. A page asks for rows by itself
@@ -265,10 +387,24 @@ impl MessageDecoder for BrowserDecoder {
             BackMsgKind::RerunScript {
                 is_auto_rerun,
                 fragment,
-            } => emit(Signal::RunRequested {
-                automatic: is_auto_rerun,
-                fragment,
-            }),
+            } => {
+                // Where the page is, from the URL its rerun names (`context_info.url`).
+                if self.scanner.page() != self.page.as_ref() {
+                    self.page = self.scanner.page().cloned();
+                    if let Some(page) = &self.page {
+                        if let Some(path) = path_and_query(&page.url) {
+                            emit(Signal::Page {
+                                path,
+                                embedded: page.embedded,
+                            });
+                        }
+                    }
+                }
+                emit(Signal::RunRequested {
+                    automatic: is_auto_rerun,
+                    fragment,
+                });
+            }
             // Only a person stops a run or clears the cache (the page's menu).
             BackMsgKind::StopScript | BackMsgKind::ClearCache => emit(Signal::PersonMessage),
             // Table rows: a person's only when they change a sort (see `Sorts`).

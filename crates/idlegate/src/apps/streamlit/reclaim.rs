@@ -12,9 +12,17 @@
 //! connected. So the poke asks its own throwaway session for a status message
 //! (`set_run_on_save: false`, which changes nothing else) and waits for it before closing:
 //! the loop then holds the poke's session instead of a real one.
+//!
+//! Every poke is followed by a second one a TTL later. An expired session is shut down when
+//! Python frees it, and shutting down sweeps the app's media once; a download button's file
+//! goes only on the next sweep, so the last session's downloads would stay. The second poke
+//! expires the first poke's own session, whose shutdown is that sweep.
+//!
+//! When the app's runtime ends sessions at once (launcher mode, [`super::collect`]), a poke
+//! shortly after ([`Reclaimer::soon`]) is enough.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
@@ -31,6 +39,9 @@ use crate::proxy::frame::{close_payload, encode_frame, FrameEvent, FrameReader, 
 const MARGIN: Duration = Duration::from_secs(1);
 /// Pokes due within this much of each other are done once.
 const COALESCE: Duration = Duration::from_millis(500);
+/// How long after a session is ended for good the poke comes ([`Reclaimer::soon`]): after
+/// the app's runtime has shut it down and swept its media.
+const SOON: Duration = Duration::from_millis(2500);
 /// Longest a poke may take.
 const POKE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -40,8 +51,18 @@ pub type AfterReclaim = Arc<dyn Fn() + Send + Sync>;
 /// Handle to the reclaim task. Cheap to clone.
 #[derive(Clone)]
 pub struct Reclaimer {
-    due: mpsc::UnboundedSender<Instant>,
+    due: mpsc::UnboundedSender<Poke>,
     delay: Duration,
+    /// The `Host` the poke names: the last one the app accepted a page's socket with, since
+    /// `server.allowedHosts` refuses others (it applies to WebSocket handshakes only).
+    host: Arc<Mutex<Option<String>>>,
+}
+
+/// A poke asked for: when, and whether it is a second poke (which has none after it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Poke {
+    at: Instant,
+    second: bool,
 }
 
 impl Reclaimer {
@@ -54,65 +75,143 @@ impl Reclaimer {
         after: Option<AfterReclaim>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(rx, upstream, stream_path, after));
+        let delay = ttl + MARGIN;
+        let host = Arc::new(Mutex::new(None));
+        tokio::spawn(run(
+            rx,
+            Target {
+                upstream,
+                path: stream_path,
+                host: host.clone(),
+            },
+            after,
+            delay,
+        ));
         Self {
             due: tx,
-            delay: ttl + MARGIN,
+            delay,
+            host,
+        }
+    }
+
+    /// The app accepted a page's session socket with this `Host`.
+    pub fn accepted_host(&self, host: &str) {
+        let mut known = self.host.lock().unwrap_or_else(|p| p.into_inner());
+        if known.as_deref() != Some(host) {
+            *known = Some(host.to_owned());
         }
     }
 
     /// A session socket closed just now.
     pub fn session_closed(&self) {
-        let _ = self.due.send(Instant::now() + self.delay);
+        let _ = self.due.send(Poke {
+            at: Instant::now() + self.delay,
+            second: false,
+        });
+    }
+
+    /// A session was ended for good in the app just now: poke once it is gone.
+    pub fn soon(&self) {
+        let _ = self.due.send(Poke {
+            at: Instant::now() + SOON,
+            second: true,
+        });
     }
 }
 
-async fn run(
-    mut requests: mpsc::UnboundedReceiver<Instant>,
+/// Where the poke goes.
+struct Target {
     upstream: Upstream,
     path: String,
+    host: Arc<Mutex<Option<String>>>,
+}
+
+async fn run(
+    mut requests: mpsc::UnboundedReceiver<Poke>,
+    target: Target,
     after: Option<AfterReclaim>,
+    delay: Duration,
 ) {
-    let mut due: VecDeque<Instant> = VecDeque::new();
+    let mut warned_host = false;
+    // Due pokes by time; `true` when a second poke must follow.
+    let mut due: BTreeMap<Instant, bool> = BTreeMap::new();
     loop {
-        let next = due.front().copied();
+        let next = due.keys().next().copied();
         tokio::select! {
             request = requests.recv() => {
-                let Some(at) = request else { return };
-                // Requests arrive in time order, so only the last entry can be close to `at`.
-                match due.back() {
-                    Some(last) if at <= *last + COALESCE => {}
-                    _ => due.push_back(at),
-                }
+                let Some(poke) = request else { return };
+                schedule(&mut due, poke);
             }
             () = sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
                 let now = Instant::now();
-                while due.front().is_some_and(|at| *at <= now + COALESCE) {
-                    due.pop_front();
+                let mut followed = false;
+                while let Some(entry) = due.first_entry() {
+                    if *entry.key() > now + COALESCE {
+                        break;
+                    }
+                    followed |= entry.remove();
                 }
-                match timeout(POKE_TIMEOUT, poke(&upstream, &path)).await {
+                let host = target
+                    .host
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .unwrap_or_else(|| target.upstream.authority());
+                match timeout(POKE_TIMEOUT, poke(&target.upstream, &host, &target.path)).await {
                     Ok(Ok(())) => {
                         tracing::debug!("asked the app to release closed sessions");
                         if let Some(after) = &after {
                             after();
                         }
                     }
+                    Ok(Err(e)) if e.to_string().contains(" 403 ") => {
+                        if !std::mem::replace(&mut warned_host, true) {
+                            tracing::warn!(
+                                %host,
+                                "the app refused idlegate's connection that frees closed \
+                                 sessions (403): its server.allowedHosts does not allow this \
+                                 host; add the host browsers use, or 127.0.0.1, to \
+                                 server.allowedHosts"
+                            );
+                        }
+                    }
                     Ok(Err(e)) => tracing::warn!(error = %e, "could not ask the app to release closed sessions"),
                     Err(_) => tracing::warn!("asking the app to release closed sessions timed out"),
+                }
+                if followed {
+                    schedule(&mut due, Poke { at: Instant::now() + delay, second: true });
                 }
             }
         }
     }
 }
 
-/// Opens a WebSocket to the session socket and closes it right away.
-pub async fn poke(upstream: &Upstream, path: &str) -> std::io::Result<()> {
+/// Adds a poke, unless one is due within [`COALESCE`] of it (which then also gets the
+/// second poke this one asks for).
+fn schedule(due: &mut BTreeMap<Instant, bool>, poke: Poke) {
+    let near = due
+        .range(poke.at.checked_sub(COALESCE).unwrap_or(poke.at)..=poke.at + COALESCE)
+        .map(|(at, _)| *at)
+        .next();
+    match near {
+        Some(at) => {
+            if !poke.second {
+                due.insert(at, true);
+            }
+        }
+        None => {
+            due.insert(poke.at, !poke.second);
+        }
+    }
+}
+
+/// Opens a WebSocket to the session socket (naming `host`) and closes it right away.
+pub async fn poke(upstream: &Upstream, host: &str, path: &str) -> std::io::Result<()> {
     let mut stream = TcpStream::connect((upstream.host.as_str(), upstream.port)).await?;
     let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        upstream.authority()
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await?;
     let mut head = Vec::with_capacity(512);

@@ -224,3 +224,53 @@ fn only_a_changed_table_sort_is_a_persons_row_request() {
     }
     assert_eq!(sorts.by_source.len(), SORT_MEMORY);
 }
+
+#[test]
+fn a_rerun_names_the_page_it_came_from_once_per_change() {
+    let app = Streamlit::new("", None);
+    let (mut browser, _) = app.decoders();
+    // rerun_script{context_info{url, is_embedded}}
+    let rerun_from = |url: &str, embedded: bool| {
+        let mut context = vec![0x22, url.len() as u8];
+        context.extend_from_slice(url.as_bytes());
+        if embedded {
+            context.extend_from_slice(&[0x28, 0x01]);
+        }
+        let mut client_state = vec![0x42, context.len() as u8];
+        client_state.extend(context);
+        let mut message = vec![0x5a, client_state.len() as u8];
+        message.extend(client_state);
+        message
+    };
+    let request = Signal::RunRequested {
+        automatic: false,
+        fragment: false,
+    };
+    let page = rerun_from("http://apps.example/report?id=42&view=chart#top", false);
+    assert_eq!(
+        signals(browser.as_mut(), &page),
+        [
+            Signal::Page {
+                path: "/report?id=42&view=chart".into(),
+                embedded: false
+            },
+            request.clone()
+        ]
+    );
+    assert_eq!(signals(browser.as_mut(), &page), std::slice::from_ref(&request));
+    assert_eq!(
+        signals(
+            browser.as_mut(),
+            &rerun_from("http://apps.example/?embed=true", true)
+        ),
+        [
+            Signal::Page {
+                path: "/?embed=true".into(),
+                embedded: true
+            },
+            request.clone()
+        ]
+    );
+    assert_eq!(path_and_query("javascript:alert(1)"), None);
+    assert_eq!(path_and_query("http://host"), None);
+}

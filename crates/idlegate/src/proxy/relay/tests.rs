@@ -5,7 +5,7 @@ use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
 use super::*;
 use crate::apps::streamlit::Streamlit;
 use crate::config::TabPolicy;
-use crate::tracker::{Admission, Entry, Tracker};
+use crate::tracker::{Admission, EndReason, Entry, Tracker};
 
 fn policy() -> TabPolicy {
     TabPolicy {
@@ -69,10 +69,15 @@ fn start() -> Harness {
     let conn = tracker.connect(&Entry::default(), None).unwrap();
     let relay = tokio::spawn(async move {
         let app = Streamlit::new("", None);
-        let url = |reason: EndReason| format!("/_idlegate/ended?reason={reason}");
+        let farewell = |notice: &EndNotice| Farewell {
+            messages: vec![crate::apps::streamlit::message::encode_auth_redirect(
+                &format!("/_idlegate/ended?reason={}", notice.reason),
+            )],
+            ..Farewell::default()
+        };
         let options = RelayOptions {
             max_message_bytes: 1 << 20,
-            ended_url: &url,
+            farewell: &farewell,
         };
         let outcome = run(browser_side, app_side, &conn, &app, &options).await;
         conn.closed();
@@ -144,7 +149,9 @@ async fn ending_completes_the_frame_in_flight_then_redirects() {
     let closing = read_to_end(&mut h.app).await;
     assert_eq!(closing[0], 0x88, "a close frame");
     drop(h.browser);
-    assert!(matches!(h.relay.await.unwrap(), Outcome::Ended(e) if e.reason == EndReason::Idle));
+    assert!(
+        matches!(h.relay.await.unwrap(), Outcome::Ended(e) if e.notice.reason == EndReason::Idle)
+    );
 }
 
 #[tokio::test]
