@@ -164,6 +164,31 @@ async fn ended(State(state): State<Arc<RouteState>>, Query(query): Query<EndedQu
         .return_to
         .filter(|path| is_app_path(&state.base_path, path))
         .unwrap_or_else(|| format!("{}/", state.base_path));
+    // Signed out: every tab of the person goes where signing out goes (the sign-in page that
+    // says so, or the proxy's sign-out), the one that asked and the others alike.
+    if reason == Some(EndReason::Logout) && state.auth.enabled() {
+        let to = if state.auth.signs_in_here() {
+            let back =
+                serde_urlencoded::to_string([("return", restart.as_str())]).unwrap_or_default();
+            Some(format!(
+                "{}{PREFIX}login?signed_out=1&{back}",
+                state.base_path
+            ))
+        } else {
+            state.auth.config.login.sign_out_url.clone()
+        };
+        if let Some(to) = to {
+            let mut response = uncached(
+                StatusCode::SEE_OTHER,
+                "text/plain; charset=utf-8",
+                String::new(),
+            );
+            if let Ok(location) = HeaderValue::from_str(&to) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            return response;
+        }
+    }
     let html = pages::ended_page(reason, &state.policy, &state.texts, &restart);
     uncached(StatusCode::OK, "text/html; charset=utf-8", html)
 }

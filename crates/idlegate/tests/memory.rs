@@ -248,3 +248,241 @@ async fn an_upload_is_activity_and_its_file_is_released_when_the_tab_ends() -> R
     .with_context(|| app.output())?;
     Ok(())
 }
+
+/// Opens `SESSIONS` tabs of `tests/apps/download.py` holding `kind` through the gateway at
+/// `url`; returns them with the media URLs their pages named.
+async fn open_holding_tabs(url: &str, kind: &str) -> Result<(Vec<StClient>, Vec<String>)> {
+    let mut tabs = Vec::new();
+    let mut media = Vec::new();
+    for _ in 0..SESSIONS {
+        let mut tab = StClient::connect(url, None).await?;
+        tab.send_rerun_request(&testkit::stproto::RerunRequest {
+            query_string: format!("kind={kind}"),
+            ..Default::default()
+        })
+        .await?;
+        let run = tab.run_until_finished(Duration::from_secs(60)).await?;
+        ensure!(
+            run.markdown().contains(&format!("holding {kind}").as_str()),
+            "{:?}",
+            run.markdown()
+        );
+        media.extend(run.media().into_iter().map(str::to_owned));
+        tabs.push(tab);
+    }
+    Ok((tabs, media))
+}
+
+/// In launcher mode, five tabs each holding 40 MiB of `kind` (and 40 MiB of session state)
+/// end for idleness; returns what share of the memory they added came back, and checks
+/// that their media URLs then answer 404.
+async fn an_ended_tabs_memory_comes_back(kind: &str, share: f64) -> Result<()> {
+    let bin = Path::new(env!("CARGO_BIN_EXE_idlegate"));
+    let streamlit = streamlit_bin();
+    let app = repo_path("tests/apps/download.py");
+    let gw = GatewayProcess::start(
+        bin,
+        &[
+            "--idle-timeout",
+            "5s",
+            "--",
+            streamlit.to_str().context("venv path")?,
+            "run",
+            app.to_str().context("app path")?,
+        ],
+    )
+    .await?;
+    let pid = streamlit_child(gw.pid())?;
+    // Warm up: the first session imports numpy and pandas.
+    let mut first = StClient::connect(&gw.url(), None).await?;
+    first.send_rerun(false).await?;
+    first.run_until_finished(Duration::from_secs(60)).await?;
+    first.close().await.ok();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let baseline = try_rss_bytes(pid)?;
+    let (mut tabs, media) = open_holding_tabs(&gw.url(), kind).await?;
+    let peak = try_rss_bytes(pid)?;
+    ensure!(
+        peak >= baseline + (SESSIONS as u64) * (40 << 20),
+        "the sessions hold only {:.0} MiB",
+        mib(peak.saturating_sub(baseline))
+    );
+    if kind == "download" || kind == "audio" {
+        ensure!(
+            media.len() >= SESSIONS,
+            "the pages named no media: {media:?}"
+        );
+    }
+    for url in &media {
+        let served = testkit::http::get(&format!("{}{url}", gw.url())).await?;
+        ensure!(served.status == 200, "{url}: {}", served.status);
+    }
+    for tab in &mut tabs {
+        let url = tab.wait_for_auth_redirect(Duration::from_secs(20)).await?;
+        ensure!(url.starts_with("/_idlegate/ended?reason=idle"), "{url}");
+    }
+    let ended = Instant::now();
+    for tab in &mut tabs {
+        tab.close().await.ok();
+    }
+    let added = peak - baseline;
+    let given_back = wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(250),
+        async || {
+            let rss = try_rss_bytes(pid)?;
+            let back = peak.saturating_sub(rss) as f64 / added as f64;
+            ensure!(
+                back >= share,
+                "{kind}: RSS {:.0} MiB, {:.0}% of the {:.0} MiB the sessions added given back",
+                mib(rss),
+                back * 100.0,
+                mib(added)
+            );
+            Ok(back)
+        },
+    )
+    .await
+    .with_context(|| gw.output())?;
+    eprintln!(
+        "{kind}: {:.0} MiB added, {:.0}% given back {:.1} s after the end",
+        mib(added),
+        given_back * 100.0,
+        ended.elapsed().as_secs_f64()
+    );
+    for url in &media {
+        let gone = testkit::http::get(&format!("{}{url}", gw.url())).await?;
+        ensure!(gone.status == 404, "{url} still answers {}", gone.status);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn ended_tabs_downloads_are_freed_and_their_urls_answer_404() -> Result<()> {
+    an_ended_tabs_memory_comes_back("download", 0.9).await
+}
+
+#[tokio::test]
+async fn ended_tabs_audio_is_freed_and_its_urls_answer_404() -> Result<()> {
+    an_ended_tabs_memory_comes_back("audio", 0.9).await
+}
+
+#[tokio::test]
+async fn ended_tabs_lazy_tables_are_freed() -> Result<()> {
+    an_ended_tabs_memory_comes_back("table", 0.9).await
+}
+
+#[tokio::test]
+async fn ended_tabs_session_state_is_freed() -> Result<()> {
+    an_ended_tabs_memory_comes_back("state", 0.9).await
+}
+
+#[tokio::test]
+async fn upstream_mode_frees_ended_tabs_downloads_after_two_reclaims() -> Result<()> {
+    let app = StreamlitApp::start(
+        &repo_path("tests/apps/download.py"),
+        StreamlitOptions {
+            disconnected_session_ttl_secs: Some(5),
+            ..StreamlitOptions::default()
+        },
+    )
+    .await?;
+    let gw = TestGateway::start(
+        &app.base_url(),
+        "[tabs]\nidle_timeout = \"4s\"\nreconnect_grace = \"3s\"\n\
+         [app]\ndisconnected_session_ttl = \"5s\"\n",
+    )
+    .await?;
+    let pid = app.pid();
+    let mut first = StClient::connect(&gw.url(), None).await?;
+    first.send_rerun(false).await?;
+    first.run_until_finished(Duration::from_secs(60)).await?;
+    first.close().await.ok();
+    let baseline = try_rss_bytes(pid)?;
+    let (mut tabs, media) = open_holding_tabs(&gw.url(), "download").await?;
+    ensure!(
+        media.len() >= SESSIONS,
+        "the pages named no media: {media:?}"
+    );
+    let peak = try_rss_bytes(pid)?;
+    for tab in &mut tabs {
+        tab.wait_for_auth_redirect(Duration::from_secs(20)).await?;
+        tab.close().await.ok();
+    }
+    let ended = Instant::now();
+    // Streamlit keeps the sessions for its TTL, the first poke drops them (their shutdown
+    // sweeps media once), the second, a TTL later, sweeps again: downloads go then.
+    wait_until(
+        Duration::from_secs(40),
+        Duration::from_millis(250),
+        async || {
+            for url in &media {
+                let gone = testkit::http::get(&format!("{}{url}", gw.url())).await?;
+                ensure!(gone.status == 404, "{url} still answers {}", gone.status);
+            }
+            Ok(())
+        },
+    )
+    .await
+    .with_context(|| app.output())?;
+    let rss = try_rss_bytes(pid)?;
+    eprintln!(
+        "upstream downloads: {:.0} MiB added, {:.0}% given back, all URLs 404 {:.1} s after the end",
+        mib(peak - baseline),
+        peak.saturating_sub(rss) as f64 / (peak - baseline) as f64 * 100.0,
+        ended.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_reclaim_works_when_the_app_allows_only_some_hosts() -> Result<()> {
+    // The app accepts sockets only for the host browsers use (`server.allowedHosts`).
+    let app = StreamlitApp::start(
+        &repo_path("tests/apps/memory.py"),
+        StreamlitOptions {
+            disconnected_session_ttl_secs: Some(5),
+            extra_args: vec!["--server.allowedHosts".into(), "localhost".into()],
+            ..StreamlitOptions::default()
+        },
+    )
+    .await?;
+    let gw = TestGateway::start(
+        &app.base_url(),
+        "[tabs]\nidle_timeout = \"1h\"\nreconnect_grace = \"3s\"\n\
+         [app]\ndisconnected_session_ttl = \"5s\"\n",
+    )
+    .await?;
+    let url = format!("http://localhost:{}", gw.addr().port());
+    let pid = app.pid();
+    let (mut other, _) = open_heavy_tabs_n(&url, 1).await?;
+    let baseline = try_rss_bytes(pid)?;
+    let (tabs, peak) = open_heavy_tabs(&url, pid, baseline).await?;
+    drop(tabs);
+    wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        async || {
+            ensure!(gw.tracker().len() == 1, "{} tabs open", gw.tracker().len());
+            Ok(())
+        },
+    )
+    .await?;
+    let ended = Instant::now();
+    let clicking = async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            other[0].send_rerun(false).await?;
+            other[0].run_until_finished(Duration::from_secs(20)).await?;
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), anyhow::Error>(())
+    };
+    tokio::select! {
+        reclaimed = assert_reclaimed(pid, baseline, peak, ended) => {
+            reclaimed.with_context(|| app.output())?;
+        }
+        stopped = clicking => stopped?,
+    }
+    Ok(())
+}

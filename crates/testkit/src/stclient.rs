@@ -63,8 +63,21 @@ impl RunOutcome {
         self.events
             .iter()
             .filter_map(|e| match e {
-                StEvent::Delta { markdown: Some(m) } => Some(m.as_str()),
+                StEvent::Delta {
+                    markdown: Some(m), ..
+                } => Some(m.as_str()),
                 _ => None,
+            })
+            .collect()
+    }
+
+    /// The media URLs (`/media/…`) the run's elements named.
+    pub fn media(&self) -> Vec<&str> {
+        self.events
+            .iter()
+            .flat_map(|e| match e {
+                StEvent::Delta { media, .. } => media.iter().map(String::as_str).collect(),
+                _ => Vec::new(),
             })
             .collect()
     }

@@ -111,6 +111,8 @@ pub enum StEvent {
         /// The body of a new markdown element (what `st.write("text")` and
         /// `st.markdown` produce), if that is what this delta adds.
         markdown: Option<String>,
+        /// Media URLs the delta names (`/media/…`: images, audio, downloads).
+        media: Vec<String>,
     },
     /// Any other `ForwardMsg`, identified by the field number of its type.
     Other(u32),
@@ -214,12 +216,33 @@ pub fn decode_forward_msg(buf: &[u8]) -> Result<StEvent> {
                     )?),
                     None => None,
                 };
-                StEvent::Delta { markdown: body }
+                StEvent::Delta {
+                    markdown: body,
+                    media: media_urls(b),
+                }
             }
             (other, _) => StEvent::Other(other),
         });
     }
     bail!("ForwardMsg without a message type ({} bytes)", buf.len())
+}
+
+/// The `/media/<file>` URLs anywhere in an encoded message: Streamlit names media by URL
+/// in the elements that show or offer them.
+fn media_urls(bytes: &[u8]) -> Vec<String> {
+    let needle = b"/media/";
+    let mut urls = Vec::new();
+    let mut at = 0;
+    while let Some(found) = bytes[at..].windows(needle.len()).position(|w| w == needle) {
+        let start = at + found;
+        let end = bytes[start..]
+            .iter()
+            .position(|b| !(b.is_ascii_alphanumeric() || b"/._-".contains(b)))
+            .map_or(bytes.len(), |n| start + n);
+        urls.push(String::from_utf8_lossy(&bytes[start..end]).into_owned());
+        at = end;
+    }
+    urls
 }
 
 /// A decoded protobuf field value.

@@ -45,6 +45,8 @@ pub struct StreamlitOptions {
     pub extra_args: Vec<String>,
     /// Extra environment variables for the server (and so for the app script).
     pub env: Vec<(String, String)>,
+    /// Listen on this port instead of a free one (to restart an app where it was).
+    pub port: Option<u16>,
 }
 
 /// Console output of a child process, shared with the tasks that read it.
@@ -136,7 +138,7 @@ impl StreamlitApp {
         let app = app
             .canonicalize()
             .with_context(|| format!("Streamlit app {} not found", app.display()))?;
-        let port = ports::free_port();
+        let port = opts.port.unwrap_or_else(ports::free_port);
         let base_path = normalize_base_path(opts.base_url_path.as_deref());
 
         let mut cmd = Command::new(venv::streamlit_bin());

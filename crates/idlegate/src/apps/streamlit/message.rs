@@ -71,6 +71,8 @@ mod back {
     /// `DataframeChunkRequestPayload.source_id` and `.sort`.
     pub const CHUNK_SOURCE_ID: u32 = 1;
     pub const CHUNK_SORT: u32 = 4;
+    /// `ClientState.query_string`.
+    pub const CLIENT_STATE_QUERY_STRING: u32 = 1;
     /// `ClientState.context_info`, and its `url` and `is_embedded`.
     pub const CLIENT_STATE_CONTEXT_INFO: u32 = 8;
     pub const CONTEXT_URL: u32 = 4;
@@ -118,11 +120,12 @@ enum BackCtx {
 /// Longest page URL kept from a rerun's `context_info`; longer ones are not kept.
 pub const MAX_PAGE_URL_LEN: usize = 2048;
 
-/// Where the page that asked for a run is: its URL (as the browser shows it) and whether it
-/// is embedded in another page (an iframe).
+/// Where the page that asked for a run is: its URL (as the browser shows it, without its
+/// query), its query string, and whether it is embedded in another page (an iframe).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PageContext {
     pub url: String,
+    pub query: String,
     pub embedded: bool,
 }
 
@@ -164,6 +167,8 @@ struct BackState {
     url: Vec<u8>,
     url_too_long: bool,
     embedded: bool,
+    /// `rerun_script.query_string`, like the URL.
+    query: Vec<u8>,
 }
 
 impl BackState {
@@ -171,8 +176,11 @@ impl BackState {
     fn clear(&mut self) {
         let mut url = std::mem::take(&mut self.url);
         url.clear();
+        let mut query = std::mem::take(&mut self.query);
+        query.clear();
         *self = Self {
             url,
+            query,
             ..Self::default()
         };
     }
@@ -202,6 +210,7 @@ impl BackState {
             self.url.clear();
             self.url_too_long = false;
             self.embedded = false;
+            self.query.clear();
         }
     }
 }
@@ -239,6 +248,14 @@ impl Visitor for BackState {
     }
 
     fn bytes(&mut self, ctx: BackCtx, field: u32, piece: &[u8]) {
+        if ctx == BackCtx::ClientState && field == back::CLIENT_STATE_QUERY_STRING {
+            if self.query.len() + piece.len() > MAX_PAGE_URL_LEN {
+                self.url_too_long = true;
+            } else {
+                self.query.extend_from_slice(piece);
+            }
+            return;
+        }
         if ctx == BackCtx::ContextInfo && field == back::CONTEXT_URL {
             if self.url.len() + piece.len() > MAX_PAGE_URL_LEN {
                 self.url_too_long = true;
@@ -284,6 +301,11 @@ impl Visitor for BackState {
             (BackCtx::ClientState, back::CLIENT_STATE_CONTEXT_INFO) => {
                 self.context = true;
                 return LenAction::Descend(BackCtx::ContextInfo);
+            }
+            (BackCtx::ClientState, back::CLIENT_STATE_QUERY_STRING) => {
+                // A string: the last occurrence wins.
+                self.query.clear();
+                return LenAction::Capture;
             }
             (BackCtx::ContextInfo, back::CONTEXT_URL) => {
                 // A string: the last occurrence wins.
@@ -387,13 +409,22 @@ impl BackMsgScanner {
         if rerun && state.context && !state.url_too_long {
             // Allocates only when the page changed.
             let same = self.page.as_ref().is_some_and(|page| {
-                page.url.as_bytes() == state.url.as_slice() && page.embedded == state.embedded
+                page.url.as_bytes() == state.url.as_slice()
+                    && page.query.as_bytes() == state.query.as_slice()
+                    && page.embedded == state.embedded
             });
             if !same {
-                self.page = std::str::from_utf8(&state.url).ok().map(|url| PageContext {
-                    url: url.to_owned(),
-                    embedded: state.embedded,
-                });
+                self.page = match (
+                    std::str::from_utf8(&state.url),
+                    std::str::from_utf8(&state.query),
+                ) {
+                    (Ok(url), Ok(query)) => Some(PageContext {
+                        url: url.to_owned(),
+                        query: query.to_owned(),
+                        embedded: state.embedded,
+                    }),
+                    _ => None,
+                };
             }
         }
         let kind = match (state.kind, state.unknown) {

@@ -291,6 +291,17 @@ fn forget_resume(headers: &mut HeaderMap) {
     }
 }
 
+/// The path and query a page is at: the path of its URL, and the query string the page
+/// names apart (Streamlit keeps the query out of `context_info.url`).
+fn page_path(page: &message::PageContext) -> Option<String> {
+    let path = path_and_query(&page.url)?;
+    if page.query.is_empty() {
+        return Some(path);
+    }
+    let path = path.split('?').next().unwrap_or(&path);
+    Some(format!("{path}?{}", page.query))
+}
+
 /// The path and query of a page URL as the browser shows it (`http://host/p?q#f` →
 /// `/p?q`); `None` for anything that is not an absolute http(s) URL.
 fn path_and_query(url: &str) -> Option<String> {
@@ -392,7 +403,7 @@ impl MessageDecoder for BrowserDecoder {
                 if self.scanner.page() != self.page.as_ref() {
                     self.page = self.scanner.page().cloned();
                     if let Some(page) = &self.page {
-                        if let Some(path) = path_and_query(&page.url) {
+                        if let Some(path) = page_path(page) {
                             emit(Signal::Page {
                                 path,
                                 embedded: page.embedded,

@@ -229,14 +229,16 @@ fn only_a_changed_table_sort_is_a_persons_row_request() {
 fn a_rerun_names_the_page_it_came_from_once_per_change() {
     let app = Streamlit::new("", None);
     let (mut browser, _) = app.decoders();
-    // rerun_script{context_info{url, is_embedded}}
-    let rerun_from = |url: &str, embedded: bool| {
+    // rerun_script{query_string, context_info{url, is_embedded}}
+    let rerun_from = |url: &str, query: &str, embedded: bool| {
         let mut context = vec![0x22, url.len() as u8];
         context.extend_from_slice(url.as_bytes());
         if embedded {
             context.extend_from_slice(&[0x28, 0x01]);
         }
-        let mut client_state = vec![0x42, context.len() as u8];
+        let mut client_state = vec![0x0a, query.len() as u8];
+        client_state.extend_from_slice(query.as_bytes());
+        client_state.extend([0x42, context.len() as u8]);
         client_state.extend(context);
         let mut message = vec![0x5a, client_state.len() as u8];
         message.extend(client_state);
@@ -246,30 +248,27 @@ fn a_rerun_names_the_page_it_came_from_once_per_change() {
         automatic: false,
         fragment: false,
     };
-    let page = rerun_from("http://apps.example/report?id=42&view=chart#top", false);
+    let page = |path: &str, embedded: bool| Signal::Page {
+        path: path.into(),
+        embedded,
+    };
+    // Streamlit names the query apart from a URL without one.
+    let report = rerun_from("http://apps.example/report", "id=42&view=chart", false);
     assert_eq!(
-        signals(browser.as_mut(), &page),
-        [
-            Signal::Page {
-                path: "/report?id=42&view=chart".into(),
-                embedded: false
-            },
-            request.clone()
-        ]
+        signals(browser.as_mut(), &report),
+        [page("/report?id=42&view=chart", false), request.clone()]
     );
-    assert_eq!(signals(browser.as_mut(), &page), std::slice::from_ref(&request));
+    assert_eq!(
+        signals(browser.as_mut(), &report),
+        std::slice::from_ref(&request)
+    );
+    // A URL's own query counts when no query string comes apart; fragments never do.
     assert_eq!(
         signals(
             browser.as_mut(),
-            &rerun_from("http://apps.example/?embed=true", true)
+            &rerun_from("http://apps.example/?embed=true#top", "", true)
         ),
-        [
-            Signal::Page {
-                path: "/?embed=true".into(),
-                embedded: true
-            },
-            request.clone()
-        ]
+        [page("/?embed=true", true), request.clone()]
     );
     assert_eq!(path_and_query("javascript:alert(1)"), None);
     assert_eq!(path_and_query("http://host"), None);
