@@ -180,7 +180,7 @@ impl Gateway {
         let result = if upgrade {
             websocket::upgrade(self.clone(), req, peer, login).await
         } else {
-            forward::forward(&self, req, peer, navigation).await
+            forward::forward(&self, req, peer, navigation, login.as_ref()).await
         };
         let mut response = result.unwrap_or_else(|e| self.error_response(&e, &path, wants_html));
         if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {

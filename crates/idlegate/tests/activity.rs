@@ -10,6 +10,7 @@
 //! |---|---|
 //! | [untouched tab, v1 component on a timer](browser_activity_component_timer_untouched_ends_on_time) | ends on time |
 //! | [untouched tab, v2 component on a timer](browser_activity_component_v2_timer_untouched_ends_on_time) | ends on time |
+//! | [untouched tab whose own script focuses, clicks and changes inputs on a timer](browser_activity_a_script_imitating_a_person_does_not_keep_a_tab) | ends on time |
 //! | [lazy 200k-row table refreshing itself, sorted once](browser_activity_lazy_table_sorted_once_ends_on_time_after_the_sort) | ends on time after the sort |
 //! | [non-human message types on a timer, no script](non_human_message_types_on_a_timer_end_on_time) | ends on time |
 //! | [moving the mouse and scrolling a long report](browser_activity_reading_and_scrolling_a_long_report_is_kept) | kept |
@@ -219,6 +220,27 @@ async fn browser_activity_component_timer_untouched_ends_on_time() -> Result<()>
 #[tokio::test]
 async fn browser_activity_component_v2_timer_untouched_ends_on_time() -> Result<()> {
     component_timer_row("component_v2_timer.py", "v2 count: ").await
+}
+
+#[tokio::test]
+async fn browser_activity_a_script_imitating_a_person_does_not_keep_a_tab() -> Result<()> {
+    let idle = Duration::from_secs(7);
+    let (app, gw, browser, id, loaded) = page(
+        "scripted_input.py",
+        &config(Script::On, "idle_timeout = \"7s\""),
+        "scripted input ready",
+    )
+    .await?;
+    explain(&browser, &app, async {
+        judged_as(&gw, id, Script::On).await?;
+        // The script flips the app's checkbox (the app reruns) while nobody is there.
+        browser
+            .wait_for_text("auto: True", Duration::from_secs(10))
+            .await?;
+        let ended = ended_at(&gw, id, Duration::from_secs(20)).await?;
+        on_time(ended, loaded + idle)
+    })
+    .await
 }
 
 /// A 200k-row table that loads rows lazily and refreshes itself every 5 s; a person sorts it

@@ -565,3 +565,75 @@ async fn openid_sign_in_after_a_sign_out_asks_the_provider_to_authenticate_again
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn page_loads_a_script_makes_do_not_keep_a_login_but_a_persons_do() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let users = users_file(&dir, "open sesame")?;
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let gw = TestGateway::start(
+        &app.base_url(),
+        &format!("[login]\nmode = \"password\"\nusers_file = {users:?}\nidle_timeout = \"3s\"\n"),
+    )
+    .await?;
+    let form = "username=alice&password=open+sesame&return=%2F";
+    let sign_in = || async {
+        let request = Request::post(format!("{}/_idlegate/login", gw.url()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("sec-fetch-site", "same-origin")
+            .body(Full::new(Bytes::from(form)))?;
+        let response = testkit::http::send(request).await?;
+        ensure!(
+            response.status == StatusCode::SEE_OTHER,
+            "{}",
+            response.status
+        );
+        response
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.split(';').next().filter(|c| c.contains("idlegate-login")))
+            .map(str::to_owned)
+            .context("no login cookie")
+    };
+    let load = |cookie: String, by_person: bool| {
+        let url = format!("{}/", gw.url());
+        async move {
+            let mut headers = vec![
+                ("cookie", cookie.as_str()),
+                ("sec-fetch-dest", "document"),
+                ("accept", "text/html"),
+            ];
+            if by_person {
+                headers.push(("sec-fetch-user", "?1"));
+            }
+            request(Method::GET, &url, &headers).await
+        }
+    };
+    for by_person in [true, false] {
+        let cookie = sign_in().await?;
+        let started = Instant::now();
+        let mut answered = StatusCode::OK;
+        while started.elapsed() < Duration::from_secs(6) {
+            answered = load(cookie.clone(), by_person).await?.status;
+            if answered != StatusCode::OK {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        if by_person {
+            ensure!(
+                answered == StatusCode::OK,
+                "a person's page loads keep the login"
+            );
+        } else {
+            ensure!(
+                answered == StatusCode::SEE_OTHER,
+                "page loads a script makes kept the login for {:?}",
+                started.elapsed()
+            );
+        }
+    }
+    Ok(())
+}

@@ -36,6 +36,14 @@ pub enum Access {
     SignOutFirst { url: String },
 }
 
+/// Whether the browser says a person's action started this navigation (`Sec-Fetch-User: ?1`,
+/// Fetch Metadata: sent only for user-activated navigations).
+fn user_activated(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-user")
+        .is_some_and(|v| v.as_bytes() == b"?1")
+}
+
 /// A request that needs a live login has none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("not signed in")]
@@ -99,7 +107,8 @@ impl Auth {
     }
 
     /// Decides who sent a request, removes identity headers the browser sent, and sets them
-    /// for the app when someone is signed in. A navigation counts as the person's activity.
+    /// for the app when someone is signed in. A navigation a person made counts as their
+    /// activity.
     pub fn check(&self, headers: &mut HeaderMap, peer: SocketAddr, navigation: bool) -> Access {
         let names = &self.config.login.headers;
         let vouched = match self.mode {
@@ -140,7 +149,9 @@ impl Auth {
             }
             _ => return Access::SignInNeeded,
         };
-        if navigation {
+        // A page load a person made (a click, a typed address, a reload) is their activity;
+        // one a script made (a timed reload, a frame) is not, and browsers tell them apart.
+        if navigation && user_activated(headers) {
             login.touch();
         }
         identity::set(headers, names, &login.identity);

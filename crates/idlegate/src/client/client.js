@@ -59,11 +59,12 @@
   const MIN_REPORT_GAP = 500;        // between urgent reports
   const POLL_WHILE_SHOWN = 5000;
   const ZERO_POLLS = 15;             // countdown at 0: ask once a second until the server says 410
-  const FOCUS_GRACE = 1000;          // focus events right after a visibility/dialog change aren't a person
   const MOVE_THRESHOLD = 2;          // px; browsers send fake pointer moves after layout changes
   const ANNOUNCE_AT = [60, 30, 10];  // seconds left at which screen readers hear the countdown
+  // Not `focusin`: a script's element.focus() fires it as a trusted event. Not `change` on
+  // anything but a file input: a script's .click() on a checkbox fires a trusted `change`.
   const INPUT_EVENTS = ["pointerdown", "pointerup", "pointermove", "keydown", "wheel",
-    "touchstart", "touchend", "focusin", "change", "drop"];
+    "touchstart", "touchend", "change", "drop"];
   // Input that can make the page send the app something (a click, a key, a file picked or
   // dropped), as opposed to pointing and scrolling.
   const COMMIT_EVENTS = ["pointerdown", "pointerup", "keydown", "touchend", "change", "drop"];
@@ -96,7 +97,6 @@
   let lastCommitAt = null;       // latest input that can make the page send the app something
   let commitUsed = true;         // that input already explained one message
   let humanSends = [];           // performance.now() of messages a person caused, unreported
-  let ignoreFocusUntil = performance.now() + FOCUS_GRACE; // the app may focus things at load
   const activity = { inFlight: false, pending: false, urgent: false, lastReportAt: null };
   const visibility = { inFlight: false, want: null };
   const warn = { open: false, lifetime: false, activitySent: false, lastPollAt: 0, zeroPolls: 0, announced: [] };
@@ -439,10 +439,10 @@
           Math.max(Math.abs(event.screenX - previous.x), Math.abs(event.screenY - previous.y)) < MOVE_THRESHOLD)) {
         return;
       }
-    } else if (event.type === "focusin") {
-      // Returning to a tab (or our dialog opening/closing) moves focus without the person acting.
-      if (performance.now() < ignoreFocusUntil || !document.hasFocus()) return;
-      if (ui && event.target === ui.host) return; // focus moving inside our own dialog
+    } else if (event.type === "change") {
+      // Only a file a person picked; a script's click on a checkbox changes it "trustedly" too.
+      const target = event.target;
+      if (!target || target.tagName !== "INPUT" || String(target.type).toLowerCase() !== "file") return;
     }
     const now = performance.now();
     lastInputAt = now;
@@ -561,9 +561,7 @@
     const visible = isVisible();
     lastPointer = null; // the first move after a switch only sets the reference point
     unknownRetries = 0;
-    if (visible) {
-      ignoreFocusUntil = performance.now() + FOCUS_GRACE;
-    } else {
+    if (!visible) {
       // Input still waiting for its trailing report rides on the "hidden" report, which says
       // when it happened.
       cancel("activity");
@@ -696,7 +694,6 @@
     warn.announced = ANNOUNCE_AT.filter((seconds) => Math.ceil(left / 1000) <= seconds);
     ui.live.textContent = "";
     setMode(!extendable, false);
-    ignoreFocusUntil = performance.now() + FOCUS_GRACE;
     try {
       if (!ui.dialog.open) ui.dialog.showModal(); // top layer; the page becomes inert
     } catch (e) {
@@ -711,7 +708,6 @@
     if (!warn.open) return;
     warn.open = false; // before close(): the close event then knows it was us
     cancel("tick");
-    ignoreFocusUntil = performance.now() + FOCUS_GRACE; // focus returns to the app
     try {
       ui.dialog.close();
     } catch (e) {
@@ -738,7 +734,6 @@
     if (!warn.open) return; // closed by closeDialog()
     warn.open = false;
     cancel("tick");
-    ignoreFocusUntil = performance.now() + FOCUS_GRACE;
     if (warn.lifetime) {
       lifetimeDismissed = true;
       schedule(remainingMs());

@@ -6,6 +6,7 @@
 //! Navigations to HTML pages get the page script ([`super::inject`]).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http::header::{HeaderValue, HOST};
 use http::{Request, Response, Uri, Version};
@@ -15,6 +16,7 @@ use super::headers::{remove_hop_by_hop, set_forwarded};
 use super::inject;
 use super::Body;
 use crate::apps::UploadEvent;
+use crate::auth::LoginSession;
 use crate::dispatch::Gateway;
 use crate::error::ProxyError;
 
@@ -25,6 +27,7 @@ pub async fn forward(
     req: Request<Incoming>,
     peer: SocketAddr,
     navigation: bool,
+    login: Option<&Arc<LoginSession>>,
 ) -> Result<Response<Body>, ProxyError> {
     let upload = gateway
         .app
@@ -32,10 +35,10 @@ pub async fn forward(
     // The tab is busy while the file streams to the app, until the app answers.
     let _busy = match &upload {
         Some(UploadEvent::Stored { app_session, .. }) => {
-            gateway.tracker.upload_started(app_session)
+            gateway.tracker.upload_started(app_session, login)
         }
         Some(UploadEvent::Removed { app_session, .. }) => {
-            gateway.tracker.person_request(app_session);
+            gateway.tracker.person_request(app_session, login);
             None
         }
         None => None,
@@ -63,10 +66,10 @@ pub async fn forward(
             app_session,
             release,
         }) if response.status().is_success() => {
-            gateway.tracker.record_release(&app_session, release);
+            gateway.tracker.record_release(&app_session, release, login);
         }
         Some(UploadEvent::Removed { app_session, path }) => {
-            gateway.tracker.forget_release(&app_session, &path);
+            gateway.tracker.forget_release(&app_session, &path, login);
         }
         _ => {}
     }

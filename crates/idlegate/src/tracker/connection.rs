@@ -81,26 +81,31 @@ impl TabConnection {
             Signal::RunRequested {
                 automatic,
                 fragment,
-            } => {
-                if self.run_requested(automatic, fragment) {
-                    tracker.touch(&self.tab);
-                }
-            }
+            } => match self.run_requested(automatic, fragment) {
+                Some(RunCause::Person) => tracker.touch(&self.tab),
+                // A page load starts the tab's idle time, not its login's.
+                Some(RunCause::PageLoad) => tracker.touch_tab(&self.tab, Instant::now()),
+                _ => {}
+            },
             Signal::Running(true) => {
                 let mut inner = lock(&self.tab.inner);
                 let started = inner.requested.take();
                 inner.running = Some(match (inner.running, started) {
-                    (Some(running), started) => running.merge(started),
+                    (_, Some(started)) => started,
+                    (Some(running), None) => running,
                     // The app runs without being asked (it reran itself): not a person.
                     (None, None) => Work::new(RunCause::Timer, inner.next_request),
-                    (None, Some(started)) => started,
                 });
             }
             Signal::Running(false) => {
                 let finished = lock(&self.tab.inner).running.take();
-                if finished.is_some_and(|work| work.cause == RunCause::Person) {
+                match finished.map(|work| work.cause) {
                     // The person was waiting for this result; idle time starts now.
-                    tracker.touch(&self.tab);
+                    Some(RunCause::Person) => tracker.touch(&self.tab),
+                    // So does the tab's, after a page load; a script can reload a page, so
+                    // the login is not touched.
+                    Some(RunCause::PageLoad) => tracker.touch_tab(&self.tab, Instant::now()),
+                    _ => {}
                 }
                 if finished.is_some() {
                     tracker.reschedule(self.tab.id);
@@ -116,8 +121,8 @@ impl TabConnection {
         }
     }
 
-    /// Classifies a run request; returns whether it is activity now.
-    fn run_requested(&self, automatic: bool, fragment: bool) -> bool {
+    /// Classifies a run request; returns its cause when that is activity now.
+    fn run_requested(&self, automatic: bool, fragment: bool) -> Option<RunCause> {
         let now = Instant::now();
         let mut inner = lock(&self.tab.inner);
         let id = inner.next_request;
@@ -128,8 +133,8 @@ impl TabConnection {
         let cause = if automatic {
             RunCause::Timer
         } else if self.first && id == 0 {
-            // The first run of a page load: the person opened the page and waits for it.
-            RunCause::Person
+            // The first run of a page load: whoever opened the page waits for it.
+            RunCause::PageLoad
         } else if expected.is_some_and(|until| now <= until) {
             RunCause::Reconnect
         } else if rule == ActivityRule::Messages || inner.attribution.request(now, id) {
@@ -138,13 +143,25 @@ impl TabConnection {
             RunCause::Unattributed
         };
         let work = Work::new(cause, id);
-        // Asked again while it runs, the app restarts the run with this request.
-        match inner.running {
-            Some(running) => inner.running = Some(running.merge(Some(work))),
-            None => inner.requested = Some(work.merge(inner.requested)),
+        if fragment {
+            // A fragment's run waits for (or joins) the run in progress; it does not stop it.
+            match inner.running {
+                Some(running) => inner.running = Some(running.merge(Some(work))),
+                None => inner.requested = Some(work.merge(inner.requested)),
+            }
+        } else if inner.running.is_some() {
+            // Asked for the whole page while it runs, the app stops the run and starts this
+            // one: the run is now this request's.
+            inner.running = Some(work);
+        } else {
+            inner.requested = Some(work);
         }
         // Under the input rule the person's input itself was the activity.
-        cause == RunCause::Person && rule == ActivityRule::Messages
+        match cause {
+            RunCause::PageLoad => Some(cause),
+            RunCause::Person if rule == ActivityRule::Messages => Some(cause),
+            _ => None,
+        }
     }
 
     fn learn_app_session(&self, id: String) {

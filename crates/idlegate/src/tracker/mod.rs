@@ -549,7 +549,7 @@ impl Tracker {
             opened_at: tab.opened_at,
             last_activity: self.instant(tab.last_activity_ms.load(Ordering::Relaxed)),
             running: inner.running_cause(),
-            uploading: !inner.uploads.is_empty(),
+            uploading: inner.person_uploading(),
             disconnected_since: inner.disconnected_since,
             hidden_since: inner.hidden_since,
             login: tab.login.as_ref().map(|login| login.clock()),
@@ -558,11 +558,16 @@ impl Tracker {
 
     /// A person was active in the tab at `at` (now, or the time a report says).
     fn touch_at(&self, tab: &Tab, at: Instant) {
-        tab.last_activity_ms
-            .fetch_max(self.millis(at), Ordering::Relaxed);
+        self.touch_tab(tab, at);
         if let Some(login) = &tab.login {
             login.touch_at(at);
         }
+    }
+
+    /// The tab's idle time counts from `at`; its login's does not move.
+    fn touch_tab(&self, tab: &Tab, at: Instant) {
+        tab.last_activity_ms
+            .fetch_max(self.millis(at), Ordering::Relaxed);
     }
 
     fn touch(&self, tab: &Tab) {

@@ -108,6 +108,10 @@ pub enum RunCause {
     /// activity, but the person may be waiting for its result, so it suspends the idle limit
     /// while it runs, up to `tabs.busy_timeout`.
     Reconnect,
+    /// The first run of a page load. The person (if a person loaded the page: a script may
+    /// reload it too) waits for it, so it suspends the idle limit while it runs, and the
+    /// tab's idle time counts from its end; but it is no evidence of a person for the login.
+    PageLoad,
     /// A person: a page load, a widget, a button. Suspends the idle limit while it runs (up
     /// to `tabs.busy_timeout`), and the idle time counts from the end of the run.
     Person,
@@ -116,7 +120,7 @@ pub enum RunCause {
 impl RunCause {
     /// Whether a run of this cause holds the idle limit off while it runs.
     pub fn is_awaited(self) -> bool {
-        matches!(self, Self::Person | Self::Reconnect)
+        matches!(self, Self::Person | Self::PageLoad | Self::Reconnect)
     }
 }
 

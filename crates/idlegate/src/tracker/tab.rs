@@ -178,6 +178,14 @@ impl TabInner {
         }
     }
 
+    /// Whether a person's upload is streaming: uploads nobody can be shown to have started
+    /// (a script in the page) do not hold the tab.
+    pub fn person_uploading(&self) -> bool {
+        self.uploads
+            .iter()
+            .any(|upload| upload.by_person || self.attribution.started_by_person(upload.started))
+    }
+
     /// The run in progress, for the policy: the running work, or one asked for.
     pub fn running_cause(&self) -> Option<RunCause> {
         self.running.map(|work| work.cause)

@@ -315,11 +315,11 @@ async fn releases_of_an_ended_tab_are_handed_over_once() {
     let tracker = Tracker::with_releases(policy(600), Some(tx));
     let conn = tracker.connect(&entry(None, None), None).unwrap();
     conn.signal(Signal::SessionId("s1".into()));
-    tracker.record_release("s1", release("/u/s1/a"));
-    tracker.record_release("s1", release("/u/s1/b"));
-    tracker.record_release("s1", release("/u/s1/a"));
-    tracker.forget_release("s1", "/u/s1/b");
-    tracker.record_release("unknown", release("/u/x/c"));
+    tracker.record_release("s1", release("/u/s1/a"), None);
+    tracker.record_release("s1", release("/u/s1/b"), None);
+    tracker.record_release("s1", release("/u/s1/a"), None);
+    tracker.forget_release("s1", "/u/s1/b", None);
+    tracker.record_release("unknown", release("/u/x/c"), None);
     assert!(tracker.end(conn.tab_id(), EndReason::Idle));
     assert_eq!(rx.recv().await.unwrap(), vec![release("/u/s1/a")]);
     assert!(!tracker.end(conn.tab_id(), EndReason::Idle));
@@ -688,7 +688,7 @@ async fn an_upload_keeps_its_tab_busy_and_idle_time_counts_from_its_end() {
     });
     let conn = tracker.connect(&entry(None, None), None).unwrap();
     conn.signal(Signal::SessionId("s1".into()));
-    let upload = tracker.upload_started("s1").expect("the tab is open");
+    let upload = tracker.upload_started("s1", None).expect("the tab is open");
     // Forty seconds of upload body, twice the idle limit.
     advance(Duration::from_secs(40)).await;
     settle().await;
@@ -698,7 +698,7 @@ async fn an_upload_keeps_its_tab_busy_and_idle_time_counts_from_its_end() {
     let ending = ending_within(&conn, Duration::from_secs(30)).await.unwrap();
     assert_eq!(ending.notice.reason, EndReason::Idle);
     assert!(Instant::now() - done >= Duration::from_secs(20));
-    assert!(tracker.upload_started("s1").is_none());
+    assert!(tracker.upload_started("s1", None).is_none());
 }
 
 #[tokio::test(start_paused = true)]
@@ -707,13 +707,13 @@ async fn an_upload_answered_after_its_tab_ended_is_released_at_once() {
     let tracker = Tracker::with_releases(policy(600), Some(tx));
     let conn = tracker.connect(&entry(None, None), None).unwrap();
     conn.signal(Signal::SessionId("s1".into()));
-    let upload = tracker.upload_started("s1").unwrap();
+    let upload = tracker.upload_started("s1", None).unwrap();
     assert!(tracker.end(conn.tab_id(), EndReason::Logout));
-    tracker.record_release("s1", release("/u/s1/late"));
+    tracker.record_release("s1", release("/u/s1/late"), None);
     drop(upload);
     assert_eq!(rx.recv().await.unwrap(), vec![release("/u/s1/late")]);
     // An app session this tracker never had is not its business.
-    tracker.record_release("never", release("/u/never/x"));
+    tracker.record_release("never", release("/u/never/x"), None);
     assert!(rx.try_recv().is_err());
 }
 
@@ -768,4 +768,113 @@ async fn a_flood_of_reports_is_not_more_activity() {
         "reports past the rate change nothing"
     );
     drop(conn);
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_logins_uploads_neither_keep_a_tab_busy_nor_touch_it() {
+    let store = crate::auth::LoginStore::default();
+    let tracker = Tracker::start(TabPolicy {
+        busy_timeout: Some(Duration::from_secs(600)),
+        ..login_policy(600)
+    });
+    let alice = store.create(identity("alice"));
+    let bob = store.create(identity("bob"));
+    let conn = tracker
+        .connect(&entry(None, None), Some(alice.clone()))
+        .unwrap();
+    conn.signal(Signal::SessionId("s-alice".into()));
+    let id = conn.tab_id();
+    advance(Duration::from_secs(10)).await;
+    let before = tracker.deadline_of(id).unwrap();
+    assert!(tracker.upload_started("s-alice", Some(&bob)).is_none());
+    assert!(tracker.upload_started("s-alice", None).is_none());
+    tracker.person_request("s-alice", Some(&bob));
+    assert_eq!(tracker.deadline_of(id).unwrap(), before);
+    // Alice's own upload is hers.
+    let upload = tracker.upload_started("s-alice", Some(&alice)).unwrap();
+    assert_eq!(tracker.deadline_of(id).unwrap().reason, EndReason::BusyIdle);
+    drop(upload);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_upload_nobody_started_does_not_hold_a_tab_under_the_input_rule() {
+    let tracker = Tracker::start(TabPolicy {
+        busy_timeout: Some(Duration::from_secs(600)),
+        ..policy(60)
+    });
+    let (conn, _) = scripted_tab(&tracker, TOKEN).await;
+    conn.signal(Signal::SessionId("s1".into()));
+    let upload = tracker.upload_started("s1", None).unwrap();
+    assert_eq!(
+        tracker.deadline_of(conn.tab_id()).unwrap().reason,
+        EndReason::Idle,
+        "a script's upload is not awaited"
+    );
+    // A person's send reported for it makes it theirs.
+    tracker.report(TOKEN, None, &sends(&[100]));
+    assert_eq!(
+        tracker.deadline_of(conn.tab_id()).unwrap().reason,
+        EndReason::BusyIdle
+    );
+    drop(upload);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_page_reruns_for_the_whole_page_replace_the_run_in_progress_and_its_cause() {
+    let tracker = Tracker::start(TabPolicy {
+        busy_timeout: Some(Duration::from_secs(600)),
+        ..policy(60)
+    });
+    let (conn, opened) = scripted_tab(&tracker, TOKEN).await;
+    let id = conn.tab_id();
+    // A slow script: a person's click starts it...
+    tracker.report(TOKEN, None, &sends(&[0]));
+    conn.signal(RERUN);
+    conn.signal(Signal::Running(true));
+    assert_eq!(tracker.deadline_of(id).unwrap().reason, EndReason::BusyIdle);
+    // ...and a component's timer asks for the page again while it runs: the app stops the
+    // person's run and starts the timer's, which nobody awaits.
+    advance(Duration::from_secs(2)).await;
+    conn.signal(RERUN);
+    assert_eq!(tracker.deadline_of(id).unwrap().reason, EndReason::Idle);
+    // A fragment timer does not stop a run; a person's run keeps its cause.
+    advance(Duration::from_millis(1500)).await;
+    tracker.report(TOKEN, None, &sends(&[0]));
+    conn.signal(RERUN);
+    conn.signal(Signal::RunRequested {
+        automatic: true,
+        fragment: true,
+    });
+    assert_eq!(tracker.deadline_of(id).unwrap().reason, EndReason::BusyIdle);
+    let _ = opened;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_page_load_starts_its_tabs_idle_time_but_does_not_keep_the_login() {
+    let store = crate::auth::LoginStore::default();
+    let tracker = Tracker::start(login_policy(30));
+    let alice = store.create(identity("alice"));
+    let signed_in = Instant::now();
+    // A page reloaded by a script every 10 s: a new tab each time.
+    let mut ended = None;
+    for _ in 0..6 {
+        advance(Duration::from_secs(10)).await;
+        let conn = tracker
+            .connect(&entry(None, None), Some(alice.clone()))
+            .unwrap();
+        conn.signal(RERUN);
+        conn.signal(Signal::Running(true));
+        conn.signal(Signal::Running(false));
+        settle().await;
+        if alice.is_revoked() {
+            ended = Some(Instant::now());
+            break;
+        }
+    }
+    let ended = ended.expect("the login ended");
+    assert!(
+        ended - signed_in <= Duration::from_secs(40),
+        "{:?}",
+        ended - signed_in
+    );
 }

@@ -7,6 +7,7 @@ use tokio::time::Instant;
 
 use super::tab::{ActivityRule, Upload};
 use super::{lock, Release, Tab, Tracker, RELEASE_CAP};
+use crate::auth::LoginSession;
 
 /// An upload in flight for a tab: the tab is busy until this is dropped (when the app has
 /// answered, or the request failed).
@@ -21,8 +22,12 @@ impl Tracker {
     /// is a person's activity; under the input rule it is when the page script saw a person
     /// start it. Either way the tab is busy (not idle) until the guard is dropped. `None`
     /// when no open tab holds that app session.
-    pub fn upload_started(&self, app_session: &str) -> Option<UploadGuard> {
-        let tab = self.tab_of(app_session)?;
+    pub fn upload_started(
+        &self,
+        app_session: &str,
+        login: Option<&Arc<LoginSession>>,
+    ) -> Option<UploadGuard> {
+        let tab = self.owned_tab_of(app_session, login)?;
         let now = Instant::now();
         let (id, touch) = {
             let mut inner = lock(&tab.inner);
@@ -55,8 +60,8 @@ impl Tracker {
     /// A request only a person makes (removing an uploaded file) reached the app for the tab
     /// holding `app_session`: activity under the messages rule (under the input rule the
     /// person's input was).
-    pub fn person_request(&self, app_session: &str) {
-        if let Some(tab) = self.tab_of(app_session) {
+    pub fn person_request(&self, app_session: &str, login: Option<&Arc<LoginSession>>) {
+        if let Some(tab) = self.owned_tab_of(app_session, login) {
             if lock(&tab.inner).rule() == ActivityRule::Messages {
                 self.touch(&tab);
             }
@@ -66,8 +71,14 @@ impl Tracker {
     /// Remembers a release for the tab holding `app_session`, to replay when it ends. When
     /// that tab has already ended (the app answered the upload after the end), the release
     /// is replayed at once.
-    pub fn record_release(&self, app_session: &str, release: Release) {
+    pub fn record_release(
+        &self,
+        app_session: &str,
+        release: Release,
+        login: Option<&Arc<LoginSession>>,
+    ) {
         match self.tab_of(app_session) {
+            Some(tab) if !tab.belongs_to(login) => return,
             Some(tab) => {
                 let mut inner = lock(&tab.inner);
                 if inner.ended.is_none() {
@@ -86,10 +97,22 @@ impl Tracker {
     }
 
     /// Forgets the release for `path` (the page already released it itself).
-    pub fn forget_release(&self, app_session: &str, path: &str) {
-        if let Some(tab) = self.tab_of(app_session) {
+    pub fn forget_release(&self, app_session: &str, path: &str, login: Option<&Arc<LoginSession>>) {
+        if let Some(tab) = self.owned_tab_of(app_session, login) {
             lock(&tab.inner).releases.retain(|r| r.path != path);
         }
+    }
+}
+
+impl Tracker {
+    /// The open tab holding `app_session`, if it belongs to `login`: a request of another
+    /// login that names the app session (it shows in upload URLs) changes nothing.
+    fn owned_tab_of(
+        &self,
+        app_session: &str,
+        login: Option<&Arc<LoginSession>>,
+    ) -> Option<Arc<Tab>> {
+        self.tab_of(app_session).filter(|tab| tab.belongs_to(login))
     }
 }
 
