@@ -3,7 +3,7 @@
 //! every position; the split and unsplit runs must agree.
 #![no_main]
 
-use idlegate::proxy::frame::{FrameEvent, FrameReader, Role};
+use idlegate::ws::{FrameEvent, FrameReader, Role};
 use libfuzzer_sys::fuzz_target;
 
 fn run(role: Role, chunks: &[&[u8]]) -> (bool, usize, bool) {

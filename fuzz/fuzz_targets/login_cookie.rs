@@ -6,7 +6,7 @@
 
 use http::header::{HeaderMap, HeaderValue, COOKIE, SEC_WEBSOCKET_PROTOCOL};
 use idlegate::auth::cookie::{cookies, LoginCookie};
-use idlegate::proxy::subprotocol::{is_token, take_tab_token, TAB_PROTOCOL_PREFIX};
+use idlegate::ws::subprotocol::{is_token, take_tab_token, TAB_PROTOCOL_PREFIX};
 use idlegate::config::CookieKey;
 use idlegate::routes::is_app_path;
 use libfuzzer_sys::fuzz_target;

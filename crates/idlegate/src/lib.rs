@@ -30,6 +30,7 @@ pub(crate) mod redact;
 pub mod routes;
 pub mod server;
 pub mod tracker;
+pub mod ws;
 
 pub use config::Config;
 pub use server::Server;

@@ -2,7 +2,7 @@
 //! talks to.
 //!
 //! The script ([`client.js`](./client.js)) names a random token for its page when the page
-//! opens the app's session socket ([`crate::proxy::subprotocol`]), reports input and
+//! opens the app's session socket ([`crate::ws::subprotocol`]), reports input and
 //! visibility for that tab ([`tab_api`]), warns before the tab ends and shows the ended page
 //! after. It only improves the experience: the server
 //! enforces every limit without it. This module serves the script with its settings filled
@@ -17,7 +17,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::proxy::subprotocol::TAB_PROTOCOL_PREFIX;
+use crate::ws::subprotocol::TAB_PROTOCOL_PREFIX;
 use crate::routes::PREFIX;
 
 /// The script's source. [`CONFIG_SLOT`] is replaced by its settings.

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::csrf::require_same_origin;
-use crate::proxy::subprotocol::is_token;
+use crate::ws::subprotocol::is_token;
 use crate::routes::{ended_url, uncached, Peer, RouteState};
 use crate::tracker::{Report, ReportEvent, TabStatus};
 

@@ -3,12 +3,10 @@
 //! ([`relay`]) that watches frames ([`frame`]).
 
 pub mod forward;
-pub mod frame;
 pub mod headers;
 pub mod inject;
 pub mod relay;
 pub mod release;
-pub mod subprotocol;
 pub mod websocket;
 
 /// Body type of every response idlegate sends.

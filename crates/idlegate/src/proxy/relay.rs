@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
-use super::frame::{
+use crate::ws::{
     close_payload, encode_frame, FrameError, FrameEvent, FrameReader, Opcode, Role,
 };
 use crate::apps::{App, DecodeError, Farewell, MessageDecoder};

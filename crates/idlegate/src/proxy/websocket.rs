@@ -27,7 +27,7 @@ use tokio::time::timeout;
 use super::forward::prepare_request_head;
 use super::headers::remove_hop_by_hop;
 use super::relay::{self, RelayOptions};
-use super::subprotocol::{tab_protocol, take_tab_token};
+use crate::ws::subprotocol::{tab_protocol, take_tab_token};
 use super::Body;
 use crate::apps::Farewell;
 use crate::auth::LoginSession;

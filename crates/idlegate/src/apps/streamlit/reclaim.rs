@@ -33,7 +33,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 
 use super::message::encode_set_run_on_save;
 use crate::config::Upstream;
-use crate::proxy::frame::{close_payload, encode_frame, FrameEvent, FrameReader, Opcode, Role};
+use crate::ws::{close_payload, encode_frame, FrameEvent, FrameReader, Opcode, Role};
 
 /// Extra wait after the TTL, so the session has surely expired on the app's clock.
 const MARGIN: Duration = Duration::from_secs(1);

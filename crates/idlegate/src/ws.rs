@@ -1,4 +1,6 @@
-//! Incremental WebSocket frame reader and encoder (RFC 6455 §5.2).
+//! WebSocket framing (RFC 6455 §5.2) and idlegate's entry in the subprotocol list
+//! ([`subprotocol`]): what the relay, the app kinds and idlegate's own connections to the
+//! app share. Incremental frame reader and encoder.
 //!
 //! The proxy relays WebSocket bytes unchanged; this module only *observes*
 //! them. [`FrameReader`] is fed every byte that passes in one direction, in
@@ -23,6 +25,8 @@
 //! endpoints decide.
 
 use std::fmt;
+
+pub mod subprotocol;
 
 #[cfg(test)]
 mod tests;
