@@ -22,6 +22,7 @@ pub mod csrf;
 pub mod dispatch;
 pub mod error;
 pub mod launcher;
+pub mod lifecycle;
 pub mod logging;
 pub mod pages;
 pub mod paths;

@@ -17,8 +17,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::ws::subprotocol::TAB_PROTOCOL_PREFIX;
 use crate::routes::PREFIX;
+use crate::ws::subprotocol::TAB_PROTOCOL_PREFIX;
 
 /// The script's source. [`CONFIG_SLOT`] is replaced by its settings.
 const SOURCE: &str = include_str!("client.js");

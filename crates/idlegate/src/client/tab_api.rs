@@ -25,9 +25,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::csrf::require_same_origin;
-use crate::ws::subprotocol::is_token;
 use crate::routes::{ended_url, uncached, Peer, RouteState};
 use crate::tracker::{Report, ReportEvent, TabStatus};
+use crate::ws::subprotocol::is_token;
 
 /// Path of the API under `<base>/_idlegate/`.
 pub const PATH: &str = "tab";

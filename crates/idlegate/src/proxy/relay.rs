@@ -21,11 +21,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
-use crate::ws::{
-    close_payload, encode_frame, FrameError, FrameEvent, FrameReader, Opcode, Role,
-};
 use crate::apps::{App, DecodeError, Farewell, MessageDecoder};
 use crate::tracker::{EndNotice, Ending, TabConnection};
+use crate::ws::{close_payload, encode_frame, FrameError, FrameEvent, FrameReader, Opcode, Role};
 
 /// Read buffer per direction while little flows: an idle tab costs this much per direction.
 const BUFFER_MIN: usize = 1024;

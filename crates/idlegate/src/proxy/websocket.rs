@@ -27,7 +27,6 @@ use tokio::time::timeout;
 use super::forward::prepare_request_head;
 use super::headers::remove_hop_by_hop;
 use super::relay::{self, RelayOptions};
-use crate::ws::subprotocol::{tab_protocol, take_tab_token};
 use super::Body;
 use crate::apps::Farewell;
 use crate::auth::LoginSession;
@@ -35,6 +34,7 @@ use crate::dispatch::Gateway;
 use crate::error::ProxyError;
 use crate::redact::short_hash;
 use crate::tracker::{Admission, EndNotice, EndReason, Refused, TabId};
+use crate::ws::subprotocol::{tab_protocol, take_tab_token};
 
 /// RFC 6455 §1.3.
 const ACCEPT_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

@@ -39,17 +39,15 @@ use tokio::time::Instant;
 
 use crate::auth::LoginSession;
 use crate::config::{OnLimit, TabPolicy};
+pub use crate::lifecycle::{ActivityRule, EndNotice, Release, TabId};
 use crate::redact::short_hash;
 pub use connection::TabConnection;
 pub use policy::{Deadline, EndReason, RunCause, TabState};
 pub use reports::{Report, ReportEvent, TabStatus};
+pub use tab::Tab;
 use tab::TabInner;
-pub use tab::{ActivityRule, Tab};
 use tombstones::Tombstones;
 pub use uploads::UploadGuard;
-
-/// Identifies a tab session inside this process (not a secret: it is only a counter).
-pub type TabId = u64;
 
 /// At most this many releases are kept per tab; past that the oldest are dropped.
 const RELEASE_CAP: usize = 256;
@@ -65,18 +63,6 @@ const fn nonzero(n: u32) -> NonZeroU32 {
         Some(n) => n,
         None => NonZeroU32::MIN,
     }
-}
-
-/// A request that makes the app free something it holds for a tab (an uploaded file),
-/// replayed when the tab ends: the app drops a session's memory, but not always what was
-/// uploaded to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Release {
-    pub method: http::Method,
-    /// Path (and query) on the app.
-    pub path: String,
-    /// Headers the app needs to accept the request (its CSRF token, say).
-    pub headers: http::HeaderMap,
 }
 
 /// What a connection tells the tracker, already translated from the app's protocol.
@@ -97,26 +83,6 @@ pub enum Signal {
     Page { path: String, embedded: bool },
     /// The app's own id for this session.
     SessionId(String),
-}
-
-/// How a tab ended, as the page is to be told: why, the page it was on (to start again
-/// there), and whether it is embedded in another page (so it cannot be sent elsewhere).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndNotice {
-    pub reason: EndReason,
-    pub page: Option<String>,
-    pub embedded: bool,
-}
-
-impl EndNotice {
-    /// A notice that knows only the reason.
-    pub fn reason(reason: EndReason) -> Self {
-        Self {
-            reason,
-            page: None,
-            embedded: false,
-        }
-    }
 }
 
 /// What a connection is told when its tab ends.

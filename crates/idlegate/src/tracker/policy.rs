@@ -3,93 +3,10 @@
 //! A pure function of a tab's state, the configured [`TabPolicy`] and nothing else: no clock
 //! reads, no locks, no I/O. The reaper calls it whenever a deadline may have moved.
 
-use std::fmt;
-
 use tokio::time::Instant;
 
 use crate::config::TabPolicy;
-
-/// Why a tab session ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EndReason {
-    /// No human activity for `tabs.idle_timeout`.
-    Idle,
-    /// The app kept running a script for `tabs.busy_timeout` after the last human activity
-    /// (a live loop nobody watches).
-    BusyIdle,
-    /// Hidden in the background without activity for the hidden-tab limit.
-    HiddenIdle,
-    /// `tabs.max_lifetime` reached.
-    MaxLifetime,
-    /// The browser went away and did not reconnect within `tabs.reconnect_grace`.
-    Closed,
-    /// The signed-in user's login expired.
-    LoginExpired,
-    /// The user signed out.
-    Logout,
-    /// Ended to stay within the per-user tab limit.
-    EvictedUserCap,
-    /// Ended to stay within the server-wide tab limit.
-    EvictedCapacity,
-    /// Ended by an administrator.
-    Admin,
-    /// The app stopped.
-    UpstreamGone,
-    /// The app no longer had the session when the page came back (it restarted, or dropped
-    /// the session to make room), so the page could not continue where it was.
-    AppRestarted,
-    /// idlegate is shutting down.
-    Shutdown,
-}
-
-impl EndReason {
-    /// All reasons, for documentation and exhaustive tests.
-    pub const ALL: [EndReason; 13] = [
-        Self::Idle,
-        Self::BusyIdle,
-        Self::HiddenIdle,
-        Self::MaxLifetime,
-        Self::Closed,
-        Self::LoginExpired,
-        Self::Logout,
-        Self::EvictedUserCap,
-        Self::EvictedCapacity,
-        Self::Admin,
-        Self::UpstreamGone,
-        Self::AppRestarted,
-        Self::Shutdown,
-    ];
-
-    /// The stable name used in logs, metrics and URLs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Idle => "idle",
-            Self::BusyIdle => "busy_idle",
-            Self::HiddenIdle => "hidden_idle",
-            Self::MaxLifetime => "max_lifetime",
-            Self::Closed => "closed",
-            Self::LoginExpired => "login_expired",
-            Self::Logout => "logout",
-            Self::EvictedUserCap => "evicted_user_cap",
-            Self::EvictedCapacity => "evicted_capacity",
-            Self::Admin => "admin",
-            Self::UpstreamGone => "upstream_gone",
-            Self::AppRestarted => "app_restarted",
-            Self::Shutdown => "shutdown",
-        }
-    }
-
-    /// Parses [`EndReason::as_str`] back.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == name)
-    }
-}
-
-impl fmt::Display for EndReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::lifecycle::EndReason;
 
 /// What made the page ask the app for a script run, as far as idleness is concerned. Ordered
 /// from "surely a machine" to "surely a person": requests merged into one run keep the
@@ -423,13 +340,5 @@ mod tests {
         // A run does not hold a login open.
         s.running = Some(RunCause::Person);
         assert_eq!(deadline(&s, &p).unwrap().reason, EndReason::LoginExpired);
-    }
-
-    #[test]
-    fn reason_names_round_trip() {
-        for r in EndReason::ALL {
-            assert_eq!(EndReason::from_name(r.as_str()), Some(r));
-        }
-        assert_eq!(EndReason::from_name("nope"), None);
     }
 }

@@ -10,27 +10,7 @@ use tokio::time::Instant;
 use super::attribution::Attribution;
 use super::{EndNotice, EndReason, Ending, Release, RunCause, TabId};
 use crate::auth::LoginSession;
-
-/// Which evidence decides whether a person uses a tab.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActivityRule {
-    /// The page script reports: a person's input in the page is the authority, and a message
-    /// to the app counts only when the script saw a person cause it.
-    Input,
-    /// No page script reports (injection off, blocked, not loaded yet): only the messages a
-    /// person can cause count (a rerun not marked automatic, stop, clear cache, an upload).
-    Messages,
-}
-
-impl ActivityRule {
-    /// The name used in logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Input => "input",
-            Self::Messages => "messages",
-        }
-    }
-}
+pub use crate::lifecycle::ActivityRule;
 
 /// Run requests merged into one unit of work (the app restarts a run when asked again while
 /// it runs): the highest cause among them, and the range of their request ids.

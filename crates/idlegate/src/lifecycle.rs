@@ -1,0 +1,283 @@
+//! What happens to tab and login sessions over their lives, as idlegate tells it: why a
+//! session ended ([`EndReason`]) and how its page is told ([`EndNotice`]), and the
+//! [`Event`]s the tracker publishes to [`Subscriber`]s registered at start (logging, the
+//! app's memory release, uploads' release; metrics, audit and the admin API next).
+//!
+//! Publishing costs nothing when nobody listens (the event is not even built) and never
+//! blocks the data path: subscribers are called in place and must only record or hand off.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Identifies a tab session inside this process (not a secret: it is only a counter).
+pub type TabId = u64;
+
+/// Why a tab session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    /// No human activity for `tabs.idle_timeout`.
+    Idle,
+    /// The app kept running a script for `tabs.busy_timeout` after the last human activity
+    /// (a live loop nobody watches).
+    BusyIdle,
+    /// Hidden in the background without activity for the hidden-tab limit.
+    HiddenIdle,
+    /// `tabs.max_lifetime` reached.
+    MaxLifetime,
+    /// The browser went away and did not reconnect within `tabs.reconnect_grace`.
+    Closed,
+    /// The signed-in user's login expired.
+    LoginExpired,
+    /// The user signed out.
+    Logout,
+    /// Ended to stay within the per-user tab limit.
+    EvictedUserCap,
+    /// Ended to stay within the server-wide tab limit.
+    EvictedCapacity,
+    /// Ended by an administrator.
+    Admin,
+    /// The app stopped.
+    UpstreamGone,
+    /// The app no longer had the session when the page came back (it restarted, or dropped
+    /// the session to make room), so the page could not continue where it was.
+    AppRestarted,
+    /// idlegate is shutting down.
+    Shutdown,
+}
+
+impl EndReason {
+    /// All reasons, for documentation and exhaustive tests.
+    pub const ALL: [EndReason; 13] = [
+        Self::Idle,
+        Self::BusyIdle,
+        Self::HiddenIdle,
+        Self::MaxLifetime,
+        Self::Closed,
+        Self::LoginExpired,
+        Self::Logout,
+        Self::EvictedUserCap,
+        Self::EvictedCapacity,
+        Self::Admin,
+        Self::UpstreamGone,
+        Self::AppRestarted,
+        Self::Shutdown,
+    ];
+
+    /// The stable name used in logs, metrics and URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::BusyIdle => "busy_idle",
+            Self::HiddenIdle => "hidden_idle",
+            Self::MaxLifetime => "max_lifetime",
+            Self::Closed => "closed",
+            Self::LoginExpired => "login_expired",
+            Self::Logout => "logout",
+            Self::EvictedUserCap => "evicted_user_cap",
+            Self::EvictedCapacity => "evicted_capacity",
+            Self::Admin => "admin",
+            Self::UpstreamGone => "upstream_gone",
+            Self::AppRestarted => "app_restarted",
+            Self::Shutdown => "shutdown",
+        }
+    }
+
+    /// Parses [`EndReason::as_str`] back.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a tab ended, as the page is to be told: why, the page it was on (to start again
+/// there), and whether it is embedded in another page (so it cannot be sent elsewhere).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndNotice {
+    pub reason: EndReason,
+    pub page: Option<String>,
+    pub embedded: bool,
+}
+
+impl EndNotice {
+    /// A notice that knows only the reason.
+    pub fn reason(reason: EndReason) -> Self {
+        Self {
+            reason,
+            page: None,
+            embedded: false,
+        }
+    }
+}
+
+/// A request that makes the app free something it holds for a tab (an uploaded file),
+/// replayed when the tab ends: the app drops a session's memory, but not always what was
+/// uploaded to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    pub method: http::Method,
+    /// Path (and query) on the app.
+    pub path: String,
+    /// Headers the app needs to accept the request (its CSRF token, say).
+    pub headers: http::HeaderMap,
+}
+
+/// Which evidence decides whether a person uses a tab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivityRule {
+    /// The page script reports: a person's input in the page is the authority, and a message
+    /// to the app counts only when the script saw a person cause it.
+    Input,
+    /// No page script reports (injection off, blocked, not loaded yet): only the messages a
+    /// person can cause count (a rerun not marked automatic, stop, clear cache, an upload).
+    Messages,
+}
+
+impl ActivityRule {
+    /// The name used in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Input => "input",
+            Self::Messages => "messages",
+        }
+    }
+}
+
+/// Something that happened to a tab or a login session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A page opened a new tab session (`script`: with the page script's token).
+    TabOpened {
+        tab: TabId,
+        resumed: bool,
+        script: bool,
+    },
+    /// A page came back to its tab session after its connection dropped.
+    TabReconnected {
+        tab: TabId,
+    },
+    /// A person was active in the tab, as told by `source`.
+    Activity {
+        tab: TabId,
+        source: ActivityRule,
+    },
+    /// The page showed the warning before the end, or its person chose to keep working.
+    Warned {
+        tab: TabId,
+    },
+    KeptWorking {
+        tab: TabId,
+    },
+    /// The page went to the background (`true`) or came back.
+    Hidden {
+        tab: TabId,
+        hidden: bool,
+    },
+    /// The tab's connection dropped; it waits for the page to come back.
+    Disconnected {
+        tab: TabId,
+    },
+    /// The tab ended.
+    TabEnded(Box<TabEnd>),
+    /// A person signed in (`user` is the hashed user key).
+    LoginStarted {
+        user: String,
+    },
+    /// A login ended: signed out, expired.
+    LoginEnded {
+        user: String,
+        reason: EndReason,
+    },
+}
+
+/// How a tab ended, and what the app must let go of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TabEnd {
+    pub tab: TabId,
+    pub reason: EndReason,
+    /// The rule that judged the tab at its end.
+    pub rule: ActivityRule,
+    /// The app's own id of the session, if known.
+    pub app_session: Option<String>,
+    /// How long the tab lived, and how long since a person was last active in it.
+    pub lifetime: Duration,
+    pub human_idle: Duration,
+    /// Requests that free what the app holds for the tab (its uploaded files).
+    pub releases: Vec<Release>,
+}
+
+/// Receives events. Called on the path that caused the event: record it or hand it off,
+/// never wait.
+pub trait Subscriber: Send + Sync {
+    fn on_event(&self, event: &Event);
+}
+
+/// The subscribers registered at start. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Publisher {
+    subscribers: Arc<Vec<Arc<dyn Subscriber>>>,
+}
+
+impl Publisher {
+    pub fn new(subscribers: Vec<Arc<dyn Subscriber>>) -> Self {
+        Self {
+            subscribers: Arc::new(subscribers),
+        }
+    }
+
+    /// Tells every subscriber; `event` is only built when someone listens.
+    pub fn publish(&self, event: impl FnOnce() -> Event) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let event = event();
+        for subscriber in self.subscribers.iter() {
+            subscriber.on_event(&event);
+        }
+    }
+}
+
+impl fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Publisher({} subscribers)", self.subscribers.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Event>>);
+
+    impl Subscriber for Recorder {
+        fn on_event(&self, event: &Event) {
+            self.0.lock().unwrap().push(event.clone());
+        }
+    }
+
+    #[test]
+    fn events_reach_every_subscriber_and_are_not_built_for_nobody() {
+        let nobody = Publisher::default();
+        nobody.publish(|| unreachable!("built for nobody"));
+        let (a, b) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+        let publisher = Publisher::new(vec![a.clone(), b.clone()]);
+        publisher.publish(|| Event::Disconnected { tab: 7 });
+        assert_eq!(*a.0.lock().unwrap(), vec![Event::Disconnected { tab: 7 }]);
+        assert_eq!(*b.0.lock().unwrap(), vec![Event::Disconnected { tab: 7 }]);
+    }
+
+    #[test]
+    fn reason_names_round_trip() {
+        for r in EndReason::ALL {
+            assert_eq!(EndReason::from_name(r.as_str()), Some(r));
+        }
+        assert_eq!(EndReason::from_name("nope"), None);
+    }
+}
