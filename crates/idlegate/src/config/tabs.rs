@@ -1,9 +1,101 @@
-//! Validation of the `[tabs]` keys that bound busy tabs.
+//! Validation of `[tabs]`: each tab session's limits, and the per-user cap.
 
 use std::time::Duration;
 
 use super::file::RawTabs;
-use super::{config_syntax, duration, ConfigError};
+use super::login::LoginConfig;
+use super::{browser, config_syntax, duration, optional_duration, required_duration, ConfigError};
+
+/// Limits for each tab session (see [`file::RawTabs`] for their meaning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TabPolicy {
+    pub idle_timeout: Option<Duration>,
+    pub max_lifetime: Option<Duration>,
+    pub end_while_running: bool,
+    /// How long a run the person waits for (or an upload) may hold the idle limit off after
+    /// the last activity; `None`: without bound.
+    pub busy_timeout: Option<Duration>,
+    pub reconnect_grace: Duration,
+    /// The limit for a hidden tab; `None` when off.
+    pub hidden_timeout: Option<Duration>,
+    /// How long before a deadline the browser warns; `None` for no warning.
+    pub warn_before: Option<Duration>,
+    /// A signed-in person's limits (from `[login]`); `None` when nobody signs in.
+    pub login_idle_timeout: Option<Duration>,
+    pub login_max_lifetime: Option<Duration>,
+    /// At most this many open tabs per signed-in user.
+    pub max_per_user: Option<usize>,
+    /// What happens to a tab over `max_per_user`.
+    pub on_limit: OnLimit,
+}
+
+impl TabPolicy {
+    /// A policy for tests: idle and lifetime limits in seconds, everything else off or at
+    /// its default.
+    #[cfg(test)]
+    pub(crate) fn for_tests(idle_secs: u64, lifetime_secs: u64) -> Self {
+        Self {
+            idle_timeout: Some(Duration::from_secs(idle_secs)),
+            max_lifetime: Some(Duration::from_secs(lifetime_secs)),
+            end_while_running: false,
+            busy_timeout: None,
+            reconnect_grace: Duration::from_secs(15),
+            hidden_timeout: None,
+            warn_before: None,
+            login_idle_timeout: None,
+            login_max_lifetime: None,
+            max_per_user: None,
+            on_limit: OnLimit::EndOldest,
+        }
+    }
+}
+
+/// What a tab over the per-user limit does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnLimit {
+    /// The user's oldest tab ends (reason `evicted_user_cap`).
+    EndOldest,
+    /// The new tab is refused with a page that says why.
+    Refuse,
+}
+
+/// Validates `[tabs]`; `login` supplies the login limits and whether people sign in.
+pub(super) fn tabs(raw: &RawTabs, login: &LoginConfig) -> Result<TabPolicy, ConfigError> {
+    let idle_timeout = optional_duration("tabs.idle_timeout", &raw.idle_timeout)?;
+    let max_per_user = match raw.max_per_user {
+        0 => None,
+        n => Some(n as usize),
+    };
+    let on_limit = match raw.on_limit.as_str() {
+        "end_oldest" => OnLimit::EndOldest,
+        "refuse" => OnLimit::Refuse,
+        other => {
+            return Err(ConfigError::invalid(
+                "tabs.on_limit",
+                format!("{other:?} is not \"end_oldest\" or \"refuse\""),
+            ))
+        }
+    };
+    if max_per_user.is_some() && !login.enabled() {
+        return Err(ConfigError::invalid(
+            "tabs.max_per_user",
+            "needs people to sign in (login.mode) to know whose tabs they are",
+        ));
+    }
+    Ok(TabPolicy {
+        idle_timeout,
+        max_lifetime: optional_duration("tabs.max_lifetime", &raw.max_lifetime)?,
+        end_while_running: raw.end_while_running,
+        busy_timeout: busy_timeout(raw, idle_timeout)?,
+        reconnect_grace: required_duration("tabs.reconnect_grace", &raw.reconnect_grace)?,
+        hidden_timeout: browser::hidden_timeout(raw, idle_timeout)?,
+        warn_before: browser::warn_before(raw, idle_timeout)?,
+        login_idle_timeout: login.enabled().then_some(login.idle_timeout),
+        login_max_lifetime: login.max_lifetime.filter(|_| login.enabled()),
+        max_per_user,
+        on_limit,
+    })
+}
 
 /// `tabs.busy_timeout` when unset, unless `tabs.idle_timeout` is longer.
 const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(3600);

@@ -1,0 +1,154 @@
+//! Where configuration comes from, and merging it: defaults, a TOML file or text,
+//! `IDLEGATE_*` environment variables, command-line flags, each over the one before.
+
+use std::path::PathBuf;
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Value};
+use figment::Figment;
+
+use super::file::RawConfig;
+use super::ConfigError;
+
+/// Prefix of environment variables that set config keys.
+pub const ENV_PREFIX: &str = "IDLEGATE_";
+
+/// Where configuration comes from. Each layer overrides the one before.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    /// A TOML config file.
+    pub file: Option<PathBuf>,
+    /// TOML text, used by tests and embedders instead of (or on top of) a file.
+    pub toml: Option<String>,
+    /// Environment variables; only those starting with [`ENV_PREFIX`] are used.
+    pub env: Vec<(String, String)>,
+    /// Values of command-line flags, as `(dotted.key, value)` pairs.
+    pub flags: Vec<(&'static str, String)>,
+}
+
+/// Merges the sources into the raw, unvalidated form.
+pub(super) fn merge(sources: &Sources) -> Result<RawConfig, ConfigError> {
+    let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+    if let Some(path) = &sources.file {
+        if !path.is_file() {
+            return Err(ConfigError::Source(format!(
+                "config file {} does not exist or is not a file",
+                path.display()
+            )));
+        }
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    if let Some(text) = &sources.toml {
+        figment = figment.merge(Toml::string(text));
+    }
+    figment = figment.merge(Layer {
+        name: "environment variables",
+        values: env_dict(&sources.env)?,
+    });
+    let mut flags = Dict::new();
+    for (key, value) in &sources.flags {
+        insert_path(&mut flags, key, Value::from(value.clone()));
+    }
+    figment = figment.merge(Layer {
+        name: "command-line flags",
+        values: flags,
+    });
+    figment
+        .extract::<RawConfig>()
+        .map_err(describe_figment_error)
+}
+
+/// A named layer of values, so errors say where a bad value came from.
+struct Layer {
+    name: &'static str,
+    values: Dict,
+}
+
+impl figment::Provider for Layer {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(self.name)
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, Dict>, figment::Error> {
+        Ok(figment::Profile::Default.collect(self.values.clone()))
+    }
+}
+
+/// Turns `IDLEGATE_TABS__IDLE_TIMEOUT=15m` into `{tabs: {idle_timeout: "15m"}}`.
+fn env_dict(env: &[(String, String)]) -> Result<Dict, ConfigError> {
+    let mut dict = Dict::new();
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if rest.is_empty() {
+            continue;
+        }
+        let key = rest.to_ascii_lowercase().replace("__", ".");
+        let parsed: Value = value
+            .parse()
+            .map_err(|_| ConfigError::invalid(&key, format!("cannot read {name}")))?;
+        // Durations and addresses stay strings even when they look like numbers.
+        let parsed = match parsed {
+            Value::Num(..) if !key.ends_with("_bytes") => Value::from(value.clone()),
+            other => other,
+        };
+        insert_path(&mut dict, &key, parsed);
+    }
+    Ok(dict)
+}
+
+fn insert_path(dict: &mut Dict, dotted: &str, value: Value) {
+    let mut parts = dotted.split('.').peekable();
+    let mut current = dict;
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            current.insert(part.to_owned(), value);
+            return;
+        }
+        let entry = current
+            .entry(part.to_owned())
+            .or_insert_with(|| Value::from(Dict::new()));
+        if !matches!(entry, Value::Dict(..)) {
+            *entry = Value::from(Dict::new());
+        }
+        let Value::Dict(_, next) = entry else {
+            return;
+        };
+        current = next;
+    }
+}
+
+/// Rewrites a figment error so it starts with the full dotted key.
+fn describe_figment_error(error: figment::Error) -> ConfigError {
+    let mut lines = Vec::new();
+    for e in error {
+        let mut key = e.path.join(".");
+        let what = match &e.kind {
+            figment::error::Kind::UnknownField(field, expected) => {
+                if !key.ends_with(field.as_str()) {
+                    if !key.is_empty() {
+                        key.push('.');
+                    }
+                    key.push_str(field);
+                }
+                format!("unknown key; expected one of: {}", expected.join(", "))
+            }
+            kind => kind.to_string(),
+        };
+        let origin = e
+            .metadata
+            .as_ref()
+            .map(|md| match &md.source {
+                Some(source) => format!(" (from {source})"),
+                None => format!(" (from {})", md.name),
+            })
+            .unwrap_or_default();
+        if key.is_empty() {
+            lines.push(format!("{what}{origin}"));
+        } else {
+            lines.push(format!("{key}: {what}{origin}"));
+        }
+    }
+    ConfigError::Source(lines.join("; "))
+}
