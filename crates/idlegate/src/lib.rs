@@ -30,6 +30,7 @@ pub mod proxy;
 pub(crate) mod redact;
 pub mod routes;
 pub mod server;
+pub mod store;
 pub mod tracker;
 pub mod ws;
 

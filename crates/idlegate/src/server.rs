@@ -19,14 +19,17 @@ use tokio::net::TcpListener;
 use crate::apps::streamlit::collect::AppRuntime;
 use crate::apps::streamlit::reclaim::{AfterReclaim, Reclaimer};
 use crate::apps::streamlit::Streamlit;
-use crate::apps::App;
+use crate::apps::{App, SessionEnds};
 use crate::auth::Auth;
 use crate::client::ClientScript;
 use crate::config::{AppKind, Config};
 use crate::dispatch::{Gateway, Parts};
-use crate::proxy::{release, upstream_client};
+use crate::lifecycle::{LogSubscriber, Publisher, Subscriber};
+use crate::proxy::release::Releaser;
+use crate::proxy::upstream_client;
 use crate::routes::{self, RouteState};
-use crate::tracker::{EndReason, Outlets, Tracker};
+use crate::store::Stores;
+use crate::tracker::{EndReason, Tracker};
 
 /// How long shutdown waits for connections and relays to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -44,6 +47,15 @@ pub enum StartError {
     },
     #[error("cannot read the listener's address")]
     LocalAddr(#[source] std::io::Error),
+}
+
+/// What an embedder (or a test) adds to a server besides its config.
+#[derive(Default)]
+pub struct Extras {
+    /// The Python runtime of an app idlegate started itself (launcher mode).
+    pub app_runtime: Option<AppRuntime>,
+    /// Subscribers to lifecycle events, besides logging and freeing the app's memory.
+    pub subscribers: Vec<Arc<dyn Subscriber>>,
 }
 
 /// A bound gateway, ready to run.
@@ -78,23 +90,29 @@ impl Server {
         config: Config,
         runtime: Option<AppRuntime>,
     ) -> Result<Self, StartError> {
+        Self::with_extras(
+            listener,
+            config,
+            Extras {
+                app_runtime: runtime,
+                ..Extras::default()
+            },
+        )
+    }
+
+    /// Builds the gateway on a listener the caller bound, with `extras`.
+    pub fn with_extras(
+        listener: TcpListener,
+        config: Config,
+        extras: Extras,
+    ) -> Result<Self, StartError> {
+        let Extras {
+            app_runtime: runtime,
+            subscribers: extra_subscribers,
+        } = extras;
         let upstream = config.upstream.clone().ok_or(StartError::NoUpstream)?;
         let config = Arc::new(config);
         let client = upstream_client(config.proxy.connect_timeout);
-        let (releases, release_queue) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(release::run(
-            release_queue,
-            client.clone(),
-            upstream.clone(),
-        ));
-        let (ended_sessions, mut ended_queue) = tokio::sync::mpsc::unbounded_channel();
-        let tracker = Tracker::with_outlets(
-            config.tabs.clone(),
-            Outlets {
-                releases: Some(releases),
-                ended_sessions: Some(ended_sessions),
-            },
-        );
         let app: Arc<dyn App> = match config.app.kind {
             AppKind::Streamlit => {
                 let base = &config.app.base_path;
@@ -116,16 +134,17 @@ impl Server {
                 )
             }
         };
-        {
-            let app = app.clone();
-            tokio::spawn(async move {
-                while let Some(id) = ended_queue.recv().await {
-                    app.session_ended(&id);
-                }
-            });
-        }
+        let mut subscribers: Vec<Arc<dyn Subscriber>> = vec![
+            Arc::new(LogSubscriber),
+            Arc::new(Releaser::start(client.clone(), upstream.clone())),
+            Arc::new(SessionEnds::start(app.clone())),
+        ];
+        subscribers.extend(extra_subscribers);
+        let events = Publisher::new(subscribers);
+        let stores = Stores::memory();
+        let tracker = Tracker::new(config.tabs.clone(), stores.clone(), events.clone());
         let script = ClientScript::new(&config, app.session_socket_path());
-        let auth = Auth::start(config.clone());
+        let auth = Auth::start(config.clone(), stores, events);
         let routes = routes::router(RouteState {
             client: client.clone(),
             upstream: upstream.clone(),

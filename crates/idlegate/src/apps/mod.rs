@@ -6,10 +6,13 @@
 
 pub mod streamlit;
 
+use std::sync::Arc;
+
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, Method};
+use tokio::sync::mpsc;
 
-use crate::tracker::{Release, Signal};
+use crate::lifecycle::{Event, Release, Signal, Subscriber};
 
 /// What an HTTP request did to the files a tab uploaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,4 +122,32 @@ pub trait App: Send + Sync + 'static {
     /// back (`Some(true)`), or silently a new one (`Some(false)`, after the app restarted
     /// or dropped it); `None` when it cannot tell.
     fn resumed(&self, id: &str) -> BoxFuture<'static, Option<bool>>;
+}
+
+/// Tells the app each ended tab's session id ([`App::session_ended`]), on a task of its own:
+/// ending a session for good may write files and signal the app's process.
+pub struct SessionEnds(mpsc::UnboundedSender<String>);
+
+impl SessionEnds {
+    /// A subscriber that tells `app`.
+    pub fn start(app: Arc<dyn App>) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            while let Some(id) = rx.recv().await {
+                app.session_ended(&id);
+            }
+        });
+        Self(tx)
+    }
+}
+
+impl Subscriber for SessionEnds {
+    fn on_event(&self, event: &Event) {
+        if let Event::TabEnded(end) = event {
+            if let Some(id) = &end.app_session {
+                // The task stops only with the runtime; nothing is left to end then.
+                let _ = self.0.send(id.clone());
+            }
+        }
+    }
 }

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::HeaderMap;
-use tokio::time::Instant;
 
 use super::cookie::LoginCookie;
 use super::oidc::Oidc;
 use super::password::Users;
-use super::{identity, Identity, LoginSession, LoginStore};
-use crate::config::{Config, LoginMode, TabPolicy};
-use crate::tracker::policy::login_deadline;
+use super::{identity, Identity, LoginSession};
+use crate::config::{Config, LoginMode};
+use crate::lifecycle::{EndReason, Event, Publisher};
+use crate::store::{LoginLimits, Stores};
 
 /// How often ended logins and idle rate-limit entries are forgotten.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -52,9 +52,10 @@ pub struct NotSignedIn;
 /// Sign-in state and checks, shared by all requests.
 pub struct Auth {
     mode: LoginMode,
-    policy: TabPolicy,
+    limits: LoginLimits,
     pub(crate) config: Arc<Config>,
-    pub(crate) store: LoginStore,
+    stores: Stores,
+    events: Publisher,
     pub(crate) cookie: LoginCookie,
     pub(crate) users: Option<Users>,
     pub(crate) oidc: Option<Oidc>,
@@ -63,14 +64,19 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Sets up sign-in for `config` and starts its sweeper on the current runtime.
-    pub fn start(config: Arc<Config>) -> Arc<Self> {
+    /// Sets up sign-in for `config`, keeping logins in `stores` and telling `events` when
+    /// they start and end, and starts its sweeper on the current runtime.
+    pub fn start(config: Arc<Config>, stores: Stores, events: Publisher) -> Arc<Self> {
         let login = &config.login;
         let quota = Quota::per_minute(login.attempts_per_minute);
         let auth = Arc::new(Self {
             mode: login.mode.clone(),
-            policy: config.tabs.clone(),
-            store: LoginStore::default(),
+            limits: LoginLimits {
+                idle_timeout: Some(login.idle_timeout),
+                max_lifetime: login.max_lifetime,
+            },
+            stores,
+            events,
             cookie: LoginCookie::new(&login.cookie_keys, login.cookie_secure),
             users: match &login.mode {
                 LoginMode::Password { users } => Some(Users::new(users.clone())),
@@ -123,9 +129,7 @@ impl Auth {
         };
         identity::strip(headers, names);
         let cookie_id = self.cookie.from_request(headers);
-        let from_cookie = cookie_id
-            .as_deref()
-            .and_then(|id| self.store.get(id, |s| self.expired(s)));
+        let from_cookie = cookie_id.as_deref().and_then(|id| self.live(id));
         // Header mode: a login of ours that ended (a cookie we signed, no longer live) must
         // not be followed by a fresh one for whoever the proxy names, or the person would
         // never authenticate again; they go through the proxy's sign-out first.
@@ -143,7 +147,7 @@ impl Auth {
             // only carries the login's clock, and must belong to that person.
             (Some(login), Some(who)) if login.identity == who => (login, None),
             (_, Some(who)) => {
-                let login = self.store.create(who);
+                let login = self.sign_in(who);
                 let cookie = self.cookie.set(login.id());
                 (login, Some(cookie))
             }
@@ -152,7 +156,10 @@ impl Auth {
         // A page load a person made (a click, a typed address, a reload) is their activity;
         // one a script made (a timed reload, a frame) is not, and browsers tell them apart.
         if navigation && user_activated(headers) {
-            login.touch();
+            login.touch(self.stores.clock.now_ms());
+            self.events.publish(|| Event::LoginTouched {
+                user: login.identity.user.clone(),
+            });
         }
         identity::set(headers, names, &login.identity);
         Access::Signed { login, set_cookie }
@@ -173,7 +180,7 @@ impl Auth {
         let login = self
             .cookie
             .from_request(headers)
-            .and_then(|id| self.store.get(&id, |s| self.expired(s)))
+            .and_then(|id| self.live(&id))
             .ok_or(NotSignedIn)?;
         if self.mode == LoginMode::Header && self.config.proxy.is_trusted(peer.ip()) {
             let vouched = identity::read(headers, &self.config.login.headers);
@@ -189,12 +196,53 @@ impl Auth {
     pub fn login_ended(&self, headers: &HeaderMap) -> bool {
         self.cookie
             .from_request(headers)
-            .is_some_and(|id| self.store.get(&id, |s| self.expired(s)).is_none())
+            .is_some_and(|id| self.live(&id).is_none())
     }
 
-    /// Whether a login is past its deadline.
-    pub fn expired(&self, login: &LoginSession) -> bool {
-        login_deadline(&login.clock(), &self.policy).is_some_and(|at| at <= Instant::now())
+    /// The live login with this id: known, not revoked, not past its deadline. One found
+    /// expired is revoked on the way.
+    pub fn live(&self, id: &str) -> Option<Arc<LoginSession>> {
+        let login = self.stores.logins.get(id)?;
+        if login.expired(&self.limits, self.stores.clock.now_ms()) {
+            self.end(&login, EndReason::LoginExpired);
+            return None;
+        }
+        Some(login)
+    }
+
+    /// Ends a login (signed out, expired): revoked in the store, and told.
+    fn end(&self, login: &LoginSession, reason: EndReason) {
+        if self.stores.logins.revoke(login.id()).is_some() || login.revoke() {
+            self.events.publish(|| Event::LoginEnded {
+                user: login.identity.user.clone(),
+                reason,
+            });
+        }
+    }
+
+    /// Signs `user` out of every login of theirs. Returns how many ended.
+    pub fn sign_out_user(&self, user: &str) -> usize {
+        let logins = self.stores.logins.of_user(user);
+        logins
+            .iter()
+            .inspect(|login| self.end(login, EndReason::Logout))
+            .count()
+    }
+
+    /// Ends the logins past their deadline. Returns how many ended.
+    fn sweep_expired(&self) -> usize {
+        let now = self.stores.clock.now_ms();
+        let expired: Vec<_> = self
+            .stores
+            .logins
+            .all()
+            .into_iter()
+            .filter(|login| login.expired(&self.limits, now))
+            .collect();
+        for login in &expired {
+            self.end(login, EndReason::LoginExpired);
+        }
+        expired.len()
     }
 
     /// Counts a sign-in attempt; `false` when the address or the username is over the limit.
@@ -206,7 +254,12 @@ impl Auth {
 
     /// Signs `identity` in: a new login session with a new id.
     pub fn sign_in(&self, identity: Identity) -> Arc<LoginSession> {
-        self.store.create(identity)
+        let login = Arc::new(LoginSession::new(identity, self.stores.clock.now_ms()));
+        self.stores.logins.insert(login.clone());
+        self.events.publish(|| Event::LoginStarted {
+            user: login.identity.user.clone(),
+        });
+        login
     }
 }
 
@@ -218,7 +271,7 @@ async fn sweep(auth: Weak<Auth>) {
         let Some(auth) = auth.upgrade() else {
             return;
         };
-        auth.store.sweep(|s| auth.expired(s));
+        auth.sweep_expired();
         auth.by_address.retain_recent();
         auth.by_user.retain_recent();
     }

@@ -4,7 +4,7 @@
 //! person's activity in any of those tabs (`login.idle_timeout`) up to `login.max_lifetime`;
 //! when it runs out, the tracker ends every tab of it (reason `login_expired`) and the next
 //! request shows the sign-in page. The browser holds only an opaque id in a signed cookie
-//! ([`cookie`]); the state is here ([`session`]). Identity reaches the app in headers that
+//! ([`cookie`]); the state is in the [`crate::store`]. Identity reaches the app in headers that
 //! idlegate sets and that browsers can never set themselves ([`identity`]).
 
 pub mod access;
@@ -13,7 +13,6 @@ pub mod identity;
 pub mod oidc;
 pub mod password;
 pub mod routes;
-pub mod session;
 
+pub use crate::store::{Identity, LoginSession};
 pub use access::{Access, Auth, NotSignedIn};
-pub use session::{Identity, LoginSession, LoginStore};

@@ -300,12 +300,12 @@ pub fn sign_out_everywhere(
     let login = auth
         .cookie
         .from_request(headers)
-        .and_then(|id| auth.store.get(&id, |_| false));
+        .and_then(|id| auth.live(&id));
     if let Some(login) = login {
         let user = login.identity.user.clone();
-        let logins = auth.store.revoke_user(&user);
+        let logins = auth.sign_out_user(&user);
         let tabs = tracker.end_user(&user, EndReason::Logout);
-        tracing::info!(user = %short_hash(&user), logins = logins.len(), tabs, "signed out");
+        tracing::info!(user = %short_hash(&user), logins, tabs, "signed out");
     }
     let mut cookies = vec![auth.cookie.clear()];
     cookies.extend(streamlit_cookie_removals(headers, base_path));

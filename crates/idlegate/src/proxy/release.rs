@@ -1,8 +1,9 @@
 //! Replaying the [`Release`]s of ended tabs to the app (deleting their uploaded files).
 //!
 //! Streamlit frees an expired session's memory but keeps the files uploaded to it; the same
-//! `DELETE` the page sends when a person removes a file frees them. Releases run one after
-//! another on their own task, never on a request's path.
+//! `DELETE` the page sends when a person removes a file frees them. [`Releaser`] subscribes
+//! to tab ends and hands their releases to [`run`], which replays them one after another on
+//! its own task, never on a request's path.
 
 use std::time::Duration;
 
@@ -11,8 +12,33 @@ use tokio::sync::mpsc;
 
 use super::{Body, UpstreamClient};
 use crate::config::Upstream;
+use crate::lifecycle::{Event, Release, Subscriber};
 use crate::redact::short_hash;
-use crate::tracker::Release;
+
+/// Hands the releases of every ended tab (and of uploads the app stored after their tab
+/// ended) to [`run`].
+pub struct Releaser(mpsc::UnboundedSender<Vec<Release>>);
+
+impl Releaser {
+    /// A subscriber whose releases `run` replays to the app at `upstream`.
+    pub fn start(client: UpstreamClient, upstream: Upstream) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(rx, client, upstream));
+        Self(tx)
+    }
+}
+
+impl Subscriber for Releaser {
+    fn on_event(&self, event: &Event) {
+        let batch = match event {
+            Event::TabEnded(end) if !end.releases.is_empty() => end.releases.clone(),
+            Event::LateRelease(release) => vec![release.clone()],
+            _ => return,
+        };
+        // The worker stops only with the runtime; nothing is left to release then.
+        let _ = self.0.send(batch);
+    }
+}
 
 /// Longest one release may take.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -33,7 +33,7 @@ use crate::auth::LoginSession;
 use crate::dispatch::Gateway;
 use crate::error::ProxyError;
 use crate::redact::short_hash;
-use crate::tracker::{Admission, EndNotice, EndReason, Refused, TabId};
+use crate::tracker::{EndNotice, EndReason, Refused, TabId};
 use crate::ws::subprotocol::{tab_protocol, take_tab_token};
 
 /// RFC 6455 §1.3.
@@ -66,12 +66,12 @@ pub async fn upgrade(
         .tracker
         .admit(resume.as_deref(), token.as_deref(), login.as_ref())
     {
-        Admission::Allowed(entry) => entry,
-        Admission::Ended(notice) => {
+        Ok(entry) => entry,
+        Err(Refused::Ended(notice)) => {
             let farewell = gateway.farewell(&notice);
             return answer_with(gateway, req, farewell, notice.reason.as_str());
         }
-        Admission::OverUserCap => {
+        Err(Refused::OverUserCap) => {
             let farewell = gateway.redirect(&gateway.refused_url());
             return answer_with(gateway, req, farewell, "over the per-user tab limit");
         }

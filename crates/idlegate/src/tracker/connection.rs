@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::tab::{ActivityRule, Work};
 use super::{lock, Ending, RunCause, Signal, Tab, TabId, Tracker};
+use crate::lifecycle::Event;
 
 /// A connection's link to its tab. Dropping it without [`TabConnection::closed`] counts as
 /// closed too.
@@ -75,14 +76,14 @@ impl TabConnection {
             Signal::PersonMessage => {
                 let rule = lock(&self.tab.inner).rule();
                 if rule == ActivityRule::Messages {
-                    tracker.touch(&self.tab);
+                    tracker.touch(&self.tab, rule);
                 }
             }
             Signal::RunRequested {
                 automatic,
                 fragment,
             } => match self.run_requested(automatic, fragment) {
-                Some(RunCause::Person) => tracker.touch(&self.tab),
+                Some(RunCause::Person) => tracker.touch(&self.tab, ActivityRule::Messages),
                 // A page load starts the tab's idle time, not its login's.
                 Some(RunCause::PageLoad) => tracker.touch_tab(&self.tab, Instant::now()),
                 _ => {}
@@ -90,18 +91,32 @@ impl TabConnection {
             Signal::Running(true) => {
                 let mut inner = lock(&self.tab.inner);
                 let started = inner.requested.take();
-                inner.running = Some(match (inner.running, started) {
+                let was_busy = inner.running.is_some_and(|work| work.cause.is_awaited());
+                let work = match (inner.running, started) {
                     (_, Some(started)) => started,
                     (Some(running), None) => running,
                     // The app runs without being asked (it reran itself): not a person.
                     (None, None) => Work::new(RunCause::Timer, inner.next_request),
-                });
+                };
+                inner.running = Some(work);
+                drop(inner);
+                if work.cause.is_awaited() && !was_busy {
+                    let tab = self.tab.id;
+                    tracker.publish(|| Event::Busy { tab, busy: true });
+                }
             }
             Signal::Running(false) => {
-                let finished = lock(&self.tab.inner).running.take();
+                let (finished, rule) = {
+                    let mut inner = lock(&self.tab.inner);
+                    (inner.running.take(), inner.rule())
+                };
+                if finished.is_some_and(|work| work.cause.is_awaited()) {
+                    let tab = self.tab.id;
+                    tracker.publish(|| Event::Busy { tab, busy: false });
+                }
                 match finished.map(|work| work.cause) {
                     // The person was waiting for this result; idle time starts now.
-                    Some(RunCause::Person) => tracker.touch(&self.tab),
+                    Some(RunCause::Person) => tracker.touch(&self.tab, rule),
                     // So does the tab's, after a page load; a script can reload a page, so
                     // the login is not touched.
                     Some(RunCause::PageLoad) => tracker.touch_tab(&self.tab, Instant::now()),
@@ -197,11 +212,9 @@ impl TabConnection {
         inner.requested = None;
         inner.disconnected_since = Some(Instant::now());
         drop(inner);
-        tracing::debug!(
-            tab = self.tab.id,
-            "tab connection closed; waiting for a reconnect"
-        );
-        self.tracker.reschedule(self.tab.id);
+        let tab = self.tab.id;
+        self.tracker.publish(|| Event::Disconnected { tab });
+        self.tracker.reschedule(tab);
     }
 }
 

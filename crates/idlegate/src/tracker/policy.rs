@@ -54,24 +54,9 @@ pub struct TabState {
     pub disconnected_since: Option<Instant>,
     /// Since when the page has been hidden (in the background), if its script said so.
     pub hidden_since: Option<Instant>,
-    /// The login the tab belongs to, when people sign in.
-    pub login: Option<LoginClock>,
-}
-
-/// When a login started and when it was last used, in any of its tabs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LoginClock {
-    pub started: Instant,
-    pub last_activity: Instant,
-}
-
-/// When a login ends unless its person does something (`None`: never).
-pub fn login_deadline(login: &LoginClock, policy: &TabPolicy) -> Option<Instant> {
-    let idle = policy
-        .login_idle_timeout
-        .map(|limit| login.last_activity + limit);
-    let lifetime = policy.login_max_lifetime.map(|limit| login.started + limit);
-    idle.into_iter().chain(lifetime).min()
+    /// When the login the tab belongs to ends unless its person does something (people
+    /// sign in, and the login has a limit).
+    pub login_deadline: Option<Instant>,
 }
 
 /// The instant a tab session ends unless something changes, and why.
@@ -119,14 +104,10 @@ pub fn deadline(state: &TabState, policy: &TabPolicy) -> Option<Deadline> {
             reason: EndReason::HiddenIdle,
         });
     // Signing out is not suspended by a run: it is about the person, not this tab.
-    let login = state
-        .login
-        .as_ref()
-        .and_then(|login| login_deadline(login, policy))
-        .map(|at| Deadline {
-            at,
-            reason: EndReason::LoginExpired,
-        });
+    let login = state.login_deadline.map(|at| Deadline {
+        at,
+        reason: EndReason::LoginExpired,
+    });
     [lifetime, closed, idle, hidden, login]
         .into_iter()
         .flatten()
@@ -153,7 +134,7 @@ mod tests {
             uploading: false,
             disconnected_since: None,
             hidden_since: None,
-            login: None,
+            login_deadline: None,
         }
     }
 
@@ -313,27 +294,37 @@ mod tests {
         assert_eq!(deadline(&s, &p).unwrap().reason, EndReason::MaxLifetime);
     }
 
-    #[test]
-    fn a_login_ends_its_tabs_after_its_own_idle_time_or_lifetime() {
+    #[tokio::test(start_paused = true)]
+    async fn a_login_ends_its_tabs_after_its_own_idle_time_or_lifetime() {
+        use crate::store::{Identity, LoginLimits, LoginSession, WallClock};
         let t0 = Instant::now();
+        let clock = WallClock::now();
         let p = TabPolicy {
             login_idle_timeout: Some(Duration::from_secs(30)),
             login_max_lifetime: Some(Duration::from_secs(100)),
             ..policy()
         };
+        let limits = LoginLimits {
+            idle_timeout: p.login_idle_timeout,
+            max_lifetime: p.login_max_lifetime,
+        };
+        let identity = Identity {
+            user: "alice".into(),
+            email: None,
+            groups: vec![],
+        };
+        let login = LoginSession::restore("id".into(), identity, clock.ms(t0), clock.ms(t0));
+        let login_deadline = |last: Duration| {
+            login.touch(clock.ms(t0 + last));
+            login.deadline(&limits).map(|at| clock.instant(at))
+        };
         let mut s = state(t0);
-        s.login = Some(LoginClock {
-            started: t0,
-            last_activity: t0 + Duration::from_secs(5),
-        });
+        s.login_deadline = login_deadline(Duration::from_secs(5));
         let d = deadline(&s, &p).unwrap();
         assert_eq!(d.reason, EndReason::LoginExpired);
         assert_eq!(d.at, t0 + Duration::from_secs(35));
         // Activity in another tab of the login moves it, up to the login's lifetime.
-        s.login = Some(LoginClock {
-            started: t0,
-            last_activity: t0 + Duration::from_secs(90),
-        });
+        s.login_deadline = login_deadline(Duration::from_secs(90));
         assert_eq!(deadline(&s, &p).unwrap().at, t0 + Duration::from_secs(60));
         s.last_activity = t0 + Duration::from_secs(90);
         assert_eq!(deadline(&s, &p).unwrap().at, t0 + Duration::from_secs(100));

@@ -14,8 +14,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::tab::ActivityRule;
 use super::{lock, policy, EndReason, RunCause, Tab, Tracker};
-use crate::auth::LoginSession;
+use crate::lifecycle::Event;
+use crate::store::{EndedId, LoginSession};
 
 /// At most this many sends are taken from one report.
 pub const MAX_SENDS_PER_REPORT: usize = 8;
@@ -29,6 +31,10 @@ pub enum ReportEvent {
     Hidden,
     /// The page came to the front again. Not activity by itself.
     Visible,
+    /// The page shows the warning before the end.
+    Warned,
+    /// The person chose to keep working in the warning (the click is input too).
+    KeptWorking,
 }
 
 /// One report from a page's script.
@@ -112,10 +118,15 @@ impl Tracker {
                 Some(tab) if tab.belongs_to(login) => tab,
                 Some(_) => return TabStatus::Unknown,
                 None => {
-                    return match registry.ended_clients.get(client) {
+                    drop(registry);
+                    let stores = &self.shared.stores;
+                    let ended = stores
+                        .ended
+                        .find(EndedId::PageToken(client), stores.clock.now_ms());
+                    return match ended {
                         Some(notice) => TabStatus::Ended(notice.reason),
                         None => TabStatus::Unknown,
-                    }
+                    };
                 }
             }
         };
@@ -134,9 +145,13 @@ impl Tracker {
                 .checked_sub(age)
                 .unwrap_or(tab.opened_at)
                 .max(tab.opened_at);
-            self.touch_at(tab, at);
-            if report.event != ReportEvent::Hidden {
-                lock(&tab.inner).hidden_since = None;
+            self.touch_at(tab, at, ActivityRule::Input);
+            if report.event != ReportEvent::Hidden && lock(&tab.inner).hidden_since.take().is_some()
+            {
+                self.publish(|| Event::Hidden {
+                    tab: tab.id,
+                    hidden: false,
+                });
             }
         }
         let mut inner = lock(&tab.inner);
@@ -146,6 +161,7 @@ impl Tracker {
                 inner.attribute(request);
             }
         }
+        let tab_id = tab.id;
         match report.event {
             ReportEvent::Hidden => {
                 let newly_hidden = inner.hidden_since.is_none();
@@ -153,10 +169,30 @@ impl Tracker {
                 drop(inner);
                 // The hidden limit may be shorter: the deadline can move closer.
                 if newly_hidden {
-                    self.reschedule(tab.id);
+                    self.publish(|| Event::Hidden {
+                        tab: tab_id,
+                        hidden: true,
+                    });
+                    self.reschedule(tab_id);
                 }
             }
-            ReportEvent::Visible => inner.hidden_since = None,
+            ReportEvent::Visible => {
+                if inner.hidden_since.take().is_some() {
+                    drop(inner);
+                    self.publish(|| Event::Hidden {
+                        tab: tab_id,
+                        hidden: false,
+                    });
+                }
+            }
+            ReportEvent::Warned => {
+                drop(inner);
+                self.publish(|| Event::Warned { tab: tab_id });
+            }
+            ReportEvent::KeptWorking => {
+                drop(inner);
+                self.publish(|| Event::KeptWorking { tab: tab_id });
+            }
             ReportEvent::None => {}
         }
     }

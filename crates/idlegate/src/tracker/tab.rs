@@ -9,8 +9,8 @@ use tokio::time::Instant;
 
 use super::attribution::Attribution;
 use super::{EndNotice, EndReason, Ending, Release, RunCause, TabId};
-use crate::auth::LoginSession;
 pub use crate::lifecycle::ActivityRule;
+use crate::store::LoginSession;
 
 /// Run requests merged into one unit of work (the app restarts a run when asked again while
 /// it runs): the highest cause among them, and the range of their request ids.

@@ -140,7 +140,7 @@ async fn closed_tab_ends_after_grace_and_cannot_be_resumed() {
     assert_eq!(tracker.len(), 0);
     assert_eq!(
         tracker.admit(Some("abc"), None, None),
-        Admission::Ended(EndNotice::reason(EndReason::Closed))
+        Err(Refused::Ended(EndNotice::reason(EndReason::Closed)))
     );
     assert_eq!(
         tracker.connect(&entry(Some("abc"), None), None).err(),
@@ -148,7 +148,7 @@ async fn closed_tab_ends_after_grace_and_cannot_be_resumed() {
     );
     assert_eq!(
         tracker.admit(Some("other"), None, None),
-        Admission::Allowed(entry(Some("other"), None))
+        Ok(entry(Some("other"), None))
     );
 }
 
@@ -309,10 +309,34 @@ fn release(path: &str) -> Release {
     }
 }
 
+/// Hands the releases the tracker publishes to a channel.
+struct Releases(mpsc::UnboundedSender<Vec<Release>>);
+
+impl crate::lifecycle::Subscriber for Releases {
+    fn on_event(&self, event: &crate::lifecycle::Event) {
+        use crate::lifecycle::Event;
+        match event {
+            Event::TabEnded(end) if !end.releases.is_empty() => {
+                let _ = self.0.send(end.releases.clone());
+            }
+            Event::LateRelease(release) => {
+                let _ = self.0.send(vec![release.clone()]);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn with_releases(policy: TabPolicy) -> (Tracker, mpsc::UnboundedReceiver<Vec<Release>>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let events = crate::lifecycle::Publisher::new(vec![Arc::new(Releases(tx))]);
+    let tracker = Tracker::new(policy, crate::store::Stores::memory(), events);
+    (tracker, rx)
+}
+
 #[tokio::test(start_paused = true)]
 async fn releases_of_an_ended_tab_are_handed_over_once() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let tracker = Tracker::with_releases(policy(600), Some(tx));
+    let (tracker, mut rx) = with_releases(policy(600));
     let conn = tracker.connect(&entry(None, None), None).unwrap();
     conn.signal(Signal::SessionId("s1".into()));
     tracker.record_release("s1", release("/u/s1/a"), None);
@@ -376,7 +400,7 @@ async fn page_reports_reach_the_tab_of_its_token() {
     // The page's reconnect is refused with the reason, like a resumed app session would be.
     assert_eq!(
         tracker.admit(None, Some(TOKEN), None),
-        Admission::Ended(EndNotice::reason(EndReason::Admin))
+        Err(Refused::Ended(EndNotice::reason(EndReason::Admin)))
     );
     assert_eq!(
         tracker.connect(&entry(None, Some(TOKEN)), None).err(),
@@ -457,19 +481,29 @@ fn login_policy(login_idle: u64) -> TabPolicy {
     }
 }
 
-fn identity(user: &str) -> crate::auth::Identity {
-    crate::auth::Identity {
+fn identity(user: &str) -> crate::store::Identity {
+    crate::store::Identity {
         user: user.into(),
         email: None,
         groups: vec![],
     }
 }
 
+/// A login of `user`, started now and kept in the tracker's store.
+fn sign_in(tracker: &Tracker, user: &str) -> Arc<crate::store::LoginSession> {
+    let stores = tracker.stores();
+    let login = Arc::new(crate::store::LoginSession::new(
+        identity(user),
+        stores.clock.now_ms(),
+    ));
+    stores.logins.insert(login.clone());
+    login
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_idle_login_ends_all_its_tabs_and_activity_in_one_keeps_both() {
-    let store = crate::auth::LoginStore::default();
     let tracker = Tracker::start(login_policy(30));
-    let login = store.create(identity("alice"));
+    let login = sign_in(&tracker, "alice");
     let a = tracker
         .connect(&entry(None, None), Some(login.clone()))
         .unwrap();
@@ -498,13 +532,12 @@ async fn an_idle_login_ends_all_its_tabs_and_activity_in_one_keeps_both() {
 
 #[tokio::test(start_paused = true)]
 async fn over_the_user_limit_the_oldest_tab_ends_or_the_new_one_is_refused() {
-    let store = crate::auth::LoginStore::default();
     let tracker = Tracker::start(TabPolicy {
         max_per_user: Some(2),
         ..login_policy(600)
     });
-    let alice = store.create(identity("alice"));
-    let bob = store.create(identity("bob"));
+    let alice = sign_in(&tracker, "alice");
+    let bob = sign_in(&tracker, "bob");
     let first = tracker
         .connect(&entry(None, None), Some(alice.clone()))
         .unwrap();
@@ -531,7 +564,7 @@ async fn over_the_user_limit_the_oldest_tab_ends_or_the_new_one_is_refused() {
         .unwrap();
     assert_eq!(
         refusing.admit(None, None, Some(&alice)),
-        Admission::OverUserCap
+        Err(Refused::OverUserCap)
     );
     assert_eq!(
         refusing
@@ -542,12 +575,9 @@ async fn over_the_user_limit_the_oldest_tab_ends_or_the_new_one_is_refused() {
     // The same page reconnecting is not a new tab.
     assert_eq!(
         refusing.admit(None, Some(TOKEN), Some(&alice)),
-        Admission::Allowed(entry(None, Some(TOKEN)))
+        Ok(entry(None, Some(TOKEN)))
     );
-    assert_eq!(
-        refusing.admit(None, None, Some(&bob)),
-        Admission::Allowed(Entry::default())
-    );
+    assert_eq!(refusing.admit(None, None, Some(&bob)), Ok(Entry::default()));
     assert_eq!(refusing.end_user("alice", EndReason::Logout), 1);
     assert!(refusing.is_empty());
 }
@@ -703,8 +733,7 @@ async fn an_upload_keeps_its_tab_busy_and_idle_time_counts_from_its_end() {
 
 #[tokio::test(start_paused = true)]
 async fn an_upload_answered_after_its_tab_ended_is_released_at_once() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let tracker = Tracker::with_releases(policy(600), Some(tx));
+    let (tracker, mut rx) = with_releases(policy(600));
     let conn = tracker.connect(&entry(None, None), None).unwrap();
     conn.signal(Signal::SessionId("s1".into()));
     let upload = tracker.upload_started("s1", None).unwrap();
@@ -719,10 +748,9 @@ async fn an_upload_answered_after_its_tab_ended_is_released_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn another_login_can_neither_report_on_nor_take_over_a_tab() {
-    let store = crate::auth::LoginStore::default();
     let tracker = Tracker::start(login_policy(600));
-    let alice = store.create(identity("alice"));
-    let bob = store.create(identity("bob"));
+    let alice = sign_in(&tracker, "alice");
+    let bob = sign_in(&tracker, "bob");
     let alices = tracker
         .connect(&entry(None, Some(TOKEN)), Some(alice.clone()))
         .unwrap();
@@ -739,7 +767,7 @@ async fn another_login_can_neither_report_on_nor_take_over_a_tab() {
     // Bob naming Alice's token and app session gets neither.
     assert_eq!(
         tracker.admit(Some("s-alice"), Some(TOKEN), Some(&bob)),
-        Admission::Allowed(Entry::default())
+        Ok(Entry::default())
     );
     let bobs = tracker
         .connect(&entry(Some("s-alice"), Some(TOKEN)), Some(bob.clone()))
@@ -772,13 +800,12 @@ async fn a_flood_of_reports_is_not_more_activity() {
 
 #[tokio::test(start_paused = true)]
 async fn another_logins_uploads_neither_keep_a_tab_busy_nor_touch_it() {
-    let store = crate::auth::LoginStore::default();
     let tracker = Tracker::start(TabPolicy {
         busy_timeout: Some(Duration::from_secs(600)),
         ..login_policy(600)
     });
-    let alice = store.create(identity("alice"));
-    let bob = store.create(identity("bob"));
+    let alice = sign_in(&tracker, "alice");
+    let bob = sign_in(&tracker, "bob");
     let conn = tracker
         .connect(&entry(None, None), Some(alice.clone()))
         .unwrap();
@@ -851,9 +878,8 @@ async fn a_page_reruns_for_the_whole_page_replace_the_run_in_progress_and_its_ca
 
 #[tokio::test(start_paused = true)]
 async fn a_page_load_starts_its_tabs_idle_time_but_does_not_keep_the_login() {
-    let store = crate::auth::LoginStore::default();
     let tracker = Tracker::start(login_policy(30));
-    let alice = store.create(identity("alice"));
+    let alice = sign_in(&tracker, "alice");
     let signed_in = Instant::now();
     // A page reloaded by a script every 10 s: a new tab each time.
     let mut ended = None;
@@ -877,4 +903,127 @@ async fn a_page_load_starts_its_tabs_idle_time_but_does_not_keep_the_login() {
         "{:?}",
         ended - signed_in
     );
+}
+
+/// Records every event the tracker publishes.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<crate::lifecycle::Event>>);
+
+impl crate::lifecycle::Subscriber for Recorder {
+    fn on_event(&self, event: &crate::lifecycle::Event) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tabs_life_is_published_as_events() {
+    use crate::lifecycle::{ActivityRule, Event, Publisher};
+    let recorder = Arc::new(Recorder::default());
+    let tracker = Tracker::new(
+        TabPolicy {
+            hidden_timeout: Some(Duration::from_secs(300)),
+            ..login_policy(600)
+        },
+        crate::store::Stores::memory(),
+        Publisher::new(vec![recorder.clone()]),
+    );
+    let alice = sign_in(&tracker, "alice");
+    let conn = tracker
+        .connect(&entry(None, Some(TOKEN)), Some(alice.clone()))
+        .unwrap();
+    let tab = conn.tab_id();
+    conn.signal(Signal::SessionId("s1".into()));
+    advance(Duration::from_secs(5)).await;
+    tracker.report(TOKEN, Some(&alice), &Report::input(Duration::from_secs(1)));
+    conn.signal(RERUN);
+    conn.signal(Signal::Running(true));
+    conn.signal(Signal::Running(false));
+    tracker.report(TOKEN, Some(&alice), &event(ReportEvent::Warned));
+    tracker.report(TOKEN, Some(&alice), &event(ReportEvent::KeptWorking));
+    tracker.report(TOKEN, Some(&alice), &event(ReportEvent::Hidden));
+    tracker.report(TOKEN, Some(&alice), &event(ReportEvent::Visible));
+    conn.closed();
+    advance(Duration::from_secs(2)).await;
+    let again = tracker
+        .connect(&entry(Some("s1"), Some(TOKEN)), Some(alice.clone()))
+        .unwrap();
+    assert!(tracker.end(again.tab_id(), EndReason::Admin));
+    let events = recorder.0.lock().unwrap().clone();
+    let opened = Event::TabOpened {
+        tab,
+        user: Some("alice".into()),
+        app_session: None,
+        resumed: false,
+        script: true,
+    };
+    assert_eq!(events.first(), Some(&opened));
+    for expected in [
+        Event::Activity {
+            tab,
+            source: ActivityRule::Input,
+        },
+        Event::LoginTouched {
+            user: "alice".into(),
+        },
+        Event::Warned { tab },
+        Event::KeptWorking { tab },
+        Event::Hidden { tab, hidden: true },
+        Event::Hidden { tab, hidden: false },
+        Event::Disconnected { tab },
+        Event::TabReconnected {
+            tab,
+            away: Duration::from_secs(2),
+        },
+    ] {
+        assert!(events.contains(&expected), "{expected:?} in {events:#?}");
+    }
+    let Some(Event::TabEnded(end)) = events.last() else {
+        panic!("the last event is the end: {events:#?}");
+    };
+    assert_eq!(end.tab, tab);
+    assert_eq!(end.reason, EndReason::Admin);
+    assert_eq!(end.rule, ActivityRule::Input);
+    assert_eq!(end.app_session.as_deref(), Some("s1"));
+    assert_eq!(end.lifetime, Duration::from_secs(7));
+    // The page load's first run, finished at 5 s, started the tab's idle time.
+    assert_eq!(end.human_idle, Duration::from_secs(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_login_is_published_once_with_its_tabs_ends() {
+    use crate::lifecycle::{Event, Publisher};
+    let recorder = Arc::new(Recorder::default());
+    let tracker = Tracker::new(
+        login_policy(30),
+        crate::store::Stores::memory(),
+        Publisher::new(vec![recorder.clone()]),
+    );
+    let alice = sign_in(&tracker, "alice");
+    let a = tracker
+        .connect(&entry(None, None), Some(alice.clone()))
+        .unwrap();
+    let _b = tracker
+        .connect(&entry(None, None), Some(alice.clone()))
+        .unwrap();
+    let ending = ending_within(&a, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(ending.notice.reason, EndReason::LoginExpired);
+    settle().await;
+    let events = recorder.0.lock().unwrap().clone();
+    let ended: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, Event::LoginEnded { .. }))
+        .collect();
+    assert_eq!(
+        ended,
+        [&Event::LoginEnded {
+            user: "alice".into(),
+            reason: EndReason::LoginExpired
+        }]
+    );
+    let tab_ends = events
+        .iter()
+        .filter(|e| matches!(e, Event::TabEnded(end) if end.reason == EndReason::LoginExpired))
+        .count();
+    assert_eq!(tab_ends, 2);
+    assert!(tracker.stores().logins.get(alice.id()).is_none());
 }

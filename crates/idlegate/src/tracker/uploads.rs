@@ -7,7 +7,9 @@ use tokio::time::Instant;
 
 use super::tab::{ActivityRule, Upload};
 use super::{lock, Release, Tab, Tracker, RELEASE_CAP};
-use crate::auth::LoginSession;
+use crate::lifecycle::Event;
+use crate::store::EndedId;
+use crate::store::LoginSession;
 
 /// An upload in flight for a tab: the tab is busy until this is dropped (when the app has
 /// answered, or the request failed).
@@ -48,7 +50,7 @@ impl Tracker {
             (id, by_person && inner.rule() == ActivityRule::Messages)
         };
         if touch {
-            self.touch_at(&tab, now);
+            self.touch_at(&tab, now, ActivityRule::Messages);
         }
         Some(UploadGuard {
             tracker: self.clone(),
@@ -63,7 +65,7 @@ impl Tracker {
     pub fn person_request(&self, app_session: &str, login: Option<&Arc<LoginSession>>) {
         if let Some(tab) = self.owned_tab_of(app_session, login) {
             if lock(&tab.inner).rule() == ActivityRule::Messages {
-                self.touch(&tab);
+                self.touch(&tab, ActivityRule::Messages);
             }
         }
     }
@@ -90,10 +92,15 @@ impl Tracker {
                     return;
                 }
             }
-            None if self.registry().ended.get(app_session).is_none() => return,
-            None => {}
+            None => {
+                let stores = &self.shared.stores;
+                let ended = EndedId::AppSession(app_session);
+                if stores.ended.find(ended, stores.clock.now_ms()).is_none() {
+                    return;
+                }
+            }
         }
-        self.release(vec![release]);
+        self.publish(|| Event::LateRelease(release));
     }
 
     /// Forgets the release for `path` (the page already released it itself).
@@ -119,18 +126,19 @@ impl Tracker {
 impl Drop for UploadGuard {
     fn drop(&mut self) {
         let now = Instant::now();
-        let person = {
+        let (person, rule) = {
             let mut inner = lock(&self.tab.inner);
             let Some(index) = inner.uploads.iter().position(|u| u.id == self.id) else {
                 return;
             };
             let upload = inner.uploads.swap_remove(index);
             // A late report may have shown by now that a person started it.
-            upload.by_person || inner.attribution.started_by_person(upload.started)
+            let person = upload.by_person || inner.attribution.started_by_person(upload.started);
+            (person, inner.rule())
         };
         if person {
             // The person waited for the upload; idle time starts when it is done.
-            self.tracker.touch_at(&self.tab, now);
+            self.tracker.touch_at(&self.tab, now, rule);
         }
         self.tracker.reschedule(self.tab.id);
     }

@@ -30,7 +30,7 @@ use http::{HeaderMap, Method};
 
 use super::{App, DecodeError, EndText, Farewell, MessageDecoder, UploadEvent};
 use crate::config::Upstream;
-use crate::tracker::{Release, Signal};
+use crate::lifecycle::{Release, Signal};
 use message::{BackMsgKind, BackMsgScanner, ForwardMsgScanner};
 
 /// `ForwardMsg.session_status_changed`.

@@ -5,7 +5,7 @@ use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
 use super::*;
 use crate::apps::streamlit::Streamlit;
 use crate::config::TabPolicy;
-use crate::tracker::{Admission, EndReason, Entry, Tracker};
+use crate::tracker::{EndReason, Entry, Tracker};
 
 fn policy() -> TabPolicy {
     TabPolicy {
@@ -186,10 +186,7 @@ async fn unmasked_browser_frames_close_the_connection() {
         read_to_end(&mut h.app).await.is_empty(),
         "nothing was forwarded"
     );
-    assert_eq!(
-        h.tracker.admit(None, None, None),
-        Admission::Allowed(Entry::default())
-    );
+    assert_eq!(h.tracker.admit(None, None, None), Ok(Entry::default()));
 }
 
 #[tokio::test]

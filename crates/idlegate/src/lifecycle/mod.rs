@@ -1,14 +1,21 @@
-//! What happens to tab and login sessions over their lives, as idlegate tells it: why a
-//! session ended ([`EndReason`]) and how its page is told ([`EndNotice`]), and the
+//! What happens to tab and login sessions over their lives, as idlegate tells it: what a
+//! tab's connection saw ([`Signal`]), why a session ended ([`EndReason`]) and how its page is
+//! told ([`EndNotice`]), and the
 //! [`Event`]s the tracker publishes to [`Subscriber`]s registered at start (logging, the
 //! app's memory release, uploads' release; metrics, audit and the admin API next).
 //!
 //! Publishing costs nothing when nobody listens (the event is not even built) and never
 //! blocks the data path: subscribers are called in place and must only record or hand off.
 
+mod feed;
+mod log;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+
+pub use feed::Feed;
+pub use log::LogSubscriber;
 
 /// Identifies a tab session inside this process (not a secret: it is only a counter).
 pub type TabId = u64;
@@ -127,6 +134,27 @@ pub struct Release {
     pub headers: http::HeaderMap,
 }
 
+/// What a tab's connection saw, translated from the app's protocol by its
+/// [`crate::apps::MessageDecoder`]s: the tracker's only view of the app's messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// A message only a person can cause (stop a run, clear the cache, sort a table). Counts
+    /// under the messages rule; under the input rule the person's input already did.
+    PersonMessage,
+    /// The page asked the app to run its script. `automatic`: the app's own timer asked (an
+    /// auto-refreshing fragment); `fragment`: only a fragment of the page runs.
+    RunRequested { automatic: bool, fragment: bool },
+    /// The app started (`true`) or finished (`false`) running the script.
+    Running(bool),
+    /// The app set a timer that makes the page ask for runs by itself.
+    TimerSet,
+    /// The page the tab shows: its path and query (`/report?id=42`), and whether it is
+    /// embedded in another page (an iframe).
+    Page { path: String, embedded: bool },
+    /// The app's own id for this session.
+    SessionId(String),
+}
+
 /// Which evidence decides whether a person uses a tab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActivityRule {
@@ -148,51 +176,46 @@ impl ActivityRule {
     }
 }
 
-/// Something that happened to a tab or a login session.
+/// Something that happened to a tab or a login session. Ids of the app's sessions are raw
+/// here (the app needs them to free memory): subscribers that write them anywhere hash them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A page opened a new tab session (`script`: with the page script's token).
+    /// A page opened a new tab session: whose (`user`, when people sign in), the app session
+    /// it asked to resume if any, and whether its page script has a token (`script`).
     TabOpened {
         tab: TabId,
+        user: Option<String>,
+        app_session: Option<String>,
         resumed: bool,
         script: bool,
     },
-    /// A page came back to its tab session after its connection dropped.
-    TabReconnected {
-        tab: TabId,
-    },
-    /// A person was active in the tab, as told by `source`.
-    Activity {
-        tab: TabId,
-        source: ActivityRule,
-    },
-    /// The page showed the warning before the end, or its person chose to keep working.
-    Warned {
-        tab: TabId,
-    },
-    KeptWorking {
-        tab: TabId,
-    },
+    /// A page came back to its tab session after being `away` (zero when its connection was
+    /// taken over while still open).
+    TabReconnected { tab: TabId, away: Duration },
+    /// A person was active in the tab, as the rule judging it tells (`Input`: the page
+    /// script saw input; `Messages`: a message only a person sends).
+    Activity { tab: TabId, source: ActivityRule },
+    /// The page shows the warning before the end.
+    Warned { tab: TabId },
+    /// The person chose to keep working in the warning.
+    KeptWorking { tab: TabId },
+    /// A run the person waits for started (`true`) or finished: the idle limit is held off
+    /// meanwhile, up to the busy limit.
+    Busy { tab: TabId, busy: bool },
     /// The page went to the background (`true`) or came back.
-    Hidden {
-        tab: TabId,
-        hidden: bool,
-    },
+    Hidden { tab: TabId, hidden: bool },
     /// The tab's connection dropped; it waits for the page to come back.
-    Disconnected {
-        tab: TabId,
-    },
+    Disconnected { tab: TabId },
     /// The tab ended.
     TabEnded(Box<TabEnd>),
-    /// A person signed in (`user` is the hashed user key).
-    LoginStarted {
-        user: String,
-    },
-    /// A login ended: signed out, expired.
-    LoginEnded {
-        user: String,
-        reason: EndReason,
-    },
+    /// The app stored an upload for a tab that had already ended: free it at once.
+    LateRelease(Release),
+    /// A person signed in (`user`: the user's key).
+    LoginStarted { user: String },
+    /// A person was active in one of their login's tabs.
+    LoginTouched { user: String },
+    /// A login ended: signed out (`Logout`), expired (`LoginExpired`).
+    LoginEnded { user: String, reason: EndReason },
 }
 
 /// How a tab ended, and what the app must let go of.

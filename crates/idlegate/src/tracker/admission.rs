@@ -1,0 +1,265 @@
+//! Admission: whether a connecting page may resume an app session, join an open tab or open
+//! a new one, decided by one rule ([`Tracker::decide`]) before the app's handshake (so a
+//! refused page never reaches the app) and again after it (the tab may have changed hands
+//! while the app answered).
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::tab::TabInner;
+use super::{
+    lock, EndNotice, EndReason, Registry, Tab, TabConnection, TabId, Tracker, PAGE_RERUN_WINDOW,
+};
+use crate::config::OnLimit;
+use crate::lifecycle::Event;
+use crate::store::{EndedId, LoginSession, TabRecord};
+
+/// The ids a connecting page may use: the ones that belong to its login. A page cannot take
+/// over another login's tab or app session by naming its id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entry {
+    /// The app session to resume.
+    pub resume: Option<String>,
+    /// The page script's token.
+    pub client: Option<String>,
+}
+
+/// Why a connection may not become (or join) a tab.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The tab it names ended; the browser must be told so instead.
+    #[error("the tab session ended ({})", .0.reason)]
+    Ended(EndNotice),
+    /// The user has as many tabs open as allowed, and new ones are refused.
+    #[error("the user has as many tabs open as allowed")]
+    OverUserCap,
+}
+
+/// What admission decided for a connection that may go ahead.
+struct Decision {
+    entry: Entry,
+    /// The open tab of this login the entry names (a reconnect).
+    joins: Option<Arc<Tab>>,
+    /// The user's tab to end to make room for a new one.
+    evict: Option<TabId>,
+}
+
+impl Tracker {
+    /// Decides whether a connection asking to resume `app_session`, from a page whose script
+    /// chose the token `client`, may go to the app, and with which of those ids (ids of
+    /// another login's tab are dropped).
+    pub fn admit(
+        &self,
+        app_session: Option<&str>,
+        client: Option<&str>,
+        login: Option<&Arc<LoginSession>>,
+    ) -> Result<Entry, Refused> {
+        let registry = self.registry();
+        self.decide(&registry, app_session, client, login)
+            .map(|decision| decision.entry)
+    }
+
+    /// Registers a new connection whose upgrade the app accepted. If `entry` names the app
+    /// session or the page token of a tab of this login, the connection joins that tab (a
+    /// reconnect); otherwise it starts a new tab session.
+    ///
+    /// `login` is the signed-in browser the tab belongs to. Over the per-user limit, the
+    /// user's oldest tab is ended or this one refused (`Err(OverUserCap)`), as configured.
+    pub fn connect(
+        &self,
+        entry: &Entry,
+        login: Option<Arc<LoginSession>>,
+    ) -> Result<TabConnection, Refused> {
+        let now = Instant::now();
+        let mut registry = self.registry();
+        let (resume, client) = (entry.resume.as_deref(), entry.client.as_deref());
+        let Decision {
+            entry,
+            joins,
+            evict,
+        } = self.decide(&registry, resume, client, login.as_ref())?;
+        if let Some(tab) = joins {
+            if let Some(token) = &entry.client {
+                let mut inner = lock(&tab.inner);
+                if inner.client.is_none() {
+                    inner.client = Some(token.clone());
+                    registry.by_client.insert(token.clone(), tab.id);
+                }
+            }
+            drop(registry);
+            return Ok(self.attach(tab, now));
+        }
+        let (tab, rx) = self.open(&mut registry, &entry, login, now);
+        drop(registry);
+        if let Some(oldest) = evict {
+            self.end(oldest, EndReason::EvictedUserCap);
+        }
+        self.publish(|| Event::TabOpened {
+            tab: tab.id,
+            user: tab.login.as_ref().map(|l| l.identity.user.clone()),
+            app_session: entry.resume.clone(),
+            resumed: entry.resume.is_some(),
+            script: entry.client.is_some(),
+        });
+        self.reschedule(tab.id);
+        Ok(TabConnection::new(
+            self.clone(),
+            tab,
+            1,
+            entry.resume.is_none(),
+            rx,
+        ))
+    }
+
+    /// The one admission rule: ended ids are told so; ids of another login's tab are
+    /// dropped; a new tab over the user's limit is refused or makes room, as configured.
+    fn decide(
+        &self,
+        registry: &Registry,
+        app_session: Option<&str>,
+        client: Option<&str>,
+        login: Option<&Arc<LoginSession>>,
+    ) -> Result<Decision, Refused> {
+        if let Some(notice) = self.ended_notice(app_session, client) {
+            return Err(Refused::Ended(notice));
+        }
+        let entry = registry.entry(app_session, client, login);
+        let joins = registry.owned_tab(&entry);
+        let evict = match (&joins, self.over_user_cap(login)) {
+            (None, Some(OnLimit::Refuse)) => return Err(Refused::OverUserCap),
+            (None, Some(OnLimit::EndOldest)) => login.and_then(|login| {
+                let oldest = self.shared.stores.tabs.of_user(&login.identity.user);
+                oldest.first().map(|record| record.tab)
+            }),
+            _ => None,
+        };
+        Ok(Decision {
+            entry,
+            joins,
+            evict,
+        })
+    }
+
+    /// How the tab of an app session id or page token ended, if it did.
+    fn ended_notice(&self, app_session: Option<&str>, client: Option<&str>) -> Option<EndNotice> {
+        let stores = &self.shared.stores;
+        let now = stores.clock.now_ms();
+        app_session
+            .and_then(|id| stores.ended.find(EndedId::AppSession(id), now))
+            .or_else(|| client.and_then(|token| stores.ended.find(EndedId::PageToken(token), now)))
+    }
+
+    /// What to do for a new tab of `login`'s user, if they are at the limit.
+    fn over_user_cap(&self, login: Option<&Arc<LoginSession>>) -> Option<OnLimit> {
+        let limit = self.shared.policy.max_per_user?;
+        let open = self.shared.stores.tabs.count_of(&login?.identity.user);
+        (open >= limit).then_some(self.shared.policy.on_limit)
+    }
+
+    /// A new tab for `entry`, registered here and in the directory.
+    fn open(
+        &self,
+        registry: &mut Registry,
+        entry: &Entry,
+        login: Option<Arc<LoginSession>>,
+        now: Instant,
+    ) -> (Arc<Tab>, watch::Receiver<Option<super::Ending>>) {
+        let id = self
+            .shared
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.shared.stores.tabs.open(TabRecord {
+            tab: id,
+            user: login.as_ref().map(|login| login.identity.user.clone()),
+            opened: self.shared.stores.clock.ms(now),
+        });
+        let (tx, rx) = watch::channel(None);
+        let tab = Arc::new(Tab {
+            id,
+            opened_at: now,
+            login,
+            last_activity_ms: AtomicU64::new(self.millis(now)),
+            inner: Mutex::new(TabInner::new(
+                entry.resume.clone(),
+                entry.client.clone(),
+                tx,
+            )),
+        });
+        if let Some(app_session) = &entry.resume {
+            registry.by_app_session.insert(app_session.clone(), id);
+        }
+        if let Some(token) = &entry.client {
+            registry.by_client.insert(token.clone(), id);
+        }
+        registry.tabs.insert(id, tab.clone());
+        (tab, rx)
+    }
+
+    /// Joins a connection to its open tab; a connection still holding it is taken over.
+    fn attach(&self, tab: Arc<Tab>, now: Instant) -> TabConnection {
+        let (tx, rx) = watch::channel(None);
+        let mut inner = lock(&tab.inner);
+        inner.generation += 1;
+        let generation = inner.generation;
+        let away = inner.disconnected_since.take().map(|since| now - since);
+        // Another connection still holds the tab (a half-open socket): it is taken over.
+        if let Some((_, old)) = inner.connection.replace((generation, tx)) {
+            inner.interrupted = inner.running.is_some() || inner.requested.is_some();
+            let _ = old.send(Some(super::Ending::quiet()));
+        }
+        // A page that reconnects asks for a run by itself when one was cut short or the page
+        // runs fragments or timers; that first rerun is the page's, not a person's. Otherwise
+        // the first rerun after a reconnect is a person's like any other.
+        let page_reruns = inner.interrupted || inner.timers || inner.last_request_fragment;
+        inner.expect_page_rerun = page_reruns.then_some(now + PAGE_RERUN_WINDOW);
+        inner.interrupted = false;
+        inner.running = None;
+        inner.requested = None;
+        drop(inner);
+        self.publish(|| Event::TabReconnected {
+            tab: tab.id,
+            away: away.unwrap_or_default(),
+        });
+        TabConnection::new(self.clone(), tab, generation, false, rx)
+    }
+}
+
+impl Registry {
+    /// The ids a connection of `login` may use: an id that names another login's tab is
+    /// dropped, so it starts a tab of its own instead of taking that one over.
+    fn entry(
+        &self,
+        app_session: Option<&str>,
+        client: Option<&str>,
+        login: Option<&Arc<LoginSession>>,
+    ) -> Entry {
+        let usable = |index: &std::collections::HashMap<String, TabId>, id: &str| {
+            index
+                .get(id)
+                .and_then(|tab| self.tabs.get(tab))
+                .is_none_or(|tab| tab.belongs_to(login))
+        };
+        Entry {
+            resume: app_session
+                .filter(|id| usable(&self.by_app_session, id))
+                .map(str::to_owned),
+            client: client
+                .filter(|token| usable(&self.by_client, token))
+                .map(str::to_owned),
+        }
+    }
+
+    /// The open tab an entry names (its app session first, then its page token).
+    fn owned_tab(&self, entry: &Entry) -> Option<Arc<Tab>> {
+        entry
+            .resume
+            .as_ref()
+            .and_then(|id| self.by_app_session.get(id))
+            .or_else(|| entry.client.as_ref().and_then(|t| self.by_client.get(t)))
+            .and_then(|id| self.tabs.get(id))
+            .cloned()
+    }
+}

@@ -1,0 +1,101 @@
+//! Ending tabs: one tab (its deadline passed, it was evicted, the app lost it), every tab of
+//! a user (they signed out), or all (shutdown). An end tells the tab's connection, buries
+//! its ids in the store so a stale page is told why instead of resuming, and publishes
+//! [`Event::TabEnded`] with what the app must let go of (logging, the app's memory and its
+//! uploads are subscribers).
+
+use tokio::time::Instant;
+
+use super::{lock, EndReason, Ending, TabId, Tracker, TOMBSTONE_TTL};
+use crate::lifecycle::{Event, TabEnd};
+use crate::store::EndedId;
+
+impl Tracker {
+    /// Ends a tab session now. Returns `false` if it had already ended.
+    pub fn end(&self, id: TabId, reason: EndReason) -> bool {
+        let now = Instant::now();
+        let stores = &self.shared.stores;
+        let now_ms = stores.clock.ms(now);
+        let tab = {
+            let mut registry = self.registry();
+            let Some(tab) = registry.tabs.remove(&id) else {
+                return false;
+            };
+            let inner = lock(&tab.inner);
+            let notice = inner.notice(reason);
+            if let Some(app_session) = &inner.app_session {
+                registry.by_app_session.remove(app_session);
+                let id = EndedId::AppSession(app_session);
+                stores.ended.bury(id, &notice, now_ms, TOMBSTONE_TTL);
+            }
+            if let Some(client) = &inner.client {
+                registry.by_client.remove(client);
+                let id = EndedId::PageToken(client);
+                stores.ended.bury(id, &notice, now_ms, TOMBSTONE_TTL);
+            }
+            drop(inner);
+            stores.tabs.close(id);
+            tab
+        };
+        if let (Some(login), EndReason::LoginExpired) = (&tab.login, reason) {
+            // Revoked in the store, and on the record itself should the store not hold it.
+            if stores.logins.revoke(login.id()).is_some() || login.revoke() {
+                self.publish(|| Event::LoginEnded {
+                    user: login.identity.user.clone(),
+                    reason,
+                });
+            }
+        }
+        self.shared.reports.retain_recent();
+        let mut inner = lock(&tab.inner);
+        if inner.ended.is_some() {
+            return false;
+        }
+        inner.ended = Some(reason);
+        if let Some((_, conn)) = inner.connection.take() {
+            let _ = conn.send(Some(Ending {
+                notice: inner.notice(reason),
+                notify_browser: true,
+            }));
+        }
+        let releases = std::mem::take(&mut inner.releases);
+        let rule = inner.rule();
+        let app_session = inner.app_session.clone();
+        drop(inner);
+        let last = self.instant(
+            tab.last_activity_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        self.publish(move || {
+            Event::TabEnded(Box::new(TabEnd {
+                tab: id,
+                reason,
+                rule,
+                app_session,
+                lifetime: now - tab.opened_at,
+                human_idle: now.saturating_duration_since(last),
+                releases,
+            }))
+        });
+        true
+    }
+
+    /// Ends every tab of a signed-in user (they signed out). Returns how many ended.
+    pub fn end_user(&self, user: &str, reason: EndReason) -> usize {
+        let ids: Vec<TabId> = self
+            .shared
+            .stores
+            .tabs
+            .of_user(user)
+            .into_iter()
+            .map(|record| record.tab)
+            .collect();
+        ids.into_iter().filter(|id| self.end(*id, reason)).count()
+    }
+
+    /// Ends every tab session (on shutdown).
+    pub fn end_all(&self, reason: EndReason) -> usize {
+        let ids: Vec<TabId> = self.registry().tabs.keys().copied().collect();
+        ids.into_iter().filter(|id| self.end(*id, reason)).count()
+    }
+}
