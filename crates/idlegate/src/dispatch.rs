@@ -1,10 +1,10 @@
 //! Dispatch: what happens to each request, in order.
 //!
-//! 1. **accept** ([`crate::server`]): TCP accept, HTTP/1.1 or HTTP/2 head parsing with size
+//! 1. **accept** (the listener, in the `server` module): TCP accept, HTTP/1.1 or HTTP/2 head parsing with size
 //!    and time limits (oversized heads get 431 from the HTTP layer).
 //! 2. **route** ([`Gateway::handle`]): the path is made canonical once ([`crate::paths`]: the
 //!    path the app's server will route, which is also the one it is sent); then
-//!    `<base>/_idlegate/*` goes to idlegate's own routes ([`crate::routes`]) and everything
+//!    `<base>/_idlegate/*` goes to idlegate's own routes (the `routes` module) and everything
 //!    else goes to the app.
 //! 3. **who** ([`crate::auth`]): identity headers the browser sent are removed; when people
 //!    sign in, a request without a live login goes to the sign-in page (its socket is sent
@@ -22,115 +22,45 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
-use http::header::{HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use http::header::{ACCEPT, SET_COOKIE};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::apps::{App, EndText, Farewell};
 use crate::auth::{Access, Auth};
-use crate::client::ClientScript;
-use crate::config::{Config, Upstream};
-use crate::error::{chain, ProxyError};
-use crate::pages;
+use crate::error::ProxyError;
 use crate::paths;
-use crate::proxy::inject::{self, Injector};
-use crate::proxy::{forward, headers, websocket, Body, UpstreamClient};
-use crate::routes::Peer;
-use crate::tracker::{EndNotice, Tracker};
+use crate::proxy::{forward, headers, inject, websocket, Context};
+use crate::routes::{sign_out, RouteState};
+use crate::web::{self, Body, Form, Peer, PREFIX};
 
 /// Everything a request needs, shared by all connections.
 pub struct Gateway {
-    pub config: Arc<Config>,
-    pub upstream: Upstream,
-    pub tracker: Tracker,
-    pub app: Arc<dyn App>,
-    pub client: UpstreamClient,
-    /// Long-lived tasks (relays) that shutdown waits for.
-    pub tasks: TaskTracker,
-    /// Adds the page script's tag to HTML pages.
-    pub injector: Injector,
+    /// What relaying to the app needs.
+    pub proxy: Arc<Context>,
     /// Who may use the app.
     pub auth: Arc<Auth>,
     routes: axum::Router,
+    route_state: Arc<RouteState>,
     routes_prefix: String,
 }
 
-/// What a [`Gateway`] is made of.
-pub(crate) struct Parts {
-    pub config: Arc<Config>,
-    pub upstream: Upstream,
-    pub tracker: Tracker,
-    pub app: Arc<dyn App>,
-    pub client: UpstreamClient,
-    pub routes: axum::Router,
-    pub script: ClientScript,
-    pub auth: Arc<Auth>,
-}
-
 impl Gateway {
-    pub(crate) fn new(parts: Parts) -> Self {
-        let Parts {
-            config,
-            upstream,
-            tracker,
-            app,
-            client,
-            routes,
-            script,
-            auth,
-        } = parts;
+    /// A gateway relaying with `proxy`, signing in with `auth`, and serving idlegate's own
+    /// routes with `routes` (whose state is `route_state`).
+    pub(crate) fn new(
+        proxy: Arc<Context>,
+        auth: Arc<Auth>,
+        routes: axum::Router,
+        route_state: Arc<RouteState>,
+    ) -> Self {
         Self {
-            routes_prefix: format!("{}{}", config.app.base_path, crate::routes::PREFIX),
-            config,
-            upstream,
-            tracker,
-            app,
-            client,
-            tasks: TaskTracker::new(),
-            routes,
-            injector: Injector::new(script.tag(), script.version()),
+            routes_prefix: format!("{}{PREFIX}", proxy.config.app.base_path),
+            proxy,
             auth,
+            routes,
+            route_state,
         }
-    }
-
-    /// What a page whose tab ended is told: sent to the "session ended" page (which starts a
-    /// new session where the page was), or shown the notice in place when it is in an
-    /// iframe.
-    pub fn farewell(&self, notice: &EndNotice) -> Farewell {
-        let base = &self.config.app.base_path;
-        let page = notice.page.as_deref();
-        let url = crate::routes::ended_url_returning(base, notice.reason, page);
-        let texts = &self.config.browser.texts;
-        let message = pages::end_message(Some(notice.reason), &self.config.tabs, texts);
-        let home = format!("{base}/");
-        let start_href = page
-            .filter(|page| crate::routes::is_app_path(base, page))
-            .unwrap_or(&home);
-        self.app.farewell(
-            &url,
-            notice.embedded,
-            &EndText {
-                title: &texts.ended_title,
-                message: &message,
-                start_label: &texts.start_new,
-                start_href,
-            },
-        )
-    }
-
-    /// A farewell that only sends the page to `url` (the sign-in page, the refused page).
-    pub fn redirect(&self, url: &str) -> Farewell {
-        Farewell {
-            messages: self.app.redirect_message(url).into_iter().collect(),
-            ..Farewell::default()
-        }
-    }
-
-    /// URL of the page a tab over the per-user limit gets.
-    pub fn refused_url(&self) -> String {
-        crate::routes::refused_url(&self.config.app.base_path)
     }
 
     /// Handles one request (phases 2 to 4 above). Never fails: errors become responses.
@@ -142,162 +72,122 @@ impl Gateway {
         // One view of the path for every decision below, and the one the app gets.
         if let Err(e) = canonicalize(&mut req) {
             let path = req.uri().path().to_owned();
-            return self.error_response(&e, &path, false);
+            return web::error_response(&e, &path, Form::Text);
         }
         let path = req.uri().path().to_owned();
         if path.starts_with(&self.routes_prefix) {
-            let trusted = self.config.proxy.is_trusted(peer.ip());
-            let client = headers::client_addr(req.headers(), peer, trusted);
-            let scheme = headers::scheme(req.headers(), trusted);
-            req.extensions_mut().insert(ConnectInfo(client));
-            req.extensions_mut().insert(Peer(peer));
-            req.extensions_mut().insert(scheme);
-            return match self.routes.clone().oneshot(req.map(Body::new)).await {
-                Ok(response) => response,
-                Err(infallible) => match infallible {},
-            };
+            return self.own_route(req, peer).await;
         }
-        let wants_html = accepts_html(&req);
+        let cx = &self.proxy;
+        let form = self.form(&req, &path);
         let upgrade = headers::is_websocket_upgrade(req.headers());
         let navigation = inject::is_navigation(&req);
-        if self.auth.enabled() && self.app.sign_out_path().as_deref() == Some(path.as_str()) {
-            let base = &self.config.app.base_path;
-            return crate::auth::routes::app_sign_out(
-                &self.auth,
-                &self.tracker,
-                base,
-                req.headers(),
-            );
+        if self.auth.enabled() && cx.app.sign_out_path().as_deref() == Some(path.as_str()) {
+            return sign_out::app_sign_out(&self.route_state, req.headers());
         }
         let (login, set_cookie) = match self.auth.check(req.headers_mut(), peer, navigation) {
             Access::Open => (None, None),
             Access::Signed { login, set_cookie } => (Some(login), set_cookie),
-            Access::SignInNeeded => return self.sign_in_needed(req, upgrade, wants_html),
-            Access::SignOutFirst { url } => {
-                return self.sign_out_first(req, upgrade, wants_html, &url)
-            }
+            Access::SignInNeeded => return self.sign_in_needed(req, upgrade, form),
+            Access::SignOutFirst { url } => return self.sign_out_first(req, upgrade, form, &url),
         };
         let result = if upgrade {
-            websocket::upgrade(self.clone(), req, peer, login).await
+            websocket::upgrade(cx.clone(), req, peer, login).await
         } else {
-            forward::forward(&self, req, peer, navigation, login.as_ref()).await
+            forward::forward(cx, req, peer, navigation, login.as_ref()).await
         };
-        let mut response = result.unwrap_or_else(|e| self.error_response(&e, &path, wants_html));
-        if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        let mut response = result.unwrap_or_else(|e| web::error_response(&e, &path, form));
+        if let Some(cookie) = set_cookie {
             response.headers_mut().append(SET_COOKIE, cookie);
         }
         response
     }
 
+    /// Serves `<base>/_idlegate/*`, telling the handlers who is asking.
+    async fn own_route(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let trusted = self.proxy.config.proxy.is_trusted(peer.ip());
+        let client = headers::client_addr(req.headers(), peer, trusted);
+        let scheme = headers::scheme(req.headers(), trusted);
+        req.extensions_mut().insert(ConnectInfo(client));
+        req.extensions_mut().insert(Peer(peer));
+        req.extensions_mut().insert(scheme);
+        match self.routes.clone().oneshot(req.map(Body::new)).await {
+            Ok(response) => response,
+            Err(infallible) => match infallible {},
+        }
+    }
+
+    /// The form a failure of this request is told in: JSON for the page's health poll (it
+    /// shows the body), a page for a browser asking for HTML, text otherwise.
+    fn form(&self, req: &Request<Incoming>, path: &str) -> Form {
+        if self.proxy.app.is_health_poll(path) {
+            Form::Json
+        } else if accepts_html(req) {
+            Form::Page
+        } else {
+            Form::Text
+        }
+    }
+
     /// Answers a request from someone who is not signed in: pages go to the sign-in page (and
     /// come back after), the app's socket is sent there too, anything else gets 401.
-    fn sign_in_needed(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        upgrade: bool,
-        wants_html: bool,
-    ) -> Response<Body> {
-        let base = &self.config.app.base_path;
+    fn sign_in_needed(&self, req: Request<Incoming>, upgrade: bool, form: Form) -> Response<Body> {
+        let cx = &self.proxy;
+        let base = &cx.config.app.base_path;
         let back = req
             .uri()
             .path_and_query()
             .map_or_else(|| format!("{base}/"), |pq| pq.as_str().to_owned());
-        let form = self.auth.signs_in_here();
-        if upgrade && form && self.app.is_session_socket(req.uri().path()) {
-            let url = crate::routes::sign_in_url(base, &format!("{base}/"));
-            let path = req.uri().path().to_owned();
-            let farewell = self.redirect(&url);
-            return websocket::answer_with(self.clone(), req, farewell, "not signed in")
-                .unwrap_or_else(|e| self.error_response(&e, &path, false));
+        let here = self.auth.signs_in_here();
+        if upgrade && here && cx.app.is_session_socket(req.uri().path()) {
+            let farewell = cx.redirect(&web::sign_in_url(base, &format!("{base}/")));
+            return self.answer_socket(req, farewell, "not signed in");
         }
-        if wants_html && form && !upgrade {
-            let mut response = Response::new(Body::empty());
-            *response.status_mut() = StatusCode::SEE_OTHER;
-            if let Ok(location) = HeaderValue::from_str(&crate::routes::sign_in_url(base, &back)) {
-                response.headers_mut().insert(LOCATION, location);
-            }
-            response
-                .headers_mut()
-                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            return response;
+        if form == Form::Page && here && !upgrade {
+            return web::see_other(&web::sign_in_url(base, &back), []);
         }
-        let message = if form {
+        let message = if here {
             "Sign in first."
         } else {
             "Sign in through the authenticating proxy in front of this app."
         };
-        let mut response = Response::new(Body::from(
-            serde_json::json!({ "message": message }).to_string(),
-        ));
-        *response.status_mut() = StatusCode::UNAUTHORIZED;
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
+        web::respond::json_message(StatusCode::UNAUTHORIZED, message)
     }
 
     /// Answers a request from a browser whose login ended, in header mode with the proxy's
     /// sign-out URL set: pages go there (idlegate's cookie is cleared on the way), the
     /// app's socket is sent there too, anything else gets 401.
     fn sign_out_first(
-        self: Arc<Self>,
+        &self,
         req: Request<Incoming>,
         upgrade: bool,
-        wants_html: bool,
+        form: Form,
         url: &str,
     ) -> Response<Body> {
-        if upgrade && self.app.is_session_socket(req.uri().path()) {
-            let path = req.uri().path().to_owned();
-            let farewell = self.redirect(url);
-            return websocket::answer_with(self.clone(), req, farewell, "login ended")
-                .unwrap_or_else(|e| self.error_response(&e, &path, false));
+        let cx = &self.proxy;
+        if upgrade && cx.app.is_session_socket(req.uri().path()) {
+            return self.answer_socket(req, cx.redirect(url), "login ended");
         }
-        let mut response = Response::new(Body::empty());
-        if wants_html && !upgrade {
-            *response.status_mut() = StatusCode::SEE_OTHER;
-            if let Ok(location) = HeaderValue::from_str(url) {
-                response.headers_mut().insert(LOCATION, location);
-            }
-            if let Ok(clear) = HeaderValue::from_str(&self.auth.cookie.clear()) {
-                response.headers_mut().insert(SET_COOKIE, clear);
-            }
-        } else {
-            *response.status_mut() = StatusCode::UNAUTHORIZED;
+        if form == Form::Page && !upgrade {
+            return web::see_other(url, [self.auth.cookie.clear()]);
         }
-        response
-            .headers_mut()
-            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
+        web::uncached(
+            StatusCode::UNAUTHORIZED,
+            "text/plain; charset=utf-8",
+            String::new(),
+        )
     }
 
-    fn error_response(&self, error: &ProxyError, path: &str, wants_html: bool) -> Response<Body> {
-        let fault = error.fault();
-        tracing::warn!(%fault, path, error = %chain(error), "request failed");
-        let detail = if error.is_unreachable() {
-            "idlegate cannot reach the app.".to_owned()
-        } else {
-            error.to_string()
-        };
-        let (content_type, body) = if self.app.is_health_poll(path) {
-            // The page shows a JSON body of a failed health poll in its connection dialog.
-            let message = format!(
-                "{detail} It may be starting or restarting; this page keeps trying to reconnect."
-            );
-            (
-                "application/json",
-                serde_json::json!({ "message": message }).to_string(),
-            )
-        } else if wants_html {
-            ("text/html; charset=utf-8", pages::unavailable_page(&detail))
-        } else {
-            ("text/plain; charset=utf-8", format!("{detail}\n"))
-        };
-        let mut response = Response::new(Body::from(body));
-        *response.status_mut() = error.status();
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
+    /// Accepts the app's session socket itself and gives the page `farewell`.
+    fn answer_socket(
+        &self,
+        req: Request<Incoming>,
+        farewell: crate::apps::Farewell,
+        why: &str,
+    ) -> Response<Body> {
+        let path = req.uri().path().to_owned();
+        websocket::answer_with(self.proxy.clone(), req, farewell, why)
+            .unwrap_or_else(|e| web::error_response(&e, &path, Form::Text))
     }
 }
 

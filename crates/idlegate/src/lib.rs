@@ -32,6 +32,7 @@ pub mod routes;
 pub mod server;
 pub mod store;
 pub mod tracker;
+pub mod web;
 pub mod ws;
 
 pub use config::Config;

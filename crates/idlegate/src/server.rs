@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
 
 use crate::apps::streamlit::collect::AppRuntime;
 use crate::apps::streamlit::reclaim::{AfterReclaim, Reclaimer};
@@ -23,10 +24,11 @@ use crate::apps::{App, SessionEnds};
 use crate::auth::Auth;
 use crate::client::ClientScript;
 use crate::config::{AppKind, Config};
-use crate::dispatch::{Gateway, Parts};
+use crate::dispatch::Gateway;
 use crate::lifecycle::{LogSubscriber, Publisher, Subscriber};
+use crate::proxy::inject::Injector;
 use crate::proxy::release::Releaser;
-use crate::proxy::upstream_client;
+use crate::proxy::{upstream_client, Context};
 use crate::routes::{self, RouteState};
 use crate::store::Stores;
 use crate::tracker::{EndReason, Tracker};
@@ -145,7 +147,7 @@ impl Server {
         let tracker = Tracker::new(config.tabs.clone(), stores.clone(), events.clone());
         let script = ClientScript::new(&config, app.session_socket_path());
         let auth = Auth::start(config.clone(), stores, events);
-        let routes = routes::router(RouteState {
+        let route_state = Arc::new(RouteState {
             client: client.clone(),
             upstream: upstream.clone(),
             health_path: app.health_path(),
@@ -155,17 +157,19 @@ impl Server {
             script: script.clone(),
             texts: config.browser.texts.clone(),
             auth: auth.clone(),
+            app: app.clone(),
         });
-        let gateway = Arc::new(Gateway::new(Parts {
+        let routes = routes::router(route_state.clone());
+        let proxy = Arc::new(Context {
+            injector: Injector::new(script.tag(), script.version()),
             config,
             upstream,
             tracker,
             app,
             client,
-            routes,
-            script,
-            auth,
-        }));
+            tasks: TaskTracker::new(),
+        });
+        let gateway = Arc::new(Gateway::new(proxy, auth, routes, route_state));
         Ok(Self { listener, gateway })
     }
 
@@ -176,7 +180,7 @@ impl Server {
 
     /// The tab registry (for embedding and tests).
     pub fn tracker(&self) -> Tracker {
-        self.gateway.tracker.clone()
+        self.gateway.proxy.tracker.clone()
     }
 
     /// Serves until `shutdown` resolves, then ends every tab session with the reason it
@@ -184,7 +188,7 @@ impl Server {
     /// connections to finish.
     pub async fn run(self, shutdown: impl Future<Output = EndReason>) {
         let Self { listener, gateway } = self;
-        let proxy = &gateway.config.proxy;
+        let proxy = &gateway.proxy.config.proxy;
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -199,7 +203,7 @@ impl Server {
         let graceful = GracefulShutdown::new();
         tracing::info!(
             listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            upstream = %gateway.upstream,
+            upstream = %gateway.proxy.upstream,
             "idlegate is serving"
         );
 
@@ -235,11 +239,11 @@ impl Server {
         };
 
         drop(listener);
-        let ended = gateway.tracker.end_all(reason);
+        let ended = gateway.proxy.tracker.end_all(reason);
         tracing::info!(tabs_ended = ended, "shutting down");
-        gateway.tasks.close();
+        gateway.proxy.tasks.close();
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            tokio::join!(graceful.shutdown(), gateway.tasks.wait());
+            tokio::join!(graceful.shutdown(), gateway.proxy.tasks.wait());
         })
         .await;
         if drained.is_err() {

@@ -91,6 +91,8 @@ pub struct GatewayProcess {
     child: Child,
     port: u16,
     output: Arc<Mutex<String>>,
+    /// The tasks reading its standard output and error, done at end of file.
+    readers: Vec<JoinHandle<()>>,
 }
 
 impl GatewayProcess {
@@ -143,16 +145,18 @@ impl GatewayProcess {
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         let output = Arc::new(Mutex::new(String::new()));
+        let mut readers = Vec::new();
         if let Some(out) = child.stdout.take() {
-            collect(out, output.clone());
+            readers.push(collect(out, output.clone()));
         }
         if let Some(err) = child.stderr.take() {
-            collect(err, output.clone());
+            readers.push(collect(err, output.clone()));
         }
         Ok(GatewayProcess {
             child,
             port,
             output,
+            readers,
         })
     }
 
@@ -183,9 +187,11 @@ impl GatewayProcess {
         Ok(())
     }
 
-    /// Waits for idlegate to exit.
+    /// Waits for idlegate to exit, and for everything it printed to be read (so
+    /// [`GatewayProcess::output`] is complete afterwards).
     pub async fn wait_exit(&mut self, limit: Duration) -> Result<ExitStatus> {
-        tokio::time::timeout(limit, self.child.wait())
+        let deadline = tokio::time::Instant::now() + limit;
+        let status = tokio::time::timeout_at(deadline, self.child.wait())
             .await
             .with_context(|| {
                 format!(
@@ -193,7 +199,13 @@ impl GatewayProcess {
                     self.output()
                 )
             })?
-            .context("waiting for idlegate")
+            .context("waiting for idlegate")?;
+        // A child of idlegate (the app) may still hold the pipes open; its output is not
+        // waited for past the deadline.
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout_at(deadline, reader).await;
+        }
+        Ok(status)
     }
 }
 
@@ -208,7 +220,10 @@ impl Drop for GatewayProcess {
     }
 }
 
-fn collect<R: AsyncRead + Unpin + Send + 'static>(reader: R, sink: Arc<Mutex<String>>) {
+fn collect<R: AsyncRead + Unpin + Send + 'static>(
+    reader: R,
+    sink: Arc<Mutex<String>>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let echo = std::env::var_os(crate::streamlit::ECHO_ENV).is_some();
         let mut lines = BufReader::new(reader).lines();
@@ -221,5 +236,5 @@ fn collect<R: AsyncRead + Unpin + Send + 'static>(reader: R, sink: Arc<Mutex<Str
                 s.push('\n');
             }
         }
-    });
+    })
 }

@@ -105,6 +105,10 @@ pub trait App: Send + Sync + 'static {
     /// Path of the app's own sign-out route, where its pages send people to sign out (it
     /// signs them out of idlegate too).
     fn sign_out_path(&self) -> Option<String>;
+    /// The names of the app's own sign-in cookies, among `present` (the names of a
+    /// request's cookies) and the ones it always uses: deleted when a person signs out, so
+    /// the app does not sign them in again by itself.
+    fn sign_in_cookies(&self, present: &[String]) -> Vec<String>;
     /// Path of the app's health check.
     fn health_path(&self) -> String;
     /// Whether a request to this (canonical) path is the page's own health poll (answered in

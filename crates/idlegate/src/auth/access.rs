@@ -27,7 +27,7 @@ pub enum Access {
     /// A signed-in person. `set_cookie` is a new login cookie to send back (header mode).
     Signed {
         login: Arc<LoginSession>,
-        set_cookie: Option<String>,
+        set_cookie: Option<http::HeaderValue>,
     },
     /// Not signed in (or signed out, or expired).
     SignInNeeded,

@@ -7,12 +7,12 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use http::header::COOKIE;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 use rand::RngCore;
 use sha2::Sha256;
 
 use crate::config::CookieKey;
+use crate::web::cookies;
 
 /// Signs what the MAC covers apart from the id, so the key cannot be reused for other values.
 const CONTEXT: &[u8] = b"idlegate login v1|";
@@ -69,28 +69,17 @@ impl LoginCookie {
 
     /// The session id from a request's cookies, if one is there and signed.
     pub fn from_request(&self, headers: &HeaderMap) -> Option<String> {
-        cookies(headers)
-            .find(|(name, _)| *name == self.name())
-            .and_then(|(_, value)| self.verify(value))
+        cookies::find(headers, self.name()).and_then(|value| self.verify(value))
     }
 
-    /// `Set-Cookie` for a new login.
-    pub fn set(&self, id: &str) -> String {
-        format!(
-            "{}={}; Path=/; HttpOnly; SameSite=Lax{}",
-            self.name(),
-            self.sign(id),
-            if self.secure { "; Secure" } else { "" }
-        )
+    /// `Set-Cookie` for a new login: a session cookie for the whole site.
+    pub fn set(&self, id: &str) -> HeaderValue {
+        cookies::set(self.name(), &self.sign(id), "/", None, self.secure)
     }
 
     /// `Set-Cookie` that removes the login cookie.
-    pub fn clear(&self) -> String {
-        format!(
-            "{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{}",
-            self.name(),
-            if self.secure { "; Secure" } else { "" }
-        )
+    pub fn clear(&self) -> HeaderValue {
+        cookies::removal(self.name(), "/", self.secure)
     }
 }
 
@@ -103,22 +92,10 @@ fn mac(key: &[u8; 32], id: &str) -> Hmac<Sha256> {
     mac
 }
 
-/// The `name=value` pairs of a request's `Cookie` headers.
-pub fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            Some((name.trim(), value.trim().trim_matches('"')))
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::COOKIE;
 
     fn key(byte: u8) -> CookieKey {
         CookieKey([byte; 32])
@@ -169,9 +146,14 @@ mod tests {
     #[test]
     fn the_cookie_is_read_from_requests_and_named_by_its_security() {
         let jar = LoginCookie::new(&[key(1)], true);
-        assert!(jar.set("abc").starts_with("__Host-idlegate-login="));
-        assert!(jar.set("abc").ends_with("; Secure"));
-        assert!(jar.clear().contains("Max-Age=0"));
+        let set = jar.set("abc");
+        let set = set.to_str().unwrap();
+        assert!(set.starts_with("__Host-idlegate-login="));
+        assert!(
+            set.split("; ").any(|attribute| attribute == "Secure"),
+            "{set}"
+        );
+        assert!(jar.clear().to_str().unwrap().contains("Max-Age=0"));
         let mut headers = HeaderMap::new();
         headers.insert(
             COOKIE,

@@ -12,7 +12,6 @@ pub mod cookie;
 pub mod identity;
 pub mod oidc;
 pub mod password;
-pub mod routes;
 
 pub use crate::store::{Identity, LoginSession};
 pub use access::{Access, Auth, NotSignedIn};

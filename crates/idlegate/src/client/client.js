@@ -97,7 +97,7 @@
   let lastCommitAt = null;       // latest input that can make the page send the app something
   let commitUsed = true;         // that input already explained one message
   let humanSends = [];           // performance.now() of messages a person caused, unreported
-  const activity = { inFlight: false, pending: false, urgent: false, lastReportAt: null };
+  const activity = { inFlight: false, pending: false, urgent: false, kept: false, lastReportAt: null };
   const visibility = { inFlight: false, want: null };
   const warn = { open: false, lifetime: false, activitySent: false, lastPollAt: 0, zeroPolls: 0, announced: [] };
   const timers = {};
@@ -547,7 +547,10 @@
     activity.urgent = false;
     activity.inFlight = true;
     activity.lastReportAt = performance.now();
-    send("activity").then(guard((result) => {
+    // "kept": the person chose to keep working in the warning (input all the same).
+    const event = activity.kept ? "kept" : "activity";
+    activity.kept = false;
+    send(event).then(guard((result) => {
       activity.inFlight = false;
       if (!result && warn.open) warn.activitySent = false; // let the next click try again
       handleAnswer(result, "activity");
@@ -701,6 +704,8 @@
       return false;
     }
     tick();
+    // For the server's record (warnings shown); the answer changes nothing here.
+    send("warned");
     return true;
   }
 
@@ -725,6 +730,7 @@
       schedule(remainingMs());
     } else if (!warn.activitySent) {
       warn.activitySent = true;
+      activity.kept = true;
       reportActivity(true); // the answer closes the dialog and reschedules
     }
   }

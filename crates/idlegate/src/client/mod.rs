@@ -8,8 +8,6 @@
 //! enforces every limit without it. This module serves the script with its settings filled
 //! in; it must not decide anything about deadlines (that is [`crate::tracker`]'s job).
 
-pub mod tab_api;
-
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -17,7 +15,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::routes::PREFIX;
+use crate::web::{PREFIX, TAB_API};
 use crate::ws::subprotocol::TAB_PROTOCOL_PREFIX;
 
 /// The script's source. [`CONFIG_SLOT`] is replaced by its settings.
@@ -40,7 +38,7 @@ impl ClientScript {
         let settings = json!({
             "tabProtocolPrefix": TAB_PROTOCOL_PREFIX,
             "socketSuffix": socket_path,
-            "tabUrl": format!("{base}{PREFIX}{}", tab_api::PATH),
+            "tabUrl": format!("{base}{PREFIX}{TAB_API}"),
             "endedUrl": format!("{base}{PREFIX}ended"),
             "reportIntervalMs": config.browser.report_interval.as_millis() as u64,
             "warnBeforeMs": config.tabs.warn_before.map(|d| d.as_millis() as u64),

@@ -134,8 +134,8 @@ pub struct Release {
     pub headers: http::HeaderMap,
 }
 
-/// What a tab's connection saw, translated from the app's protocol by its
-/// [`crate::apps::MessageDecoder`]s: the tracker's only view of the app's messages.
+/// What a tab's connection saw, translated from the app's protocol by the app kind's message
+/// decoders: the tracker's only view of the app's messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
     /// A message only a person can cause (stop a run, clear the cache, sort a table). Counts

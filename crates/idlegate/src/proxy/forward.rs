@@ -1,7 +1,7 @@
 //! Forwarding plain HTTP requests to the app and streaming the answer back.
 //!
 //! Bodies stream in both directions (uploads are never buffered whole). `Host` stays as the
-//! browser sent it, because Streamlit compares it with `Origin`; hop-by-hop headers are
+//! browser sent it, because apps compare it with `Origin`; hop-by-hop headers are
 //! dropped and `X-Forwarded-*` set. No timeout applies to the response: apps stream.
 //! Navigations to HTML pages get the page script ([`super::inject`]).
 
@@ -13,48 +13,46 @@ use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
 use super::headers::{remove_hop_by_hop, set_forwarded};
-use super::inject;
-use super::Body;
+use super::{inject, Body, Context};
 use crate::apps::UploadEvent;
-use crate::auth::LoginSession;
-use crate::dispatch::Gateway;
 use crate::error::ProxyError;
+use crate::store::LoginSession;
 
 /// Relays one HTTP request to the app. `navigation` says whether it is a page navigation
 /// ([`inject::is_navigation`]), whose HTML answer gets the page script.
 pub async fn forward(
-    gateway: &Gateway,
+    cx: &Context,
     req: Request<Incoming>,
     peer: SocketAddr,
     navigation: bool,
     login: Option<&Arc<LoginSession>>,
 ) -> Result<Response<Body>, ProxyError> {
-    let upload = gateway
+    let upload = cx
         .app
         .upload_event(req.method(), req.uri().path(), req.headers());
     // The tab is busy while the file streams to the app, until the app answers.
     let _busy = match &upload {
         Some(UploadEvent::Stored { app_session, .. }) => {
-            gateway.tracker.upload_started(app_session, login)
+            cx.tracker.upload_started(app_session, login)
         }
         Some(UploadEvent::Removed { app_session, .. }) => {
-            gateway.tracker.person_request(app_session, login);
+            cx.tracker.person_request(app_session, login);
             None
         }
         None => None,
     };
-    let inject = gateway.config.browser.inject && navigation;
+    let inject = cx.config.browser.inject && navigation;
     let head = req.method() == http::Method::HEAD;
     let (mut parts, body) = req.into_parts();
-    prepare_request_head(gateway, &mut parts, peer)?;
+    prepare_request_head(cx, &mut parts, peer)?;
     if inject {
-        inject::prepare_request(&mut parts.headers, gateway.injector.version());
+        inject::prepare_request(&mut parts.headers, cx.injector.version());
     }
     let request = Request::from_parts(parts, Body::new(body));
-    let response = gateway.client.request(request).await.map_err(|e| {
+    let response = cx.client.request(request).await.map_err(|e| {
         if e.is_connect() {
             ProxyError::Connect {
-                upstream: gateway.upstream.to_string(),
+                upstream: cx.upstream.to_string(),
                 source: Box::new(e),
             }
         } else {
@@ -66,10 +64,10 @@ pub async fn forward(
             app_session,
             release,
         }) if response.status().is_success() => {
-            gateway.tracker.record_release(&app_session, release, login);
+            cx.tracker.record_release(&app_session, release, login);
         }
         Some(UploadEvent::Removed { app_session, path }) => {
-            gateway.tracker.forget_release(&app_session, &path, login);
+            cx.tracker.forget_release(&app_session, &path, login);
         }
         _ => {}
     }
@@ -77,7 +75,7 @@ pub async fn forward(
     remove_hop_by_hop(&mut parts.headers);
     let response = Response::from_parts(parts, body);
     if inject {
-        return inject::rewrite(response, head, &gateway.injector).await;
+        return inject::rewrite(response, head, &cx.injector).await;
     }
     Ok(response.map(Body::new))
 }
@@ -85,7 +83,7 @@ pub async fn forward(
 /// Points a request head at the app: target URI, HTTP/1.1, `Host`, hop-by-hop and
 /// forwarding headers. Shared by plain requests and WebSocket upgrades.
 pub fn prepare_request_head(
-    gateway: &Gateway,
+    cx: &Context,
     parts: &mut http::request::Parts,
     peer: SocketAddr,
 ) -> Result<(), ProxyError> {
@@ -103,7 +101,7 @@ pub fn prepare_request_head(
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    parts.uri = format!("http://{}{}", gateway.upstream.authority(), target)
+    parts.uri = format!("http://{}{}", cx.upstream.authority(), target)
         .parse::<Uri>()
         .map_err(|_| ProxyError::BadRequest("the request target is not a valid path"))?;
     parts.version = Version::HTTP_11;
@@ -111,7 +109,7 @@ pub fn prepare_request_head(
     if let Some(host) = &host {
         parts.headers.insert(HOST, host.clone());
     }
-    let trusted = gateway.config.proxy.is_trusted(peer.ip());
+    let trusted = cx.config.proxy.is_trusted(peer.ip());
     set_forwarded(&mut parts.headers, peer, trusted, host.as_ref());
     Ok(())
 }

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use crate::web::Scheme;
+
 /// Headers that describe one connection and must not be relayed (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
@@ -81,10 +83,6 @@ pub fn set_forwarded(
         }
     }
 }
-
-/// The scheme the browser used: `https` when a trusted proxy in front says so.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Scheme(pub &'static str);
 
 /// The scheme of a request (idlegate itself only speaks plain HTTP).
 pub fn scheme(headers: &HeaderMap, trusted: bool) -> Scheme {

@@ -1,7 +1,8 @@
 //! Relaying requests to the app: plain HTTP ([`forward`]) with the page script added to HTML
 //! pages ([`inject`]), WebSocket upgrades ([`websocket`]) and the tab session relay
-//! ([`relay`]) that watches frames ([`frame`]).
+//! ([`relay`]) that watches frames ([`crate::ws`]), all given one shared [`Context`].
 
+mod context;
 pub mod forward;
 pub mod headers;
 pub mod inject;
@@ -9,8 +10,8 @@ pub mod relay;
 pub mod release;
 pub mod websocket;
 
-/// Body type of every response idlegate sends.
-pub type Body = axum::body::Body;
+pub use crate::web::Body;
+pub use context::Context;
 
 /// The pooled HTTP/1.1 client for requests to the app.
 pub type UpstreamClient =

@@ -27,12 +27,11 @@ use tokio::time::timeout;
 use super::forward::prepare_request_head;
 use super::headers::remove_hop_by_hop;
 use super::relay::{self, RelayOptions};
-use super::Body;
+use super::{Body, Context};
 use crate::apps::Farewell;
-use crate::auth::LoginSession;
-use crate::dispatch::Gateway;
 use crate::error::ProxyError;
 use crate::redact::short_hash;
+use crate::store::LoginSession;
 use crate::tracker::{EndNotice, EndReason, Refused, TabId};
 use crate::ws::subprotocol::{tab_protocol, take_tab_token};
 
@@ -42,16 +41,16 @@ const ACCEPT_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// Handles a WebSocket upgrade request. Its path is canonical ([`crate::paths`]): an upgrade
 /// anywhere but the app's session socket is refused, so no socket reaches the app untracked.
 pub async fn upgrade(
-    gateway: Arc<Gateway>,
+    cx: Arc<Context>,
     mut req: Request<Incoming>,
     peer: SocketAddr,
     login: Option<Arc<LoginSession>>,
 ) -> Result<Response<Body>, ProxyError> {
-    if !gateway.app.is_session_socket(req.uri().path()) {
-        if let Some(theirs) = gateway.app.other_base_path(req.uri().path()) {
+    if !cx.app.is_session_socket(req.uri().path()) {
+        if let Some(theirs) = cx.app.other_base_path(req.uri().path()) {
             tracing::error!(
                 page_base_path = %theirs,
-                app_base_path = %gateway.config.app.base_path,
+                app_base_path = %cx.config.app.base_path,
                 "a page asks for the app's session socket under another base path: the app \
                  serves under one app.base_path does not name; its sockets are refused until \
                  they agree"
@@ -61,24 +60,24 @@ pub async fn upgrade(
     }
     // The page script's token is idlegate's business: the app never sees it.
     let (token, offered_ours) = take_tab_token(req.headers_mut());
-    let resume = gateway.app.resume_id(req.headers());
-    let entry = match gateway
+    let resume = cx.app.resume_id(req.headers());
+    let entry = match cx
         .tracker
         .admit(resume.as_deref(), token.as_deref(), login.as_ref())
     {
         Ok(entry) => entry,
         Err(Refused::Ended(notice)) => {
-            let farewell = gateway.farewell(&notice);
-            return answer_with(gateway, req, farewell, notice.reason.as_str());
+            let farewell = cx.farewell(&notice);
+            return answer_with(cx, req, farewell, notice.reason.as_str());
         }
         Err(Refused::OverUserCap) => {
-            let farewell = gateway.redirect(&gateway.refused_url());
-            return answer_with(gateway, req, farewell, "over the per-user tab limit");
+            let farewell = cx.redirect(&cx.refused_url());
+            return answer_with(cx, req, farewell, "over the per-user tab limit");
         }
     };
     if resume.is_some() && entry.resume.is_none() {
         // The session belongs to another login's tab: the app must not resume it either.
-        gateway.app.forget_resume(req.headers_mut());
+        cx.app.forget_resume(req.headers_mut());
     }
     // Chosen by the app, or ours when the app chose none (see `subprotocol`).
     let our_protocol = token
@@ -89,7 +88,7 @@ pub async fn upgrade(
 
     let browser_upgrade = hyper::upgrade::on(&mut req);
     let (mut parts, _) = req.into_parts();
-    prepare_request_head(&gateway, &mut parts, peer)?;
+    prepare_request_head(&cx, &mut parts, peer)?;
     // This connection is made by hand, so the request line takes the origin form.
     if let Some(target) = parts.uri.path_and_query().cloned() {
         parts.uri = target.into();
@@ -109,7 +108,7 @@ pub async fn upgrade(
         .map(str::to_owned);
     let request = Request::from_parts(parts, Empty::<Bytes>::new());
 
-    let stream = connect(&gateway).await?;
+    let stream = connect(&cx).await?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| ProxyError::Upstream(Box::new(e)))?;
@@ -129,7 +128,7 @@ pub async fn upgrade(
     }
 
     if let Some(host) = &host {
-        gateway.app.accepted_host(host);
+        cx.app.accepted_host(host);
     }
     let app_upgrade = hyper::upgrade::on(&mut response);
     let mut headers = response.headers().clone();
@@ -143,33 +142,33 @@ pub async fn upgrade(
     *answer.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     *answer.headers_mut() = headers;
 
-    let tasks = gateway.tasks.clone();
+    let tasks = cx.tasks.clone();
     tasks.spawn(async move {
         let (browser, app) = match tokio::try_join!(browser_upgrade, app_upgrade) {
             Ok(both) => both,
             Err(e) => {
                 tracing::debug!(error = %e, "WebSocket upgrade did not complete");
-                gateway.app.session_closed();
+                cx.app.session_closed();
                 return;
             }
         };
         let browser = TokioIo::new(browser);
         let app = TokioIo::new(app);
-        match gateway.tracker.connect(&entry, login) {
+        match cx.tracker.connect(&entry, login) {
             Ok(conn) => {
                 match &entry.resume {
-                    Some(id) => check_resumed(&gateway, conn.tab_id(), id),
+                    Some(id) => check_resumed(&cx, conn.tab_id(), id),
                     None if conn.is_reconnect() => {
                         tracing::info!(tab = conn.tab_id(), "tab session reconnected");
                     }
                     None => {}
                 }
-                let farewell = |notice: &EndNotice| gateway.farewell(notice);
+                let farewell = |notice: &EndNotice| cx.farewell(notice);
                 let options = RelayOptions {
-                    max_message_bytes: gateway.config.proxy.max_message_bytes,
+                    max_message_bytes: cx.config.proxy.max_message_bytes,
                     farewell: &farewell,
                 };
-                let outcome = relay::run(browser, app, &conn, gateway.app.as_ref(), &options).await;
+                let outcome = relay::run(browser, app, &conn, cx.app.as_ref(), &options).await;
                 tracing::debug!(tab = conn.tab_id(), ?outcome, "tab connection finished");
                 conn.closed();
             }
@@ -178,13 +177,13 @@ pub async fn upgrade(
                 // accepting this connection.
                 drop(app);
                 let farewell = match refused {
-                    Refused::Ended(notice) => gateway.farewell(&notice),
-                    Refused::OverUserCap => gateway.redirect(&gateway.refused_url()),
+                    Refused::Ended(notice) => cx.farewell(&notice),
+                    Refused::OverUserCap => cx.redirect(&cx.refused_url()),
                 };
                 relay::farewell_alone(browser, farewell).await;
             }
         }
-        gateway.app.session_closed();
+        cx.app.session_closed();
     });
     Ok(answer)
 }
@@ -193,13 +192,13 @@ pub async fn upgrade(
 /// new, empty one instead, the tab ends (`app_restarted`) rather than show its old screen
 /// over a fresh session. The app has registered the connection by the time its 101 arrived,
 /// but a second look a moment later confirms a "no" before the tab ends.
-fn check_resumed(gateway: &Arc<Gateway>, tab: TabId, id: &str) {
-    let gateway = gateway.clone();
+fn check_resumed(cx: &Arc<Context>, tab: TabId, id: &str) {
+    let cx = cx.clone();
     let id = id.to_owned();
-    gateway.tasks.clone().spawn(async move {
+    cx.tasks.clone().spawn(async move {
         for delay in [Duration::from_millis(50), Duration::from_millis(500)] {
             tokio::time::sleep(delay).await;
-            match gateway.app.resumed(&id).await {
+            match cx.app.resumed(&id).await {
                 Some(true) => {
                     tracing::info!(tab, "tab session resumed: the app kept its session");
                     return;
@@ -211,7 +210,7 @@ fn check_resumed(gateway: &Arc<Gateway>, tab: TabId, id: &str) {
                 Some(false) => {}
             }
         }
-        if gateway.tracker.end(tab, EndReason::AppRestarted) {
+        if cx.tracker.end(tab, EndReason::AppRestarted) {
             tracing::warn!(
                 tab,
                 app_session = %short_hash(&id),
@@ -222,9 +221,9 @@ fn check_resumed(gateway: &Arc<Gateway>, tab: TabId, id: &str) {
     });
 }
 
-async fn connect(gateway: &Gateway) -> Result<TcpStream, ProxyError> {
-    let upstream = &gateway.upstream;
-    let limit = gateway.config.proxy.connect_timeout;
+async fn connect(cx: &Context) -> Result<TcpStream, ProxyError> {
+    let upstream = &cx.upstream;
+    let limit = cx.config.proxy.connect_timeout;
     let stream = timeout(
         limit,
         TcpStream::connect((upstream.host.as_str(), upstream.port)),
@@ -246,7 +245,7 @@ async fn connect(gateway: &Gateway) -> Result<TcpStream, ProxyError> {
 /// ended page, the sign-in page, …) instead of letting it reach the app. `why` goes to the
 /// log.
 pub fn answer_with(
-    gateway: Arc<Gateway>,
+    cx: Arc<Context>,
     mut req: Request<Incoming>,
     farewell: Farewell,
     why: &str,
@@ -271,7 +270,7 @@ pub fn answer_with(
         .or_else(|| token.as_deref().map(tab_protocol))
         .and_then(|p| HeaderValue::from_str(&p).ok());
     let browser_upgrade = hyper::upgrade::on(&mut req);
-    let tasks = gateway.tasks.clone();
+    let tasks = cx.tasks.clone();
     tasks.spawn(async move {
         if let Ok(upgraded) = browser_upgrade.await {
             relay::farewell_alone(TokioIo::new(upgraded), farewell).await;

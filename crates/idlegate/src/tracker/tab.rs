@@ -166,7 +166,7 @@ impl TabInner {
             .any(|upload| upload.by_person || self.attribution.started_by_person(upload.started))
     }
 
-    /// The run in progress, for the policy: the running work, or one asked for.
+    /// The run in progress, for the policy.
     pub fn running_cause(&self) -> Option<RunCause> {
         self.running.map(|work| work.cause)
     }

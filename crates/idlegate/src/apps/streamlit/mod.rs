@@ -181,6 +181,20 @@ impl App for Streamlit {
         Some(format!("{}/auth/logout", self.base_path))
     }
 
+    fn sign_in_cookies(&self, present: &[String]) -> Vec<String> {
+        // `st.login()` keeps the person in `_streamlit_user`, its tokens in
+        // `_streamlit_user_tokens`, each split into numbered chunks when large
+        // (`web/server/oidc_mixin.py`, `cookie_utils.py`).
+        let mut names: Vec<String> =
+            vec!["_streamlit_user".into(), "_streamlit_user_tokens".into()];
+        for name in present {
+            if name.starts_with("_streamlit_user") && !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
+    }
+
     fn health_path(&self) -> String {
         format!("{}/_stcore/health", self.base_path)
     }

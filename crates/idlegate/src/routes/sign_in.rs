@@ -1,6 +1,7 @@
-//! Sign-in and sign-out pages: `<base>/_idlegate/login` and `<base>/_idlegate/logout`.
+//! Signing in: `<base>/_idlegate/login` (the form and its POST, or off to the OpenID provider)
+//! and `<base>/_idlegate/oidc/callback`.
 //!
-//! Both POSTs must come from a page of this site (`Origin` or `Sec-Fetch-Site`, required
+//! POSTs must come from a page of this site (`Origin` or `Sec-Fetch-Site`, required
 //! here, not just checked when present). Sign-in attempts are rate-limited per client address
 //! and per username, and a wrong username and a wrong password get the same answer in the same
 //! time. After signing in, the person goes back to the app page they asked for: only a path of
@@ -11,18 +12,17 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Extension, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::{cookie, Auth, Identity};
+use super::RouteState;
+use crate::auth::Identity;
 use crate::config::login::Reauthenticate;
 use crate::csrf::require_same_origin;
 use crate::pages;
-use crate::proxy::headers::Scheme;
 use crate::redact::short_hash;
-use crate::routes::{is_app_path, uncached, RouteState, PREFIX};
-use crate::tracker::{EndReason, Tracker};
+use crate::web::{self, cookies, html, is_app_path, see_other, Scheme, PREFIX};
 
 #[derive(Deserialize)]
 pub struct SignInQuery {
@@ -53,25 +53,6 @@ fn destination(state: &RouteState, return_to: Option<&str>) -> String {
         .unwrap_or_else(|| format!("{}/", state.base_path))
 }
 
-fn html(code: StatusCode, body: String) -> Response {
-    uncached(code, "text/html; charset=utf-8", body)
-}
-
-fn see_other(to: &str, cookies: &[String]) -> Response {
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    let headers = response.headers_mut();
-    if let Ok(location) = HeaderValue::from_str(to) {
-        headers.insert(header::LOCATION, location);
-    }
-    for cookie in cookies {
-        if let Ok(value) = HeaderValue::from_str(cookie) {
-            headers.append(header::SET_COOKIE, value);
-        }
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
 /// `GET <base>/_idlegate/login`: the form, or (OpenID mode) off to the provider.
 pub async fn sign_in_form(
     State(state): State<Arc<RouteState>>,
@@ -86,10 +67,7 @@ pub async fn sign_in_form(
             StatusCode::OK,
             pages::signed_out_page(
                 &state.texts,
-                &format!(
-                    "{}&reauth=1",
-                    crate::routes::sign_in_url(&state.base_path, &to)
-                ),
+                &format!("{}&reauth=1", web::sign_in_url(&state.base_path, &to)),
             ),
         );
     }
@@ -106,7 +84,7 @@ pub async fn sign_in_form(
             }
         };
         return match oidc.start(&redirect, &to, reauthenticate).await {
-            Ok((url, attempt)) => see_other(&url, &[attempt_cookie(&state, &attempt, false)]),
+            Ok((url, attempt)) => see_other(&url, [attempt_cookie(&state, Some(&attempt))]),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot start an OpenID sign-in");
                 oidc.forget_provider().await;
@@ -115,7 +93,7 @@ pub async fn sign_in_form(
         };
     }
     if !state.auth.has_form() {
-        return StatusCode::NOT_FOUND.into_response();
+        return web::text(StatusCode::NOT_FOUND, "not found");
     }
     let message = query
         .signed_out
@@ -136,13 +114,13 @@ pub async fn sign_in(
 ) -> Response {
     let auth = &state.auth;
     let Some(users) = auth.users.as_ref() else {
-        return StatusCode::NOT_FOUND.into_response();
+        return web::text(StatusCode::NOT_FOUND, "not found");
     };
     if let Err(refusal) = require_same_origin(&headers) {
-        return (StatusCode::FORBIDDEN, format!("{refusal}\n")).into_response();
+        return web::text(StatusCode::FORBIDDEN, &refusal.to_string());
     }
     let Ok(form) = serde_urlencoded::from_bytes::<SignInForm>(&body) else {
-        return (StatusCode::BAD_REQUEST, "expected username and password\n").into_response();
+        return web::text(StatusCode::BAD_REQUEST, "expected username and password");
     };
     let to = destination(&state, form.return_to.as_deref());
     let form_page = |code, message: &str| {
@@ -166,7 +144,7 @@ pub async fn sign_in(
         groups: Vec::new(),
     });
     tracing::info!(user = %short_hash(user), "signed in");
-    see_other(&to, &[auth.cookie.set(login.id())])
+    see_other(&to, [auth.cookie.set(login.id())])
 }
 
 #[derive(Deserialize)]
@@ -180,21 +158,21 @@ pub struct CallbackQuery {
 /// Name of the cookie that ties an OpenID sign-in to the browser that started it.
 const ATTEMPT_COOKIE: &str = "idlegate-oidc";
 
-fn attempt_cookie(state: &RouteState, attempt: &str, clear: bool) -> String {
-    let secure = if state.auth.config.login.cookie_secure {
-        "; Secure"
-    } else {
-        ""
-    };
-    let age = if clear {
-        0
-    } else {
-        crate::auth::oidc::ATTEMPT_TTL.as_secs()
-    };
-    format!(
-        "{ATTEMPT_COOKIE}={attempt}; Path={}; Max-Age={age}; HttpOnly; SameSite=Lax{secure}",
-        action(state, "oidc/")
-    )
+/// `Set-Cookie` for the attempt cookie, or (`None`) its removal. Scoped to the callback's
+/// path, so no other request carries it.
+fn attempt_cookie(state: &RouteState, attempt: Option<&str>) -> HeaderValue {
+    let secure = state.auth.config.login.cookie_secure;
+    let path = action(state, "oidc/");
+    match attempt {
+        Some(attempt) => cookies::set(
+            ATTEMPT_COOKIE,
+            attempt,
+            &path,
+            Some(crate::auth::oidc::ATTEMPT_TTL),
+            secure,
+        ),
+        None => cookies::removal(ATTEMPT_COOKIE, &path, secure),
+    }
 }
 
 /// `<scheme>://<host><base>/_idlegate/oidc/callback` for this request.
@@ -212,7 +190,7 @@ fn failure_page(state: &RouteState, code: StatusCode, message: &str, to: &str) -
         pages::sign_in_failed_page(
             &state.texts,
             message,
-            &crate::routes::sign_in_url(&state.base_path, to),
+            &web::sign_in_url(&state.base_path, to),
         ),
     )
 }
@@ -224,7 +202,7 @@ pub async fn oidc_callback(
     headers: HeaderMap,
 ) -> Response {
     let Some(oidc) = &state.auth.oidc else {
-        return StatusCode::NOT_FOUND.into_response();
+        return web::text(StatusCode::NOT_FOUND, "not found");
     };
     let home = format!("{}/", state.base_path);
     if let Some(error) = &query.error {
@@ -240,9 +218,7 @@ pub async fn oidc_callback(
             &home,
         );
     };
-    let cookie_state = cookie::cookies(&headers)
-        .find(|(name, _)| *name == ATTEMPT_COOKIE)
-        .map(|(_, value)| value);
+    let cookie_state = cookies::find(&headers, ATTEMPT_COOKIE);
     match oidc.finish(attempt, cookie_state, code).await {
         Ok((identity, to)) => {
             let to = destination(&state, Some(&to));
@@ -251,9 +227,9 @@ pub async fn oidc_callback(
             tracing::info!(user = %short_hash(&user), "signed in");
             see_other(
                 &to,
-                &[
+                [
                     state.auth.cookie.set(login.id()),
-                    attempt_cookie(&state, "", true),
+                    attempt_cookie(&state, None),
                 ],
             )
         }
@@ -262,107 +238,4 @@ pub async fn oidc_callback(
             failure_page(&state, StatusCode::FORBIDDEN, &e.to_string(), &home)
         }
     }
-}
-
-/// `GET <base>/_idlegate/logout`: a page with the sign-out button, for apps to link to.
-pub async fn sign_out_form(State(state): State<Arc<RouteState>>) -> Response {
-    if !state.auth.enabled() {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    html(
-        StatusCode::OK,
-        pages::sign_out_page(&state.texts, &action(&state, "logout")),
-    )
-}
-
-/// `POST <base>/_idlegate/logout`: ends every login and tab of the person, and clears
-/// idlegate's and Streamlit's own sign-in cookies.
-pub async fn sign_out(State(state): State<Arc<RouteState>>, headers: HeaderMap) -> Response {
-    if !state.auth.enabled() {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    if let Err(refusal) = require_same_origin(&headers) {
-        return (StatusCode::FORBIDDEN, format!("{refusal}\n")).into_response();
-    }
-    sign_out_everywhere(&state.auth, &state.tracker, &state.base_path, &headers)
-}
-
-/// Signs the person whose login `headers` carry out of every login and tab, clears
-/// idlegate's and Streamlit's own sign-in cookies, and sends the browser on: to the sign-in
-/// page (saying they signed out), or in header mode to the proxy's sign-out URL when one is
-/// set. The caller has checked that the request comes from a page of this site.
-pub fn sign_out_everywhere(
-    auth: &Auth,
-    tracker: &Tracker,
-    base_path: &str,
-    headers: &HeaderMap,
-) -> Response {
-    let login = auth
-        .cookie
-        .from_request(headers)
-        .and_then(|id| auth.live(&id));
-    if let Some(login) = login {
-        let user = login.identity.user.clone();
-        let logins = auth.sign_out_user(&user);
-        let tabs = tracker.end_user(&user, EndReason::Logout);
-        tracing::info!(user = %short_hash(&user), logins, tabs, "signed out");
-    }
-    let mut cookies = vec![auth.cookie.clear()];
-    cookies.extend(streamlit_cookie_removals(headers, base_path));
-    let to = if auth.signs_in_here() {
-        format!("{base_path}{PREFIX}login?signed_out=1")
-    } else if let Some(url) = &auth.config.login.sign_out_url {
-        url.clone()
-    } else {
-        format!("{base_path}/")
-    };
-    see_other(&to, &cookies)
-}
-
-/// The app's own sign-out (Streamlit's `st.logout()` sends the page to `<base>/auth/logout`)
-/// signs the person out of idlegate too. Only a page of this site may do it; a link from
-/// elsewhere gets the page with the sign-out button instead.
-pub fn app_sign_out(
-    auth: &Auth,
-    tracker: &Tracker,
-    base_path: &str,
-    headers: &HeaderMap,
-) -> Response {
-    let same_site = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|site| site == "same-origin" || site == "none");
-    if same_site || require_same_origin(headers).is_ok() {
-        return sign_out_everywhere(auth, tracker, base_path, headers);
-    }
-    html(
-        StatusCode::OK,
-        pages::sign_out_page(
-            &auth.config.browser.texts,
-            &format!("{base_path}{PREFIX}logout"),
-        ),
-    )
-}
-
-/// `Set-Cookie`s that delete Streamlit's own sign-in cookies (`_streamlit_user`, its tokens
-/// and their numbered chunks) at the app's path and at `/`.
-fn streamlit_cookie_removals(headers: &HeaderMap, base_path: &str) -> Vec<String> {
-    let mut names: Vec<String> = vec!["_streamlit_user".into(), "_streamlit_user_tokens".into()];
-    for (name, _) in cookie::cookies(headers) {
-        if name.starts_with("_streamlit_user") && !names.iter().any(|n| n == name) {
-            names.push(name.to_owned());
-        }
-    }
-    let mut paths = vec!["/".to_owned()];
-    if !base_path.is_empty() {
-        paths.push(base_path.to_owned());
-    }
-    names
-        .iter()
-        .flat_map(|name| {
-            paths
-                .iter()
-                .map(move |path| format!("{name}=; Max-Age=0; Path={path}; HttpOnly; SameSite=Lax"))
-        })
-        .collect()
 }

@@ -1,7 +1,8 @@
 //! The page script's API: `POST <base>/_idlegate/tab`.
 //!
-//! The body is JSON: `{"tab": "<token>", "event": "check"|"activity"|"hidden"|"visible",
-//! "inputAgeMs": n, "humanSendAgesMs": [n, …]}`. `inputAgeMs` says how long ago the person's
+//! The body is JSON: `{"tab": "<token>", "event": "check"|"activity"|"hidden"|"visible"|
+//! "warned"|"kept", "inputAgeMs": n, "humanSendAgesMs": [n, …]}` (`warned`: the page shows
+//! the warning; `kept`: its person chose to keep working, which is input too). `inputAgeMs` says how long ago the person's
 //! latest input happened (omitted: no input since the last report); `humanSendAgesMs` how long
 //! ago the page sent the app a message right after a person's input. The token travels in the
 //! body, never in a URL, so no access log records it.
@@ -24,13 +25,11 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::RouteState;
 use crate::csrf::require_same_origin;
-use crate::routes::{ended_url, uncached, Peer, RouteState};
 use crate::tracker::{Report, ReportEvent, TabStatus};
+use crate::web::{ended_url, uncached, Peer};
 use crate::ws::subprotocol::is_token;
-
-/// Path of the API under `<base>/_idlegate/`.
-pub const PATH: &str = "tab";
 
 /// Ages above this are taken as this: no report speaks of input older than the tab.
 const MAX_AGE_MS: u64 = 24 * 3600 * 1000;
@@ -55,6 +54,10 @@ enum Event {
     Activity,
     Hidden,
     Visible,
+    /// The page shows the warning before the end.
+    Warned,
+    /// The person chose "Keep working" in the warning: input, like `activity`.
+    Kept,
 }
 
 /// `POST <base>/_idlegate/tab`.
@@ -94,6 +97,11 @@ pub async fn report(
         Event::Activity => (ReportEvent::None, Some(age(body.input_age_ms.unwrap_or(0)))),
         Event::Hidden => (ReportEvent::Hidden, body.input_age_ms.map(age)),
         Event::Visible => (ReportEvent::Visible, body.input_age_ms.map(age)),
+        Event::Warned => (ReportEvent::Warned, body.input_age_ms.map(age)),
+        Event::Kept => (
+            ReportEvent::KeptWorking,
+            Some(age(body.input_age_ms.unwrap_or(0))),
+        ),
     };
     let report = Report {
         event,

@@ -1,0 +1,76 @@
+//! What relaying a request needs, made once at start and shared by every connection: the
+//! app, its address and client, the tracker, the page script's injector, and the tasks
+//! shutdown waits for. Handlers get this, never the whole gateway.
+
+use std::sync::Arc;
+
+use tokio_util::task::TaskTracker;
+
+use super::inject::Injector;
+use super::UpstreamClient;
+use crate::apps::{App, EndText, Farewell};
+use crate::config::{Config, Upstream};
+use crate::pages;
+use crate::tracker::{EndNotice, Tracker};
+use crate::web;
+
+/// The proxy's shared context.
+pub struct Context {
+    pub config: Arc<Config>,
+    pub upstream: Upstream,
+    pub tracker: Tracker,
+    pub app: Arc<dyn App>,
+    pub client: UpstreamClient,
+    /// Long-lived tasks (relays) that shutdown waits for.
+    pub tasks: TaskTracker,
+    /// Adds the page script's tag to HTML pages.
+    pub injector: Injector,
+}
+
+impl Context {
+    /// What a page whose tab ended is told: sent to the "session ended" page (which starts a
+    /// new session where the page was), or shown the notice in place when it is in an
+    /// iframe.
+    pub fn farewell(&self, notice: &EndNotice) -> Farewell {
+        let base = &self.config.app.base_path;
+        let page = notice.page.as_deref();
+        let url = web::ended_url_returning(base, notice.reason, page);
+        let texts = &self.config.browser.texts;
+        let message = pages::end_message(Some(notice.reason), &self.config.tabs, texts);
+        let home = format!("{base}/");
+        let start_href = page
+            .filter(|page| web::is_app_path(base, page))
+            .unwrap_or(&home);
+        self.app.farewell(
+            &url,
+            notice.embedded,
+            &EndText {
+                title: &texts.ended_title,
+                message: &message,
+                start_label: &texts.start_new,
+                start_href,
+            },
+        )
+    }
+
+    /// A farewell that only sends the page to `url` (the sign-in page, the refused page).
+    pub fn redirect(&self, url: &str) -> Farewell {
+        Farewell {
+            messages: self.app.redirect_message(url).into_iter().collect(),
+            ..Farewell::default()
+        }
+    }
+
+    /// URL of the page a tab over the per-user limit gets.
+    pub fn refused_url(&self) -> String {
+        web::refused_url(&self.config.app.base_path)
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("upstream", &self.upstream)
+            .finish_non_exhaustive()
+    }
+}

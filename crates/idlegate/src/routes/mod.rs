@@ -1,0 +1,163 @@
+//! idlegate's own routes, under `<base>/_idlegate/`: health, readiness, the "session ended"
+//! and "refused" pages, the page script and its API ([`tab`]), signing in ([`sign_in`]) and
+//! out ([`sign_out`]).
+
+pub mod sign_in;
+pub mod sign_out;
+pub mod tab;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+
+use crate::apps::App;
+use crate::auth::Auth;
+use crate::client::ClientScript;
+use crate::config::{TabPolicy, Texts, Upstream};
+use crate::pages;
+use crate::proxy::UpstreamClient;
+use crate::tracker::{EndReason, Tracker};
+use crate::web::{self, html, is_app_path, see_other, Body, PREFIX, TAB_API};
+
+/// How long readiness waits for the app's health check.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the routes need.
+pub struct RouteState {
+    pub client: UpstreamClient,
+    pub upstream: Upstream,
+    pub health_path: String,
+    pub policy: TabPolicy,
+    pub base_path: String,
+    pub tracker: Tracker,
+    pub script: ClientScript,
+    pub texts: Texts,
+    pub auth: Arc<Auth>,
+    pub app: Arc<dyn App>,
+}
+
+/// The router for `<base>/_idlegate/*`.
+pub fn router(state: Arc<RouteState>) -> Router {
+    let prefix = format!("{}{PREFIX}", state.base_path);
+    Router::new()
+        .route(&format!("{prefix}healthz"), get(healthz))
+        .route(&format!("{prefix}readyz"), get(readyz))
+        .route(&format!("{prefix}ended"), get(ended))
+        .route(&format!("{prefix}client.js"), get(script))
+        .route(&format!("{prefix}refused"), get(refused))
+        .route(
+            &format!("{prefix}login"),
+            get(sign_in::sign_in_form).post(sign_in::sign_in),
+        )
+        .route(
+            &format!("{prefix}oidc/callback"),
+            get(sign_in::oidc_callback),
+        )
+        .route(
+            &format!("{prefix}logout"),
+            get(sign_out::sign_out_form).post(sign_out::sign_out),
+        )
+        .route(
+            &format!("{prefix}{TAB_API}"),
+            axum::routing::post(tab::report),
+        )
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn healthz() -> Response {
+    web::text(StatusCode::OK, "ok")
+}
+
+async fn readyz(State(state): State<Arc<RouteState>>) -> Response {
+    let uri = format!("http://{}{}", state.upstream.authority(), state.health_path);
+    let request = match axum::http::Request::get(uri).body(Body::empty()) {
+        Ok(request) => request,
+        Err(e) => {
+            return web::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("not ready: {e}"),
+            )
+        }
+    };
+    let (code, line) =
+        match tokio::time::timeout(READY_TIMEOUT, state.client.request(request)).await {
+            Ok(Ok(response)) if response.status().is_success() => (StatusCode::OK, "ready".into()),
+            Ok(Ok(response)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "not ready: the app's health check answered {}",
+                    response.status()
+                ),
+            ),
+            Ok(Err(e)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: cannot reach the app: {e}"),
+            ),
+            Err(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the app's health check timed out".into(),
+            ),
+        };
+    web::text(code, &line)
+}
+
+async fn refused(State(state): State<Arc<RouteState>>) -> Response {
+    let limit = state.policy.max_per_user.unwrap_or_default();
+    let reload = format!("{}/", state.base_path);
+    html(
+        StatusCode::OK,
+        pages::refused_page(&state.texts, limit, &reload),
+    )
+}
+
+async fn script(State(state): State<Arc<RouteState>>, headers: HeaderMap) -> Response {
+    state.script.respond(&headers)
+}
+
+#[derive(Deserialize)]
+struct EndedQuery {
+    reason: Option<String>,
+    /// The app page the tab was on, to start the new session there.
+    #[serde(rename = "return")]
+    return_to: Option<String>,
+}
+
+async fn ended(State(state): State<Arc<RouteState>>, Query(query): Query<EndedQuery>) -> Response {
+    let reason = query.reason.and_then(|name| EndReason::from_name(&name));
+    let restart = query
+        .return_to
+        .filter(|path| is_app_path(&state.base_path, path))
+        .unwrap_or_else(|| format!("{}/", state.base_path));
+    // Signed out: every tab of the person goes where signing out goes (the sign-in page that
+    // says so, or the proxy's sign-out), the one that asked and the others alike.
+    if reason == Some(EndReason::Logout) && state.auth.enabled() {
+        let to = if state.auth.signs_in_here() {
+            let back =
+                serde_urlencoded::to_string([("return", restart.as_str())]).unwrap_or_default();
+            Some(format!(
+                "{}{PREFIX}login?signed_out=1&{back}",
+                state.base_path
+            ))
+        } else {
+            state.auth.config.login.sign_out_url.clone()
+        };
+        if let Some(to) = to {
+            return see_other(&to, []);
+        }
+    }
+    html(
+        StatusCode::OK,
+        pages::ended_page(reason, &state.policy, &state.texts, &restart),
+    )
+}
+
+async fn not_found() -> Response {
+    web::text(StatusCode::NOT_FOUND, "not found")
+}
