@@ -1,7 +1,7 @@
-//! Starting the app as a child process: `idlegate [options] -- streamlit run app.py`.
+//! Starting the app as a child process: `idlegate [options] -- <the app's command>`.
 //!
 //! The app listens on a free loopback port chosen here, with the settings idlegate needs
-//! ([`crate::apps::streamlit::launch`]). Its output goes to idlegate's own standard output
+//! (the app kind's [`LaunchPlan`](crate::apps::LaunchPlan)). Its output goes to idlegate's own standard output
 //! and error. idlegate serves once the app's health check answers, stops it on SIGTERM or
 //! SIGINT, and exits with its exit code if it dies.
 
@@ -14,9 +14,8 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::time::{sleep, Instant};
 
-use crate::apps::streamlit::collect::{AppRuntime, GcHook};
-use crate::apps::streamlit::{launch, options};
-use crate::config::{normalize_base_path, AppKind, Config, Upstream};
+use crate::apps::{self, LaunchRequest, ProcessHook, Runtime};
+use crate::config::{Config, Upstream};
 use crate::proxy::{upstream_client, Body};
 
 /// The app could not be started.
@@ -26,8 +25,6 @@ pub enum LaunchError {
     Command(String),
     #[error("cannot find a free port for the app")]
     Port(#[source] std::io::Error),
-    #[error("cannot prepare the garbage-collection hook")]
-    Hook(#[source] std::io::Error),
     #[error("cannot start {program}")]
     Spawn {
         program: String,
@@ -43,86 +40,35 @@ pub enum LaunchError {
 /// The running app.
 pub struct LaunchedApp {
     child: Child,
-    gc_hook: Option<Arc<GcHook>>,
+    hook: Option<Arc<dyn ProcessHook>>,
     /// Where it listens.
     pub upstream: Upstream,
     /// The base path it serves under (`app.base_path`, or the app's own).
     pub base_path: String,
 }
 
-/// The base path the app will serve under: idlegate's `app.base_path`, or the app's own
-/// when only the app sets one ([`options`]). Differing values that idlegate cannot override
-/// (the app's own flag) are an error naming both.
-fn base_path(command: &[String], config: &Config) -> Result<String, LaunchError> {
-    let env = |name: &str| std::env::var(name).ok();
-    let launch = options::Launch {
-        command,
-        env: &env,
-        cwd: std::env::current_dir().unwrap_or_default(),
-        home: std::env::var_os("HOME").map(Into::into),
-    };
-    let ours = &config.app.base_path;
-    let Some((value, source)) = options::base_url_path(&launch) else {
-        return Ok(ours.clone());
-    };
-    let theirs = normalize_base_path(&value).map_err(|reason| {
-        LaunchError::Command(format!(
-            "the app's server.baseUrlPath from {source}: {reason}"
-        ))
-    })?;
-    match (ours.as_str(), source) {
-        (ours, _) if ours == theirs => Ok(theirs),
-        ("", source) => {
-            tracing::info!(base_path = %theirs, from = %source, "serving under the app's own base path");
-            Ok(theirs)
-        }
-        (ours, options::Source::Flag) => Err(LaunchError::Command(format!(
-            "app.base_path is {ours:?} but the app's command sets --server.baseUrlPath to \
-             {theirs:?}; give the base path once, in either"
-        ))),
-        (ours, source) => {
-            tracing::info!(base_path = %ours, app_value = %theirs, from = %source, "app.base_path overrides the app's own server.baseUrlPath");
-            Ok(ours.to_owned())
-        }
-    }
-}
-
 /// Starts the app and waits until its health check answers.
 pub async fn launch(command: &[String], config: &Config) -> Result<LaunchedApp, LaunchError> {
     let port = free_port().map_err(LaunchError::Port)?;
-    let base_path = base_path(command, config)?;
-    let full = match config.app.kind {
-        AppKind::Streamlit => launch::command(
+    let env = |name: &str| std::env::var(name).ok();
+    let plan = apps::kind(config.app.kind)
+        .plan_launch(&LaunchRequest {
             command,
             port,
-            &base_path,
-            config.app.disconnected_session_ttl,
-        )
-        .and_then(|full| {
-            if config.login.enabled() {
-                launch::with_identity_headers(full, &config.login.headers)
-            } else {
-                Ok(full)
-            }
+            config,
+            env: &env,
+            cwd: std::env::current_dir().unwrap_or_default(),
+            home: std::env::var_os("HOME").map(Into::into),
         })
-        .map_err(LaunchError::Command)?,
-    };
-    let (program, args) = full
+        .map_err(LaunchError::Command)?;
+    let (program, args) = plan
+        .command
         .split_first()
         .ok_or_else(|| LaunchError::Command("no command given after --".to_owned()))?;
-    tracing::info!(command = %full.join(" "), "starting the app");
-    let gc_hook = if config.launcher.collect_garbage {
-        Some(Arc::new(GcHook::create().map_err(LaunchError::Hook)?))
-    } else {
-        None
-    };
-    let mut command = Command::new(program);
-    if let Some(hook) = &gc_hook {
-        let existing = std::env::var_os("PYTHONPATH");
-        command.env("PYTHONPATH", hook.python_path(existing.as_deref()));
-    }
-    let child = command
+    tracing::info!(command = %plan.command.join(" "), "starting the app");
+    let child = Command::new(program)
         .args(args)
+        .envs(plan.env.iter().map(|(name, value)| (name, value)))
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -132,14 +78,14 @@ pub async fn launch(command: &[String], config: &Config) -> Result<LaunchedApp, 
         })?;
     let mut app = LaunchedApp {
         child,
-        gc_hook,
+        hook: plan.hook,
         upstream: Upstream {
             host: "127.0.0.1".to_owned(),
             port,
         },
-        base_path: base_path.clone(),
+        base_path: plan.base_path,
     };
-    let health = format!("http://127.0.0.1:{port}{base_path}/_stcore/health");
+    let health = format!("http://127.0.0.1:{port}{}", plan.health_path);
     app.wait_healthy(&health, config.launcher.startup_timeout)
         .await?;
     tracing::info!(upstream = %app.upstream, "the app is ready");
@@ -172,10 +118,10 @@ impl LaunchedApp {
         }
     }
 
-    /// The app's Python runtime, when the hook is on (`launcher.collect_garbage`): ended
+    /// The app's runtime, when the kind has a hook in it (`launcher.collect_garbage`): ended
     /// sessions are shut down in it at once, and garbage collected after reclaims.
-    pub fn runtime(&self) -> Option<AppRuntime> {
-        Some(AppRuntime::new(self.gc_hook.clone()?, self.child.id()?))
+    pub fn runtime(&self) -> Option<Arc<dyn Runtime>> {
+        Some(self.hook.clone()?.runtime(self.child.id()?))
     }
 
     /// Resolves when the app exits on its own.

@@ -90,31 +90,17 @@ fn hash_password() -> ExitCode {
 /// `app.base_path`: an app that serves elsewhere would get no tracking at all. An app that
 /// still does not answer is left to readiness (`/_idlegate/readyz`).
 async fn check_upstream_base_path(config: &Config) -> Result<(), String> {
-    use idlegate::apps::streamlit::probe::{check_base_path, BasePathCheck};
+    use idlegate::apps::{self, BasePathCheck};
     let Some(upstream) = &config.upstream else {
         return Ok(());
     };
+    let kind = apps::kind(config.app.kind);
     let base = &config.app.base_path;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match check_base_path(upstream, base).await {
+        match kind.check_base_path(upstream, base).await {
             BasePathCheck::Serves => return Ok(()),
-            BasePathCheck::Elsewhere { at_root: true } => {
-                return Err(format!(
-                    "app.base_path is {base:?} but the app at {upstream} serves at the root \
-                     (its server.baseUrlPath is \"\"); set app.base_path to \"\" or start the \
-                     app with --server.baseUrlPath {}",
-                    base.trim_start_matches('/')
-                ))
-            }
-            BasePathCheck::Elsewhere { at_root: false } => {
-                return Err(format!(
-                    "the app at {upstream} does not answer its health check under \
-                     app.base_path {base:?} ({base}/_stcore/health): its server.baseUrlPath is \
-                     another one; set app.base_path (or the path of --upstream, like \
-                     {upstream}/analytics) to the app's server.baseUrlPath"
-                ))
-            }
+            BasePathCheck::Elsewhere(why) => return Err(why),
             BasePathCheck::Unreachable(why) => {
                 if tokio::time::Instant::now() >= deadline {
                     tracing::warn!(%upstream, error = %why, "the app does not answer yet; serving anyway (readiness fails until it does)");

@@ -1,9 +1,8 @@
 //! One view of a request path: the path as the app's server will route it.
 //!
 //! The app's server decodes percent-escapes before it routes (uvicorn puts the decoded path
-//! in the ASGI `scope["path"]`; Starlette matches routes against it), so
-//! `/_stcore/%73tream`, `/_stcore%2Fstream` and `/%5Fstcore/stream` all reach Streamlit's
-//! session socket. Anything idlegate decides from a path (its own routes, the app's session
+//! in the ASGI `scope["path"]`; Starlette matches routes against it), so a session socket
+//! at `/ws/stream` is also reached at `/ws/%73tream`, `/ws%2Fstream` and `/%77s/stream`. Anything idlegate decides from a path (its own routes, the app's session
 //! socket, uploads, health polls) must see the same thing, or a request could be one thing to
 //! idlegate and another to the app.
 //!

@@ -17,13 +17,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
-use crate::apps::streamlit::collect::AppRuntime;
-use crate::apps::streamlit::reclaim::{AfterReclaim, Reclaimer};
-use crate::apps::streamlit::Streamlit;
-use crate::apps::{App, SessionEnds};
+use crate::apps::{self, Runtime, SessionEnds};
 use crate::auth::Auth;
 use crate::client::ClientScript;
-use crate::config::{AppKind, Config};
+use crate::config::Config;
 use crate::dispatch::Gateway;
 use crate::lifecycle::{LogSubscriber, Publisher, Subscriber};
 use crate::proxy::inject::Injector;
@@ -55,7 +52,7 @@ pub enum StartError {
 #[derive(Default)]
 pub struct Extras {
     /// The Python runtime of an app idlegate started itself (launcher mode).
-    pub app_runtime: Option<AppRuntime>,
+    pub app_runtime: Option<Arc<dyn Runtime>>,
     /// Subscribers to lifecycle events, besides logging and freeing the app's memory.
     pub subscribers: Vec<Arc<dyn Subscriber>>,
 }
@@ -90,7 +87,7 @@ impl Server {
     pub fn with_app_runtime(
         listener: TcpListener,
         config: Config,
-        runtime: Option<AppRuntime>,
+        runtime: Option<Arc<dyn Runtime>>,
     ) -> Result<Self, StartError> {
         Self::with_extras(
             listener,
@@ -115,27 +112,7 @@ impl Server {
         let upstream = config.upstream.clone().ok_or(StartError::NoUpstream)?;
         let config = Arc::new(config);
         let client = upstream_client(config.proxy.connect_timeout);
-        let app: Arc<dyn App> = match config.app.kind {
-            AppKind::Streamlit => {
-                let base = &config.app.base_path;
-                let after_reclaim: Option<AfterReclaim> = runtime.clone().map(|runtime| {
-                    Arc::new(move || {
-                        runtime.collect();
-                    }) as AfterReclaim
-                });
-                let reclaimer = Reclaimer::start(
-                    upstream.clone(),
-                    format!("{base}/_stcore/stream"),
-                    config.app.disconnected_session_ttl,
-                    after_reclaim,
-                );
-                Arc::new(
-                    Streamlit::new(base, Some(reclaimer))
-                        .with_resume_probe(upstream.clone())
-                        .with_runtime(runtime),
-                )
-            }
-        };
+        let app = apps::kind(config.app.kind).app(&config, &upstream, runtime);
         let mut subscribers: Vec<Arc<dyn Subscriber>> = vec![
             Arc::new(LogSubscriber),
             Arc::new(Releaser::start(client.clone(), upstream.clone())),
@@ -145,7 +122,7 @@ impl Server {
         let events = Publisher::new(subscribers);
         let stores = Stores::memory();
         let tracker = Tracker::new(config.tabs.clone(), stores.clone(), events.clone());
-        let script = ClientScript::new(&config, app.session_socket_path());
+        let script = ClientScript::new(&config, &app.page_hints());
         let auth = Auth::start(config.clone(), stores, events);
         let route_state = Arc::new(RouteState {
             client: client.clone(),

@@ -1,7 +1,7 @@
 // idlegate browser helper.
 //
 // idlegate injects this file as the first element of <head> of every HTML page of the app
-// (`<script src="<base>/_idlegate/client.js" defer>`), so it runs before Streamlit's own
+// (`<script src="<base>/_idlegate/client.js" defer>`), so it runs before the app's own
 // bundle opens its WebSocket. It:
 //   * gives this page load a random tab token and names it, as one more subprotocol, when the
 //     page opens the app's session WebSocket, so idlegate knows which app session belongs to
@@ -32,7 +32,10 @@
 
   // ---------------------------------------------------------------- configuration
   const TAB_PROTOCOL_PREFIX = String(config.tabProtocolPrefix || "idlegate.tab.");
-  const SOCKET_SUFFIX = String(config.socketSuffix || "/_stcore/stream");
+  // The app's session socket (its path ends so) and the element its theme colours are on:
+  // both from the app kind.
+  const SOCKET_SUFFIX = config.socketSuffix ? String(config.socketSuffix) : null;
+  const THEME_ROOT = config.themeRoot ? String(config.themeRoot) : null;
   const TAB_URL = String(config.tabUrl || "/_idlegate/tab");
   const ENDED_URL = String(config.endedUrl || "/_idlegate/ended");
   const REPORT_INTERVAL = positiveNumber(config.reportIntervalMs, 15000);
@@ -166,9 +169,9 @@
 
   // ---------------------------------------------------------------- WebSocket wrapper
 
-  // Streamlit opens (and on every reconnect re-opens) its session socket at
-  // `<base>/_stcore/stream`. We add the tab token to that URL and nothing else; every other
-  // socket, and every other detail of the call, passes through untouched.
+  // The app opens (and on every reconnect re-opens) its session socket at a path ending in
+  // SOCKET_SUFFIX. We add the tab token to that call and nothing else; every other socket,
+  // and every other detail of the call, passes through untouched.
   function installWebSocketWrapper() {
     const Native = window.WebSocket;
     if (typeof Native !== "function") return;
@@ -207,7 +210,7 @@
       // Relative URLs resolve the way the native constructor resolves them (against the
       // document's base URL).
       const url = new URL(String(raw), document.baseURI || location.href);
-      return url.pathname.endsWith(SOCKET_SUFFIX);
+      return SOCKET_SUFFIX !== null && url.pathname.endsWith(SOCKET_SUFFIX);
     } catch (e) {
       return false;
     }
@@ -829,9 +832,15 @@
 
   // ---------------------------------------------------------------- theme
 
-  // Follows the app's light/dark theme by reading the colours (and font) Streamlit rendered.
+  // Follows the app's light/dark theme by reading the colours (and font) the app rendered.
   function applyTheme() {
-    const source = document.querySelector(".stApp") || document.body || document.documentElement;
+    let source = null;
+    try {
+      source = THEME_ROOT ? document.querySelector(THEME_ROOT) : null;
+    } catch (e) {
+      source = null; // not a valid selector
+    }
+    source = source || document.body || document.documentElement;
     const sourceStyle = computedStyle(source);
     let background = parseColor(sourceStyle && sourceStyle.backgroundColor);
     if (!background || background.a === 0) {
@@ -851,7 +860,7 @@
     style.setProperty("--idlegate-fg", rgb(text));
     style.setProperty("--idlegate-border", dark ? "rgba(250, 250, 250, 0.2)" : "rgba(49, 51, 63, 0.2)");
     style.setProperty("color-scheme", dark ? "dark" : "light");
-    // The app's own font (Streamlit's "Source Sans", or a custom theme font) when it has one.
+    // The app's own font (its default, or a custom theme font) when it has one.
     if (sourceStyle && sourceStyle.fontFamily) style.setProperty("--idlegate-font", sourceStyle.fontFamily);
   }
 

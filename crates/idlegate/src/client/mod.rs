@@ -14,6 +14,7 @@ use bytes::Bytes;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::apps::PageHints;
 use crate::config::Config;
 use crate::web::{PREFIX, TAB_API};
 use crate::ws::subprotocol::TAB_PROTOCOL_PREFIX;
@@ -31,13 +32,14 @@ pub struct ClientScript {
 }
 
 impl ClientScript {
-    /// Builds the script for this configuration. `socket_path` is the app's session socket.
-    pub fn new(config: &Config, socket_path: &str) -> Self {
+    /// Builds the script for this configuration and the app's pages.
+    pub fn new(config: &Config, hints: &PageHints) -> Self {
         let base = &config.app.base_path;
         let texts = &config.browser.texts;
         let settings = json!({
             "tabProtocolPrefix": TAB_PROTOCOL_PREFIX,
-            "socketSuffix": socket_path,
+            "socketSuffix": hints.socket_path,
+            "themeRoot": hints.theme_root,
             "tabUrl": format!("{base}{PREFIX}{TAB_API}"),
             "endedUrl": format!("{base}{PREFIX}ended"),
             "reportIntervalMs": config.browser.report_interval.as_millis() as u64,
@@ -108,13 +110,20 @@ impl ClientScript {
 mod tests {
     use super::*;
 
+    fn hints(socket_path: &str) -> PageHints {
+        PageHints {
+            socket_path: socket_path.to_owned(),
+            theme_root: None,
+        }
+    }
+
     #[test]
     fn script_carries_its_settings_and_a_versioned_tag() {
         let config = Config::from_toml(
             "[app]\nbase_path = \"/x\"\n[tabs]\nidle_timeout = \"10m\"\nwarn_before = \"1m\"\n",
         )
         .unwrap();
-        let script = ClientScript::new(&config, "/x/_stcore/stream");
+        let script = ClientScript::new(&config, &hints("/x/_stcore/stream"));
         let body = std::str::from_utf8(&script.body).unwrap();
         assert!(!body.contains(CONFIG_SLOT));
         assert!(body.contains("\"warnBeforeMs\":60000"), "{body}");
@@ -124,7 +133,7 @@ mod tests {
             .starts_with("<script src=\"/x/_idlegate/client.js?v="));
         assert_eq!(script.version().len(), 16);
         let other = Config::from_toml("[tabs]\nwarn_before = \"off\"\n").unwrap();
-        let other = ClientScript::new(&other, "/_stcore/stream");
+        let other = ClientScript::new(&other, &hints("/_stcore/stream"));
         assert_ne!(other.version(), script.version());
         assert!(std::str::from_utf8(&other.body)
             .unwrap()
@@ -134,7 +143,7 @@ mod tests {
     #[test]
     fn script_answers_304_to_its_own_etag() {
         let config = Config::from_toml("").unwrap();
-        let script = ClientScript::new(&config, "/_stcore/stream");
+        let script = ClientScript::new(&config, &hints("/_stcore/stream"));
         let mut headers = HeaderMap::new();
         assert_eq!(script.respond(&headers).status(), StatusCode::OK);
         headers.insert(header::IF_NONE_MATCH, script.etag.clone());

@@ -95,7 +95,7 @@ pub(super) fn app(raw: &RawConfig, tabs: &TabPolicy) -> Result<AppConfig, Config
     if ttl.subsec_nanos() != 0 {
         return Err(ConfigError::invalid(
             "app.disconnected_session_ttl",
-            "must be whole seconds (Streamlit's setting is in seconds)",
+            "must be whole seconds (the app's own setting is in seconds)",
         ));
     }
     if tabs.reconnect_grace + Duration::from_secs(2) > ttl {

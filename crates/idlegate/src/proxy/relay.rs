@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
-use crate::apps::{App, DecodeError, Farewell, MessageDecoder};
+use crate::apps::{App, DecodeError, Farewell, Message, MessageDecoder, MessageKind};
 use crate::tracker::{EndNotice, Ending, TabConnection};
 use crate::ws::{close_payload, encode_frame, FrameError, FrameEvent, FrameReader, Opcode, Role};
 
@@ -71,7 +71,8 @@ struct Inspector {
     decoder: Box<dyn MessageDecoder>,
     /// Decode errors close the connection (browser side) or skip the message (app side).
     strict: bool,
-    binary_message: bool,
+    /// Whether the message in progress is one the decoder reads.
+    reading: bool,
     data_frame: bool,
     poisoned: bool,
 }
@@ -82,7 +83,7 @@ impl Inspector {
             reader: FrameReader::new(role, max),
             decoder,
             strict: role == Role::FromClient,
-            binary_message: false,
+            reading: false,
             data_frame: false,
             poisoned: false,
         }
@@ -93,26 +94,29 @@ impl Inspector {
             reader,
             decoder,
             strict,
-            binary_message,
+            reading,
             data_frame,
             poisoned,
         } = self;
         let mut error: Option<DecodeError> = None;
         reader.feed(bytes, &mut |event| match event {
             FrameEvent::Header(header) => {
-                *data_frame = match header.opcode {
-                    Opcode::Binary => {
-                        *binary_message = true;
-                        *poisoned = false;
-                        decoder.begin();
-                        true
+                let kind = match header.opcode {
+                    Opcode::Binary => Some(MessageKind::Binary),
+                    Opcode::Text => Some(MessageKind::Text),
+                    Opcode::Continuation | Opcode::Close | Opcode::Ping | Opcode::Pong => None,
+                };
+                *data_frame = match (kind, header.opcode) {
+                    (Some(kind), _) => {
+                        *reading = decoder.reads(kind);
+                        if *reading {
+                            *poisoned = false;
+                            decoder.begin(kind);
+                        }
+                        *reading
                     }
-                    Opcode::Text => {
-                        *binary_message = false;
-                        false
-                    }
-                    Opcode::Continuation => *binary_message,
-                    Opcode::Close | Opcode::Ping | Opcode::Pong => false,
+                    (None, Opcode::Continuation) => *reading,
+                    (None, _) => false,
                 };
             }
             FrameEvent::Payload(piece) => {
@@ -237,7 +241,7 @@ async fn say_farewell<R, W>(
         let mut asked = false;
         let read = reader.feed(&buf[..n], &mut |event| {
             if let FrameEvent::End(header) = event {
-                asked |= header.fin && header.opcode == Opcode::Binary;
+                asked |= header.fin && matches!(header.opcode, Opcode::Binary | Opcode::Text);
             }
         });
         if read.is_err() {
@@ -260,11 +264,16 @@ async fn say_farewell<R, W>(
 
 async fn send_messages<W: AsyncWrite + Unpin>(
     to: &mut W,
-    messages: &[Vec<u8>],
+    messages: &[Message],
 ) -> std::io::Result<()> {
     let mut frames = Vec::new();
     for message in messages {
-        encode_frame(&mut frames, Opcode::Binary, true, message, None);
+        match message {
+            Message::Binary(bytes) => encode_frame(&mut frames, Opcode::Binary, true, bytes, None),
+            Message::Text(text) => {
+                encode_frame(&mut frames, Opcode::Text, true, text.as_bytes(), None)
+            }
+        }
     }
     to.write_all(&frames).await?;
     to.flush().await

@@ -1,7 +1,8 @@
 //! Replaying the [`Release`]s of ended tabs to the app (deleting their uploaded files).
 //!
-//! Streamlit frees an expired session's memory but keeps the files uploaded to it; the same
-//! `DELETE` the page sends when a person removes a file frees them. [`Releaser`] subscribes
+//! An app may free an expired session's memory but keep the files uploaded to it; the same
+//! request the page sends when a person removes a file frees them (the app kind says which,
+//! as an [`UploadEvent`](crate::apps::UploadEvent)). [`Releaser`] subscribes
 //! to tab ends and hands their releases to [`run`], which replays them one after another on
 //! its own task, never on a request's path.
 

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 /// by the difference of two one-way delays and the script's timer resolution.
 pub const MATCH_WINDOW: Duration = Duration::from_secs(1);
 /// How long before an upload starts a person's send may be and still be what started it
-/// (Streamlit asks for upload URLs over its socket, then uploads).
+/// (an app may ask for upload URLs over its socket first, then upload).
 pub const UPLOAD_WINDOW: Duration = Duration::from_secs(10);
 /// How long a reported send waits for its request, and is remembered for uploads.
 const SEND_TTL: Duration = Duration::from_secs(15);

@@ -14,12 +14,15 @@
 //!   one connection after that time.
 
 pub mod collect;
+mod kind;
 pub mod launch;
 pub mod message;
 pub mod options;
 pub mod probe;
 pub mod protowire;
 pub mod reclaim;
+
+pub use kind::{StreamlitKind, KIND};
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -28,7 +31,11 @@ use futures_util::future::BoxFuture;
 
 use http::{HeaderMap, Method};
 
-use super::{App, DecodeError, EndText, Farewell, MessageDecoder, UploadEvent};
+use super::kind::Runtime;
+use super::{
+    App, DecodeError, EndText, Farewell, Message, MessageDecoder, MessageKind, PageHints,
+    UploadEvent,
+};
 use crate::config::Upstream;
 use crate::lifecycle::{Release, Signal};
 use message::{BackMsgKind, BackMsgScanner, ForwardMsgScanner};
@@ -45,7 +52,7 @@ pub struct Streamlit {
     upload_prefix: String,
     reclaimer: Option<reclaim::Reclaimer>,
     probe: Option<Arc<probe::ResumeProbe>>,
-    runtime: Option<collect::AppRuntime>,
+    runtime: Option<Arc<dyn Runtime>>,
 }
 
 impl Streamlit {
@@ -63,7 +70,7 @@ impl Streamlit {
     }
 
     /// Ends sessions for good in the app's runtime, when idlegate launched it.
-    pub fn with_runtime(mut self, runtime: Option<collect::AppRuntime>) -> Self {
+    pub fn with_runtime(mut self, runtime: Option<Arc<dyn Runtime>>) -> Self {
         self.runtime = runtime;
         self
     }
@@ -95,8 +102,12 @@ impl App for Streamlit {
         (base != self.base_path).then(|| base.to_owned())
     }
 
-    fn session_socket_path(&self) -> &str {
-        &self.stream_path
+    fn page_hints(&self) -> PageHints {
+        PageHints {
+            socket_path: self.stream_path.clone(),
+            // The app's root element carries the theme's colours and font (`frontend/app`).
+            theme_root: Some(".stApp".to_owned()),
+        }
     }
 
     fn resume_id(&self, headers: &HeaderMap) -> Option<String> {
@@ -143,14 +154,14 @@ impl App for Streamlit {
         })
     }
 
-    fn redirect_message(&self, url: &str) -> Option<Vec<u8>> {
-        Some(message::encode_auth_redirect(url))
+    fn redirect_message(&self, url: &str) -> Option<Message> {
+        Some(Message::Binary(message::encode_auth_redirect(url)))
     }
 
     fn farewell(&self, url: &str, embedded: bool, text: &EndText<'_>) -> Farewell {
         if !embedded {
             return Farewell {
-                messages: vec![message::encode_auth_redirect(url)],
+                messages: vec![Message::Binary(message::encode_auth_redirect(url))],
                 ..Farewell::default()
             };
         }
@@ -169,10 +180,15 @@ impl App for Streamlit {
             text.title,
             &markdown,
         ));
+        let binary = |messages: Vec<Vec<u8>>| messages.into_iter().map(Message::Binary).collect();
         Farewell {
-            messages: message::encode_page_replacement("idlegate-ended", text.title, &markdown),
+            messages: binary(message::encode_page_replacement(
+                "idlegate-ended",
+                text.title,
+                &markdown,
+            )),
             hold: true,
-            again,
+            again: binary(again),
         }
     }
 
@@ -399,7 +415,7 @@ fn remember<T>(queue: &mut VecDeque<T>, item: T) {
 }
 
 impl MessageDecoder for BrowserDecoder {
-    fn begin(&mut self) {
+    fn begin(&mut self, _kind: MessageKind) {
         self.scanner.reset();
     }
 
@@ -462,7 +478,7 @@ struct AppDecoder {
 }
 
 impl MessageDecoder for AppDecoder {
-    fn begin(&mut self) {
+    fn begin(&mut self, _kind: MessageKind) {
         self.scanner.reset();
     }
 

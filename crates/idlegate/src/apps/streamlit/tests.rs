@@ -14,7 +14,7 @@ fn protocols(value: &str) -> HeaderMap {
 
 fn signals(decoder: &mut dyn MessageDecoder, message: &[u8]) -> Vec<Signal> {
     let mut out = Vec::new();
-    decoder.begin();
+    decoder.begin(crate::apps::MessageKind::Binary);
     for piece in message.chunks(7) {
         decoder.feed(piece).unwrap();
     }
@@ -154,7 +154,7 @@ fn redirect_message_is_an_auth_redirect() {
     let app = Streamlit::new("", None);
     assert_eq!(
         app.redirect_message("/x").unwrap(),
-        [0xc2, 0x01, 0x04, 0x0a, 0x02, 0x2f, 0x78]
+        crate::apps::Message::Binary(vec![0xc2, 0x01, 0x04, 0x0a, 0x02, 0x2f, 0x78])
     );
 }
 

@@ -63,23 +63,29 @@ struct Harness {
 }
 
 fn start() -> Harness {
+    start_with(Streamlit::new("", None), |notice: &EndNotice| Farewell {
+        messages: vec![crate::apps::Message::Binary(
+            crate::apps::streamlit::message::encode_auth_redirect(&format!(
+                "/_idlegate/ended?reason={}",
+                notice.reason
+            )),
+        )],
+        ..Farewell::default()
+    })
+}
+
+/// A relay for `app`, whose pages are told `farewell` when their tab ends.
+fn start_with<A: App>(kind: A, farewell: fn(&EndNotice) -> Farewell) -> Harness {
     let tracker = Tracker::start(policy());
     let (browser, browser_side) = duplex(64 * 1024);
     let (app, app_side) = duplex(64 * 1024);
     let conn = tracker.connect(&Entry::default(), None).unwrap();
     let relay = tokio::spawn(async move {
-        let app = Streamlit::new("", None);
-        let farewell = |notice: &EndNotice| Farewell {
-            messages: vec![crate::apps::streamlit::message::encode_auth_redirect(
-                &format!("/_idlegate/ended?reason={}", notice.reason),
-            )],
-            ..Farewell::default()
-        };
         let options = RelayOptions {
             max_message_bytes: 1 << 20,
             farewell: &farewell,
         };
-        let outcome = run(browser_side, app_side, &conn, &app, &options).await;
+        let outcome = run(browser_side, app_side, &conn, &kind, &options).await;
         conn.closed();
         outcome
     });
@@ -241,4 +247,73 @@ async fn a_large_message_passes_through_intact() {
     let got = read_exactly(&mut h.browser, 300_000 + 10).await;
     let (_app, down) = writer.await.unwrap();
     assert_eq!(got, down);
+}
+
+#[tokio::test]
+async fn text_frames_reach_a_kind_that_reads_them_and_its_farewell_is_text() {
+    use crate::apps::sketches::Shiny;
+    let mut h = start_with(Shiny, |notice: &EndNotice| {
+        Shiny.farewell(
+            &format!("/_idlegate/ended?reason={}", notice.reason),
+            false,
+            &crate::apps::EndText {
+                title: "",
+                message: "",
+                start_label: "",
+                start_href: "/",
+            },
+        )
+    });
+    let down = frame(
+        Opcode::Text,
+        br#"{"config":{"workerId":"","sessionId":"shiny-1"}}"#,
+        false,
+    );
+    h.app.write_all(&down).await.unwrap();
+    read_exactly(&mut h.browser, down.len()).await;
+    // A person's input in a text frame, split in two frames, is activity; the page's own
+    // `.clientdata_` update is not.
+    let before = h.tracker.deadline_of(1).unwrap().at;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let own = frame(
+        Opcode::Text,
+        br#"{"method":"update","data":{".clientdata_pixelratio":2}}"#,
+        true,
+    );
+    h.browser.write_all(&own).await.unwrap();
+    read_exactly(&mut h.app, own.len()).await;
+    assert_eq!(h.tracker.deadline_of(1).unwrap().at, before);
+    let input = br#"{"method":"update","data":{"n":3}}"#;
+    let (a, b) = input.split_at(10);
+    let mut first = Vec::new();
+    encode_frame(&mut first, Opcode::Text, false, a, Some([1, 2, 3, 4]));
+    let mut second = Vec::new();
+    encode_frame(
+        &mut second,
+        Opcode::Continuation,
+        true,
+        b,
+        Some([5, 6, 7, 8]),
+    );
+    let up = [first, second].concat();
+    h.browser.write_all(&up).await.unwrap();
+    read_exactly(&mut h.app, up.len()).await;
+    assert!(
+        h.tracker.deadline_of(1).unwrap().at > before,
+        "input counted"
+    );
+    // The session id came from a text frame: a page asking for it joins the tab.
+    let again = h
+        .tracker
+        .admit(Some("shiny-1"), None, None)
+        .expect("admitted");
+    assert_eq!(again.resume.as_deref(), Some("shiny-1"));
+    assert_eq!(h.tracker.end_all(EndReason::Idle), 1);
+    let sent = read_to_end(&mut h.browser).await;
+    let text = String::from_utf8_lossy(&sent);
+    assert!(
+        text.contains(r#"{"javascript":"location.href = \"/_idlegate/ended?reason=idle\""}"#),
+        "{text}"
+    );
+    assert_eq!(sent[0] & 0x0f, 0x1, "a text frame");
 }
