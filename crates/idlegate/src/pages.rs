@@ -4,7 +4,7 @@
 //! content security policy. Every dynamic part is escaped.
 
 use crate::config::{fill_placeholders, human_duration, TabPolicy, Texts};
-use crate::tracker::EndReason;
+use crate::lifecycle::EndReason;
 
 /// Text that explains an end reason to the person whose tab it was.
 pub fn end_message(reason: Option<EndReason>, policy: &TabPolicy, texts: &Texts) -> String {

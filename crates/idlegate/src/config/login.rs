@@ -128,29 +128,7 @@ pub fn login(raw: &RawLogin, listen: SocketAddr) -> Result<LoginConfig, ConfigEr
     }
     let max_lifetime = duration::parse_optional(&raw.max_lifetime)
         .map_err(|reason| ConfigError::invalid("login.max_lifetime", reason))?;
-    let mode = match raw.mode.as_str() {
-        "none" => LoginMode::None,
-        "password" => {
-            let Some(path) = raw.users_file.as_deref() else {
-                return Err(ConfigError::invalid(
-                    "login.users_file",
-                    "password mode needs a users file (name:hash lines; make hashes with \
-                     `idlegate hash-password`)",
-                ));
-            };
-            LoginMode::Password {
-                users: read_users(path)?,
-            }
-        }
-        "header" => LoginMode::Header,
-        "oidc" => LoginMode::Oidc(oidc(&raw.oidc)?),
-        other => {
-            return Err(ConfigError::invalid(
-                "login.mode",
-                format!("{other:?} is not one of \"none\", \"password\", \"oidc\", \"header\""),
-            ))
-        }
-    };
+    let mode = mode(raw)?;
     let cookie_keys = match raw.cookie_keys_file.as_deref() {
         Some(path) => read_keys(path)?,
         None => Vec::new(),
@@ -175,11 +153,53 @@ pub fn login(raw: &RawLogin, listen: SocketAddr) -> Result<LoginConfig, ConfigEr
         email: header("login.email_header", &raw.email_header)?,
         groups: header("login.groups_header", &raw.groups_header)?,
     };
-    let sign_out_url = match raw.sign_out_url.as_deref().map(str::trim) {
+    let sign_out_url = sign_out_url(raw, &mode)?;
+    Ok(LoginConfig {
+        mode,
+        idle_timeout,
+        max_lifetime,
+        cookie_keys,
+        cookie_secure: raw.cookie_secure,
+        attempts_per_minute,
+        headers,
+        sign_out_url,
+    })
+}
+
+/// `login.mode`, with the files and settings that mode needs.
+fn mode(raw: &RawLogin) -> Result<LoginMode, ConfigError> {
+    Ok(match raw.mode.as_str() {
+        "none" => LoginMode::None,
+        "password" => {
+            let Some(path) = raw.users_file.as_deref() else {
+                return Err(ConfigError::invalid(
+                    "login.users_file",
+                    "password mode needs a users file (name:hash lines; make hashes with \
+                     `idlegate hash-password`)",
+                ));
+            };
+            LoginMode::Password {
+                users: read_users(path)?,
+            }
+        }
+        "header" => LoginMode::Header,
+        "oidc" => LoginMode::Oidc(oidc(&raw.oidc)?),
+        other => {
+            return Err(ConfigError::invalid(
+                "login.mode",
+                format!("{other:?} is not one of \"none\", \"password\", \"oidc\", \"header\""),
+            ))
+        }
+    })
+}
+
+/// `login.sign_out_url`: header mode only; a path on this host or an http(s) URL.
+fn sign_out_url(raw: &RawLogin, mode: &LoginMode) -> Result<Option<String>, ConfigError> {
+    Ok(match raw.sign_out_url.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(url) => {
             let key = "login.sign_out_url";
-            if mode != LoginMode::Header {
+            if *mode != LoginMode::Header {
                 return Err(ConfigError::invalid(
                     key,
                     "is for login.mode = \"header\" (the proxy in front's sign-out)",
@@ -197,16 +217,6 @@ pub fn login(raw: &RawLogin, listen: SocketAddr) -> Result<LoginConfig, ConfigEr
             }
             Some(url.to_owned())
         }
-    };
-    Ok(LoginConfig {
-        mode,
-        idle_timeout,
-        max_lifetime,
-        cookie_keys,
-        cookie_secure: raw.cookie_secure,
-        attempts_per_minute,
-        headers,
-        sign_out_url,
     })
 }
 

@@ -103,22 +103,36 @@ impl fmt::Display for EndReason {
 }
 
 /// How a tab ended, as the page is to be told: why, the page it was on (to start again
-/// there), and whether it is embedded in another page (so it cannot be sent elsewhere).
+/// there), whether it is embedded in another page (so it cannot be sent elsewhere), and how
+/// often the page was sent away already.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndNotice {
     pub reason: EndReason,
     pub page: Option<String>,
     pub embedded: bool,
+    /// How many times the page was sent to the "session ended" page already. A page that
+    /// keeps coming back evidently cannot leave (an iframe the app does not know it is in)
+    /// and is told in place instead ([`EndNotice::stays`]).
+    pub sent_away: u8,
 }
 
 impl EndNotice {
+    /// After this many times sent away, a page that comes back again is told in place.
+    pub const SENT_AWAY_LIMIT: u8 = 2;
+
     /// A notice that knows only the reason.
     pub fn reason(reason: EndReason) -> Self {
         Self {
             reason,
             page: None,
             embedded: false,
+            sent_away: 0,
         }
+    }
+
+    /// Whether the page must be told in place, for it cannot (or does not) leave.
+    pub fn stays(&self) -> bool {
+        self.embedded || self.sent_away >= Self::SENT_AWAY_LIMIT
     }
 }
 

@@ -43,7 +43,7 @@ impl Context {
             .unwrap_or(&home);
         self.app.farewell(
             &url,
-            notice.embedded,
+            notice.stays(),
             &EndText {
                 title: &texts.ended_title,
                 message: &message,

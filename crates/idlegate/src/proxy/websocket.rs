@@ -18,6 +18,7 @@ use http::header::{
 use http::{Request, Response, StatusCode};
 use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use sha1::{Digest, Sha1};
 use std::time::Duration;
@@ -32,7 +33,7 @@ use crate::apps::Farewell;
 use crate::error::ProxyError;
 use crate::redact::short_hash;
 use crate::store::LoginSession;
-use crate::tracker::{EndNotice, EndReason, Refused, TabId};
+use crate::tracker::{EndNotice, EndReason, Entry, Refused, TabId};
 use crate::ws::subprotocol::{tab_protocol, take_tab_token};
 
 /// RFC 6455 §1.3.
@@ -46,18 +47,7 @@ pub async fn upgrade(
     peer: SocketAddr,
     login: Option<Arc<LoginSession>>,
 ) -> Result<Response<Body>, ProxyError> {
-    if !cx.app.is_session_socket(req.uri().path()) {
-        if let Some(theirs) = cx.app.other_base_path(req.uri().path()) {
-            tracing::error!(
-                page_base_path = %theirs,
-                app_base_path = %cx.config.app.base_path,
-                "a page asks for the app's session socket under another base path: the app \
-                 serves under one app.base_path does not name; its sockets are refused until \
-                 they agree"
-            );
-        }
-        return Err(ProxyError::NoSocket);
-    }
+    session_socket(&cx, req.uri().path())?;
     // The page script's token is idlegate's business: the app never sees it.
     let (token, offered_ours) = take_tab_token(req.headers_mut());
     let resume = cx.app.resume_id(req.headers());
@@ -66,13 +56,8 @@ pub async fn upgrade(
         .admit(resume.as_deref(), token.as_deref(), login.as_ref())
     {
         Ok(entry) => entry,
-        Err(Refused::Ended(notice)) => {
-            let farewell = cx.farewell(&notice);
-            return answer_with(cx, req, farewell, notice.reason.as_str());
-        }
-        Err(Refused::OverUserCap) => {
-            let farewell = cx.redirect(&cx.refused_url());
-            return answer_with(cx, req, farewell, "over the per-user tab limit");
+        Err(refused) => {
+            return refuse(cx, req, refused, resume.as_deref(), token.as_deref());
         }
     };
     if resume.is_some() && entry.resume.is_none() {
@@ -85,10 +70,90 @@ pub async fn upgrade(
         .filter(|_| offered_ours)
         .map(tab_protocol)
         .and_then(|p| HeaderValue::from_str(&p).ok());
-
     let browser_upgrade = hyper::upgrade::on(&mut req);
+    let (mut response, host) = handshake(&cx, req, peer).await?;
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let (mut parts, body) = response.into_parts();
+        remove_hop_by_hop(&mut parts.headers);
+        return Ok(Response::from_parts(parts, Body::new(body)));
+    }
+    if let Some(host) = &host {
+        cx.app.accepted_host(host);
+    }
+    let app_upgrade = hyper::upgrade::on(&mut response);
+    let mut headers = response.headers().clone();
+    remove_hop_by_hop(&mut headers);
+    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    if let (Some(ours), false) = (our_protocol, headers.contains_key(SEC_WEBSOCKET_PROTOCOL)) {
+        headers.insert(SEC_WEBSOCKET_PROTOCOL, ours);
+    }
+    let mut answer = Response::new(Body::empty());
+    *answer.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    *answer.headers_mut() = headers;
+    let tasks = cx.tasks.clone();
+    tasks.spawn(async move {
+        match tokio::try_join!(browser_upgrade, app_upgrade) {
+            Ok((browser, app)) => {
+                relay_tab(&cx, TokioIo::new(browser), TokioIo::new(app), entry, login).await
+            }
+            Err(e) => tracing::debug!(error = %e, "WebSocket upgrade did not complete"),
+        }
+        cx.app.session_closed();
+    });
+    Ok(answer)
+}
+
+/// Refuses an upgrade anywhere but the app's session socket.
+fn session_socket(cx: &Context, path: &str) -> Result<(), ProxyError> {
+    if cx.app.is_session_socket(path) {
+        return Ok(());
+    }
+    if let Some(theirs) = cx.app.other_base_path(path) {
+        tracing::error!(
+            page_base_path = %theirs,
+            app_base_path = %cx.config.app.base_path,
+            "a page asks for the app's session socket under another base path: the app \
+             serves under one app.base_path does not name; its sockets are refused until \
+             they agree"
+        );
+    }
+    Err(ProxyError::NoSocket)
+}
+
+/// Answers a page that may not reach the app itself: its tab ended (it is told so, in place
+/// once it came back after being sent away), or its user has as many tabs as allowed.
+fn refuse(
+    cx: Arc<Context>,
+    req: Request<Incoming>,
+    refused: Refused,
+    resume: Option<&str>,
+    token: Option<&str>,
+) -> Result<Response<Body>, ProxyError> {
+    match refused {
+        Refused::Ended(notice) => {
+            let farewell = cx.farewell(&notice);
+            if !notice.stays() {
+                cx.tracker.sent_away(resume, token, &notice);
+            }
+            answer_with(cx, req, farewell, notice.reason.as_str())
+        }
+        Refused::OverUserCap => {
+            let farewell = cx.redirect(&cx.refused_url());
+            answer_with(cx, req, farewell, "over the per-user tab limit")
+        }
+    }
+}
+
+/// Sends the upgrade request to the app on a connection of its own. Returns the app's
+/// answer and the `Host` the request named.
+async fn handshake(
+    cx: &Context,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<(Response<Incoming>, Option<String>), ProxyError> {
     let (mut parts, _) = req.into_parts();
-    prepare_request_head(&cx, &mut parts, peer)?;
+    prepare_request_head(cx, &mut parts, peer)?;
     // This connection is made by hand, so the request line takes the origin form.
     if let Some(target) = parts.uri.path_and_query().cloned() {
         parts.uri = target.into();
@@ -107,8 +172,7 @@ pub async fn upgrade(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let request = Request::from_parts(parts, Empty::<Bytes>::new());
-
-    let stream = connect(&cx).await?;
+    let stream = connect(cx).await?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| ProxyError::Upstream(Box::new(e)))?;
@@ -117,75 +181,51 @@ pub async fn upgrade(
             tracing::debug!(error = %e, "app connection for an upgrade failed");
         }
     });
-    let mut response = sender
+    let response = sender
         .send_request(request)
         .await
         .map_err(|e| ProxyError::Upstream(Box::new(e)))?;
-    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-        let (mut parts, body) = response.into_parts();
-        remove_hop_by_hop(&mut parts.headers);
-        return Ok(Response::from_parts(parts, Body::new(body)));
-    }
+    Ok((response, host))
+}
 
-    if let Some(host) = &host {
-        cx.app.accepted_host(host);
-    }
-    let app_upgrade = hyper::upgrade::on(&mut response);
-    let mut headers = response.headers().clone();
-    remove_hop_by_hop(&mut headers);
-    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    if let (Some(ours), false) = (our_protocol, headers.contains_key(SEC_WEBSOCKET_PROTOCOL)) {
-        headers.insert(SEC_WEBSOCKET_PROTOCOL, ours);
-    }
-    let mut answer = Response::new(Body::empty());
-    *answer.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    *answer.headers_mut() = headers;
-
-    let tasks = cx.tasks.clone();
-    tasks.spawn(async move {
-        let (browser, app) = match tokio::try_join!(browser_upgrade, app_upgrade) {
-            Ok(both) => both,
-            Err(e) => {
-                tracing::debug!(error = %e, "WebSocket upgrade did not complete");
-                cx.app.session_closed();
-                return;
-            }
-        };
-        let browser = TokioIo::new(browser);
-        let app = TokioIo::new(app);
-        match cx.tracker.connect(&entry, login) {
-            Ok(conn) => {
-                match &entry.resume {
-                    Some(id) => check_resumed(&cx, conn.tab_id(), id),
-                    None if conn.is_reconnect() => {
-                        tracing::info!(tab = conn.tab_id(), "tab session reconnected");
-                    }
-                    None => {}
+/// Joins the upgraded connections to their tab and relays until either side goes away or
+/// the tab ends.
+async fn relay_tab(
+    cx: &Arc<Context>,
+    browser: TokioIo<Upgraded>,
+    app: TokioIo<Upgraded>,
+    entry: Entry,
+    login: Option<Arc<LoginSession>>,
+) {
+    match cx.tracker.connect(&entry, login) {
+        Ok(conn) => {
+            match &entry.resume {
+                Some(id) => check_resumed(cx, conn.tab_id(), id),
+                None if conn.is_reconnect() => {
+                    tracing::info!(tab = conn.tab_id(), "tab session reconnected");
                 }
-                let farewell = |notice: &EndNotice| cx.farewell(notice);
-                let options = RelayOptions {
-                    max_message_bytes: cx.config.proxy.max_message_bytes,
-                    farewell: &farewell,
-                };
-                let outcome = relay::run(browser, app, &conn, cx.app.as_ref(), &options).await;
-                tracing::debug!(tab = conn.tab_id(), ?outcome, "tab connection finished");
-                conn.closed();
+                None => {}
             }
-            Err(refused) => {
-                // The session ended (or the user reached the tab limit) while the app was
-                // accepting this connection.
-                drop(app);
-                let farewell = match refused {
-                    Refused::Ended(notice) => cx.farewell(&notice),
-                    Refused::OverUserCap => cx.redirect(&cx.refused_url()),
-                };
-                relay::farewell_alone(browser, farewell).await;
-            }
+            let farewell = |notice: &EndNotice| cx.farewell(notice);
+            let options = RelayOptions {
+                max_message_bytes: cx.config.proxy.max_message_bytes,
+                farewell: &farewell,
+            };
+            let outcome = relay::run(browser, app, &conn, cx.app.as_ref(), &options).await;
+            tracing::debug!(tab = conn.tab_id(), ?outcome, "tab connection finished");
+            conn.closed();
         }
-        cx.app.session_closed();
-    });
-    Ok(answer)
+        Err(refused) => {
+            // The session ended (or the user reached the tab limit) while the app was
+            // accepting this connection.
+            drop(app);
+            let farewell = match refused {
+                Refused::Ended(notice) => cx.farewell(&notice),
+                Refused::OverUserCap => cx.redirect(&cx.refused_url()),
+            };
+            relay::farewell_alone(browser, farewell).await;
+        }
+    }
 }
 
 /// Makes sure a page that reconnected got its own app session back; when the app made it a

@@ -118,6 +118,7 @@ fn notice(reason: EndReason) -> EndNotice {
         reason,
         page: Some("/report?id=42".to_owned()),
         embedded: true,
+        sent_away: 1,
     }
 }
 

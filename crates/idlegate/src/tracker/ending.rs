@@ -6,7 +6,7 @@
 
 use tokio::time::Instant;
 
-use super::{lock, EndReason, Ending, TabId, Tracker, TOMBSTONE_TTL};
+use super::{lock, EndNotice, EndReason, Ending, TabId, Tracker, TOMBSTONE_TTL};
 use crate::lifecycle::{Event, TabEnd};
 use crate::store::EndedId;
 
@@ -22,7 +22,9 @@ impl Tracker {
                 return false;
             };
             let inner = lock(&tab.inner);
-            let notice = inner.notice(reason);
+            let mut notice = inner.notice(reason);
+            // A page still connected is sent away now, by the connection.
+            notice.sent_away = u8::from(inner.connection.is_some() && !notice.embedded);
             if let Some(app_session) = &inner.app_session {
                 registry.by_app_session.remove(app_session);
                 let id = EndedId::AppSession(app_session);
@@ -78,6 +80,26 @@ impl Tracker {
             }))
         });
         true
+    }
+
+    /// A page asking for an ended tab (by its app session id or page token) was sent away
+    /// once more: the next time it comes back, it is told in place.
+    pub fn sent_away(&self, app_session: Option<&str>, client: Option<&str>, notice: &EndNotice) {
+        let stores = &self.shared.stores;
+        let now = stores.clock.now_ms();
+        let told = EndNotice {
+            sent_away: notice.sent_away.saturating_add(1),
+            ..notice.clone()
+        };
+        let ids = app_session
+            .map(EndedId::AppSession)
+            .into_iter()
+            .chain(client.map(EndedId::PageToken));
+        for id in ids {
+            if stores.ended.find(id, now).is_some() {
+                stores.ended.bury(id, &told, now, TOMBSTONE_TTL);
+            }
+        }
     }
 
     /// Ends every tab of a signed-in user (they signed out). Returns how many ended.

@@ -147,6 +147,7 @@ impl TabInner {
             reason,
             page: self.page.clone(),
             embedded: self.embedded,
+            sent_away: 0,
         }
     }
 

@@ -397,14 +397,19 @@ async fn page_reports_reach_the_tab_of_its_token() {
         tracker.report(TOKEN, None, &Report::input(Duration::ZERO)),
         TabStatus::Ended(EndReason::Admin)
     );
-    // The page's reconnect is refused with the reason, like a resumed app session would be.
+    // The page's reconnect is refused with the reason, like a resumed app session would be
+    // (and the page was sent away once already, by its connection).
+    let sent_away_once = EndNotice {
+        sent_away: 1,
+        ..EndNotice::reason(EndReason::Admin)
+    };
     assert_eq!(
         tracker.admit(None, Some(TOKEN), None),
-        Err(Refused::Ended(EndNotice::reason(EndReason::Admin)))
+        Err(Refused::Ended(sent_away_once.clone()))
     );
     assert_eq!(
         tracker.connect(&entry(None, Some(TOKEN)), None).err(),
-        Some(Refused::Ended(EndNotice::reason(EndReason::Admin)))
+        Some(Refused::Ended(sent_away_once))
     );
 }
 
@@ -1026,4 +1031,35 @@ async fn an_expired_login_is_published_once_with_its_tabs_ends() {
         .count();
     assert_eq!(tab_ends, 2);
     assert!(tracker.stores().logins.get(alice.id()).is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_page_that_keeps_coming_back_after_being_sent_away_is_told_in_place() {
+    let tracker = Tracker::start(policy(60));
+    let notice_of = |tracker: &Tracker, id: &str| match tracker.admit(Some(id), None, None) {
+        Err(Refused::Ended(notice)) => notice,
+        other => panic!("not ended: {other:?}"),
+    };
+    // Ended while connected: the connection sends the page away once.
+    let live = tracker.connect(&entry(Some("live"), None), None).unwrap();
+    assert!(tracker.end(live.tab_id(), EndReason::Idle));
+    let notice = notice_of(&tracker, "live");
+    assert_eq!(notice.sent_away, 1);
+    assert!(!notice.stays(), "a lost redirect gets another chance");
+    tracker.sent_away(Some("live"), None, &notice);
+    let notice = notice_of(&tracker, "live");
+    assert!(
+        notice.stays(),
+        "sent away twice and back again: told in place"
+    );
+    // Ended while away: the first page to come back is sent away, not yet told in place.
+    let away = tracker.connect(&entry(Some("away"), None), None).unwrap();
+    let id = away.tab_id();
+    away.closed();
+    assert!(tracker.end(id, EndReason::Idle));
+    let notice = notice_of(&tracker, "away");
+    assert_eq!(notice.sent_away, 0);
+    tracker.sent_away(Some("away"), None, &notice);
+    assert_eq!(notice_of(&tracker, "away").sent_away, 1);
+    assert_eq!(notice_of(&tracker, "away").reason, EndReason::Idle);
 }

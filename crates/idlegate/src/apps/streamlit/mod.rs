@@ -14,6 +14,7 @@
 //!   one connection after that time.
 
 pub mod collect;
+mod decode;
 mod kind;
 pub mod launch;
 pub mod message;
@@ -24,7 +25,6 @@ pub mod reclaim;
 
 pub use kind::{StreamlitKind, KIND};
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -32,18 +32,10 @@ use futures_util::future::BoxFuture;
 use http::{HeaderMap, Method};
 
 use super::kind::Runtime;
-use super::{
-    App, DecodeError, EndText, Farewell, Message, MessageDecoder, MessageKind, PageHints,
-    UploadEvent,
-};
+use super::{App, EndText, Farewell, Message, MessageDecoder, PageHints, UploadEvent};
 use crate::config::Upstream;
-use crate::lifecycle::{Release, Signal};
-use message::{BackMsgKind, BackMsgScanner, ForwardMsgScanner};
-
-/// `ForwardMsg.session_status_changed`.
-const FORWARD_SESSION_STATUS_CHANGED: u32 = 9;
-/// `ForwardMsg.auto_rerun`: the page is to ask for a fragment run on a timer.
-const FORWARD_AUTO_RERUN: u32 = 21;
+use crate::lifecycle::Release;
+use decode::{AppDecoder, BrowserDecoder};
 
 /// Streamlit behind idlegate.
 pub struct Streamlit {
@@ -120,14 +112,8 @@ impl App for Streamlit {
 
     fn decoders(&self) -> (Box<dyn MessageDecoder>, Box<dyn MessageDecoder>) {
         (
-            Box::new(BrowserDecoder {
-                scanner: BackMsgScanner::new(),
-                sorts: Sorts::default(),
-                page: None,
-            }),
-            Box::new(AppDecoder {
-                scanner: ForwardMsgScanner::new(),
-            }),
+            Box::<BrowserDecoder>::default(),
+            Box::<AppDecoder>::default(),
         )
     }
 
@@ -321,28 +307,6 @@ fn forget_resume(headers: &mut HeaderMap) {
     }
 }
 
-/// The path and query a page is at: the path of its URL, and the query string the page
-/// names apart (Streamlit keeps the query out of `context_info.url`).
-fn page_path(page: &message::PageContext) -> Option<String> {
-    let path = path_and_query(&page.url)?;
-    if page.query.is_empty() {
-        return Some(path);
-    }
-    let path = path.split('?').next().unwrap_or(&path);
-    Some(format!("{path}?{}", page.query))
-}
-
-/// The path and query of a page URL as the browser shows it (`http://host/p?q#f` →
-/// `/p?q`); `None` for anything that is not an absolute http(s) URL.
-fn path_and_query(url: &str) -> Option<String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))?;
-    let path = &rest[rest.find('/')?..];
-    let path = path.split('#').next().unwrap_or(path);
-    (!path.is_empty()).then(|| path.to_owned())
-}
-
 /// Text for Streamlit's markdown with every markdown and HTML sign escaped.
 fn escape_markdown(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -353,154 +317,6 @@ fn escape_markdown(text: &str) -> String {
         out.push(c);
     }
     out
-}
-
-fn decode_error(e: impl std::fmt::Display) -> DecodeError {
-    DecodeError(e.to_string())
-}
-
-/// At most this many table sources and sort orders are remembered per connection.
-const SORT_MEMORY: usize = 16;
-
-/// Browser→app: `BackMsg`.
-struct BrowserDecoder {
-    scanner: BackMsgScanner,
-    sorts: Sorts,
-    /// The page last reported to the tracker.
-    page: Option<message::PageContext>,
-}
-
-/// The sort orders a page's lazily loaded tables asked for. A page asks for rows by itself
-/// (after a refresh its tables get new sources and fetch again, in the same order), and when
-/// a person scrolls; only a person changes how a table is sorted. So a request for rows is a
-/// person's when it sorts a known source differently from before, or sorts a new source in an
-/// order none of the page's recent requests used.
-#[derive(Default)]
-struct Sorts {
-    /// Recent sources and the sort each last asked for, oldest first.
-    by_source: VecDeque<(u64, u64)>,
-    /// Recent sort orders of any source, oldest first.
-    orders: VecDeque<u64>,
-}
-
-impl Sorts {
-    /// Records a request; returns whether it changed a sort (a person did).
-    fn changed(&mut self, chunk: message::ChunkRequest) -> bool {
-        let known = self
-            .by_source
-            .iter()
-            .position(|(source, _)| *source == chunk.source);
-        let changed = match known {
-            Some(index) => self
-                .by_source
-                .remove(index)
-                .is_some_and(|(_, sort)| sort != chunk.sort),
-            // A new source: the page loading or refreshing a table, unless it asks for an
-            // order the page has not used (a person sorted a table it just loaded).
-            None => chunk.sort != 0 && !self.orders.contains(&chunk.sort),
-        };
-        remember(&mut self.by_source, (chunk.source, chunk.sort));
-        if !self.orders.contains(&chunk.sort) {
-            remember(&mut self.orders, chunk.sort);
-        }
-        changed
-    }
-}
-
-fn remember<T>(queue: &mut VecDeque<T>, item: T) {
-    if queue.len() == SORT_MEMORY {
-        queue.pop_front();
-    }
-    queue.push_back(item);
-}
-
-impl MessageDecoder for BrowserDecoder {
-    fn begin(&mut self, _kind: MessageKind) {
-        self.scanner.reset();
-    }
-
-    fn feed(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
-        self.scanner.feed(bytes).map_err(decode_error)
-    }
-
-    fn finish(&mut self, emit: &mut dyn FnMut(Signal)) -> Result<(), DecodeError> {
-        match self.scanner.finish().map_err(decode_error)? {
-            BackMsgKind::RerunScript {
-                is_auto_rerun,
-                fragment,
-            } => {
-                // Where the page is, from the URL its rerun names (`context_info.url`).
-                if self.scanner.page() != self.page.as_ref() {
-                    self.page = self.scanner.page().cloned();
-                    if let Some(page) = &self.page {
-                        if let Some(path) = page_path(page) {
-                            emit(Signal::Page {
-                                path,
-                                embedded: page.embedded,
-                            });
-                        }
-                    }
-                }
-                emit(Signal::RunRequested {
-                    automatic: is_auto_rerun,
-                    fragment,
-                });
-            }
-            // Only a person stops a run or clears the cache (the page's menu).
-            BackMsgKind::StopScript | BackMsgKind::ClearCache => emit(Signal::PersonMessage),
-            // Table rows: a person's only when they change a sort (see `Sorts`).
-            BackMsgKind::BackendOperationRequest => {
-                if let Some(chunk) = self.scanner.chunk() {
-                    if self.sorts.changed(chunk) {
-                        emit(Signal::PersonMessage);
-                    }
-                }
-            }
-            // The page sends these by itself too: a settings toggle the page restores, the
-            // deploy button's git info, upload URLs before an upload (the upload counts),
-            // heartbeats, debug messages.
-            BackMsgKind::SetRunOnSave
-            | BackMsgKind::LoadGitInfo
-            | BackMsgKind::FileUrlsRequest
-            | BackMsgKind::AppHeartbeat
-            | BackMsgKind::DebugDisconnectWebsocket
-            | BackMsgKind::DebugShutdownRuntime
-            | BackMsgKind::Unknown(_)
-            | BackMsgKind::Empty => {}
-        }
-        Ok(())
-    }
-}
-
-/// App→browser: `ForwardMsg`.
-struct AppDecoder {
-    scanner: ForwardMsgScanner,
-}
-
-impl MessageDecoder for AppDecoder {
-    fn begin(&mut self, _kind: MessageKind) {
-        self.scanner.reset();
-    }
-
-    fn feed(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
-        self.scanner.feed(bytes).map_err(decode_error)
-    }
-
-    fn finish(&mut self, emit: &mut dyn FnMut(Signal)) -> Result<(), DecodeError> {
-        let summary = self.scanner.finish().map_err(decode_error)?;
-        if let Some(id) = summary.session_id {
-            emit(Signal::SessionId(id));
-        }
-        if summary.kind == Some(FORWARD_AUTO_RERUN) {
-            emit(Signal::TimerSet);
-        }
-        if summary.kind == Some(FORWARD_SESSION_STATUS_CHANGED) {
-            if let Some(running) = summary.script_is_running {
-                emit(Signal::Running(running));
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

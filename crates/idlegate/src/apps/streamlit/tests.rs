@@ -1,7 +1,9 @@
 use http::{HeaderMap, HeaderValue, Method};
 
+use super::decode::*;
 use super::*;
 use crate::apps::App;
+use crate::lifecycle::Signal;
 
 fn protocols(value: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();

@@ -427,7 +427,7 @@ fn auth_redirect_encoding_matches_reference_bytes() {
     );
     assert_eq!(
         fwd(&encode_auth_redirect("/x")).unwrap().kind,
-        Some(fwd::AUTH_REDIRECT)
+        Some(forward::fields::AUTH_REDIRECT)
     );
     let long = "/".repeat(300);
     let bytes = encode_auth_redirect(&long);
