@@ -9,15 +9,22 @@ use crate::config::{LogConfig, LogFormat};
 
 /// A log filter that does not parse.
 #[derive(Debug, thiserror::Error)]
-#[error("log.level: {0}")]
-pub struct LogError(String);
+#[error("log.level: {directives:?} is not a level or filter")]
+pub struct LogError {
+    directives: String,
+    #[source]
+    source: tracing_subscriber::filter::ParseError,
+}
 
 /// Installs the global log subscriber. `RUST_LOG`, when set, overrides `log.level`.
 pub fn init(config: &LogConfig, rust_log: Option<&str>) -> Result<(), LogError> {
     let directives = rust_log.unwrap_or(&config.level);
     let filter = EnvFilter::builder()
         .parse(directives)
-        .map_err(|e| LogError(format!("{directives:?} is not a level or filter: {e}")))?;
+        .map_err(|source| LogError {
+            directives: directives.to_owned(),
+            source,
+        })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

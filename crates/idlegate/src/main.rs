@@ -40,7 +40,7 @@ fn main() -> ExitCode {
     }
     let rust_log = std::env::var("RUST_LOG").ok();
     if let Err(e) = idlegate::logging::init(&config.log, rust_log.as_deref()) {
-        return usage_error(&e.to_string());
+        return usage_error(&idlegate::error::chain(&e));
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

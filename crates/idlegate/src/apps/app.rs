@@ -131,10 +131,17 @@ pub struct SessionRequest {
     pub holds_session: bool,
 }
 
-/// A malformed app message.
+/// A malformed app message, and why.
 #[derive(Debug, thiserror::Error)]
-#[error("malformed app message: {0}")]
-pub struct DecodeError(pub String);
+#[error("malformed app message")]
+pub struct DecodeError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+impl DecodeError {
+    /// A decode error caused by `cause` (an error, or a message).
+    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(cause.into())
+    }
+}
 
 /// Reads one direction of an app's session socket (or a request-shaped session's event
 /// stream), one message at a time, and says what each message means for idleness. Fed the

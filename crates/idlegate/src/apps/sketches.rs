@@ -27,14 +27,14 @@ impl JsonText {
 
     fn feed(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         if self.buffer.len() + bytes.len() > 1 << 20 {
-            return Err(DecodeError("message over 1 MiB".into()));
+            return Err(DecodeError::new("message over 1 MiB"));
         }
         self.buffer.extend_from_slice(bytes);
         Ok(())
     }
 
     fn value(&self) -> Result<Value, DecodeError> {
-        serde_json::from_slice(&self.buffer).map_err(|e| DecodeError(e.to_string()))
+        serde_json::from_slice(&self.buffer).map_err(DecodeError::new)
     }
 }
 
@@ -279,8 +279,7 @@ impl MessageDecoder for GradioEvents {
         let Some(data) = text.trim().strip_prefix("data:") else {
             return Ok(());
         };
-        let event: Value =
-            serde_json::from_str(data.trim()).map_err(|e| DecodeError(e.to_string()))?;
+        let event: Value = serde_json::from_str(data.trim()).map_err(DecodeError::new)?;
         match event["msg"].as_str() {
             Some("process_starts") => emit(Signal::Running(true)),
             Some("process_completed") => emit(Signal::Running(false)),

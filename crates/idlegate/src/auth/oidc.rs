@@ -23,7 +23,6 @@ use tokio::time::Instant;
 
 use super::Identity;
 use crate::config::OidcConfig;
-use crate::error::chain;
 
 /// How long a sign-in may take at the provider.
 pub const ATTEMPT_TTL: Duration = Duration::from_secs(600);
@@ -41,19 +40,32 @@ type Client = CoreClient<
     EndpointMaybeSet,
 >;
 
-/// A sign-in that failed. The message is for the log and the page; it holds no secret.
+/// The cause of an [`OidcError`].
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// A sign-in that failed. The message and its causes ([`crate::error::chain`]) are for the log and the
+/// page; they hold no secret.
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
-    #[error("cannot read the OpenID provider's configuration: {0}")]
-    Discovery(String),
+    #[error("cannot read the OpenID provider's configuration")]
+    Discovery(#[source] Cause),
     #[error("the sign-in expired or was not started in this browser; start again")]
     UnknownAttempt,
-    #[error("the provider refused the sign-in: {0}")]
-    Provider(String),
-    #[error("the provider's answer could not be verified: {0}")]
-    Token(String),
+    #[error("the provider refused the sign-in")]
+    Provider(#[source] Cause),
+    #[error("the provider's answer could not be verified")]
+    Token(#[source] Cause),
     #[error("the redirect URL {0:?} is not valid")]
     RedirectUrl(String),
+}
+
+/// A cause that is only a message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Plain(&'static str);
+
+fn plain(message: &'static str) -> Cause {
+    Box::new(Plain(message))
 }
 
 struct Attempt {
@@ -68,7 +80,9 @@ struct Attempt {
 pub struct Oidc {
     settings: OidcConfig,
     http: reqwest::Client,
-    client: tokio::sync::Mutex<Option<Client>>,
+    /// The provider's client once discovered. Never held across a request: sign-ins at a
+    /// cold start may each discover, and the last one is kept.
+    client: Mutex<Option<Client>>,
     attempts: Mutex<HashMap<String, Attempt>>,
 }
 
@@ -83,7 +97,7 @@ impl Oidc {
         Self {
             settings,
             http,
-            client: tokio::sync::Mutex::new(None),
+            client: Mutex::new(None),
             attempts: Mutex::new(HashMap::new()),
         }
     }
@@ -99,22 +113,27 @@ impl Oidc {
     }
 
     async fn client(&self) -> Result<Client, OidcError> {
-        let mut cached = self.client.lock().await;
-        if let Some(client) = cached.as_ref() {
+        if let Some(client) = self.cached().as_ref() {
             return Ok(client.clone());
         }
         let issuer = IssuerUrl::new(self.settings.issuer.clone())
-            .map_err(|e| OidcError::Discovery(e.to_string()))?;
+            .map_err(|e| OidcError::Discovery(Box::new(e)))?;
         let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
             .await
-            .map_err(|e| OidcError::Discovery(chain(&e)))?;
+            .map_err(|e| OidcError::Discovery(Box::new(e)))?;
         let client = CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(self.settings.client_id.clone()),
             self.settings.client_secret.clone().map(ClientSecret::new),
         );
-        *cached = Some(client.clone());
+        *self.cached() = Some(client.clone());
         Ok(client)
+    }
+
+    fn cached(&self) -> std::sync::MutexGuard<'_, Option<Client>> {
+        self.client
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts a sign-in: returns the provider URL to send the browser to, and the `state`
@@ -192,17 +211,17 @@ impl Oidc {
         let client = self.client().await?.set_redirect_uri(redirect_url);
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .map_err(|e| OidcError::Provider(e.to_string()))?
+            .map_err(|e| OidcError::Provider(Box::new(e)))?
             .set_pkce_verifier(attempt.verifier)
             .request_async(&self.http)
             .await
-            .map_err(|e| OidcError::Provider(chain(&e)))?;
+            .map_err(|e| OidcError::Provider(Box::new(e)))?;
         let id_token = response
             .id_token()
-            .ok_or_else(|| OidcError::Token("no ID token".into()))?;
+            .ok_or_else(|| OidcError::Token(plain("no ID token")))?;
         let claims = id_token
             .claims(&client.id_token_verifier(), &attempt.nonce)
-            .map_err(|e| OidcError::Token(e.to_string()))?;
+            .map_err(|e| OidcError::Token(Box::new(e)))?;
         // Verified above; the payload is read again only for claims the library does not
         // model (the user and groups claims are configurable).
         let payload = jwt_payload(&id_token.to_string())?;
@@ -236,8 +255,8 @@ impl Oidc {
     }
 
     /// A failed discovery is tried again on the next sign-in.
-    pub async fn forget_provider(&self) {
-        *self.client.lock().await = None;
+    pub fn forget_provider(&self) {
+        *self.cached() = None;
     }
 
     fn attempts(&self) -> std::sync::MutexGuard<'_, HashMap<String, Attempt>> {
@@ -251,9 +270,9 @@ fn jwt_payload(token: &str) -> Result<serde_json::Map<String, serde_json::Value>
     let payload = token
         .split('.')
         .nth(1)
-        .ok_or_else(|| OidcError::Token("malformed ID token".into()))?;
+        .ok_or_else(|| OidcError::Token(plain("malformed ID token")))?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
-        .map_err(|_| OidcError::Token("malformed ID token".into()))?;
-    serde_json::from_slice(&bytes).map_err(|_| OidcError::Token("malformed ID token".into()))
+        .map_err(|e| OidcError::Token(Box::new(e)))?;
+    serde_json::from_slice(&bytes).map_err(|e| OidcError::Token(Box::new(e)))
 }

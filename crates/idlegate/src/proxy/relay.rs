@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
 use crate::apps::{App, DecodeError, Farewell, Message, MessageDecoder, MessageKind};
+use crate::error::chain;
 use crate::tracker::{EndNotice, Ending, TabConnection};
 use crate::ws::{close_payload, encode_frame, FrameError, FrameEvent, FrameReader, Opcode, Role};
 
@@ -139,7 +140,7 @@ impl Inspector {
         match error {
             Some(e) if *strict => Err(e.into()),
             Some(e) => {
-                tracing::debug!(tab = conn.tab_id(), error = %e, "skipped an app message idlegate could not read");
+                tracing::debug!(tab = conn.tab_id(), error = %chain(&e), "skipped an app message idlegate could not read");
                 Ok(())
             }
             None => Ok(()),
@@ -317,7 +318,7 @@ where
                 };
                 let n = buf.filled(n);
                 if let Err(e) = inspector.inspect(buf.data(n), conn) {
-                    tracing::info!(tab = conn.tab_id(), error = %e, "closing a tab connection: bad data from the browser");
+                    tracing::info!(tab = conn.tab_id(), error = %chain(&e), "closing a tab connection: bad data from the browser");
                     let _ = stop.send(Some(Outcome::ProtocolError));
                     let _ = to.shutdown().await;
                     return (Some(Outcome::ProtocolError), None);
@@ -368,7 +369,7 @@ where
                 };
                 let n = buf.filled(n);
                 if let Err(e) = inspector.inspect(buf.data(n), conn) {
-                    tracing::warn!(tab = conn.tab_id(), error = %e, "closing a tab connection: bad framing from the app");
+                    tracing::warn!(tab = conn.tab_id(), error = %chain(&e), "closing a tab connection: bad framing from the app");
                     let _ = stop.send(Some(Outcome::ProtocolError));
                     let _ = to.shutdown().await;
                     return (Some(Outcome::ProtocolError), None);

@@ -20,6 +20,7 @@ use super::RouteState;
 use crate::auth::Identity;
 use crate::config::login::Reauthenticate;
 use crate::csrf::require_same_origin;
+use crate::error::chain;
 use crate::pages;
 use crate::redact::short_hash;
 use crate::web::{self, cookies, html, is_app_path, see_other, Scheme, PREFIX};
@@ -86,9 +87,9 @@ pub async fn sign_in_form(
         return match oidc.start(&redirect, &to, reauthenticate).await {
             Ok((url, attempt)) => see_other(&url, [attempt_cookie(&state, Some(&attempt))]),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot start an OpenID sign-in");
-                oidc.forget_provider().await;
-                failure_page(&state, StatusCode::BAD_GATEWAY, &e.to_string(), &to)
+                tracing::warn!(error = %chain(&e), "cannot start an OpenID sign-in");
+                oidc.forget_provider();
+                failure_page(&state, StatusCode::BAD_GATEWAY, &chain(&e), &to)
             }
         };
     }
@@ -234,8 +235,8 @@ pub async fn oidc_callback(
             )
         }
         Err(e) => {
-            tracing::warn!(error = %e, "OpenID sign-in failed");
-            failure_page(&state, StatusCode::FORBIDDEN, &e.to_string(), &home)
+            tracing::warn!(error = %chain(&e), "OpenID sign-in failed");
+            failure_page(&state, StatusCode::FORBIDDEN, &chain(&e), &home)
         }
     }
 }

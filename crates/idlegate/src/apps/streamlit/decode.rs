@@ -13,8 +13,8 @@ const FORWARD_SESSION_STATUS_CHANGED: u32 = 9;
 /// `ForwardMsg.auto_rerun`: the page is to ask for a fragment run on a timer.
 const FORWARD_AUTO_RERUN: u32 = 21;
 
-fn decode_error(e: impl std::fmt::Display) -> DecodeError {
-    DecodeError(e.to_string())
+fn decode_error(e: message::ProtoError) -> DecodeError {
+    DecodeError::new(e)
 }
 
 /// At most this many table sources and sort orders are remembered per connection.
