@@ -6,9 +6,11 @@
 //!
 //! The data path, in module order: [`server`] (accept) → [`dispatch`] (route) →
 //! [`proxy`] (forward, HTML injection, WebSocket relay) → [`tracker`] (tab sessions, deadline
-//! policy, reaper); [`apps`] holds what idlegate knows about each framework; [`client`] is the
-//! script idlegate adds to the app's pages and its API; [`launcher`] starts the app as a child
-//! process.
+//! policy, reaper) → [`store`] (what replicas will share); the tracker and [`auth`] publish
+//! [`lifecycle`] events to subscribers. [`apps`] holds what idlegate knows about each
+//! framework; [`routes`] are idlegate's own pages and APIs, built with [`web`]; [`client`] is
+//! the script idlegate adds to the app's pages; [`launcher`] starts the app as a child
+//! process. `docs/architecture.md` draws the layers and their rules.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
