@@ -4,7 +4,7 @@
 # Idle sessions end after IDLE_TIMEOUT (default 5m); any further arguments
 # are passed to idlegate before the `--` that separates its options from the
 # Streamlit command, e.g.:
-#   IDLE_TIMEOUT=30s scripts/run-example.sh
+#   IDLE_TIMEOUT=60s scripts/run-example.sh
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -51,6 +51,30 @@ pub fn require_same_origin(headers: &HeaderMap) -> Result<(), CrossSite> {
     check_same_origin(headers)
 }
 
+/// Whether the page that sent a request was opened over plain HTTP on another machine than
+/// the browser's (its `Origin` is `http://` and not a loopback host), where a browser drops
+/// `Secure` cookies. Browsers treat `http://localhost` and loopback addresses as secure.
+pub fn from_plain_http_page(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return false;
+    };
+    let Some(authority) = origin.strip_prefix("http://") else {
+        return false;
+    };
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +85,23 @@ mod tests {
             map.insert(*name, value.parse().unwrap());
         }
         map
+    }
+
+    #[test]
+    fn pages_over_plain_http_elsewhere_than_this_machine_are_told_apart() {
+        let from = |origin: &str| from_plain_http_page(&headers(&[("origin", origin)]));
+        assert!(from("http://192.0.2.2:8093"));
+        assert!(from("http://apps.example"));
+        assert!(!from("https://apps.example"));
+        for local in [
+            "http://localhost:8080",
+            "http://app.localhost",
+            "http://127.0.0.1:8080",
+            "http://[::1]:8080",
+        ] {
+            assert!(!from(local), "{local}");
+        }
+        assert!(!from_plain_http_page(&HeaderMap::new()));
     }
 
     #[test]

@@ -66,8 +66,9 @@ pub struct Answer {
 pub struct EndText<'a> {
     /// The browser tab's title and the notice's heading.
     pub title: &'a str,
-    /// Why the session ended.
+    /// Why the session ended, and what that means for the person's work.
     pub message: &'a str,
+    pub note: &'a str,
     /// The link that starts a new session, and where it goes.
     pub start_label: &'a str,
     pub start_href: &'a str,

@@ -347,6 +347,7 @@ mod tests {
         let text = EndText {
             title: "t",
             message: "m",
+            note: "n",
             start_label: "s",
             start_href: "/",
         };

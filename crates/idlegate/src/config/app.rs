@@ -133,7 +133,7 @@ fn base_path(raw: &RawConfig) -> Result<String, ConfigError> {
                     "upstream",
                     format!(
                         "its path {path:?} is not app.base_path ({base_path:?}); give the \
-                         app's base path once, in either"
+                         app's base path in one place only: app.base_path or the upstream URL"
                     ),
                 ))
             }

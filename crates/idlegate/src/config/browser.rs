@@ -33,14 +33,24 @@ pub type Texts = RawTexts;
 /// The ended page's explanation for each end reason, with placeholders still in them.
 pub type ReasonTexts = RawReasonTexts;
 
-/// `tabs.warn_before`: `None` means no warning.
+/// `tabs.warn_before`: `None` means no warning. It warns before a tab's idle end and before
+/// its login's (`login_idle_timeout`, when people sign in), so it must be shorter than both;
+/// unset, it is at most half of the shorter one.
 pub fn warn_before(
     raw: &RawTabs,
     idle_timeout: Option<Duration>,
+    login_idle_timeout: Option<Duration>,
 ) -> Result<Option<Duration>, ConfigError> {
+    let shortest = [
+        idle_timeout.map(|d| (d, "tabs.idle_timeout")),
+        login_idle_timeout.map(|d| (d, "login.idle_timeout")),
+    ]
+    .into_iter()
+    .flatten()
+    .min_by_key(|(d, _)| *d);
     let Some(value) = &raw.warn_before else {
-        let lead = match idle_timeout {
-            Some(idle) => DEFAULT_WARNING.min(idle / 2),
+        let lead = match shortest {
+            Some((idle, _)) => DEFAULT_WARNING.min(idle / 2),
             None => DEFAULT_WARNING,
         };
         return Ok(Some(lead).filter(|lead| *lead >= MIN_WARNING));
@@ -62,11 +72,11 @@ pub fn warn_before(
             ),
         ));
     }
-    if let Some(idle) = idle_timeout.filter(|idle| lead >= *idle) {
+    if let Some((idle, limit)) = shortest.filter(|(idle, _)| lead >= *idle) {
         return Err(ConfigError::invalid(
             key,
             format!(
-                "{} must be shorter than tabs.idle_timeout ({})",
+                "{} must be shorter than {limit} ({}), or the warning shows from the start",
                 config_syntax(lead),
                 config_syntax(idle)
             ),
@@ -162,6 +172,7 @@ fn texts(raw: &RawTexts) -> Result<Texts, ConfigError> {
     check_text("sign_in", &raw.sign_in, &[])?;
     check_text("sign_in_failed", &raw.sign_in_failed, &[])?;
     check_text("sign_in_limited", &raw.sign_in_limited, &[])?;
+    check_text("sign_in_needs_https", &raw.sign_in_needs_https, &[])?;
     check_text("signed_out", &raw.signed_out, &[])?;
     check_text("sign_out_title", &raw.sign_out_title, &[])?;
     check_text("sign_out", &raw.sign_out, &[])?;

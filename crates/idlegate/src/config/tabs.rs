@@ -89,7 +89,11 @@ pub(super) fn tabs(raw: &RawTabs, login: &LoginConfig) -> Result<TabPolicy, Conf
         busy_timeout: busy_timeout(raw, idle_timeout)?,
         reconnect_grace: required_duration("tabs.reconnect_grace", &raw.reconnect_grace)?,
         hidden_timeout: browser::hidden_timeout(raw, idle_timeout)?,
-        warn_before: browser::warn_before(raw, idle_timeout)?,
+        warn_before: browser::warn_before(
+            raw,
+            idle_timeout,
+            login.enabled().then_some(login.idle_timeout),
+        )?,
         login_idle_timeout: login.enabled().then_some(login.idle_timeout),
         login_max_lifetime: login.max_lifetime.filter(|_| login.enabled()),
         max_per_user,

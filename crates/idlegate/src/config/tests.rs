@@ -475,3 +475,29 @@ fn oidc_needs_its_provider_and_client() {
         Some("login.oidc.client_secret")
     );
 }
+
+#[test]
+fn the_warning_fits_the_login_idle_limit_too() {
+    let users = "[login]\nmode = \"header\"\n";
+    // Unset, the warning is at most half of the shorter idle limit (here the login's).
+    let config = Config::from_toml(&format!(
+        "[tabs]\nidle_timeout = \"30m\"\n{users}idle_timeout = \"1m\"\n"
+    ))
+    .unwrap();
+    assert_eq!(config.tabs.warn_before, Some(Duration::from_secs(30)));
+    // Half of a short login limit is under the 20 s floor: no warning rather than one from
+    // the start.
+    let config = Config::from_toml(&format!("{users}idle_timeout = \"30s\"\n")).unwrap();
+    assert_eq!(config.tabs.warn_before, None);
+    // Set, it must be shorter than the login's limit.
+    let e = err(&format!(
+        "[tabs]\nwarn_before = \"1m\"\n{users}idle_timeout = \"1m\"\n"
+    ));
+    assert_eq!(e.key(), Some("tabs.warn_before"));
+    assert!(e.to_string().contains("login.idle_timeout"), "{e}");
+    // Nobody signs in: the login limit does not apply.
+    let config =
+        Config::from_toml("[tabs]\nidle_timeout = \"10m\"\n[login]\nidle_timeout = \"1m\"\n")
+            .unwrap();
+    assert_eq!(config.tabs.warn_before, Some(Duration::from_secs(120)));
+}

@@ -47,6 +47,7 @@ impl Context {
             &EndText {
                 title: &texts.ended_title,
                 message: &message,
+                note: &texts.ended_note,
                 start_label: &texts.start_new,
                 start_href,
             },

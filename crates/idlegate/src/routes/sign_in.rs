@@ -130,6 +130,13 @@ pub async fn sign_in(
             pages::sign_in_page(&state.texts, &action(&state, "login"), &to, Some(message)),
         )
     };
+    if auth.config.login.cookie_secure && crate::csrf::from_plain_http_page(&headers) {
+        tracing::warn!(
+            "a sign-in came from a page opened over plain HTTP: the browser would drop the \
+             Secure login cookie; serve idlegate over HTTPS (login.cookie_secure)"
+        );
+        return form_page(StatusCode::BAD_REQUEST, &state.texts.sign_in_needs_https);
+    }
     let user = form.username.trim();
     if !auth.attempt_allowed(peer, user) {
         tracing::warn!(client = %peer.ip(), "sign-in attempts over the limit");

@@ -101,7 +101,8 @@ struct Shared {
     next_id: AtomicU64,
     registry: Mutex<Registry>,
     reaper: mpsc::UnboundedSender<TabId>,
-    reports: DefaultKeyedRateLimiter<TabId>,
+    /// Per tab, and apart for input and for the page's own news.
+    reports: DefaultKeyedRateLimiter<(TabId, bool)>,
 }
 
 /// The tabs of this process and the ids that find them.

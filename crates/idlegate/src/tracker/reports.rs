@@ -132,7 +132,15 @@ impl Tracker {
         };
         let now = Instant::now();
         lock(&tab.inner).script_reported = true;
-        if report.changes_anything() && self.shared.reports.check_key(&tab.id).is_ok() {
+        // Input and the page's own news (visibility, warnings) have separate allowances, so
+        // a page switched back and forth quickly cannot crowd out a person's "Keep working".
+        let page_news = matches!(
+            report.event,
+            ReportEvent::Hidden | ReportEvent::Visible | ReportEvent::Warned
+        ) && report.input_age.is_none()
+            && report.human_sends.is_empty();
+        if report.changes_anything() && self.shared.reports.check_key(&(tab.id, page_news)).is_ok()
+        {
             self.apply(&tab, report, now);
         }
         self.status(&tab, now)

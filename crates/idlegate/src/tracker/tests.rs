@@ -1063,3 +1063,37 @@ async fn a_page_that_keeps_coming_back_after_being_sent_away_is_told_in_place() 
     assert_eq!(notice_of(&tracker, "away").sent_away, 1);
     assert_eq!(notice_of(&tracker, "away").reason, EndReason::Idle);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_visibility_reports_does_not_crowd_out_input() {
+    let tracker = Tracker::start(hidden_policy(60, 600));
+    let conn = tracker.connect(&entry(None, Some(TOKEN)), None).unwrap();
+    let id = conn.tab_id();
+    // A page switched back and forth many times in a second.
+    for _ in 0..20 {
+        tracker.report(TOKEN, None, &event(ReportEvent::Hidden));
+        tracker.report(TOKEN, None, &event(ReportEvent::Visible));
+    }
+    advance(Duration::from_secs(30)).await;
+    let before = tracker.deadline_of(id).unwrap().at;
+    tracker.report(TOKEN, None, &Report::input(Duration::ZERO));
+    assert_eq!(
+        tracker.deadline_of(id).unwrap().at,
+        before + Duration::from_secs(30),
+        "the person's input still counts"
+    );
+    // Input reports have their own bound: a flood of them is answered but stops counting.
+    let t = Instant::now();
+    for i in 0..20u64 {
+        advance(Duration::from_millis(10)).await;
+        tracker.report(TOKEN, None, &Report::input(Duration::ZERO));
+        if i == 19 {
+            let counted = tracker.deadline_of(id).unwrap().at - Duration::from_secs(60);
+            assert!(
+                counted < t + Duration::from_millis(200),
+                "{:?}",
+                counted - t
+            );
+        }
+    }
+}

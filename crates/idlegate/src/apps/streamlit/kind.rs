@@ -101,7 +101,7 @@ impl Kind for StreamlitKind {
                         "the app at {upstream} does not answer its health check under \
                          app.base_path {base:?} ({base}/_stcore/health): its \
                          server.baseUrlPath is another one; set app.base_path (or the path \
-                         of --upstream, like {upstream}/analytics) to the app's \
+                         of --upstream, as in {upstream}/<its base path>) to the app's \
                          server.baseUrlPath"
                     ))
                 }
@@ -151,7 +151,7 @@ fn base_path(request: &LaunchRequest<'_>) -> Result<String, String> {
         }
         (ours, options::Source::Flag) => Err(format!(
             "app.base_path is {ours:?} but the app's command sets --server.baseUrlPath to \
-             {theirs:?}; give the base path once, in either"
+             {theirs:?}; give the base path in one place only: app.base_path or the command"
         )),
         (ours, source) => {
             tracing::info!(base_path = %ours, app_value = %theirs, from = %source, "app.base_path overrides the app's own server.baseUrlPath");

@@ -154,9 +154,10 @@ impl App for Streamlit {
         // In an iframe Streamlit posts the redirect to the parent page instead of navigating,
         // so the notice replaces the page, and the socket stays open so it does not reconnect.
         let markdown = format!(
-            "### {}\n\n{}\n\n[{}]({})",
+            "### {}\n\n{}\n\n{}\n\n[{}]({})",
             escape_markdown(text.title),
             escape_markdown(text.message),
+            escape_markdown(text.note),
             escape_markdown(text.start_label),
             text.start_href.replace(['(', ')', ' '], "")
         );

@@ -20,6 +20,11 @@
 //!
 //! When the app's runtime ends sessions at once (launcher mode, [`super::collect`]), a poke
 //! shortly after ([`Reclaimer::soon`]) is enough.
+//!
+//! An app started without `--server.disconnectedSessionTTL` keeps closed sessions for
+//! Streamlit's default of 120 s, longer than idlegate's `app.disconnected_session_ttl` says;
+//! the pokes at that TTL would come too early. So every close also gets a poke after the
+//! default TTL, and memory is given back then at the latest.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -44,6 +49,9 @@ const COALESCE: Duration = Duration::from_millis(500);
 const SOON: Duration = Duration::from_millis(2500);
 /// Longest a poke may take.
 const POKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Streamlit's own `server.disconnectedSessionTTL` when the app's command does not set it
+/// (`config.py`, `_server_disconnected_session_ttl`).
+const DEFAULT_APP_TTL: Duration = Duration::from_secs(120);
 
 /// Called after each successful reclaim (the launcher uses it for a garbage collection).
 pub type AfterReclaim = Arc<dyn Fn() + Send + Sync>;
@@ -104,10 +112,19 @@ impl Reclaimer {
 
     /// A session socket closed just now.
     pub fn session_closed(&self) {
+        let now = Instant::now();
         let _ = self.due.send(Poke {
-            at: Instant::now() + self.delay,
+            at: now + self.delay,
             second: false,
         });
+        // The app may keep it for its default TTL instead (see the module docs).
+        let fallback = DEFAULT_APP_TTL + MARGIN;
+        if self.delay < fallback {
+            let _ = self.due.send(Poke {
+                at: now + fallback,
+                second: true,
+            });
+        }
     }
 
     /// A session was ended for good in the app just now: poke once it is gone.
@@ -282,4 +299,71 @@ pub async fn poke(upstream: &Upstream, host: &str, path: &str) -> std::io::Resul
     // Wait for the app to close its side, so the close has been processed when we return.
     while stream.read(&mut buf).await? > 0 {}
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reclaimer(ttl: Duration) -> (Reclaimer, mpsc::UnboundedReceiver<Poke>) {
+        let (due, rx) = mpsc::unbounded_channel();
+        let reclaimer = Reclaimer {
+            due,
+            delay: ttl + MARGIN,
+            host: Arc::new(Mutex::new(None)),
+        };
+        (reclaimer, rx)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_close_is_followed_by_a_poke_at_the_ttl_and_one_at_the_apps_default() {
+        let (reclaimer, mut pokes) = reclaimer(Duration::from_secs(20));
+        let now = Instant::now();
+        reclaimer.session_closed();
+        let first = pokes.try_recv().unwrap();
+        assert_eq!(first.at, now + Duration::from_secs(21));
+        assert!(!first.second, "a second poke follows it");
+        let fallback = pokes.try_recv().unwrap();
+        assert_eq!(fallback.at, now + Duration::from_secs(121));
+        assert!(pokes.try_recv().is_err());
+        // An app whose TTL is the default or longer needs no extra poke.
+        let (reclaimer, mut pokes) = reclaimer_with_default_or_more();
+        reclaimer.session_closed();
+        assert!(pokes.try_recv().is_ok());
+        assert!(pokes.try_recv().is_err());
+    }
+
+    fn reclaimer_with_default_or_more() -> (Reclaimer, mpsc::UnboundedReceiver<Poke>) {
+        reclaimer(DEFAULT_APP_TTL)
+    }
+
+    #[test]
+    fn pokes_due_together_are_done_once_and_keep_their_second() {
+        let now = Instant::now();
+        let mut due = BTreeMap::new();
+        schedule(
+            &mut due,
+            Poke {
+                at: now,
+                second: true,
+            },
+        );
+        schedule(
+            &mut due,
+            Poke {
+                at: now + Duration::from_millis(300),
+                second: false,
+            },
+        );
+        assert_eq!(due.len(), 1);
+        assert_eq!(due.get(&now), Some(&true));
+        schedule(
+            &mut due,
+            Poke {
+                at: now + Duration::from_secs(2),
+                second: true,
+            },
+        );
+        assert_eq!(due.len(), 2);
+    }
 }

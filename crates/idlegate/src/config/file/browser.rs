@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub struct RawBrowser {
     /// Add idlegate's script (`<base>/_idlegate/client.js`, an external script, so a
     /// `script-src 'self'` policy allows it) to every HTML page of the app. It reports a
-    /// person's input (pointer, keys, wheel, touch, focus) while the tab is visible, reports
+    /// person's input (pointer, keys, wheel, touch, a file picked) while the tab is visible, reports
     /// when the tab is hidden, shows the warning before a tab ends and the ended screen after.
     /// With `false` the page is left exactly as the app sent it and tabs still end on time
     /// from what the server sees, without a warning. Default `true`.
@@ -60,6 +60,11 @@ pub struct RawTexts {
     pub sign_in_failed: String,
     /// Shown when there were too many attempts. Default `"Too many attempts. Wait a minute, then try again."`.
     pub sign_in_limited: String,
+    /// Shown instead of signing in when the page was opened over plain HTTP (not on the local
+    /// machine) while `login.cookie_secure` is on: the browser would drop the cookie. Default
+    /// `"This page was opened over plain HTTP, where the browser cannot keep the sign-in. Open
+    /// it with https:// instead."`.
+    pub sign_in_needs_https: String,
     /// Shown on the sign-in page after signing out. Default `"You are signed out."`.
     pub signed_out: String,
     /// Title of the sign-out page. Default `"Sign out"`.
@@ -146,6 +151,9 @@ impl Default for RawTexts {
             sign_in: "Sign in".to_owned(),
             sign_in_failed: "Wrong username or password.".to_owned(),
             sign_in_limited: "Too many attempts. Wait a minute, then try again.".to_owned(),
+            sign_in_needs_https: "This page was opened over plain HTTP, where the browser \
+                                  cannot keep the sign-in. Open it with https:// instead."
+                .to_owned(),
             signed_out: "You are signed out.".to_owned(),
             sign_out_title: "Sign out".to_owned(),
             sign_out: "Sign out".to_owned(),

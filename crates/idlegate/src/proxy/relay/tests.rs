@@ -259,6 +259,7 @@ async fn text_frames_reach_a_kind_that_reads_them_and_its_farewell_is_text() {
             &crate::apps::EndText {
                 title: "",
                 message: "",
+                note: "",
                 start_label: "",
                 start_href: "/",
             },
