@@ -4,6 +4,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use anyhow::Result;
+use idlegate::config::Config;
 use testkit::gateway::TestGateway;
 use testkit::{free_port, StClient, StreamlitApp};
 
@@ -26,7 +27,7 @@ fn raw_request(addr: std::net::SocketAddr, request: &[u8]) -> Result<String> {
 #[tokio::test]
 async fn pages_assets_and_app_endpoints_pass_through_unchanged() -> Result<()> {
     let app = streamlit("multipage/app.py", None).await;
-    let gw = TestGateway::start(&app.base_url(), "").await?;
+    let gw = TestGateway::start(&app.base_url(), Config::builder()).await?;
     for path in [
         "/",
         "/Second",
@@ -59,7 +60,7 @@ async fn pages_assets_and_app_endpoints_pass_through_unchanged() -> Result<()> {
 #[tokio::test]
 async fn client_forwarding_headers_are_replaced_and_host_is_kept() -> Result<()> {
     let app = streamlit("echo_headers.py", None).await;
-    let gw = TestGateway::start(&app.base_url(), "").await?;
+    let gw = TestGateway::start(&app.base_url(), Config::builder()).await?;
     let mut headers = StClient::default_headers(&gw.url(), None)?;
     headers.push(("X-Forwarded-For".into(), "6.6.6.6".into()));
     headers.push(("X-Forwarded-Host".into(), "evil.example".into()));
@@ -92,7 +93,9 @@ async fn base_path_apps_work_and_idlegate_pages_live_under_it() -> Result<()> {
     let app = streamlit("counter.py", Some("analytics")).await;
     let gw = TestGateway::start(
         &format!("http://127.0.0.1:{}", app.port()),
-        "[app]\nbase_path = \"/analytics\"\n[tabs]\nidle_timeout = \"2s\"\n",
+        Config::builder()
+            .base_path("/analytics")
+            .idle_timeout(Some(Duration::from_secs(2))),
     )
     .await?;
     let page = testkit::http::get(&format!("{}/analytics/", gw.url())).await?;
@@ -115,7 +118,7 @@ async fn base_path_apps_work_and_idlegate_pages_live_under_it() -> Result<()> {
 #[tokio::test]
 async fn an_unreachable_app_gives_a_clear_502_page_and_a_readable_health_answer() -> Result<()> {
     let dead = format!("http://127.0.0.1:{}", free_port());
-    let gw = TestGateway::start(&dead, "").await?;
+    let gw = TestGateway::start(&dead, Config::builder()).await?;
     let page = testkit::http::send(
         http::Request::get(format!("{}/", gw.url()))
             .header("accept", "text/html")
@@ -144,7 +147,7 @@ async fn an_unreachable_app_gives_a_clear_502_page_and_a_readable_health_answer(
 #[tokio::test]
 async fn oversized_request_heads_are_rejected() -> Result<()> {
     let app = streamlit("counter.py", None).await;
-    let gw = TestGateway::start(&app.base_url(), "[proxy]\nmax_header_bytes = 16384\n").await?;
+    let gw = TestGateway::start(&app.base_url(), Config::builder().max_header_bytes(16384)).await?;
     let big = "a".repeat(32 * 1024);
     let request = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n");
     let addr = gw.addr();
@@ -164,7 +167,7 @@ async fn oversized_request_heads_are_rejected() -> Result<()> {
 #[tokio::test]
 async fn a_refused_upgrade_reaches_the_browser_unchanged() -> Result<()> {
     let app = streamlit("counter.py", None).await;
-    let gw = TestGateway::start(&app.base_url(), "").await?;
+    let gw = TestGateway::start(&app.base_url(), Config::builder()).await?;
     let mut headers = StClient::default_headers(&gw.url(), None)?;
     for (name, value) in headers.iter_mut() {
         if name.eq_ignore_ascii_case("origin") {

@@ -16,7 +16,7 @@
 //! - [`stclient`]: a protocol-level Streamlit WebSocket client.
 //! - [`stproto`]: the few Streamlit protobuf messages tests need, hand-coded.
 //! - [`browser`]: headless Chromium driven over WebDriver.
-//! - [`gateway`]: an idlegate gateway for tests.
+//! - [`gateway`]: an idlegate gateway for tests, with its lifecycle events.
 //! - [`upstream`]: a small in-process HTTP app that echoes what reached it.
 //! - [`upload`]: uploading a file as Streamlit's file uploader does, at a set rate.
 //! - [`idp`]: a real OpenID provider (npm `oidc-provider`) on loopback.
