@@ -12,6 +12,7 @@ use idlegate::lifecycle::Event;
 use idlegate::tracker::EndReason;
 use testkit::gateway::TestGateway;
 use testkit::http::{self as web, Response};
+use testkit::upstream::{FakeUpstream, Reply};
 use testkit::{StClient, StreamlitApp};
 use tokio::time::Instant;
 
@@ -359,51 +360,29 @@ async fn activity_reports_keep_a_tab_whose_page_sends_nothing_else() -> Result<(
     Ok(())
 }
 
-/// An app that compresses its pages whatever the request asks for: a fault Streamlit itself
+/// An app that compresses its page whatever the request asks for: a fault Streamlit itself
 /// does not produce (it honours `Accept-Encoding: identity`).
-async fn always_gzip_upstream() -> Result<std::net::SocketAddr> {
+async fn always_gzip_upstream() -> Result<FakeUpstream> {
     use async_compression::tokio::bufread::GzipEncoder;
     use tokio::io::AsyncReadExt;
     let page = b"<!doctype html><html><head><title>t</title></head><body>hello</body></html>";
     let mut gz = Vec::new();
     GzipEncoder::new(&page[..]).read_to_end(&mut gz).await?;
-    let gz = Bytes::from(gz);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let gz = gz.clone();
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let gz = gz.clone();
-                        async move {
-                            let response = if req.uri().path() == "/_stcore/health" {
-                                hyper::Response::new(Full::new(Bytes::from_static(b"ok")))
-                            } else {
-                                hyper::Response::builder()
-                                    .header("content-type", "text/html; charset=utf-8")
-                                    .header("content-encoding", "gzip")
-                                    .header("etag", "\"page1\"")
-                                    .body(Full::new(gz))?
-                            };
-                            anyhow::Ok(response)
-                        }
-                    });
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
-            });
-        }
-    });
-    Ok(addr)
+    let app = FakeUpstream::start().await?;
+    app.reply(
+        "/report",
+        Reply::ok(gz)
+            .header("content-type", "text/html; charset=utf-8")
+            .header("content-encoding", "gzip")
+            .header("etag", "\"page1\""),
+    );
+    Ok(app)
 }
 
 #[tokio::test]
 async fn a_page_compressed_against_the_request_is_decoded_and_injected() -> Result<()> {
-    let addr = always_gzip_upstream().await?;
-    let gw = TestGateway::start(&format!("http://{addr}"), Config::builder()).await?;
+    let app = always_gzip_upstream().await?;
+    let gw = TestGateway::start(&app.url(), Config::builder()).await?;
     let page = get(&format!("{}/report", gw.url()), NAVIGATION).await?;
     ensure!(page.status == StatusCode::OK, "{}", page.status);
     ensure!(
@@ -423,13 +402,21 @@ async fn a_page_compressed_against_the_request_is_decoded_and_injected() -> Resu
     ensure!(page
         .header("etag")
         .is_some_and(|e| e.starts_with("\"page1-ig")));
+    // What the app was asked for.
+    let asked = app.received_at("/report");
+    ensure!(asked.len() == 1, "{asked:?}");
+    ensure!(
+        asked[0].header("sec-fetch-dest") == Some("document"),
+        "{asked:?}"
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn the_ended_page_returns_only_to_pages_of_the_app() -> Result<()> {
-    let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = TestGateway::start(&app.base_url(), Config::builder()).await?;
+    // idlegate's own page: any app behind it will do.
+    let app = FakeUpstream::start().await?;
+    let gw = TestGateway::start(&app.url(), Config::builder()).await?;
     let restart = |html: &str| -> Result<String> {
         const LINK: &str = "id=\"idlegate-restart\" href=\"";
         let at = html.find(LINK).context("no restart link")? + LINK.len();
