@@ -799,6 +799,15 @@ async fn tab_reports_need_the_login_that_opened_the_tab() -> Result<()> {
     tab.send_rerun(false).await?;
     tab.run_until_finished(LOAD).await?;
     let id = only_tab(&gw).await?;
+    // The app says the run is over just after its last message: read the deadline once
+    // idlegate has seen that.
+    gw.wait_for_event(LOAD, |e| {
+        *e == Event::Busy {
+            tab: id,
+            busy: false,
+        }
+    })
+    .await?;
     let before = gw.tracker().deadline_of(id).context("open")?;
     // Two seconds pass before the reports, so any report that counted would move the
     // deadline visibly: the scenario's input.

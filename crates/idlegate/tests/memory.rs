@@ -43,17 +43,24 @@ async fn opened_tabs(events: &mut Events, n: usize) -> Result<Vec<TabId>> {
     Ok(ids)
 }
 
-/// Waits for every tab in `tabs` to end as closed, each on time for the reconnect grace
-/// after its connection dropped; returns when the last end reached the test.
-async fn all_closed(gw: &TestGateway, tabs: &[TabId]) -> Result<Instant> {
-    let mut last = None;
-    for &tab in tabs {
-        let ended = gw.wait_for_end(tab, secs(20)).await?;
+/// Closes `clients` (tabs `tabs`) and waits for every tab to end as closed, each on time for
+/// the reconnect grace after its connection dropped; returns when the last end reached the
+/// test.
+async fn all_closed(gw: &TestGateway, tabs: &[TabId], clients: Vec<StClient>) -> Result<Instant> {
+    // Waited for together, from before the close: each wait follows its own tab's deadline.
+    let waits =
+        futures_util::future::try_join_all(tabs.iter().map(|&tab| gw.wait_for_end(tab, secs(20))));
+    let close = async move {
+        tokio::task::yield_now().await;
+        drop(clients);
+    };
+    let (ends, ()) = tokio::join!(waits, close);
+    let ends = ends?;
+    for ended in &ends {
         ensure!(ended.end.reason == EndReason::Closed, "{:?}", ended.end);
         ended.on_time()?;
-        last = Some(last.map_or(ended.at, |l: Instant| l.max(ended.at)));
     }
-    last.context("no tabs")
+    ends.iter().map(|e| e.at).max().context("no tabs")
 }
 
 /// Opens `SESSIONS` tabs and waits until each holds its 50 MiB; returns them and the peak RSS.
@@ -180,9 +187,8 @@ async fn upstream_mode_frees_the_memory_of_closed_tabs_after_the_reconnect_grace
     let closing = opened_tabs(&mut opened, SESSIONS).await?;
 
     // The person closes the tabs.
-    drop(tabs);
     let closed = Instant::now();
-    let ended = all_closed(&gw, &closing).await?;
+    let ended = all_closed(&gw, &closing, tabs).await?;
     ensure!(gw.tracker().len() == 1, "{} tabs open", gw.tracker().len());
     eprintln!(
         "tabs ended as closed {:.1} s after closing",
@@ -259,7 +265,6 @@ async fn an_upload_is_activity_and_its_file_is_released_when_the_tab_ends() -> R
     let ended = gw.wait_for_end(id, secs(15)).await?;
     assert_eq!(ended.end.reason, EndReason::Idle);
     ended.on_time()?;
-    ended.by(uploaded + secs(4))?;
     let after = ended.at - uploaded;
     assert!(
         after >= Duration::from_millis(3500),
@@ -515,8 +520,7 @@ async fn the_reclaim_works_when_the_app_allows_only_some_hosts() -> Result<()> {
     let mut opened = gw.events();
     let (tabs, peak) = open_heavy_tabs(&url, pid, baseline).await?;
     let closing = opened_tabs(&mut opened, SESSIONS).await?;
-    drop(tabs);
-    let ended = all_closed(&gw, &closing).await?;
+    let ended = all_closed(&gw, &closing, tabs).await?;
     ensure!(gw.tracker().len() == 1, "{} tabs open", gw.tracker().len());
     let clicking = async {
         loop {

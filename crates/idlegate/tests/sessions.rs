@@ -7,7 +7,7 @@ use anyhow::{ensure, Result};
 use idlegate::config::{Config, ConfigBuilder};
 use idlegate::lifecycle::Event;
 use idlegate::tracker::EndReason;
-use testkit::gateway::TestGateway;
+use testkit::gateway::{Events, TestGateway};
 use testkit::stproto::RerunRequest;
 use testkit::{StClient, StEvent, StreamlitApp};
 use tokio::time::Instant;
@@ -33,12 +33,24 @@ async fn gateway(app: &StreamlitApp, config: ConfigBuilder) -> TestGateway {
         .expect("gateway starts")
 }
 
-/// Opens a tab session and waits for its first run, as a page load does.
+/// Opens a tab session and waits for its first run, as a page load does. Returns the client
+/// and when idlegate saw the run end (the app says so just after its last message, so the
+/// client sees the end first): the tab's idle time counts from then.
 async fn open_tab(gw: &TestGateway) -> Result<(StClient, Instant)> {
+    let mut events = gw.events();
     let mut client = StClient::connect(&gw.url(), None).await?;
     client.send_rerun(false).await?;
     client.run_until_finished(RUN).await?;
-    Ok((client, Instant::now()))
+    let done = run_ended(&mut events).await?;
+    Ok((client, done))
+}
+
+/// When idlegate next saw a run a person waits for end, after `events`' position.
+async fn run_ended(events: &mut Events) -> Result<Instant> {
+    let done = events
+        .next_matching(RUN, |e| matches!(e, Event::Busy { busy: false, .. }))
+        .await?;
+    Ok(done.at)
 }
 
 /// Reads what the app sends for `window`. Returns the events and the redirect URL, if the tab
@@ -106,10 +118,11 @@ async fn idle_tab_is_ended_after_idle_timeout_and_sent_to_the_ended_page() -> Re
 async fn fragment_timer_reruns_do_not_keep_an_untouched_tab_alive() -> Result<()> {
     let app = streamlit("fragment.py").await;
     let gw = gateway(&app, Config::builder().idle_timeout(Some(secs(4)))).await;
+    let mut events = gw.events();
     let mut tab = StClient::connect(&gw.url(), None).await?;
     tab.send_rerun(false).await?;
     let first = tab.run_until_finished(RUN).await?;
-    let idle_since = Instant::now();
+    let idle_since = run_ended(&mut events).await?;
     let id = gw.only_tab()?;
     // Read when the tab is left alone: the fragment's timer runs must not move it.
     let deadline = gw.deadline(id)?;
@@ -160,11 +173,14 @@ async fn a_person_changing_a_widget_keeps_the_tab_alive() -> Result<()> {
     let (mut tab, _) = open_tab(&gw).await?;
     let id = gw.only_tab()?;
     let start = Instant::now();
+    let mut quiet = start;
     while start.elapsed() < Duration::from_secs(8) {
         // The person changes a widget every 1.5 s, half the idle limit: the scenario's input.
         tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut events = gw.events();
         tab.send_rerun(false).await?;
         let run = tab.run_until_finished(RUN).await?;
+        quiet = run_ended(&mut events).await?;
         ensure!(!run
             .events
             .iter()
@@ -172,7 +188,6 @@ async fn a_person_changing_a_widget_keeps_the_tab_alive() -> Result<()> {
     }
     assert_eq!(gw.tracker().len(), 1, "an active tab must stay");
     // Once the person stops, the tab ends on time.
-    let quiet = Instant::now();
     let ended = gw.wait_for_end(id, END).await?;
     ended.on_time()?;
     ended.by(quiet + secs(3))?;
@@ -205,6 +220,7 @@ async fn a_script_running_longer_than_the_idle_timeout_is_not_ended_while_it_run
     let gw = gateway(&app, Config::builder().idle_timeout(Some(secs(2)))).await;
     let (mut tab, _) = open_tab(&gw).await?;
     let id = gw.only_tab()?;
+    let mut events = gw.events();
     tab.send_rerun_request(&RerunRequest {
         query_string: "sleep=6".into(),
         ..RerunRequest::default()
@@ -219,7 +235,7 @@ async fn a_script_running_longer_than_the_idle_timeout_is_not_ended_while_it_run
         "ended while running"
     );
     // The idle time counts from the end of the run.
-    let finished = Instant::now();
+    let finished = run_ended(&mut events).await?;
     let ended = gw.wait_for_end(id, END).await?;
     assert_eq!(ended.end.reason, EndReason::Idle);
     ended.on_time()?;
