@@ -443,11 +443,11 @@ async fn browser_the_apps_own_sign_out_signs_out_of_every_tab() -> Result<()> {
         let (first, _second) = browser.open_tab_in_front().await?;
         browser.goto(&format!("{}/", gw.url())).await?;
         browser.wait_for_text("logout app", LOAD).await?;
-        wait_until(LOAD, POLL, async || {
-            ensure!(gw.tracker().len() == 2, "{} tabs", gw.tracker().len());
-            Ok(())
-        })
-        .await?;
+        let tabs = [
+            gw.wait_for_tab(1, LOAD).await?,
+            gw.wait_for_tab(2, LOAD).await?,
+        ];
+        ensure!(gw.tracker().len() == 2, "{} tabs", gw.tracker().len());
         browser
             .click("//button[.//p[text()='Sign out']]", LOAD)
             .await?;
@@ -456,11 +456,16 @@ async fn browser_the_apps_own_sign_out_signs_out_of_every_tab() -> Result<()> {
             .wait_for_url("/_idlegate/login?signed_out=1", LOAD)
             .await?;
         browser.wait_for_text("Sign in", LOAD).await?;
-        wait_until(Duration::from_secs(5), POLL, async || {
-            ensure!(gw.tracker().is_empty(), "{} tabs left", gw.tracker().len());
-            Ok(())
-        })
-        .await?;
+        // Both tabs ended for the sign-out.
+        for tab in tabs {
+            let ended = gw.wait_for_end(tab, LOAD).await?;
+            ensure!(
+                ended.end.reason == idlegate::tracker::EndReason::Logout,
+                "{:?}",
+                ended.end
+            );
+        }
+        ensure!(gw.tracker().is_empty(), "{} tabs left", gw.tracker().len());
         // The other tab: ended too, and at the sign-in page that says why.
         browser.client().switch_to_window(first).await?;
         browser

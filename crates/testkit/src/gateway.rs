@@ -64,7 +64,8 @@ pub struct Ended {
 
 impl Ended {
     /// Fails unless the tab ended for the reason of the deadline the tracker gave, no
-    /// earlier than that deadline and at most [`ON_TIME`] after it.
+    /// earlier than that deadline (give or take a few milliseconds of clock conversion for a
+    /// login's) and at most [`ON_TIME`] after it.
     pub fn on_time(&self) -> Result<()> {
         self.on_time_for(self.tracked_deadline()?)
     }
@@ -204,25 +205,6 @@ impl Events {
             }
         }
         Ok(None)
-    }
-}
-
-/// Whether `event` is about tab `tab`.
-pub fn is_about(event: &Event, tab: TabId) -> bool {
-    match event {
-        Event::TabOpened { tab: t, .. }
-        | Event::TabReconnected { tab: t, .. }
-        | Event::Activity { tab: t, .. }
-        | Event::Warned { tab: t }
-        | Event::KeptWorking { tab: t }
-        | Event::Busy { tab: t, .. }
-        | Event::Hidden { tab: t, .. }
-        | Event::Disconnected { tab: t } => *t == tab,
-        Event::TabEnded(end) => end.tab == tab,
-        Event::LateRelease(_)
-        | Event::LoginStarted { .. }
-        | Event::LoginTouched { .. }
-        | Event::LoginEnded { .. } => false,
     }
 }
 
