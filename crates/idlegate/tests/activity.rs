@@ -728,6 +728,7 @@ async fn the_session_socket_at_encoded_paths_is_tracked_and_ends_on_time() -> Re
             if deadline.reason == EndReason::BusyIdle {
                 return anyhow::Ok(());
             }
+            // Looks at the tracker every 20 ms; the upload's end bounds the wait.
             tokio::time::sleep(END_POLL).await;
         }
     };
