@@ -4,7 +4,8 @@
 //!
 //! Each scenario asserts its verdict and that the tab ends within 1 s of its deadline: the
 //! deadline the scenario itself implies (the last thing the person did, plus the limit), never
-//! one read back from idlegate. Test names with `browser` run one at a time.
+//! one read back from idlegate. When the tab ended is when its end event reached the test.
+//! Test names with `browser` run one at a time.
 //!
 //! | scenario | verdict |
 //! |---|---|
@@ -26,8 +27,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use idlegate::tracker::{ActivityRule, TabId};
-use testkit::gateway::TestGateway;
+use idlegate::config::{Config, ConfigBuilder};
+use idlegate::lifecycle::Event;
+use idlegate::tracker::{ActivityRule, EndReason, TabId};
+use testkit::gateway::{Ended, TestGateway};
 use testkit::netfault::CuttingRelay;
 use testkit::proc::try_rss_bytes;
 use testkit::upload::upload;
@@ -38,7 +41,7 @@ use tokio::time::Instant;
 const LOAD: Duration = Duration::from_secs(30);
 /// Poll interval for the page.
 const POLL: Duration = Duration::from_millis(100);
-/// Poll interval for the end of a tab: a tenth of the allowed lateness.
+/// Poll interval for the tracker's state (the tab's rule, its deadline).
 const END_POLL: Duration = Duration::from_millis(20);
 /// How early (measurement slack: an action's events happen just before the call returns)
 /// and how late an end may come.
@@ -51,13 +54,15 @@ enum Script {
     Off,
 }
 
-/// Gateway settings: `tabs` lines, no warning dialog (it would cover the page), and the page
-/// script on or off.
-fn config(script: Script, tabs: &str) -> String {
-    format!(
-        "[tabs]\n{tabs}\nwarn_before = \"off\"\n[browser]\ninject = {}\n",
-        script == Script::On
-    )
+/// Gateway settings: `tabs` limits, no warning dialog (it would cover the page), and the
+/// page script on or off.
+fn config(script: Script, tabs: ConfigBuilder) -> ConfigBuilder {
+    tabs.warn_before(None).inject(script == Script::On)
+}
+
+/// `tabs.idle_timeout` of `n` seconds.
+fn idle_limit(n: u64) -> ConfigBuilder {
+    Config::builder().idle_timeout(Some(Duration::from_secs(n)))
 }
 
 /// The XPath of a Streamlit button labelled `label`.
@@ -107,16 +112,21 @@ async fn judged_as(gw: &TestGateway, id: TabId, script: Script) -> Result<()> {
     }
 }
 
-/// Waits for tab `id` to end (at most `limit`) and returns when it did.
-async fn ended_at(gw: &TestGateway, id: TabId, limit: Duration) -> Result<Instant> {
-    let by = Instant::now() + limit;
-    loop {
-        if gw.tracker().deadline_of(id).is_none() && !gw.tracker().open_tabs().contains(&id) {
-            return Ok(Instant::now());
-        }
-        ensure!(Instant::now() < by, "tab {id} still open after {limit:?}");
-        tokio::time::sleep(END_POLL).await;
-    }
+/// Waits for tab `id` to end (at most `limit`), checks it ended for `reason`, and returns
+/// when its end reached the test.
+async fn ended_at(
+    gw: &TestGateway,
+    id: TabId,
+    reason: EndReason,
+    limit: Duration,
+) -> Result<Instant> {
+    let Ended { end, at, .. } = gw.wait_for_end(id, limit).await?;
+    ensure!(
+        end.reason == reason,
+        "tab {id} ended as {}, not {reason}",
+        end.reason
+    );
+    Ok(at)
 }
 
 /// Fails unless `ended` is within [`LATE`] after `deadline` (and not before it).
@@ -134,16 +144,15 @@ fn on_time(ended: Instant, deadline: Instant) -> Result<()> {
     Ok(())
 }
 
-/// Fails if tab `id` ends before `until`.
+/// Fails if tab `id` ends before `until` (or has ended already).
 async fn open_until(gw: &TestGateway, id: TabId, until: Instant) -> Result<()> {
-    while Instant::now() < until {
-        ensure!(
-            gw.tracker().open_tabs().contains(&id),
-            "the tab ended while a person was using it"
-        );
-        tokio::time::sleep(POLL.min(until.saturating_duration_since(Instant::now()))).await;
-    }
-    Ok(())
+    gw.all_events()
+        .none_until(
+            until,
+            |e| matches!(e, Event::TabEnded(end) if end.tab == id),
+        )
+        .await
+        .context("the tab ended while a person was using it")
 }
 
 /// Runs a browser row; on failure adds what the page showed and what Streamlit printed.
@@ -169,7 +178,7 @@ async fn explain<T>(
 /// which shows `ready`. Returns the tab's id and when the page showed `ready`.
 async fn page(
     app_file: &str,
-    config: &str,
+    config: ConfigBuilder,
     ready: &str,
 ) -> Result<(StreamlitApp, TestGateway, Browser, TabId, Instant)> {
     let app = StreamlitApp::test_app(app_file, None).await?;
@@ -191,7 +200,7 @@ async fn component_timer_row(app_file: &str, prefix: &str) -> Result<()> {
     let idle = Duration::from_secs(7);
     let (app, gw, browser, id, loaded) = page(
         app_file,
-        &config(Script::On, "idle_timeout = \"7s\""),
+        config(Script::On, idle_limit(7)),
         &format!("{prefix}0"),
     )
     .await?;
@@ -202,7 +211,7 @@ async fn component_timer_row(app_file: &str, prefix: &str) -> Result<()> {
             .wait_for_text(&format!("{prefix}2"), Duration::from_secs(10))
             .await?;
         ensure!(count(&text, prefix) >= Some(2), "{text}");
-        let ended = ended_at(&gw, id, Duration::from_secs(20)).await?;
+        let ended = ended_at(&gw, id, EndReason::Idle, Duration::from_secs(20)).await?;
         on_time(ended, loaded + idle)?;
         browser
             .wait_for_url("/_idlegate/ended?reason=idle", Duration::from_secs(5))
@@ -227,7 +236,7 @@ async fn browser_activity_a_script_imitating_a_person_does_not_keep_a_tab() -> R
     let idle = Duration::from_secs(7);
     let (app, gw, browser, id, loaded) = page(
         "scripted_input.py",
-        &config(Script::On, "idle_timeout = \"7s\""),
+        config(Script::On, idle_limit(7)),
         "scripted input ready",
     )
     .await?;
@@ -237,7 +246,7 @@ async fn browser_activity_a_script_imitating_a_person_does_not_keep_a_tab() -> R
         browser
             .wait_for_text("auto: True", Duration::from_secs(10))
             .await?;
-        let ended = ended_at(&gw, id, Duration::from_secs(20)).await?;
+        let ended = ended_at(&gw, id, EndReason::Idle, Duration::from_secs(20)).await?;
         on_time(ended, loaded + idle)
     })
     .await
@@ -249,12 +258,13 @@ async fn lazy_table_row(script: Script) -> Result<()> {
     let idle = Duration::from_secs(12);
     let (app, gw, browser, id, _) = page(
         "lazy_table.py",
-        &config(script, "idle_timeout = \"12s\""),
+        config(script, idle_limit(12)),
         "rows: 200000",
     )
     .await?;
     explain(&browser, &app, async {
         judged_as(&gw, id, script).await?;
+        // The person looks at the table for a second before sorting it: the scenario's input.
         tokio::time::sleep(Duration::from_secs(1)).await;
         // Click the header of the second data column: the grid sorts by it.
         let grid = "//*[@data-testid='stDataFrame']";
@@ -274,7 +284,7 @@ async fn lazy_table_row(script: Script) -> Result<()> {
             .await?;
         let sorted = Instant::now();
         // The table refreshes itself (and refetches its rows) twice before the end.
-        let ended = ended_at(&gw, id, Duration::from_secs(30)).await?;
+        let ended = ended_at(&gw, id, EndReason::Idle, Duration::from_secs(30)).await?;
         let text = browser.body_text().await.unwrap_or_default();
         on_time(ended, sorted + idle).with_context(|| format!("page: {text}"))?;
         Ok(())
@@ -296,11 +306,7 @@ async fn browser_activity_lazy_table_sorted_once_ends_on_time_after_the_sort_wit
 #[tokio::test]
 async fn non_human_message_types_on_a_timer_end_on_time() -> Result<()> {
     let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = TestGateway::start(
-        &app.base_url(),
-        &config(Script::Off, "idle_timeout = \"4s\""),
-    )
-    .await?;
+    let gw = TestGateway::start(&app.base_url(), config(Script::Off, idle_limit(4))).await?;
     let mut tab = StClient::connect(&gw.url(), None).await?;
     tab.send_rerun(false).await?;
     tab.run_until_finished(LOAD).await?;
@@ -325,8 +331,8 @@ async fn non_human_message_types_on_a_timer_end_on_time() -> Result<()> {
         tab.send_raw(messages[sent % messages.len()].to_vec())
             .await?;
         sent += 1;
-        let quiet = Instant::now() + Duration::from_millis(400);
-        if let Ok(ended) = ended_at(&gw, id, quiet - Instant::now()).await {
+        // A message every 0.4 s (the wait for the end paces them): the scenario's input.
+        if let Ok(ended) = ended_at(&gw, id, EndReason::Idle, Duration::from_millis(400)).await {
             break ended;
         }
         ensure!(loaded.elapsed() < Duration::from_secs(10), "never ended");
@@ -340,7 +346,7 @@ async fn browser_activity_reading_and_scrolling_a_long_report_is_kept() -> Resul
     let idle = Duration::from_secs(6);
     let (app, gw, browser, id, _) = page(
         "long_report.py",
-        &config(Script::On, "idle_timeout = \"6s\""),
+        config(Script::On, idle_limit(6)),
         "report ready",
     )
     .await?;
@@ -374,7 +380,7 @@ async fn browser_activity_reading_and_scrolling_a_long_report_is_kept() -> Resul
             scrolled.as_f64().unwrap_or(0.0) > 1000.0,
             "the report did not scroll: {scrolled}"
         );
-        let ended = ended_at(&gw, id, Duration::from_secs(15)).await?;
+        let ended = ended_at(&gw, id, EndReason::Idle, Duration::from_secs(15)).await?;
         on_time(ended, last + idle)
     })
     .await
@@ -385,7 +391,7 @@ async fn browser_activity_typing_in_a_frame_is_kept() -> Result<()> {
     let idle = Duration::from_secs(6);
     let (app, gw, browser, id, _) = page(
         "frame_text.py",
-        &config(Script::On, "idle_timeout = \"6s\""),
+        config(Script::On, idle_limit(6)),
         "frame ready",
     )
     .await?;
@@ -415,7 +421,7 @@ async fn browser_activity_typing_in_a_frame_is_kept() -> Result<()> {
         let typed: String = notes.prop("value").await?.unwrap_or_default();
         client.enter_parent_frame().await?;
         ensure!(typed.starts_with("note note"), "typed {typed:?}");
-        let ended = ended_at(&gw, id, Duration::from_secs(15)).await?;
+        let ended = ended_at(&gw, id, EndReason::Idle, Duration::from_secs(15)).await?;
         on_time(ended, last + idle)
     })
     .await
@@ -423,12 +429,8 @@ async fn browser_activity_typing_in_a_frame_is_kept() -> Result<()> {
 
 async fn clicking_row(script: Script) -> Result<()> {
     let idle = Duration::from_secs(6);
-    let (app, gw, browser, id, _) = page(
-        "counter.py",
-        &config(script, "idle_timeout = \"6s\""),
-        "clicks: 0",
-    )
-    .await?;
+    let (app, gw, browser, id, _) =
+        page("counter.py", config(script, idle_limit(6)), "clicks: 0").await?;
     explain(&browser, &app, async {
         judged_as(&gw, id, script).await?;
         let mut last = Instant::now();
@@ -442,7 +444,7 @@ async fn clicking_row(script: Script) -> Result<()> {
                 .await?;
             open_until(&gw, id, last + Duration::from_millis(2500)).await?;
         }
-        let ended = ended_at(&gw, id, Duration::from_secs(15)).await?;
+        let ended = ended_at(&gw, id, EndReason::Idle, Duration::from_secs(15)).await?;
         on_time(ended, last + idle)?;
         browser
             .wait_for_url("/_idlegate/ended?reason=idle", Duration::from_secs(5))
@@ -467,7 +469,7 @@ async fn browser_activity_clicking_every_few_seconds_is_kept_without_the_script(
 async fn reconnect_row(script: Script) -> Result<()> {
     let idle = Duration::from_secs(7);
     let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = TestGateway::start(&app.base_url(), &config(script, "idle_timeout = \"7s\"")).await?;
+    let gw = TestGateway::start(&app.base_url(), config(script, idle_limit(7))).await?;
     let relay = CuttingRelay::start(gw.addr()).await?;
     let browser = Browser::start().await?;
     explain(&browser, &app, async {
@@ -478,19 +480,23 @@ async fn reconnect_row(script: Script) -> Result<()> {
         let mut last = Instant::now();
         for round in 1..=4 {
             let accepted = relay.accepted();
+            let mut events = gw.events();
             relay.cut();
             let cut = Instant::now();
             // The page reconnects on its own within a second; the person clicks as soon as
             // the button works again, well within 2 s of the cut.
-            wait_until(
-                Duration::from_secs(5),
-                Duration::from_millis(50),
-                async || {
-                    ensure!(relay.accepted() > accepted, "no reconnect yet");
-                    Ok(())
-                },
-            )
-            .await?;
+            events
+                .next_matching(
+                    LOAD,
+                    |e| matches!(e, Event::TabReconnected { tab, .. } if *tab == id),
+                )
+                .await
+                .context("the page did not come back to its tab")?;
+            ensure!(
+                relay.accepted() > accepted,
+                "no new connection through the relay"
+            );
+            // Half a second for the person to see the page work again: the scenario's input.
             tokio::time::sleep(Duration::from_millis(500)).await;
             browser
                 .click(&button("Increment"), Duration::from_secs(5))
@@ -510,7 +516,7 @@ async fn reconnect_row(script: Script) -> Result<()> {
             gw.tracker().open_tabs() == vec![id],
             "the same tab through every reconnect"
         );
-        let ended = ended_at(&gw, id, Duration::from_secs(15)).await?;
+        let ended = ended_at(&gw, id, EndReason::Idle, Duration::from_secs(15)).await?;
         on_time(ended, last + idle)
     })
     .await
@@ -533,7 +539,10 @@ async fn live_loop_row(script: Script) -> Result<()> {
     let app = StreamlitApp::test_app("live_loop.py", None).await?;
     let gw = TestGateway::start(
         &app.base_url(),
-        &config(script, "idle_timeout = \"4s\"\nbusy_timeout = \"10s\""),
+        config(
+            script,
+            idle_limit(4).busy_timeout(Some(Duration::from_secs(10))),
+        ),
     )
     .await?;
     let browser = Browser::start().await?;
@@ -543,7 +552,7 @@ async fn live_loop_row(script: Script) -> Result<()> {
         let opened = Instant::now();
         browser.wait_for_text("tick 2", LOAD).await?;
         judged_as(&gw, id, script).await?;
-        let ended = ended_at(&gw, id, Duration::from_secs(20)).await?;
+        let ended = ended_at(&gw, id, EndReason::BusyIdle, Duration::from_secs(20)).await?;
         on_time(ended, opened + Duration::from_secs(10))?;
         browser
             .wait_for_url("/_idlegate/ended?reason=busy_idle", Duration::from_secs(5))
@@ -588,11 +597,7 @@ fn mib(bytes: u64) -> f64 {
 #[tokio::test]
 async fn a_slow_upload_is_not_ended_midway_and_its_file_is_released_at_the_end() -> Result<()> {
     let app = StreamlitApp::test_app("upload.py", None).await?;
-    let gw = TestGateway::start(
-        &app.base_url(),
-        &config(Script::Off, "idle_timeout = \"20s\""),
-    )
-    .await?;
+    let gw = TestGateway::start(&app.base_url(), config(Script::Off, idle_limit(20))).await?;
     let mut tab = StClient::connect(&gw.url(), None).await?;
     tab.send_rerun(false).await?;
     tab.run_until_finished(LOAD).await?;
@@ -616,13 +621,11 @@ async fn a_slow_upload_is_not_ended_midway_and_its_file_is_released_at_the_end()
         }
     });
     // Busy all along: the deadline is the busy bound, not the idle limit. Meanwhile the
-    // page answers the app's pings, as a browser does.
+    // page answers the app's pings, as a browser does. The 25 s, past the idle limit, are the
+    // scenario's input.
     pump(&mut tab, Instant::now() + Duration::from_secs(25)).await?;
     let deadline = gw.tracker().deadline_of(id).context("ended mid-upload")?;
-    ensure!(
-        deadline.reason == idlegate::tracker::EndReason::BusyIdle,
-        "{deadline:?}"
-    );
+    ensure!(deadline.reason == EndReason::BusyIdle, "{deadline:?}");
     while !sending.is_finished() {
         pump(&mut tab, Instant::now() + Duration::from_millis(200)).await?;
     }
@@ -637,7 +640,7 @@ async fn a_slow_upload_is_not_ended_midway_and_its_file_is_released_at_the_end()
         mib(holding)
     );
     // The idle time counts from the end of the upload.
-    let ended = ended_at(&gw, id, Duration::from_secs(30)).await?;
+    let ended = ended_at(&gw, id, EndReason::Idle, Duration::from_secs(30)).await?;
     on_time(ended, uploaded + Duration::from_secs(20))?;
     let redirect = tab.wait_for_auth_redirect(Duration::from_secs(5)).await?;
     ensure!(redirect.ends_with("reason=idle"), "{redirect}");
@@ -664,11 +667,7 @@ async fn a_slow_upload_is_not_ended_midway_and_its_file_is_released_at_the_end()
 #[tokio::test]
 async fn the_session_socket_at_encoded_paths_is_tracked_and_ends_on_time() -> Result<()> {
     let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = TestGateway::start(
-        &app.base_url(),
-        &config(Script::Off, "idle_timeout = \"3s\""),
-    )
-    .await?;
+    let gw = TestGateway::start(&app.base_url(), config(Script::Off, idle_limit(3))).await?;
     for path in [
         "/_stcore/%73tream",
         "/_stcore%2Fstream",
@@ -685,7 +684,7 @@ async fn the_session_socket_at_encoded_paths_is_tracked_and_ends_on_time() -> Re
         tab.run_until_finished(LOAD).await?;
         let loaded = Instant::now();
         let id = only_tab(&gw).await.with_context(|| path.to_owned())?;
-        let ended = ended_at(&gw, id, Duration::from_secs(10)).await?;
+        let ended = ended_at(&gw, id, EndReason::Idle, Duration::from_secs(10)).await?;
         on_time(ended, loaded + Duration::from_secs(3)).with_context(|| path.to_owned())?;
         let redirect = tab.wait_for_auth_redirect(Duration::from_secs(5)).await?;
         ensure!(redirect.ends_with("reason=idle"), "{path}: {redirect}");
@@ -721,18 +720,26 @@ async fn the_session_socket_at_encoded_paths_is_tracked_and_ends_on_time() -> Re
         4 << 20,
         Some(1 << 20),
     );
+    // While the upload streams, the deadline becomes the busy bound (before, it is the
+    // idle limit; the upload takes 4 s, longer than that limit).
     let watch = async {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let deadline = gw.tracker().deadline_of(id).context("ended mid-upload")?;
-        ensure!(
-            deadline.reason == idlegate::tracker::EndReason::BusyIdle,
-            "{deadline:?}"
-        );
-        Ok(())
+        loop {
+            let deadline = gw.tracker().deadline_of(id).context("ended mid-upload")?;
+            if deadline.reason == EndReason::BusyIdle {
+                return anyhow::Ok(());
+            }
+            // Looks at the tracker every 20 ms; the upload's end bounds the wait.
+            tokio::time::sleep(END_POLL).await;
+        }
     };
-    let (status, watched) = tokio::join!(status, watch);
-    watched?;
-    ensure!(status? == 204);
+    tokio::pin!(status);
+    tokio::select! {
+        watched = watch => {
+            watched?;
+            ensure!(status.await? == 204);
+        }
+        status = &mut status => bail!("the upload ({:?}) ended before it made the tab busy", status?),
+    }
     Ok(())
 }
 
@@ -784,11 +791,7 @@ async fn tab_reports_need_the_login_that_opened_the_tab() -> Result<()> {
     let hash = idlegate::auth::password::hash(PASSWORD).map_err(anyhow::Error::msg)?;
     std::fs::write(&users, format!("alice:{hash}\nbob:{hash}\n"))?;
     let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = TestGateway::start(
-        &app.base_url(),
-        &format!("[tabs]\nidle_timeout = \"60s\"\n[login]\nmode = \"password\"\nusers_file = {users:?}\n"),
-    )
-    .await?;
+    let gw = TestGateway::start(&app.base_url(), idle_limit(60).users_file(&users)).await?;
     let alice = signed_in(&gw, "alice", PASSWORD).await?;
     let bob = signed_in(&gw, "bob", PASSWORD).await?;
     let token = "alicesPageToken_0123456";
@@ -797,7 +800,18 @@ async fn tab_reports_need_the_login_that_opened_the_tab() -> Result<()> {
     tab.send_rerun(false).await?;
     tab.run_until_finished(LOAD).await?;
     let id = only_tab(&gw).await?;
+    // The app says the run is over just after its last message: read the deadline once
+    // idlegate has seen that.
+    gw.wait_for_event(LOAD, |e| {
+        *e == Event::Busy {
+            tab: id,
+            busy: false,
+        }
+    })
+    .await?;
     let before = gw.tracker().deadline_of(id).context("open")?;
+    // Two seconds pass before the reports, so any report that counted would move the
+    // deadline visibly: the scenario's input.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     ensure!(report(&gw, token, None).await? == 403, "no login");

@@ -9,7 +9,10 @@
 use std::future::Future;
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
+use idlegate::config::Config;
+use idlegate::lifecycle::Event;
+use idlegate::tracker::{EndReason, TabId};
 use testkit::gateway::TestGateway;
 use testkit::venv::workspace_root;
 use testkit::{wait_until, Browser, StreamlitApp};
@@ -21,6 +24,9 @@ const LOAD: Duration = Duration::from_secs(30);
 const RENDER: Duration = Duration::from_secs(15);
 /// Poll interval for everything that watches the page.
 const POLL: Duration = Duration::from_millis(100);
+/// How long after its tab ended (the end's event) a page may take to show the ended page:
+/// one WebSocket message, then a page load.
+const REDIRECT: Duration = Duration::from_secs(2);
 
 /// The path of idlegate's "session ended" page.
 const ENDED_PATH: &str = "/_idlegate/ended";
@@ -34,12 +40,30 @@ async fn streamlit(app: &str) -> Result<StreamlitApp> {
     StreamlitApp::test_app(app, None).await
 }
 
-async fn gateway(app: &StreamlitApp, idle_timeout: &str) -> Result<TestGateway> {
+async fn gateway(app: &StreamlitApp, idle_timeout: Duration) -> Result<TestGateway> {
     TestGateway::start(
         &app.base_url(),
-        &format!("[tabs]\nidle_timeout = \"{idle_timeout}\"\n"),
+        Config::builder().idle_timeout(Some(idle_timeout)),
     )
     .await
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// When tab `id`'s page-load run finished, as its event reached the test: an untouched
+/// tab's idle time counts from then.
+async fn page_load_finished(gw: &TestGateway, id: TabId) -> Result<Instant> {
+    let finished = gw
+        .wait_for_event(LOAD, |e| {
+            *e == Event::Busy {
+                tab: id,
+                busy: false,
+            }
+        })
+        .await?;
+    Ok(finished.at)
 }
 
 /// Runs a test body; if it fails, adds what the browser showed and what Streamlit printed.
@@ -67,41 +91,25 @@ async fn explain<T>(
     }
 }
 
-/// Fails if the tab reaches the ended page before `until`; checks every [`POLL`].
-async fn stays_off_ended_page(browser: &Browser, until: Instant, since: Instant) -> Result<()> {
-    loop {
-        let url = browser.current_url().await?;
-        if url.contains(ENDED_PATH) {
-            bail!(
-                "the tab ended {:.1?} after its last activity, too early: {url}",
-                since.elapsed()
-            );
-        }
-        let now = Instant::now();
-        if now >= until {
-            return Ok(());
-        }
-        tokio::time::sleep(POLL.min(until - now)).await;
-    }
-}
-
-/// Waits (until `by`) for the tab to show the ended page for an idle timeout, and checks
-/// its content. Returns the page text.
+/// Waits for the tab to show the ended page for an idle timeout, at most [`REDIRECT`] after
+/// `ended` (when the tab's end reached the test), and checks its content. Returns the page
+/// text.
 async fn lands_on_idle_ended_page(
     browser: &Browser,
-    by: Instant,
+    ended: Instant,
     since: Instant,
     limit_text: &str,
 ) -> Result<String> {
     let url = browser
         .wait_for_url(
             &format!("{ENDED_PATH}?reason=idle"),
-            by.saturating_duration_since(Instant::now()),
+            (ended + REDIRECT).saturating_duration_since(Instant::now()),
         )
         .await
         .with_context(|| {
             format!(
-                "the idle tab was not sent to the ended page within {:.1?} of its last activity",
+                "the idle tab was not sent to the ended page within {REDIRECT:?} of its end \
+                 ({:.1?} after its last activity)",
                 since.elapsed()
             )
         })?;
@@ -127,7 +135,7 @@ fn count(text: &str, prefix: &str) -> Option<u64> {
 #[tokio::test]
 async fn browser_multipage_app_works_through_idlegate() -> Result<()> {
     let app = streamlit("multipage/app.py").await?;
-    let gw = gateway(&app, "1m").await?;
+    let gw = gateway(&app, secs(60)).await?;
     let browser = Browser::start().await?;
     let base = gw.url();
     explain(&browser, &app, async {
@@ -188,12 +196,13 @@ async fn browser_multipage_app_works_through_idlegate() -> Result<()> {
 #[tokio::test]
 async fn browser_widget_interaction_counts_and_an_idle_tab_lands_on_the_ended_page() -> Result<()> {
     let app = streamlit("counter.py").await?;
-    let gw = gateway(&app, "5s").await?;
+    let gw = gateway(&app, secs(5)).await?;
     let browser = Browser::start().await?;
     let base = gw.url();
     explain(&browser, &app, async {
         browser.goto(&format!("{base}/")).await?;
         browser.wait_for_text("clicks: 0", LOAD).await?;
+        let id = gw.wait_for_tab(1, LOAD).await?;
 
         browser.click(&button("Increment"), RENDER).await?;
         browser.wait_for_text("clicks: 1", RENDER).await?;
@@ -206,15 +215,19 @@ async fn browser_widget_interaction_counts_and_an_idle_tab_lands_on_the_ended_pa
             "expected 3 runs (load and two clicks):\n{text}"
         );
 
-        // Untouched from here on: alive until timeout - 1 s, ended by timeout + 2 s.
-        stays_off_ended_page(&browser, last_click + Duration::from_secs(4), last_click).await?;
-        let text = lands_on_idle_ended_page(
-            &browser,
-            last_click + Duration::from_secs(7),
-            last_click,
-            "5 seconds",
-        )
-        .await?;
+        // Untouched from here on: ended on time for the deadline the last click's run set,
+        // that deadline no later than 2 s past the limit after the click, and never before
+        // the limit after the click minus 1 s.
+        let ended = gw.wait_for_end(id, secs(20)).await?;
+        ensure!(ended.end.reason == EndReason::Idle, "{:?}", ended.end);
+        ended.on_time()?;
+        ended.by(last_click + secs(7))?;
+        ensure!(
+            ended.at >= last_click + secs(4),
+            "the tab ended {:.1?} after its last click, too early",
+            ended.at - last_click
+        );
+        let text = lands_on_idle_ended_page(&browser, ended.at, last_click, "5 seconds").await?;
         let ended_after = last_click.elapsed();
         ensure!(
             text.contains("Start a new session"),
@@ -266,7 +279,7 @@ async fn browser_widget_interaction_counts_and_an_idle_tab_lands_on_the_ended_pa
 #[tokio::test]
 async fn browser_auto_refreshing_fragment_does_not_keep_an_untouched_tab_alive() -> Result<()> {
     let app = streamlit("fragment.py").await?;
-    let gw = gateway(&app, "5s").await?;
+    let gw = gateway(&app, secs(5)).await?;
     let browser = Browser::start().await?;
     let base = gw.url();
     explain(&browser, &app, async {
@@ -274,6 +287,7 @@ async fn browser_auto_refreshing_fragment_does_not_keep_an_untouched_tab_alive()
         // The page-load run ends after the document has loaded: the idle time counts from a
         // moment later than this.
         let loaded = Instant::now();
+        let id = gw.wait_for_tab(1, LOAD).await?;
         let text = browser.wait_for_text("ticks: ", LOAD).await?;
         let first = count(&text, "ticks: ").context("no tick count")?;
 
@@ -290,14 +304,18 @@ async fn browser_auto_refreshing_fragment_does_not_keep_an_untouched_tab_alive()
             loaded.elapsed()
         );
 
-        stays_off_ended_page(&browser, loaded + Duration::from_secs(4), loaded).await?;
-        lands_on_idle_ended_page(
-            &browser,
-            loaded + Duration::from_secs(7),
-            loaded,
-            "5 seconds",
-        )
-        .await?;
+        // The page-load run's end set the deadline; the fragment's runs did not move it.
+        let load_run = page_load_finished(&gw, id).await?;
+        let ended = gw.wait_for_end(id, secs(20)).await?;
+        ensure!(ended.end.reason == EndReason::Idle, "{:?}", ended.end);
+        ended.on_time()?;
+        ended.by(load_run + secs(5))?;
+        ensure!(
+            ended.at >= loaded + secs(4),
+            "the tab ended {:.1?} after load, too early",
+            ended.at - loaded
+        );
+        lands_on_idle_ended_page(&browser, ended.at, loaded, "5 seconds").await?;
         eprintln!(
             "the untouched tab reached the ended page {:.1?} after load",
             loaded.elapsed()
@@ -357,15 +375,14 @@ enum AfterBack {
 async fn end_and_go_back(browser: &Browser, gw: &TestGateway) -> Result<(AfterBack, bool)> {
     browser.goto(&format!("{}/", gw.url())).await?;
     let loaded = Instant::now();
+    let id = gw.wait_for_tab(1, LOAD).await?;
     browser.wait_for_text("runs: 1", LOAD).await?;
     watch_for_page_cache_restore(browser).await?;
-    lands_on_idle_ended_page(
-        browser,
-        loaded + Duration::from_secs(5),
-        loaded,
-        "3 seconds",
-    )
-    .await?;
+    let ended = gw.wait_for_end(id, secs(20)).await?;
+    ensure!(ended.end.reason == EndReason::Idle, "{:?}", ended.end);
+    ended.on_time()?;
+    ended.by(page_load_finished(gw, id).await? + secs(3))?;
+    lands_on_idle_ended_page(browser, ended.at, loaded, "3 seconds").await?;
     ensure!(gw.tracker().is_empty(), "the ended tab is still tracked");
 
     browser.client().back().await.context("navigating back")?;
@@ -408,7 +425,7 @@ async fn end_and_go_back(browser: &Browser, gw: &TestGateway) -> Result<(AfterBa
 #[tokio::test]
 async fn browser_never_spins_on_connecting_after_its_session_ended() -> Result<()> {
     let app = streamlit("counter.py").await?;
-    let gw = gateway(&app, "3s").await?;
+    let gw = gateway(&app, secs(3)).await?;
     // Chromium as people run it: going back may show the old page from the back/forward
     // cache, whose Streamlit reconnects with the ended session's id.
     let browser = Browser::start().await?;
@@ -450,7 +467,7 @@ async fn browser_never_spins_on_connecting_after_its_session_ended() -> Result<(
 async fn browser_back_to_an_ended_app_page_without_page_cache_starts_a_fresh_session() -> Result<()>
 {
     let app = streamlit("counter.py").await?;
-    let gw = gateway(&app, "3s").await?;
+    let gw = gateway(&app, secs(3)).await?;
     let browser = Browser::start_with_args(&["--disable-features=BackForwardCache"]).await?;
     explain(&browser, &app, async {
         let (outcome, restored) = end_and_go_back(&browser, &gw).await?;

@@ -5,8 +5,11 @@
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
+use idlegate::config::{Config, ConfigBuilder, OidcProvider, SignIn};
+use idlegate::lifecycle::Event;
+use idlegate::tracker::{EndReason, TabId};
 use serde_json::Value;
-use testkit::gateway::TestGateway;
+use testkit::gateway::{TestGateway, ON_TIME};
 use testkit::venv::workspace_root;
 use testkit::{wait_until, Browser, StreamlitApp};
 use tokio::time::Instant;
@@ -16,6 +19,39 @@ const LOAD: Duration = Duration::from_secs(30);
 /// Poll interval for everything that watches the page.
 const POLL: Duration = Duration::from_millis(100);
 const ENDED_PATH: &str = "/_idlegate/ended";
+/// How long after its tab ended (the end's event) a page may take to show the ended page:
+/// one WebSocket message, then a page load.
+const REDIRECT: Duration = Duration::from_secs(2);
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// When tab `id`'s page-load run finished, as its event reached the test: an untouched
+/// tab's idle time counts from then.
+async fn page_load_finished(gw: &TestGateway, id: TabId) -> Result<Instant> {
+    let finished = gw
+        .wait_for_event(LOAD, |e| {
+            *e == Event::Busy {
+                tab: id,
+                busy: false,
+            }
+        })
+        .await?;
+    Ok(finished.at)
+}
+
+/// Waits for the browser to show the ended page for `reason`, at most [`REDIRECT`] after
+/// `ended` (when the tab's end reached the test).
+async fn lands_on_ended_page(browser: &Browser, reason: &str, ended: Instant) -> Result<String> {
+    browser
+        .wait_for_url(
+            &format!("{ENDED_PATH}?reason={reason}"),
+            (ended + REDIRECT).saturating_duration_since(Instant::now()),
+        )
+        .await
+        .with_context(|| format!("the ended page was not shown within {REDIRECT:?} of the end"))
+}
 
 /// Reads the warning's state from its shadow root: `null` while there is none.
 const WARNING: &str = "const host = document.querySelector('[data-idlegate=\"warning\"]');\
@@ -113,7 +149,7 @@ async fn explain<T>(
 }
 
 /// The counter app behind a gateway with `config`, and a browser.
-async fn counter_behind(config: &str) -> Result<(StreamlitApp, TestGateway, Browser)> {
+async fn counter_behind(config: ConfigBuilder) -> Result<(StreamlitApp, TestGateway, Browser)> {
     let app = StreamlitApp::test_app("counter.py", None).await?;
     let gw = TestGateway::start(&app.base_url(), config).await?;
     let browser = Browser::start().await?;
@@ -122,11 +158,16 @@ async fn counter_behind(config: &str) -> Result<(StreamlitApp, TestGateway, Brow
 
 #[tokio::test]
 async fn browser_warning_counts_down_to_the_deadline_and_keep_working_extends_it() -> Result<()> {
-    let (app, gw, browser) =
-        counter_behind("[tabs]\nidle_timeout = \"30s\"\nwarn_before = \"20s\"\n").await?;
+    let (app, gw, browser) = counter_behind(
+        Config::builder()
+            .idle_timeout(Some(secs(30)))
+            .warn_before(Some(secs(20))),
+    )
+    .await?;
     explain(&browser, &app, async {
         browser.goto(&format!("{}/", gw.url())).await?;
         browser.wait_for_text("clicks: 0", LOAD).await?;
+        let id = gw.wait_for_tab(1, LOAD).await?;
         ensure!(
             warning(&browser).await?.is_none(),
             "the warning must not be in the page before it is needed"
@@ -154,17 +195,29 @@ async fn browser_warning_counts_down_to_the_deadline_and_keep_working_extends_it
         browser
             .screenshot_png(workspace_root().join("docs/screenshots/warning.png"))
             .await?;
+        // Two seconds and a bit pass with the warning open: the scenario's input. The
+        // countdown must have followed the time that really passed.
         tokio::time::sleep(Duration::from_millis(2100)).await;
         let later = seconds(&wait_for_warning(&browser, POLL * 10).await?["countdown"])?;
+        // At most 3 s off the count, or as many whole seconds as really passed if more did.
+        let passed = shown_at.elapsed();
+        let most = 3.max(passed.as_secs() + u64::from(passed.subsec_nanos() > 0));
         ensure!(
-            later + 2 <= first && later + 3 >= first,
-            "the countdown went from {first}s to {later}s in 2.1s"
+            later + 2 <= first && later + most >= first,
+            "the countdown went from {first}s to {later}s in {passed:?}"
         );
 
         // "Keep working" with the keyboard: the focus is on the button.
+        let mut events = gw.events();
         browser.type_keys("\u{E007}").await?;
-        let kept_at = Instant::now();
-        wait_until(Duration::from_secs(3), POLL, async || {
+        // The page reports the key as the person's input.
+        let kept = events
+            .next_matching(
+                LOAD,
+                |e| matches!(e, Event::Activity { tab, .. } if *tab == id),
+            )
+            .await?;
+        wait_until(LOAD, POLL, async || {
             ensure!(!warning_open(&browser).await?, "the warning is still open");
             Ok(())
         })
@@ -172,7 +225,7 @@ async fn browser_warning_counts_down_to_the_deadline_and_keep_working_extends_it
         let extended = only_deadline(&gw)?;
         ensure!(
             near(
-                extended.saturating_duration_since(kept_at),
+                extended.saturating_duration_since(kept.at),
                 Duration::from_secs(30),
                 Duration::from_secs(1)
             ),
@@ -186,17 +239,13 @@ async fn browser_warning_counts_down_to_the_deadline_and_keep_working_extends_it
             near(second_lead, Duration::from_secs(20), Duration::from_secs(1)),
             "the second warning came {second_lead:?} ahead"
         );
-        let url = browser
-            .wait_for_url(
-                &format!("{ENDED_PATH}?reason=idle"),
-                Duration::from_secs(25),
-            )
-            .await?;
-        let late = Instant::now().saturating_duration_since(extended);
-        ensure!(
-            late <= Duration::from_secs(2),
-            "ended page shown {late:?} after the deadline: {url}"
-        );
+        let ended = gw.wait_for_end(id, secs(25)).await?;
+        ended.on_time()?;
+        // Nothing but the person moved the deadline after Keep working (give or take the
+        // second the checks above allow).
+        ended.by(extended + secs(1))?;
+        let url = lands_on_ended_page(&browser, "idle", ended.at).await?;
+        ensure!(url.contains("reason=idle"), "{url}");
         let text = browser.wait_for_text("Session ended", LOAD).await?;
         ensure!(text.contains("30 seconds without activity"), "{text}");
         Ok(())
@@ -207,11 +256,16 @@ async fn browser_warning_counts_down_to_the_deadline_and_keep_working_extends_it
 #[tokio::test]
 async fn browser_typing_without_submitting_keeps_the_tab_alive() -> Result<()> {
     let app = StreamlitApp::test_app("notes.py", None).await?;
-    let gw = TestGateway::start(&app.base_url(), "[tabs]\nidle_timeout = \"6s\"\n").await?;
+    let gw = TestGateway::start(
+        &app.base_url(),
+        Config::builder().idle_timeout(Some(secs(6))),
+    )
+    .await?;
     let browser = Browser::start().await?;
     explain(&browser, &app, async {
         browser.goto(&format!("{}/", gw.url())).await?;
         browser.wait_for_text("saved characters: 0", LOAD).await?;
+        let id = gw.wait_for_tab(1, LOAD).await?;
         browser
             .focus("//*[@data-testid='stTextArea']//textarea", LOAD)
             .await?;
@@ -230,6 +284,7 @@ async fn browser_typing_without_submitting_keeps_the_tab_alive() -> Result<()> {
                 "the tab ended {:.1?} into typing: {url}",
                 started.elapsed()
             );
+            // A key every 0.8 s: the person's typing pace, the scenario's input.
             tokio::time::sleep(Duration::from_millis(800)).await;
         }
         let text = browser.body_text().await?;
@@ -248,17 +303,18 @@ async fn browser_typing_without_submitting_keeps_the_tab_alive() -> Result<()> {
             (5..=10).contains(&reports) && reports < keys,
             "{reports} activity reports for {keys} keys in 12s"
         );
-        browser
-            .wait_for_url(
-                &format!("{ENDED_PATH}?reason=idle"),
-                Duration::from_secs(15),
-            )
-            .await?;
-        let after = last_key.elapsed();
+        let ended = gw.wait_for_end(id, secs(15)).await?;
+        ensure!(ended.end.reason == EndReason::Idle, "{:?}", ended.end);
+        ended.on_time()?;
+        // The last key's report dates the input by its age, so the deadline is the idle
+        // limit after the key (give or take the report's transit).
+        ended.by(last_key + secs(6) + ON_TIME)?;
+        let after = ended.at - last_key;
         ensure!(
-            after >= Duration::from_secs(5) && after <= Duration::from_secs(9),
-            "ended {after:?} after the last key, expected about 6s (plus one report interval)"
+            after >= Duration::from_secs(5),
+            "ended {after:?} after the last key, expected about 6s"
         );
+        lands_on_ended_page(&browser, "idle", ended.at).await?;
         Ok(())
     })
     .await
@@ -267,21 +323,36 @@ async fn browser_typing_without_submitting_keeps_the_tab_alive() -> Result<()> {
 #[tokio::test]
 async fn browser_hidden_tab_ends_after_the_hidden_limit_while_the_visible_one_lives() -> Result<()>
 {
-    let (app, gw, browser) =
-        counter_behind("[tabs]\nidle_timeout = \"30s\"\nhidden_timeout = \"5s\"\n").await?;
+    let (app, gw, browser) = counter_behind(
+        Config::builder()
+            .idle_timeout(Some(secs(30)))
+            .hidden_timeout(Some(secs(5))),
+    )
+    .await?;
     explain(&browser, &app, async {
         let client = browser.client();
         browser.goto(&format!("{}/", gw.url())).await?;
         browser.wait_for_text("clicks: 0", LOAD).await?;
+        let first = gw.wait_for_tab(1, LOAD).await?;
         // A second tab in front: the first one is hidden from now on.
         let (background, _front) = browser.open_tab_in_front().await?;
         let hidden_at = Instant::now();
+        let hidden = gw
+            .wait_for_event(LOAD, |e| {
+                *e == Event::Hidden {
+                    tab: first,
+                    hidden: true,
+                }
+            })
+            .await?;
+        let deadline = gw.deadline(first)?;
+        ensure!(deadline.reason == EndReason::HiddenIdle, "{deadline:?}");
+        ensure!(deadline.at <= hidden.at + secs(5), "{deadline:?}");
         browser.goto(&format!("{}/", gw.url())).await?;
         browser.wait_for_text("clicks: 0", LOAD).await?;
 
         // The person works in the front tab; the background tab ends on its own.
         let mut clicks = 0;
-        let mut background_ended = None;
         while hidden_at.elapsed() < Duration::from_secs(12) {
             browser
                 .click("//button[.//p[text()='Increment']]", LOAD)
@@ -290,15 +361,18 @@ async fn browser_hidden_tab_ends_after_the_hidden_limit_while_the_visible_one_li
             browser
                 .wait_for_text(&format!("clicks: {clicks}"), LOAD)
                 .await?;
-            if background_ended.is_none() && gw.tracker().len() == 1 {
-                background_ended = Some(hidden_at.elapsed());
-            }
+            // A click every 0.7 s or so: the person's pace, the scenario's input.
             tokio::time::sleep(Duration::from_millis(700)).await;
         }
-        let ended = background_ended.context("the hidden tab did not end")?;
+        let ended = gw
+            .wait_for_end(first, Duration::ZERO)
+            .await
+            .context("the hidden tab did not end")?;
+        ended.on_time_for(deadline)?;
+        let after = ended.at - hidden_at;
         ensure!(
-            ended >= Duration::from_secs(4) && ended <= Duration::from_millis(7500),
-            "the hidden tab ended {ended:?} after it was hidden, expected about 5s"
+            after >= Duration::from_secs(4),
+            "the hidden tab ended {after:?} after it was hidden, expected about 5s"
         );
         let url = browser.current_url().await?;
         ensure!(
@@ -325,7 +399,10 @@ async fn browser_hidden_tab_ends_after_the_hidden_limit_while_the_visible_one_li
 #[tokio::test]
 async fn browser_tab_shown_again_near_its_deadline_warns_at_once() -> Result<()> {
     let (app, gw, browser) = counter_behind(
-        "[tabs]\nidle_timeout = \"30s\"\nwarn_before = \"20s\"\nhidden_timeout = \"off\"\n",
+        Config::builder()
+            .idle_timeout(Some(secs(30)))
+            .warn_before(Some(secs(20)))
+            .hidden_timeout(None),
     )
     .await?;
     explain(&browser, &app, async {
@@ -333,7 +410,8 @@ async fn browser_tab_shown_again_near_its_deadline_warns_at_once() -> Result<()>
         browser.goto(&format!("{}/", gw.url())).await?;
         browser.wait_for_text("clicks: 0", LOAD).await?;
         let (first, _other) = browser.open_tab_in_front().await?;
-        // While hidden the warning time passes (it is due 10s after the page's run).
+        // While hidden the warning time passes (it is due 10s after the page's run): the
+        // page stays in the background for 13 s, the scenario's input.
         tokio::time::sleep(Duration::from_secs(13)).await;
         client.switch_to_window(first).await?;
         let shown_at = Instant::now();
@@ -353,11 +431,12 @@ async fn browser_tab_shown_again_near_its_deadline_warns_at_once() -> Result<()>
 #[tokio::test]
 async fn browser_without_the_script_idle_tabs_still_end_on_time() -> Result<()> {
     let (app, gw, browser) =
-        counter_behind("[tabs]\nidle_timeout = \"5s\"\n[browser]\ninject = false\n").await?;
+        counter_behind(Config::builder().idle_timeout(Some(secs(5))).inject(false)).await?;
     explain(&browser, &app, async {
         browser.goto(&format!("{}/", gw.url())).await?;
         browser.wait_for_text("clicks: 0", LOAD).await?;
         let loaded = Instant::now();
+        let id = gw.wait_for_tab(1, LOAD).await?;
         let scripts = browser
             .run_js(
                 "return Array.from(document.scripts).map(s => s.src).join(' ');",
@@ -368,17 +447,16 @@ async fn browser_without_the_script_idle_tabs_still_end_on_time() -> Result<()> 
             !scripts.as_str().unwrap_or_default().contains("_idlegate"),
             "the script is in the page: {scripts}"
         );
-        browser
-            .wait_for_url(
-                &format!("{ENDED_PATH}?reason=idle"),
-                Duration::from_secs(15),
-            )
-            .await?;
-        let after = loaded.elapsed();
+        let ended = gw.wait_for_end(id, secs(15)).await?;
+        ensure!(ended.end.reason == EndReason::Idle, "{:?}", ended.end);
+        ended.on_time()?;
+        ended.by(page_load_finished(&gw, id).await? + secs(5))?;
+        let after = ended.at - loaded;
         ensure!(
-            after >= Duration::from_millis(4500) && after <= Duration::from_millis(7000),
+            after >= Duration::from_millis(4500),
             "ended {after:?} after the page's run, expected about 5s"
         );
+        lands_on_ended_page(&browser, "idle", ended.at).await?;
         browser.wait_for_text("Session ended", LOAD).await?;
         Ok(())
     })
@@ -391,10 +469,13 @@ async fn browser_signed_in_tabs_share_a_sliding_login_and_are_signed_out_togethe
     let hash = idlegate::auth::password::hash("open sesame").map_err(anyhow::Error::msg)?;
     let users = dir.path().join("users");
     std::fs::write(&users, format!("alice:{hash}\n"))?;
-    let (app, gw, browser) = counter_behind(&format!(
-        "[tabs]\nwarn_before = \"20s\"\n[login]\nmode = \"password\"\nusers_file = {users:?}\n\
-             idle_timeout = \"25s\"\ncookie_secure = false\n"
-    ))
+    let (app, gw, browser) = counter_behind(
+        Config::builder()
+            .warn_before(Some(secs(20)))
+            .users_file(&users)
+            .login_idle_timeout(secs(25))
+            .cookie_secure(false),
+    )
     .await?;
     explain(&browser, &app, async {
         let client = browser.client();
@@ -417,9 +498,15 @@ async fn browser_signed_in_tabs_share_a_sliding_login_and_are_signed_out_togethe
         let (first, _second) = browser.open_tab_in_front().await?;
         browser.goto(&format!("{}/", gw.url())).await?;
         browser.wait_for_text("clicks: 0", LOAD).await?;
+        let (quiet_tab, busy_tab) = (
+            gw.wait_for_tab(1, LOAD).await?,
+            gw.wait_for_tab(2, LOAD).await?,
+        );
         let started = Instant::now();
         let mut clicks = 0;
+        let mut clicking = started;
         while started.elapsed() < Duration::from_secs(12) {
+            clicking = Instant::now();
             browser
                 .click("//button[.//p[text()='Increment']]", LOAD)
                 .await?;
@@ -427,6 +514,7 @@ async fn browser_signed_in_tabs_share_a_sliding_login_and_are_signed_out_togethe
             browser
                 .wait_for_text(&format!("clicks: {clicks}"), LOAD)
                 .await?;
+            // A click every 2 s or so: the person's pace, the scenario's input.
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
         ensure!(
@@ -434,22 +522,44 @@ async fn browser_signed_in_tabs_share_a_sliding_login_and_are_signed_out_togethe
             "a tab ended while its login was in use"
         );
         let last_click = Instant::now();
+        let mut ends = gw.events();
 
         // Left alone: the warning names the sign-out, then both tabs end.
         let warned = wait_for_warning(&browser, Duration::from_secs(15)).await?;
         let text = warned["text"].as_str().unwrap_or_default();
         ensure!(text.contains("You will be signed out in"), "{warned}");
-        browser
-            .wait_for_url(
-                &format!("{ENDED_PATH}?reason=login_expired"),
-                Duration::from_secs(30),
-            )
-            .await?;
-        let after = last_click.elapsed();
+        let ended = gw.wait_for_end(busy_tab, secs(30)).await?;
         ensure!(
-            after >= Duration::from_secs(23) && after <= Duration::from_secs(29),
+            ended.end.reason == EndReason::LoginExpired,
+            "{:?}",
+            ended.end
+        );
+        ended.on_time()?;
+        ended.by(last_click + secs(25))?;
+        // Never before the login's limit after the last click began (its input cannot be
+        // earlier than that).
+        let after = ended.at - clicking;
+        ensure!(
+            after >= Duration::from_secs(25),
             "signed out {after:?} after the last click, expected about 25s"
         );
+        // The quiet tab ends with the login, at the same moment.
+        let other = ends
+            .next_matching(
+                secs(5),
+                |e| matches!(e, Event::TabEnded(end) if end.tab == quiet_tab),
+            )
+            .await?;
+        let Event::TabEnded(other_end) = &other.event else {
+            unreachable!()
+        };
+        ensure!(other_end.reason == EndReason::LoginExpired, "{other_end:?}");
+        ensure!(
+            other.at <= ended.at + ON_TIME,
+            "the other tab ended {:?} after the first",
+            other.at - ended.at
+        );
+        lands_on_ended_page(&browser, "login_expired", ended.at).await?;
         let text = browser.wait_for_text("Session ended", LOAD).await?;
         ensure!(
             text.contains("signed out after a period of inactivity"),
@@ -469,6 +579,7 @@ async fn browser_signed_in_tabs_share_a_sliding_login_and_are_signed_out_togethe
 
 #[tokio::test]
 async fn browser_signs_in_with_a_real_openid_provider_and_returns_to_the_page() -> Result<()> {
+    use idlegate::config::login::Reauthenticate;
     use testkit::idp::{Idp, CLIENT_ID, CLIENT_SECRET};
     let app = StreamlitApp::start(
         &testkit::venv::repo_path("tests/apps/whoami.py"),
@@ -485,11 +596,16 @@ async fn browser_signs_in_with_a_real_openid_provider_and_returns_to_the_page() 
     let idp_port = Idp::reserve_port();
     let gw = TestGateway::start(
         &app.base_url(),
-        &format!(
-            "[login]\nmode = \"oidc\"\ncookie_secure = false\n[login.oidc]\n\
-             issuer = \"http://127.0.0.1:{idp_port}\"\nclient_id = \"{CLIENT_ID}\"\n\
-             client_secret = \"{CLIENT_SECRET}\"\nscopes = [\"openid\", \"email\", \"profile\", \"groups\"]\n"
-        ),
+        Config::builder()
+            .login(SignIn::Oidc(OidcProvider {
+                issuer: format!("http://127.0.0.1:{idp_port}"),
+                client_id: CLIENT_ID.to_owned(),
+                client_secret: Some(CLIENT_SECRET.to_owned()),
+                redirect_url: None,
+                reauthenticate: Reauthenticate::AfterSignOut,
+            }))
+            .oidc_scopes(["openid", "email", "profile", "groups"])
+            .cookie_secure(false),
     )
     .await?;
     let idp = Idp::start(idp_port, &format!("{}/_idlegate/oidc/callback", gw.url())).await?;
@@ -513,6 +629,7 @@ async fn browser_signs_in_with_a_real_openid_provider_and_returns_to_the_page() 
             "did not return to the original page: {url}"
         );
         ensure!(gw.tracker().len() == 1, "the signed-in tab is not tracked");
+        let id = gw.only_tab()?;
         // Signing out through the page an app links to: the tab ends, and the person is
         // not sent straight back to the provider (which would sign them in again).
         browser
@@ -525,11 +642,12 @@ async fn browser_signs_in_with_a_real_openid_provider_and_returns_to_the_page() 
             .wait_for_url("/_idlegate/login?signed_out=1", LOAD)
             .await?;
         browser.wait_for_text("You are signed out.", LOAD).await?;
-        wait_until(Duration::from_secs(5), POLL, async || {
-            ensure!(gw.tracker().is_empty(), "the tab outlived the sign-out");
-            Ok(())
-        })
-        .await?;
+        let ended = gw
+            .wait_for_end(id, LOAD)
+            .await
+            .context("the tab outlived the sign-out")?;
+        ensure!(ended.end.reason == EndReason::Logout, "{:?}", ended.end);
+        ensure!(gw.tracker().is_empty(), "the tab outlived the sign-out");
         Ok(())
     })
     .await;

@@ -7,12 +7,22 @@ use anyhow::{ensure, Context, Result};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
+use idlegate::config::Config;
+use idlegate::lifecycle::Event;
+use idlegate::tracker::EndReason;
 use testkit::gateway::TestGateway;
 use testkit::http::{self as web, Response};
+use testkit::upstream::{FakeUpstream, Reply};
 use testkit::{StClient, StreamlitApp};
 use tokio::time::Instant;
 
 const RUN: Duration = Duration::from_secs(20);
+/// How long a test waits for an event before it fails.
+const EVENT: Duration = Duration::from_secs(15);
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
 const TOKEN: &str = "pageTokenForTests_0123";
 
 async fn get(url: &str, headers: &[(&str, &str)]) -> Result<Response> {
@@ -46,7 +56,7 @@ fn script_tag_position(html: &str) -> Option<usize> {
 #[tokio::test]
 async fn html_pages_get_the_script_first_in_head_with_a_right_length_and_etag() -> Result<()> {
     let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = TestGateway::start(&app.base_url(), "").await?;
+    let gw = TestGateway::start(&app.base_url(), Config::builder()).await?;
 
     let direct = get(&format!("{}/", app.base_url()), NAVIGATION).await?;
     let page = get(&format!("{}/", gw.url()), NAVIGATION).await?;
@@ -109,7 +119,7 @@ async fn html_pages_get_the_script_first_in_head_with_a_right_length_and_etag() 
 #[tokio::test]
 async fn with_inject_off_pages_are_exactly_the_apps() -> Result<()> {
     let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = TestGateway::start(&app.base_url(), "[browser]\ninject = false\n").await?;
+    let gw = TestGateway::start(&app.base_url(), Config::builder().inject(false)).await?;
     for path in ["/", "/some_page"] {
         let direct = get(&format!("{}{path}", app.base_url()), NAVIGATION).await?;
         let proxied = get(&format!("{}{path}", gw.url()), NAVIGATION).await?;
@@ -125,8 +135,11 @@ async fn script_is_served_with_its_settings_and_revalidates() -> Result<()> {
     let app = StreamlitApp::test_app("counter.py", Some("/tools")).await?;
     let gw = TestGateway::start(
         &app.base_url(),
-        "[app]\nbase_path = \"/tools\"\n[tabs]\nidle_timeout = \"10m\"\nwarn_before = \"90s\"\n\
-         [browser.texts]\nkeep_working = \"Weiterarbeiten\"\n",
+        Config::builder()
+            .base_path("/tools")
+            .idle_timeout(Some(secs(600)))
+            .warn_before(Some(secs(90)))
+            .texts(|texts| texts.keep_working = "Weiterarbeiten".to_owned()),
     )
     .await?;
     let page = get(&format!("{}/tools/", gw.url()), NAVIGATION).await?;
@@ -183,7 +196,9 @@ async fn reports_reach_the_pages_tab_and_a_hidden_tab_ends_early() -> Result<()>
     let app = StreamlitApp::test_app("counter.py", None).await?;
     let gw = TestGateway::start(
         &app.base_url(),
-        "[tabs]\nidle_timeout = \"60s\"\nhidden_timeout = \"3s\"\n",
+        Config::builder()
+            .idle_timeout(Some(secs(60)))
+            .hidden_timeout(Some(secs(3))),
     )
     .await?;
     let unknown = check(&gw).await?;
@@ -196,23 +211,23 @@ async fn reports_reach_the_pages_tab_and_a_hidden_tab_ends_early() -> Result<()>
     let mut tab = StClient::connect_as_page(&gw.url(), TOKEN).await?;
     tab.send_rerun(false).await?;
     tab.run_until_finished(RUN).await?;
+    let id = gw.wait_for_tab(1, EVENT).await?;
 
     // The app reports the end of the page's run just after its last message.
-    let status = testkit::wait_until(
-        Duration::from_secs(5),
-        Duration::from_millis(50),
-        async || {
-            let status = check(&gw).await?;
-            ensure!(status.status == StatusCode::OK, "{}", status.text());
-            let status = json(&status)?;
-            ensure!(
-                status["state"] == "open" && status["reason"] == "idle",
-                "{status}"
-            );
-            Ok(status)
-        },
-    )
+    gw.wait_for_event(EVENT, |e| {
+        *e == Event::Busy {
+            tab: id,
+            busy: false,
+        }
+    })
     .await?;
+    let status = check(&gw).await?;
+    ensure!(status.status == StatusCode::OK, "{}", status.text());
+    let status = json(&status)?;
+    ensure!(
+        status["state"] == "open" && status["reason"] == "idle",
+        "{status}"
+    );
     ensure!(status["busy"] == false, "{status}");
     let ends_in = status["endsInMs"].as_u64().context("no endsInMs")?;
     ensure!((55_000..=60_000).contains(&ends_in), "{ends_in}");
@@ -274,15 +289,19 @@ async fn reports_reach_the_pages_tab_and_a_hidden_tab_ends_early() -> Result<()>
         "{hidden}"
     );
 
-    let redirect = tab.wait_for_auth_redirect(Duration::from_secs(10)).await?;
-    let took = hidden_at.elapsed();
+    let ended = gw.wait_for_end(id, EVENT).await?;
+    ensure!(ended.end.reason == EndReason::HiddenIdle, "{:?}", ended.end);
+    ended.on_time()?;
+    ended.by(hidden_at + secs(3))?;
+    let took = ended.at - hidden_at;
+    ensure!(
+        took >= Duration::from_millis(2900),
+        "a tab hidden with a 3s limit ended after {took:?}"
+    );
+    let redirect = tab.wait_for_auth_redirect(secs(5)).await?;
     ensure!(
         redirect.contains("/_idlegate/ended?reason=hidden_idle"),
         "{redirect}"
-    );
-    ensure!(
-        took >= Duration::from_millis(2900) && took <= Duration::from_millis(4000),
-        "a tab hidden with a 3s limit ended after {took:?}"
     );
     let ended = check(&gw).await?;
     ensure!(ended.status == StatusCode::GONE, "{}", ended.status);
@@ -303,10 +322,15 @@ async fn reports_reach_the_pages_tab_and_a_hidden_tab_ends_early() -> Result<()>
 #[tokio::test]
 async fn activity_reports_keep_a_tab_whose_page_sends_nothing_else() -> Result<()> {
     let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = TestGateway::start(&app.base_url(), "[tabs]\nidle_timeout = \"3s\"\n").await?;
+    let gw = TestGateway::start(
+        &app.base_url(),
+        Config::builder().idle_timeout(Some(secs(3))),
+    )
+    .await?;
     let mut tab = StClient::connect_as_page(&gw.url(), TOKEN).await?;
     tab.send_rerun(false).await?;
     tab.run_until_finished(RUN).await?;
+    let id = gw.wait_for_tab(1, EVENT).await?;
     // Someone typing a long text: only the script's reports say so.
     let until = Instant::now() + Duration::from_secs(6);
     while Instant::now() < until {
@@ -316,64 +340,49 @@ async fn activity_reports_keep_a_tab_whose_page_sends_nothing_else() -> Result<(
             "tab ended while reported active: {}",
             report.text()
         );
+        // A report every second, as the script sends them while someone types: the
+        // scenario's input.
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let last = Instant::now();
-    let redirect = tab.wait_for_auth_redirect(Duration::from_secs(10)).await?;
-    ensure!(redirect.contains("reason=idle"), "{redirect}");
-    let after = last.elapsed();
+    let ended = gw.wait_for_end(id, EVENT).await?;
+    ensure!(ended.end.reason == EndReason::Idle, "{:?}", ended.end);
+    ended.on_time()?;
+    // The last report came a second before `last`.
+    ended.by(last + secs(2))?;
+    let after = ended.at - last;
     ensure!(
-        after >= Duration::from_millis(1900) && after <= Duration::from_millis(3600),
+        after >= Duration::from_millis(1900),
         "ended {after:?} after the last report"
     );
+    let redirect = tab.wait_for_auth_redirect(secs(5)).await?;
+    ensure!(redirect.contains("reason=idle"), "{redirect}");
     Ok(())
 }
 
-/// An app that compresses its pages whatever the request asks for: a fault Streamlit itself
+/// An app that compresses its page whatever the request asks for: a fault Streamlit itself
 /// does not produce (it honours `Accept-Encoding: identity`).
-async fn always_gzip_upstream() -> Result<std::net::SocketAddr> {
+async fn always_gzip_upstream() -> Result<FakeUpstream> {
     use async_compression::tokio::bufread::GzipEncoder;
     use tokio::io::AsyncReadExt;
     let page = b"<!doctype html><html><head><title>t</title></head><body>hello</body></html>";
     let mut gz = Vec::new();
     GzipEncoder::new(&page[..]).read_to_end(&mut gz).await?;
-    let gz = Bytes::from(gz);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let gz = gz.clone();
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let gz = gz.clone();
-                        async move {
-                            let response = if req.uri().path() == "/_stcore/health" {
-                                hyper::Response::new(Full::new(Bytes::from_static(b"ok")))
-                            } else {
-                                hyper::Response::builder()
-                                    .header("content-type", "text/html; charset=utf-8")
-                                    .header("content-encoding", "gzip")
-                                    .header("etag", "\"page1\"")
-                                    .body(Full::new(gz))?
-                            };
-                            anyhow::Ok(response)
-                        }
-                    });
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
-            });
-        }
-    });
-    Ok(addr)
+    let app = FakeUpstream::start().await?;
+    app.reply(
+        "/report",
+        Reply::ok(gz)
+            .header("content-type", "text/html; charset=utf-8")
+            .header("content-encoding", "gzip")
+            .header("etag", "\"page1\""),
+    );
+    Ok(app)
 }
 
 #[tokio::test]
 async fn a_page_compressed_against_the_request_is_decoded_and_injected() -> Result<()> {
-    let addr = always_gzip_upstream().await?;
-    let gw = TestGateway::start(&format!("http://{addr}"), "").await?;
+    let app = always_gzip_upstream().await?;
+    let gw = TestGateway::start(&app.url(), Config::builder()).await?;
     let page = get(&format!("{}/report", gw.url()), NAVIGATION).await?;
     ensure!(page.status == StatusCode::OK, "{}", page.status);
     ensure!(
@@ -393,13 +402,21 @@ async fn a_page_compressed_against_the_request_is_decoded_and_injected() -> Resu
     ensure!(page
         .header("etag")
         .is_some_and(|e| e.starts_with("\"page1-ig")));
+    // What the app was asked for.
+    let asked = app.received_at("/report");
+    ensure!(asked.len() == 1, "{asked:?}");
+    ensure!(
+        asked[0].header("sec-fetch-dest") == Some("document"),
+        "{asked:?}"
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn the_ended_page_returns_only_to_pages_of_the_app() -> Result<()> {
-    let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = TestGateway::start(&app.base_url(), "").await?;
+    // idlegate's own page: any app behind it will do.
+    let app = FakeUpstream::start().await?;
+    let gw = TestGateway::start(&app.url(), Config::builder()).await?;
     let restart = |html: &str| -> Result<String> {
         const LINK: &str = "id=\"idlegate-restart\" href=\"";
         let at = html.find(LINK).context("no restart link")? + LINK.len();

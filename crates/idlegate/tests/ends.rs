@@ -11,6 +11,9 @@ use anyhow::{bail, ensure, Context, Result};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
+use idlegate::config::login::Reauthenticate;
+use idlegate::config::{Config, OidcProvider, SignIn};
+use idlegate::lifecycle::Event;
 use testkit::gateway::{GatewayProcess, TestGateway};
 use testkit::http::Response;
 use testkit::netfault::CuttingRelay;
@@ -20,6 +23,10 @@ use tokio::time::Instant;
 
 const LOAD: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
 
 async fn explain<T>(
     browser: &Browser,
@@ -53,7 +60,7 @@ async fn return_row(inject: bool) -> Result<()> {
     let app = StreamlitApp::test_app("reports/app.py", None).await?;
     let gw = TestGateway::start(
         &app.base_url(),
-        &format!("[tabs]\nidle_timeout = \"5s\"\n[browser]\ninject = {inject}\n"),
+        Config::builder().idle_timeout(Some(secs(5))).inject(inject),
     )
     .await?;
     let browser = Browser::start().await?;
@@ -77,15 +84,18 @@ async fn return_row(inject: bool) -> Result<()> {
             )
             .await?;
         ensure!(href == "/report?id=42&view=chart", "restart goes to {href}");
-        // No stray session: nothing connects in the seconds after the end.
-        let quiet_until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < quiet_until {
-            ensure!(
-                gw.tracker().is_empty(),
-                "a new tab session started after the end"
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        // No stray session: nothing connects in the 5 s after the end (the window is the
+        // claim, so it is waited out; any tab opened in it, however briefly, fails).
+        ensure!(
+            gw.tracker().is_empty(),
+            "a new tab session started after the end"
+        );
+        gw.events()
+            .none_until(Instant::now() + secs(5), |e| {
+                matches!(e, Event::TabOpened { .. } | Event::TabReconnected { .. })
+            })
+            .await
+            .context("a new tab session started after the end")?;
         browser.click("//a[@id='idlegate-restart']", LOAD).await?;
         browser.wait_for_text("report 42 chart", LOAD).await?;
         ensure!(gw.tracker().len() == 1);
@@ -134,7 +144,7 @@ async fn browser_an_embedded_page_without_the_script_shows_its_end_and_stops_rec
     let app = StreamlitApp::test_app("counter.py", None).await?;
     let gw = TestGateway::start(
         &app.base_url(),
-        "[tabs]\nidle_timeout = \"5s\"\n[browser]\ninject = false\n",
+        Config::builder().idle_timeout(Some(secs(5))).inject(false),
     )
     .await?;
     // Connections from the frame through a relay, to count them.
@@ -171,7 +181,8 @@ async fn browser_an_embedded_page_without_the_script_shows_its_end_and_stops_rec
         );
         let ended = Instant::now();
         ensure!(gw.tracker().is_empty());
-        // And it stays put: no new connection (a WebSocket needs one) in the 20 s after.
+        // And it stays put: no new connection (a WebSocket needs one) in the 20 s after. The
+        // window is the claim, so it is waited out, looking at the relay four times a second.
         let connections = relay.accepted();
         while ended.elapsed() < Duration::from_secs(20) {
             ensure!(
@@ -181,6 +192,12 @@ async fn browser_an_embedded_page_without_the_script_shows_its_end_and_stops_rec
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+        ensure!(
+            !gw.history()
+                .iter()
+                .any(|a| matches!(a.event, Event::TabReconnected { .. })),
+            "the ended page's tab came back"
+        );
         let text = browser.body_text().await?;
         ensure!(text.contains("Session ended"), "{text}");
         client.enter_parent_frame().await?;
@@ -340,7 +357,11 @@ async fn an_app_restart_sends_every_page_to_the_ended_page_instead_of_a_fresh_se
         ..StreamlitOptions::default()
     };
     let app = StreamlitApp::start(&repo_path("tests/apps/counter.py"), options()).await?;
-    let gw = TestGateway::start(&app.base_url(), "[tabs]\nidle_timeout = \"5m\"\n").await?;
+    let gw = TestGateway::start(
+        &app.base_url(),
+        Config::builder().idle_timeout(Some(secs(300))),
+    )
+    .await?;
     let mut sessions = Vec::new();
     for _ in 0..5 {
         let mut tab = StClient::connect(&gw.url(), None).await?;
@@ -372,9 +393,22 @@ async fn an_app_restart_sends_every_page_to_the_ended_page_instead_of_a_fresh_se
     let id = tab.session_id().context("session id")?.to_owned();
     drop(tab);
     let mut again = StClient::connect(&gw.url(), Some(&id)).await?;
-    if let Ok(url) = again.wait_for_auth_redirect(Duration::from_secs(3)).await {
+    // Resumed: its next run completes in the same app session, and nothing sends it away.
+    again.send_rerun(false).await?;
+    let run = again
+        .run_until_finished(LOAD)
+        .await
+        .context("a resumed session was sent away")?;
+    if let Some(url) = run.events.iter().find_map(|e| match e {
+        testkit::StEvent::AuthRedirect { url } => Some(url),
+        _ => None,
+    }) {
         bail!("a resumed session was sent away: {url}");
     }
+    ensure!(
+        again.session_id() == Some(id.as_str()),
+        "not the same app session"
+    );
     ensure!(gw.tracker().len() == 1);
     Ok(())
 }
@@ -393,7 +427,7 @@ async fn browser_the_apps_own_sign_out_signs_out_of_every_tab() -> Result<()> {
     let app = StreamlitApp::test_app("logout.py", None).await?;
     let gw = TestGateway::start(
         &app.base_url(),
-        &format!("[login]\nmode = \"password\"\nusers_file = {users:?}\ncookie_secure = false\n"),
+        Config::builder().users_file(&users).cookie_secure(false),
     )
     .await?;
     let browser = Browser::start().await?;
@@ -409,11 +443,11 @@ async fn browser_the_apps_own_sign_out_signs_out_of_every_tab() -> Result<()> {
         let (first, _second) = browser.open_tab_in_front().await?;
         browser.goto(&format!("{}/", gw.url())).await?;
         browser.wait_for_text("logout app", LOAD).await?;
-        wait_until(LOAD, POLL, async || {
-            ensure!(gw.tracker().len() == 2, "{} tabs", gw.tracker().len());
-            Ok(())
-        })
-        .await?;
+        let tabs = [
+            gw.wait_for_tab(1, LOAD).await?,
+            gw.wait_for_tab(2, LOAD).await?,
+        ];
+        ensure!(gw.tracker().len() == 2, "{} tabs", gw.tracker().len());
         browser
             .click("//button[.//p[text()='Sign out']]", LOAD)
             .await?;
@@ -422,11 +456,16 @@ async fn browser_the_apps_own_sign_out_signs_out_of_every_tab() -> Result<()> {
             .wait_for_url("/_idlegate/login?signed_out=1", LOAD)
             .await?;
         browser.wait_for_text("Sign in", LOAD).await?;
-        wait_until(Duration::from_secs(5), POLL, async || {
-            ensure!(gw.tracker().is_empty(), "{} tabs left", gw.tracker().len());
-            Ok(())
-        })
-        .await?;
+        // Both tabs ended for the sign-out.
+        for tab in tabs {
+            let ended = gw.wait_for_end(tab, LOAD).await?;
+            ensure!(
+                ended.end.reason == idlegate::tracker::EndReason::Logout,
+                "{:?}",
+                ended.end
+            );
+        }
+        ensure!(gw.tracker().is_empty(), "{} tabs left", gw.tracker().len());
         // The other tab: ended too, and at the sign-in page that says why.
         browser.client().switch_to_window(first).await?;
         browser
@@ -446,11 +485,7 @@ async fn the_apps_sign_out_route_from_another_site_only_offers_the_button() -> R
     let dir = tempfile::tempdir()?;
     let users = users_file(&dir, "open sesame")?;
     let app = StreamlitApp::test_app("logout.py", None).await?;
-    let gw = TestGateway::start(
-        &app.base_url(),
-        &format!("[login]\nmode = \"password\"\nusers_file = {users:?}\n"),
-    )
-    .await?;
+    let gw = TestGateway::start(&app.base_url(), Config::builder().users_file(&users)).await?;
     let page = request(
         Method::GET,
         &format!("{}/auth/logout", gw.url()),
@@ -467,8 +502,11 @@ async fn header_mode_sends_an_ended_login_through_the_proxys_sign_out() -> Resul
     let app = StreamlitApp::test_app("counter.py", None).await?;
     let gw = TestGateway::start(
         &app.base_url(),
-        "[proxy]\ntrusted_proxies = [\"127.0.0.1\"]\n[login]\nmode = \"header\"\n\
-         idle_timeout = \"3s\"\nsign_out_url = \"/oauth2/sign_out?rd=%2F\"\n",
+        Config::builder()
+            .trusted_proxies(["127.0.0.1"])
+            .login(SignIn::Header)
+            .login_idle_timeout(secs(3))
+            .sign_out_url("/oauth2/sign_out?rd=%2F"),
     )
     .await?;
     let page = |cookie: Option<String>| {
@@ -540,11 +578,15 @@ async fn openid_sign_in_after_a_sign_out_asks_the_provider_to_authenticate_again
     let idp_port = Idp::reserve_port();
     let gw = TestGateway::start(
         &app.base_url(),
-        &format!(
-            "[login]\nmode = \"oidc\"\ncookie_secure = false\n[login.oidc]\n\
-             issuer = \"http://127.0.0.1:{idp_port}\"\nclient_id = \"{CLIENT_ID}\"\n\
-             client_secret = \"{CLIENT_SECRET}\"\n"
-        ),
+        Config::builder()
+            .login(SignIn::Oidc(OidcProvider {
+                issuer: format!("http://127.0.0.1:{idp_port}"),
+                client_id: CLIENT_ID.to_owned(),
+                client_secret: Some(CLIENT_SECRET.to_owned()),
+                redirect_url: None,
+                reauthenticate: Reauthenticate::AfterSignOut,
+            }))
+            .cookie_secure(false),
     )
     .await?;
     let idp = Idp::start(idp_port, &format!("{}/_idlegate/oidc/callback", gw.url())).await?;
@@ -573,7 +615,9 @@ async fn page_loads_a_script_makes_do_not_keep_a_login_but_a_persons_do() -> Res
     let app = StreamlitApp::test_app("counter.py", None).await?;
     let gw = TestGateway::start(
         &app.base_url(),
-        &format!("[login]\nmode = \"password\"\nusers_file = {users:?}\nidle_timeout = \"3s\"\n"),
+        Config::builder()
+            .users_file(&users)
+            .login_idle_timeout(secs(3)),
     )
     .await?;
     let form = "username=alice&password=open+sesame&return=%2F";
@@ -620,6 +664,7 @@ async fn page_loads_a_script_makes_do_not_keep_a_login_but_a_persons_do() -> Res
             if answered != StatusCode::OK {
                 break;
             }
+            // A page load every second: the scenario's input.
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         if by_person {

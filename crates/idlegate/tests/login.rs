@@ -9,7 +9,10 @@ use anyhow::{ensure, Context, Result};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
-use testkit::gateway::TestGateway;
+use idlegate::config::{Config, ConfigBuilder, OnLimit, SignIn};
+use idlegate::lifecycle::Event;
+use idlegate::tracker::{EndReason, TabId};
+use testkit::gateway::{TestGateway, ON_TIME};
 use testkit::http::{self as web, Response};
 use testkit::stclient::Upgrade;
 use testkit::streamlit::StreamlitOptions;
@@ -28,13 +31,18 @@ fn users_file(dir: &tempfile::TempDir) -> Result<PathBuf> {
     Ok(path)
 }
 
-async fn gateway(app: &StreamlitApp, dir: &tempfile::TempDir, extra: &str) -> Result<TestGateway> {
+/// A gateway with the users of [`users_file`] signing in with passwords, and `config`.
+async fn gateway(
+    app: &StreamlitApp,
+    dir: &tempfile::TempDir,
+    config: ConfigBuilder,
+) -> Result<TestGateway> {
     let users = users_file(dir)?;
-    TestGateway::start(
-        &app.base_url(),
-        &format!("[login]\nmode = \"password\"\nusers_file = {users:?}\n{extra}"),
-    )
-    .await
+    TestGateway::start(&app.base_url(), config.users_file(&users)).await
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
 }
 
 async fn request(
@@ -131,7 +139,7 @@ fn location(response: &Response) -> &str {
 async fn pages_need_a_sign_in_that_returns_to_them_with_a_fresh_cookie() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = gateway(&app, &dir, "").await?;
+    let gw = gateway(&app, &dir, Config::builder()).await?;
 
     let anonymous = page(&gw, "/reports?q=1", None).await?;
     ensure!(
@@ -186,7 +194,7 @@ async fn pages_need_a_sign_in_that_returns_to_them_with_a_fresh_cookie() -> Resu
 async fn forged_tampered_expired_and_replayed_cookies_are_refused() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = gateway(&app, &dir, "idle_timeout = \"2s\"\n").await?;
+    let gw = gateway(&app, &dir, Config::builder().login_idle_timeout(secs(2))).await?;
     let refused = |r: &Response| {
         r.status == StatusCode::SEE_OTHER && location(r).contains("/_idlegate/login")
     };
@@ -210,7 +218,8 @@ async fn forged_tampered_expired_and_replayed_cookies_are_refused() -> Result<()
         ensure!(refused(&page(&gw, "/", Some(&bad)).await?), "accepted {bad}");
     }
 
-    // Expired: no activity for the login's idle time.
+    // Expired: no activity for the login's idle time (2 s; the person stays away 2.5 s, the
+    // scenario's input).
     tokio::time::sleep(Duration::from_millis(2500)).await;
     ensure!(
         refused(&page(&gw, "/", Some(&cookie)).await?),
@@ -238,7 +247,7 @@ async fn forged_tampered_expired_and_replayed_cookies_are_refused() -> Result<()
 async fn sign_in_refuses_other_sites_open_redirects_and_the_eleventh_guess() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = gateway(&app, &dir, "").await?;
+    let gw = gateway(&app, &dir, Config::builder()).await?;
     let form = format!(
         "username=alice&password={}&return=%2F",
         PASSWORD.replace(' ', "+")
@@ -286,7 +295,7 @@ async fn sign_in_refuses_other_sites_open_redirects_and_the_eleventh_guess() -> 
     }
 
     // A fresh gateway, so the sign-ins above do not count against this address.
-    let gw = gateway(&app, &dir, "").await?;
+    let gw = gateway(&app, &dir, Config::builder()).await?;
     for attempt in 1..=10 {
         let response = sign_in(&gw, "alice", "wrong", "/").await?;
         ensure!(
@@ -314,14 +323,19 @@ async fn sign_in_refuses_other_sites_open_redirects_and_the_eleventh_guess() -> 
 async fn the_login_slides_with_activity_in_any_tab_then_ends_them_all() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = gateway(&app, &dir, "idle_timeout = \"3s\"\n").await?;
+    let gw = gateway(&app, &dir, Config::builder().login_idle_timeout(secs(3))).await?;
     let cookie = signed_in(&gw, "alice").await?;
     let mut quiet = open_tab(&gw, &cookie, &[]).await?;
     let mut busy = open_tab(&gw, &cookie, &[]).await?;
+    let (quiet_tab, busy_tab): (TabId, TabId) = (
+        gw.wait_for_tab(1, RUN).await?,
+        gw.wait_for_tab(2, RUN).await?,
+    );
     let until = Instant::now() + Duration::from_secs(7);
     while Instant::now() < until {
         busy.send_rerun(false).await?;
         busy.run_until_finished(RUN).await?;
+        // A click every 0.8 s or so: the person's pace, the scenario's input.
         tokio::time::sleep(Duration::from_millis(800)).await;
     }
     ensure!(
@@ -329,17 +343,33 @@ async fn the_login_slides_with_activity_in_any_tab_then_ends_them_all() -> Resul
         "a tab ended while its login was in use"
     );
     let last = Instant::now();
-    let redirect = quiet
-        .wait_for_auth_redirect(Duration::from_secs(10))
+    let mut ends = gw.events();
+    let ended = gw.wait_for_end(quiet_tab, RUN).await?;
+    ensure!(
+        ended.end.reason == EndReason::LoginExpired,
+        "{:?}",
+        ended.end
+    );
+    ended.on_time()?;
+    // The last click's run finished before `last`; the login lasts 3 s after it.
+    ended.by(last + secs(3))?;
+    let after = ended.at - last;
+    ensure!(after >= Duration::from_millis(2000), "{after:?}");
+    let other = ends
+        .next_matching(
+            RUN,
+            |e| matches!(e, Event::TabEnded(end) if end.tab == busy_tab),
+        )
         .await?;
+    ensure!(
+        other.at <= ended.at + ON_TIME,
+        "the busy tab ended {:?} after the quiet one",
+        other.at - ended.at
+    );
+    let redirect = quiet.wait_for_auth_redirect(secs(5)).await?;
     ensure!(
         redirect.ends_with("/_idlegate/ended?reason=login_expired"),
         "{redirect}"
-    );
-    let after = last.elapsed();
-    ensure!(
-        after >= Duration::from_millis(2000) && after <= Duration::from_millis(4500),
-        "{after:?}"
     );
     let redirect = busy.wait_for_auth_redirect(Duration::from_secs(5)).await?;
     ensure!(redirect.contains("reason=login_expired"), "{redirect}");
@@ -355,7 +385,7 @@ async fn the_login_slides_with_activity_in_any_tab_then_ends_them_all() -> Resul
 async fn sign_out_ends_every_tab_of_the_user_and_clears_streamlits_cookies() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = gateway(&app, &dir, "").await?;
+    let gw = gateway(&app, &dir, Config::builder()).await?;
     let first = signed_in(&gw, "alice").await?;
     let second = signed_in(&gw, "alice").await?;
     let bobs = signed_in(&gw, "bob").await?;
@@ -437,7 +467,7 @@ async fn the_app_sees_the_signed_in_user_and_never_a_client_sent_identity() -> R
         },
     )
     .await?;
-    let gw = gateway(&app, &dir, "").await?;
+    let gw = gateway(&app, &dir, Config::builder()).await?;
     let cookie = signed_in(&gw, "alice").await?;
     let (_tab, text) = open_tab_reading(
         &gw,
@@ -459,10 +489,13 @@ async fn header_mode_believes_only_trusted_proxies() -> Result<()> {
     let app = StreamlitApp::test_app("whoami.py", None).await?;
     let trusted = TestGateway::start(
         &app.base_url(),
-        "[login]\nmode = \"header\"\n[proxy]\ntrusted_proxies = [\"127.0.0.1\"]\n",
+        Config::builder()
+            .login(SignIn::Header)
+            .trusted_proxies(["127.0.0.1"]),
     )
     .await?;
-    let untrusted = TestGateway::start(&app.base_url(), "[login]\nmode = \"header\"\n").await?;
+    let untrusted =
+        TestGateway::start(&app.base_url(), Config::builder().login(SignIn::Header)).await?;
     let who = [
         ("X-Forwarded-User", "carol"),
         ("X-Forwarded-Groups", "team"),
@@ -496,7 +529,12 @@ async fn header_mode_believes_only_trusted_proxies() -> Result<()> {
 async fn over_the_per_user_limit_the_oldest_tab_ends_or_the_new_one_is_refused() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = gateway(&app, &dir, "[tabs]\nmax_per_user = 1\n").await?;
+    let gw = gateway(
+        &app,
+        &dir,
+        Config::builder().max_per_user(1, OnLimit::EndOldest),
+    )
+    .await?;
     let cookie = signed_in(&gw, "alice").await?;
     let mut oldest = open_tab(&gw, &cookie, &[]).await?;
     let _newest = open_tab(&gw, &cookie, &[]).await?;
@@ -508,7 +546,7 @@ async fn over_the_per_user_limit_the_oldest_tab_ends_or_the_new_one_is_refused()
     let refusing = gateway(
         &app,
         &dir,
-        "[tabs]\nmax_per_user = 1\non_limit = \"refuse\"\n",
+        Config::builder().max_per_user(1, OnLimit::Refuse),
     )
     .await?;
     let cookie = signed_in(&refusing, "alice").await?;

@@ -8,7 +8,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use testkit::gateway::{GatewayProcess, TestGateway};
+use idlegate::config::Config;
+use idlegate::lifecycle::Event;
+use idlegate::tracker::{EndReason, TabId};
+use testkit::gateway::{Events, GatewayProcess, TestGateway};
 use testkit::proc::{children_of, try_rss_bytes};
 use testkit::upload::upload;
 use testkit::venv::{repo_path, streamlit_bin};
@@ -20,6 +23,44 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / MIB
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// The ids of the next `n` tabs opened after `events`' position, in order.
+async fn opened_tabs(events: &mut Events, n: usize) -> Result<Vec<TabId>> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let opened = events
+            .next_matching(secs(5), |e| matches!(e, Event::TabOpened { .. }))
+            .await?;
+        if let Event::TabOpened { tab, .. } = opened.event {
+            ids.push(tab);
+        }
+    }
+    Ok(ids)
+}
+
+/// Closes `clients` (tabs `tabs`) and waits for every tab to end as closed, each on time for
+/// the reconnect grace after its connection dropped; returns when the last end reached the
+/// test.
+async fn all_closed(gw: &TestGateway, tabs: &[TabId], clients: Vec<StClient>) -> Result<Instant> {
+    // Waited for together, from before the close: each wait follows its own tab's deadline.
+    let waits =
+        futures_util::future::try_join_all(tabs.iter().map(|&tab| gw.wait_for_end(tab, secs(20))));
+    let close = async move {
+        tokio::task::yield_now().await;
+        drop(clients);
+    };
+    let (ends, ()) = tokio::join!(waits, close);
+    let ends = ends?;
+    for ended in &ends {
+        ensure!(ended.end.reason == EndReason::Closed, "{:?}", ended.end);
+        ended.on_time()?;
+    }
+    ends.iter().map(|e| e.at).max().context("no tabs")
 }
 
 /// Opens `SESSIONS` tabs and waits until each holds its 50 MiB; returns them and the peak RSS.
@@ -129,8 +170,10 @@ async fn upstream_mode_frees_the_memory_of_closed_tabs_after_the_reconnect_grace
     .await?;
     let gw = TestGateway::start(
         &app.base_url(),
-        "[tabs]\nidle_timeout = \"1h\"\nreconnect_grace = \"3s\"\n\
-         [app]\ndisconnected_session_ttl = \"5s\"\n",
+        Config::builder()
+            .idle_timeout(Some(secs(3600)))
+            .reconnect_grace(secs(3))
+            .disconnected_session_ttl(secs(5)),
     )
     .await?;
     let pid = app.pid();
@@ -139,31 +182,21 @@ async fn upstream_mode_frees_the_memory_of_closed_tabs_after_the_reconnect_grace
     // end of the next script run of any tab; this person's next click is that run.
     let (mut other, _) = open_heavy_tabs_n(&gw.url(), 1).await?;
     let baseline = try_rss_bytes(pid)?;
+    let mut opened = gw.events();
     let (tabs, peak) = open_heavy_tabs(&gw.url(), pid, baseline).await?;
+    let closing = opened_tabs(&mut opened, SESSIONS).await?;
 
     // The person closes the tabs.
-    drop(tabs);
     let closed = Instant::now();
-    wait_until(
-        Duration::from_secs(10),
-        Duration::from_millis(100),
-        async || {
-            ensure!(
-                gw.tracker().len() == 1,
-                "{} tabs still open",
-                gw.tracker().len() - 1
-            );
-            Ok(())
-        },
-    )
-    .await?;
-    let ended = Instant::now();
+    let ended = all_closed(&gw, &closing, tabs).await?;
+    ensure!(gw.tracker().len() == 1, "{} tabs open", gw.tracker().len());
     eprintln!(
         "tabs ended as closed {:.1} s after closing",
         (ended - closed).as_secs_f64()
     );
     let clicking = async {
         loop {
+            // The other person clicks every 2 s: the scenario's input.
             tokio::time::sleep(Duration::from_secs(2)).await;
             other[0].send_rerun(false).await?;
             other[0].run_until_finished(Duration::from_secs(20)).await?;
@@ -194,13 +227,20 @@ async fn open_heavy_tabs_n(url: &str, n: usize) -> Result<(Vec<StClient>, ())> {
 #[tokio::test]
 async fn an_upload_is_activity_and_its_file_is_released_when_the_tab_ends() -> Result<()> {
     let app = StreamlitApp::test_app("counter.py", None).await?;
-    let gw = TestGateway::start(&app.base_url(), "[tabs]\nidle_timeout = \"4s\"\n").await?;
+    let gw = TestGateway::start(
+        &app.base_url(),
+        Config::builder().idle_timeout(Some(secs(4))),
+    )
+    .await?;
     let mut tab = StClient::connect(&gw.url(), None).await?;
     tab.send_rerun(false).await?;
     tab.run_until_finished(Duration::from_secs(20)).await?;
     let session = tab.session_id().context("session id")?.to_owned();
+    let id = gw.only_tab()?;
     let baseline = try_rss_bytes(app.pid())?;
 
+    // Half the idle limit passes before the upload, so an end 4 s after the run and one 4 s
+    // after the upload differ: the scenario's input.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let status = upload(
         &gw.url(),
@@ -222,12 +262,15 @@ async fn an_upload_is_activity_and_its_file_is_released_when_the_tab_ends() -> R
     );
 
     // The upload counted as activity: the tab ends 4 s after it, not 4 s after the run.
-    tab.wait_for_auth_redirect(Duration::from_secs(10)).await?;
-    let after = uploaded.elapsed();
+    let ended = gw.wait_for_end(id, secs(15)).await?;
+    assert_eq!(ended.end.reason, EndReason::Idle);
+    ended.on_time()?;
+    let after = ended.at - uploaded;
     assert!(
         after >= Duration::from_millis(3500),
         "ended {after:?} after the upload"
     );
+    tab.wait_for_auth_redirect(secs(5)).await?;
     tab.close().await.ok();
 
     wait_until(
@@ -298,6 +341,9 @@ async fn an_ended_tabs_memory_comes_back(kind: &str, share: f64) -> Result<()> {
     first.send_rerun(false).await?;
     first.run_until_finished(Duration::from_secs(60)).await?;
     first.close().await.ok();
+    // A second for the warm-up session's memory to settle before the baseline is read.
+    // This gateway is a separate process (launcher mode), with no events to wait for; the
+    // baseline is only a reference, no timing assertion follows from it.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let baseline = try_rss_bytes(pid)?;
     let (mut tabs, media) = open_holding_tabs(&gw.url(), kind).await?;
@@ -389,8 +435,10 @@ async fn upstream_mode_frees_ended_tabs_downloads_after_two_reclaims() -> Result
     .await?;
     let gw = TestGateway::start(
         &app.base_url(),
-        "[tabs]\nidle_timeout = \"4s\"\nreconnect_grace = \"3s\"\n\
-         [app]\ndisconnected_session_ttl = \"5s\"\n",
+        Config::builder()
+            .idle_timeout(Some(secs(4)))
+            .reconnect_grace(secs(3))
+            .disconnected_session_ttl(secs(5)),
     )
     .await?;
     let pid = app.pid();
@@ -399,17 +447,27 @@ async fn upstream_mode_frees_ended_tabs_downloads_after_two_reclaims() -> Result
     first.run_until_finished(Duration::from_secs(60)).await?;
     first.close().await.ok();
     let baseline = try_rss_bytes(pid)?;
+    let mut opened = gw.events();
     let (mut tabs, media) = open_holding_tabs(&gw.url(), "download").await?;
+    let holding = opened_tabs(&mut opened, SESSIONS).await?;
     ensure!(
         media.len() >= SESSIONS,
         "the pages named no media: {media:?}"
     );
     let peak = try_rss_bytes(pid)?;
-    for tab in &mut tabs {
+    let mut last_end = None;
+    for (tab, id) in tabs.iter_mut().zip(&holding) {
         tab.wait_for_auth_redirect(Duration::from_secs(20)).await?;
         tab.close().await.ok();
+        let end = gw
+            .wait_for_event(
+                secs(5),
+                |e| matches!(e, Event::TabEnded(end) if end.tab == *id),
+            )
+            .await?;
+        last_end = Some(end.at);
     }
-    let ended = Instant::now();
+    let ended = last_end.context("no tabs")?;
     // Streamlit keeps the sessions for its TTL, the first poke drops them (their shutdown
     // sweeps media once), the second, a TTL later, sweeps again: downloads go then.
     wait_until(
@@ -449,28 +507,24 @@ async fn the_reclaim_works_when_the_app_allows_only_some_hosts() -> Result<()> {
     .await?;
     let gw = TestGateway::start(
         &app.base_url(),
-        "[tabs]\nidle_timeout = \"1h\"\nreconnect_grace = \"3s\"\n\
-         [app]\ndisconnected_session_ttl = \"5s\"\n",
+        Config::builder()
+            .idle_timeout(Some(secs(3600)))
+            .reconnect_grace(secs(3))
+            .disconnected_session_ttl(secs(5)),
     )
     .await?;
     let url = format!("http://localhost:{}", gw.addr().port());
     let pid = app.pid();
     let (mut other, _) = open_heavy_tabs_n(&url, 1).await?;
     let baseline = try_rss_bytes(pid)?;
+    let mut opened = gw.events();
     let (tabs, peak) = open_heavy_tabs(&url, pid, baseline).await?;
-    drop(tabs);
-    wait_until(
-        Duration::from_secs(10),
-        Duration::from_millis(100),
-        async || {
-            ensure!(gw.tracker().len() == 1, "{} tabs open", gw.tracker().len());
-            Ok(())
-        },
-    )
-    .await?;
-    let ended = Instant::now();
+    let closing = opened_tabs(&mut opened, SESSIONS).await?;
+    let ended = all_closed(&gw, &closing, tabs).await?;
+    ensure!(gw.tracker().len() == 1, "{} tabs open", gw.tracker().len());
     let clicking = async {
         loop {
+            // The other person clicks every 2 s: the scenario's input.
             tokio::time::sleep(Duration::from_secs(2)).await;
             other[0].send_rerun(false).await?;
             other[0].run_until_finished(Duration::from_secs(20)).await?;

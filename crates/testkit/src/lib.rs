@@ -1,10 +1,11 @@
 //! Test support for idlegate's integration tests.
 //!
-//! Every helper here drives a *real* component rather than a mock: Streamlit
-//! from the project's virtualenv, Debian's Chromium through chromedriver, and
-//! the idlegate gateway itself. Each spawned process listens on an ephemeral
-//! port and is killed when its guard is dropped, so tests can run in parallel
-//! and never leak processes.
+//! Every helper here drives a *real* component: Streamlit from the project's
+//! virtualenv, Debian's Chromium through chromedriver, and the idlegate gateway
+//! itself. The one stand-in is [`upstream::FakeUpstream`], a small HTTP app for
+//! tests of HTTP relaying alone, which need no Streamlit. Each spawned process
+//! listens on an ephemeral port and is killed when its guard is dropped, so
+//! tests can run in parallel and never leak processes.
 //!
 //! Modules:
 //! - [`ports`]: ephemeral loopback ports.
@@ -15,7 +16,8 @@
 //! - [`stclient`]: a protocol-level Streamlit WebSocket client.
 //! - [`stproto`]: the few Streamlit protobuf messages tests need, hand-coded.
 //! - [`browser`]: headless Chromium driven over WebDriver.
-//! - [`gateway`]: an idlegate gateway for tests.
+//! - [`gateway`]: an idlegate gateway for tests, with its lifecycle events.
+//! - [`upstream`]: a small in-process HTTP app that echoes what reached it.
 //! - [`upload`]: uploading a file as Streamlit's file uploader does, at a set rate.
 //! - [`idp`]: a real OpenID provider (npm `oidc-provider`) on loopback.
 //! - [`netfault`]: a TCP relay that cuts connections, like a load balancer that drops them.
@@ -31,6 +33,7 @@ pub mod stclient;
 pub mod stproto;
 pub mod streamlit;
 pub mod upload;
+pub mod upstream;
 pub mod venv;
 
 pub use browser::Browser;
@@ -39,3 +42,4 @@ pub use ports::free_port;
 pub use proc::wait_until;
 pub use stclient::{StClient, StEvent};
 pub use streamlit::{StreamlitApp, StreamlitOptions};
+pub use upstream::{FakeUpstream, Reply};

@@ -205,6 +205,13 @@ impl ConfigBuilder {
         self
     }
 
+    /// `login.oidc.scopes`: the scopes to ask the provider for (they must include
+    /// `openid`). Set after [`ConfigBuilder::login`] or before it: the login mode keeps them.
+    pub fn oidc_scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.raw.login.oidc.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// `login.users_file`, as a path.
     pub fn users_file(self, path: &Path) -> Self {
         self.login(SignIn::Password {
@@ -343,5 +350,34 @@ mod tests {
         assert_eq!(built.tabs, file.tabs);
         assert_eq!(built.login, file.login);
         assert_eq!(built.proxy, file.proxy);
+    }
+
+    #[test]
+    fn oidc_scopes_are_kept_and_validated_like_a_file() {
+        let provider = OidcProvider {
+            issuer: "https://id.example".to_owned(),
+            client_id: "app".to_owned(),
+            client_secret: Some("secret".to_owned()),
+            redirect_url: None,
+            reauthenticate: Reauthenticate::AfterSignOut,
+        };
+        let built = Config::builder()
+            .oidc_scopes(["openid", "email", "groups"])
+            .login(SignIn::Oidc(provider.clone()))
+            .build()
+            .unwrap();
+        let file = Config::from_toml(
+            "[login]\nmode = \"oidc\"\n[login.oidc]\nissuer = \"https://id.example\"\n\
+             client_id = \"app\"\nclient_secret = \"secret\"\n\
+             scopes = [\"openid\", \"email\", \"groups\"]\n",
+        )
+        .unwrap();
+        assert_eq!(built.login, file.login);
+        let error = Config::builder()
+            .login(SignIn::Oidc(provider))
+            .oidc_scopes(["email"])
+            .build()
+            .unwrap_err();
+        assert_eq!(error.key(), Some("login.oidc.scopes"));
     }
 }
