@@ -134,9 +134,11 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def idlegate(args: list[str], port: int, logs: Path, name: str) -> subprocess.Popen:
+def idlegate(args: list[str], port: int, logs: Path, name: str,
+             binary: Path | None = None) -> subprocess.Popen:
     proc = start(
-        [RELEASE / "idlegate", "--listen", f"{HOST}:{port}", "--log-level", "warn", *args],
+        [binary or RELEASE / "idlegate", "--listen", f"{HOST}:{port}", "--log-level", "warn",
+         *args],
         logs / f"{name}.log",
     )
     # healthz: in launcher mode idlegate only serves once the app is healthy.
@@ -275,6 +277,12 @@ def run_http(args, tmp: Path, logs: Path, nginx: dict, files: dict) -> dict:
         "idlegate": gw_port,
         "idlegate_noinject": plain_port,
     }
+    baseline = None
+    if args.baseline_binary:
+        base_port = free_port()
+        baseline = idlegate(["--upstream", upstream], base_port, logs, "idlegate-http-baseline",
+                            binary=args.baseline_binary)
+        targets["idlegate_baseline"] = base_port
     results = []
     order = list(targets)
     for rep in range(args.reps):
@@ -294,6 +302,8 @@ def run_http(args, tmp: Path, logs: Path, nginx: dict, files: dict) -> dict:
         order = order[1:] + order[:1]  # rotate, so no target always runs first
     stop(gw)
     stop(plain)
+    if baseline:
+        stop(baseline)
     return {
         "tool": "wrk",
         "threads": args.wrk_threads,
@@ -310,6 +320,12 @@ def run_websocket(args, logs: Path, nginx: dict, echo_port: int) -> dict:
     gw_port = free_port()
     gw = idlegate(["--upstream", f"http://{HOST}:{echo_port}"], gw_port, logs, "idlegate-ws")
     targets = {"direct": echo_port, "nginx": nginx["ws_proxy_port"], "idlegate": gw_port}
+    baseline = None
+    if args.baseline_binary:
+        base_port = free_port()
+        baseline = idlegate(["--upstream", f"http://{HOST}:{echo_port}"], base_port, logs,
+                            "idlegate-ws-baseline", binary=args.baseline_binary)
+        targets["idlegate_baseline"] = base_port
     results = []
     order = list(targets)
     for rep in range(args.reps):
@@ -331,6 +347,8 @@ def run_websocket(args, logs: Path, nginx: dict, echo_port: int) -> dict:
             results.append(row)
         order = order[1:] + order[:1]
     stop(gw)
+    if baseline:
+        stop(baseline)
     return {
         "tool": "wsload rtt",
         "connections": args.ws_connections,
@@ -540,6 +558,10 @@ def main() -> None:
     parser.add_argument("--memory-sessions", type=int, default=20)
     parser.add_argument("--memory-idle", type=int, default=10)
     parser.add_argument("--memory-seconds", type=int, default=60)
+    parser.add_argument("--baseline-binary", type=Path, default=None,
+                        help="another idlegate binary (an earlier build) measured in the same "
+                             "http and websocket runs as the target 'idlegate_baseline', for "
+                             "an A/B of two versions")
     args = parser.parse_args()
     only = set(args.only or ["http", "websocket", "scale", "memory"])
     raise_fd_limit()
@@ -568,6 +590,9 @@ def main() -> None:
         (files_dir / "index.html").write_bytes(next(index).read_bytes())
         (files_dir / "asset.js").write_bytes(b"/* asset */\n" + b"x" * (2048 - 12))
         files = {p.name: p.stat().st_size for p in sorted(files_dir.iterdir())}
+        # The app's health check, which idlegate looks for under its base path at start.
+        (files_dir / "_stcore").mkdir()
+        (files_dir / "_stcore" / "health").write_text("ok")
         try:
             echo, echo_port = fakeapp(["--echo"], logs, "fakeapp-echo")
             nginx = start_nginx(tmp, files_dir, echo_port, logs)
