@@ -141,6 +141,21 @@ async fn other_origin(html: String) -> Result<(String, tokio::task::JoinHandle<(
 #[tokio::test]
 async fn browser_an_embedded_page_without_the_script_shows_its_end_and_stops_reconnecting(
 ) -> Result<()> {
+    ends_in_place_in_a_frame("/?embed=true").await
+}
+
+/// A frame the app is not told it is in (no `?embed=true`) cannot follow the redirect to the
+/// ended page either (the app posts it to the portal); once it came back after being sent
+/// away, it is told in place too, and stops reconnecting.
+#[tokio::test]
+async fn browser_a_frame_that_does_not_say_it_is_embedded_is_told_in_place_once_it_comes_back(
+) -> Result<()> {
+    ends_in_place_in_a_frame("/").await
+}
+
+/// The portal page of another origin shows the app (inject off) in a frame at `path`; the
+/// tab ends and the frame shows the notice in place, then makes no new connection.
+async fn ends_in_place_in_a_frame(path: &str) -> Result<()> {
     let app = StreamlitApp::test_app("counter.py", None).await?;
     let gw = TestGateway::start(
         &app.base_url(),
@@ -151,7 +166,7 @@ async fn browser_an_embedded_page_without_the_script_shows_its_end_and_stops_rec
     let relay = CuttingRelay::start(gw.addr()).await?;
     let (portal, _server) = other_origin(format!(
         "<!doctype html><title>portal</title><h1>Portal</h1>\
-         <iframe id=app src=\"{}/?embed=true\" width=800 height=500></iframe>",
+         <iframe id=app src=\"{}{path}\" width=800 height=500></iframe>",
         relay.url()
     ))
     .await?;
@@ -167,9 +182,10 @@ async fn browser_an_embedded_page_without_the_script_shows_its_end_and_stops_rec
         .await?;
         frame.enter_frame().await?;
         browser.wait_for_text("clicks: 0", LOAD).await?;
-        // The tab ends; the frame shows why, in place.
+        // The tab ends; the frame shows why, in place (a frame that does not say it is
+        // embedded first reconnects twice, a few seconds apart, each sent away in vain).
         let text = browser
-            .wait_for_text("Session ended", Duration::from_secs(20))
+            .wait_for_text("Session ended", Duration::from_secs(30))
             .await?;
         ensure!(
             text.contains("ended after 5 seconds without activity"),

@@ -568,3 +568,59 @@ async fn over_the_per_user_limit_the_oldest_tab_ends_or_the_new_one_is_refused()
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_sign_in_from_a_plain_http_page_elsewhere_says_why_instead_of_looping() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    // A `Secure` cookie (the default), served on a loopback address.
+    let gw = gateway(&app, &dir, Config::builder().cookie_secure(true)).await?;
+    let port = gw.addr().port();
+    let body = serde_urlencoded::to_string([
+        ("username", "alice"),
+        ("password", PASSWORD),
+        ("return", "/"),
+    ])?;
+    let from = |host: String| {
+        let body = body.clone();
+        let url = gw.url();
+        async move {
+            let origin = format!("http://{host}");
+            request(
+                Method::POST,
+                &format!("{url}/_idlegate/login"),
+                &[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("host", &host),
+                    ("origin", &origin),
+                    ("sec-fetch-site", "same-origin"),
+                ],
+                &body,
+            )
+            .await
+        }
+    };
+    // The page was opened over plain HTTP on another machine's address: the browser would
+    // drop the cookie, so the person is told, and no login starts.
+    let elsewhere = from(format!("192.0.2.2:{port}")).await?;
+    ensure!(
+        elsewhere.status == StatusCode::BAD_REQUEST,
+        "{}",
+        elsewhere.status
+    );
+    ensure!(
+        elsewhere.text().contains("opened over plain HTTP"),
+        "{}",
+        elsewhere.text()
+    );
+    ensure!(login_cookie(&elsewhere).is_err(), "a cookie was set");
+    ensure!(gw
+        .history()
+        .iter()
+        .all(|a| !matches!(a.event, idlegate::lifecycle::Event::LoginStarted { .. })));
+    // On this machine browsers keep `Secure` cookies over plain HTTP: signing in works.
+    let here = from(format!("127.0.0.1:{port}")).await?;
+    ensure!(here.status == StatusCode::SEE_OTHER, "{}", here.status);
+    login_cookie(&here)?;
+    Ok(())
+}

@@ -135,6 +135,18 @@ impl MessageDecoder for BrowserDecoder {
 #[derive(Default)]
 pub(super) struct AppDecoder {
     scanner: ForwardMsgScanner,
+    /// Where the app's Streamlit version goes once a `new_session` names it.
+    version: Option<super::Version>,
+}
+
+impl AppDecoder {
+    /// A decoder that tells `version` the app's Streamlit version.
+    pub(super) fn learning(version: super::Version) -> Self {
+        Self {
+            version: Some(version),
+            ..Self::default()
+        }
+    }
 }
 
 impl MessageDecoder for AppDecoder {
@@ -150,6 +162,9 @@ impl MessageDecoder for AppDecoder {
         let summary = self.scanner.finish().map_err(decode_error)?;
         if let Some(id) = summary.session_id {
             emit(Signal::SessionId(id));
+        }
+        if let (Some(version), Some(slot)) = (summary.streamlit_version, &self.version) {
+            slot.learn(version);
         }
         if summary.kind == Some(FORWARD_AUTO_RERUN) {
             emit(Signal::TimerSet);

@@ -37,8 +37,29 @@ use crate::config::Upstream;
 use crate::lifecycle::Release;
 use decode::{AppDecoder, BrowserDecoder};
 
+/// The app's Streamlit version, once learned. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Version(Arc<std::sync::Mutex<Option<String>>>);
+
+impl Version {
+    fn learn(&self, version: String) {
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if known.as_deref() != Some(version.as_str()) {
+            *known = Some(version);
+        }
+    }
+
+    fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// Streamlit behind idlegate.
 pub struct Streamlit {
+    /// The app's Streamlit version, as its `new_session` messages say: a page drawn in place
+    /// on a new connection must name it, or the page reloads (`App.tsx`,
+    /// `hasStreamlitVersionChanged`).
+    version: Version,
     base_path: String,
     stream_path: String,
     upload_prefix: String,
@@ -52,6 +73,7 @@ impl Streamlit {
     /// need memory reclaim.
     pub fn new(base_path: &str, reclaimer: Option<reclaim::Reclaimer>) -> Self {
         Self {
+            version: Version::default(),
             base_path: base_path.to_owned(),
             stream_path: format!("{base_path}/_stcore/stream"),
             upload_prefix: format!("{base_path}/_stcore/upload_file/"),
@@ -113,7 +135,7 @@ impl App for Streamlit {
     fn decoders(&self) -> (Box<dyn MessageDecoder>, Box<dyn MessageDecoder>) {
         (
             Box::<BrowserDecoder>::default(),
-            Box::<AppDecoder>::default(),
+            Box::new(AppDecoder::learning(self.version.clone())),
         )
     }
 
@@ -161,11 +183,13 @@ impl App for Streamlit {
             escape_markdown(text.start_label),
             text.start_href.replace(['(', ')', ' '], "")
         );
+        let version = self.version.get();
         let mut again = vec![message::encode_running()];
         again.extend(message::encode_page_replacement(
             "idlegate-ended-again",
             text.title,
             &markdown,
+            version.as_deref(),
         ));
         let binary = |messages: Vec<Vec<u8>>| messages.into_iter().map(Message::Binary).collect();
         Farewell {
@@ -173,6 +197,7 @@ impl App for Streamlit {
                 "idlegate-ended",
                 text.title,
                 &markdown,
+                version.as_deref(),
             )),
             hold: true,
             again: binary(again),

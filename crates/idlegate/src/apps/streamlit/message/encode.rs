@@ -56,6 +56,14 @@ mod page {
     pub const METADATA_RUN: u32 = 6;
     pub const RUN_SCRIPT_RUN_ID: u32 = 1;
     pub const NEW_SESSION_INITIALIZE: u32 = 1;
+    pub const INITIALIZE_USER_INFO: u32 = 1;
+    pub const INITIALIZE_ENVIRONMENT_INFO: u32 = 3;
+    pub const INITIALIZE_SESSION_STATUS: u32 = 4;
+    pub const INITIALIZE_SESSION_ID: u32 = 6;
+    pub const USER_INSTALLATION_ID: u32 = 1;
+    pub const USER_INSTALLATION_ID_V3: u32 = 5;
+    pub const USER_INSTALLATION_ID_V4: u32 = 6;
+    pub const ENVIRONMENT_STREAMLIT_VERSION: u32 = 1;
     pub const NEW_SESSION_CONFIG: u32 = 6;
     pub const DELTA_NEW_ELEMENT: u32 = 3;
     pub const ELEMENT_MARKDOWN: u32 = 29;
@@ -86,12 +94,50 @@ fn run_metadata(run_id: &str) -> Vec<u8> {
 /// For a page that cannot be sent elsewhere: Streamlit posts `auth_redirect` to the parent
 /// of a page in an iframe instead of navigating. Each message is one binary WebSocket
 /// message.
-pub fn encode_page_replacement(run_id: &str, title: &str, markdown: &str) -> Vec<Vec<u8>> {
+///
+/// With the app's Streamlit `version`, `initialize` also carries what a page on a new
+/// connection reads from it (`SessionInfo.propsFromNewSessionMessage`: user and environment
+/// info, the session status); the version must be the app's own, or the page reloads.
+pub fn encode_page_replacement(
+    run_id: &str,
+    title: &str,
+    markdown: &str,
+    version: Option<&str>,
+) -> Vec<Vec<u8>> {
     let metadata = run_metadata(run_id);
     let hash = "idlegate-ended";
 
+    let mut initialize = Vec::new();
+    if let Some(version) = version {
+        let mut user = Vec::new();
+        for field in [
+            page::USER_INSTALLATION_ID,
+            page::USER_INSTALLATION_ID_V3,
+            page::USER_INSTALLATION_ID_V4,
+        ] {
+            put_len_field(&mut user, field, b"idlegate");
+        }
+        let mut environment = Vec::new();
+        put_len_field(
+            &mut environment,
+            page::ENVIRONMENT_STREAMLIT_VERSION,
+            version.as_bytes(),
+        );
+        put_len_field(&mut initialize, page::INITIALIZE_USER_INFO, &user);
+        put_len_field(
+            &mut initialize,
+            page::INITIALIZE_ENVIRONMENT_INFO,
+            &environment,
+        );
+        put_len_field(&mut initialize, page::INITIALIZE_SESSION_STATUS, &[]);
+        put_len_field(
+            &mut initialize,
+            page::INITIALIZE_SESSION_ID,
+            hash.as_bytes(),
+        );
+    }
     let mut new_session = Vec::new();
-    put_len_field(&mut new_session, page::NEW_SESSION_INITIALIZE, &[]);
+    put_len_field(&mut new_session, page::NEW_SESSION_INITIALIZE, &initialize);
     put_len_field(&mut new_session, page::NEW_SESSION_CONFIG, &[]);
     let mut started = Vec::new();
     put_len_field(&mut started, page::FORWARD_NEW_SESSION, &new_session);

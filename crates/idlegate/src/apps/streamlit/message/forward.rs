@@ -19,6 +19,9 @@ pub struct ForwardSummary {
     pub script_is_running: Option<bool>,
     /// The `script_finished` status value.
     pub script_finished: Option<u64>,
+    /// `new_session.initialize.environment_info.streamlit_version`, the app's Streamlit
+    /// version, if valid UTF-8 of at most [`MAX_SESSION_ID_LEN`] bytes.
+    pub streamlit_version: Option<String>,
 }
 
 /// Longest session id captured; Streamlit's are 36-character UUIDs.
@@ -39,6 +42,10 @@ pub(super) mod fields {
     pub const INITIALIZE_SESSION_STATUS: u32 = 4;
     /// `Initialize.session_id`.
     pub const INITIALIZE_SESSION_ID: u32 = 6;
+    /// `Initialize.environment_info`.
+    pub const INITIALIZE_ENVIRONMENT_INFO: u32 = 3;
+    /// `EnvironmentInfo.streamlit_version`.
+    pub const ENVIRONMENT_STREAMLIT_VERSION: u32 = 1;
     /// `SessionStatus.script_is_running`.
     pub const STATUS_SCRIPT_IS_RUNNING: u32 = 2;
     /// `AuthRedirect.url`.
@@ -60,12 +67,13 @@ enum FwdCtx {
     NewSession,
     Initialize,
     InitializeStatus,
+    Environment,
     ChangedStatus,
 }
 
-/// A session id captured into a fixed buffer.
+/// A short string field (a session id, a version) captured into a fixed buffer.
 #[derive(Clone, Copy, Debug)]
-enum SessionId {
+enum Text {
     Absent,
     /// Present but longer than [`MAX_SESSION_ID_LEN`].
     TooLong,
@@ -80,7 +88,8 @@ struct FwdState {
     kind: Option<u32>,
     unknown: Option<u32>,
     /// Data of the current member; cleared when the member changes.
-    session_id: SessionId,
+    session_id: Text,
+    version: Text,
     init_running: Option<bool>,
     changed_running: bool,
     script_finished: u64,
@@ -91,7 +100,8 @@ impl Default for FwdState {
         Self {
             kind: None,
             unknown: None,
-            session_id: SessionId::Absent,
+            session_id: Text::Absent,
+            version: Text::Absent,
             init_running: None,
             changed_running: false,
             script_finished: 0,
@@ -117,13 +127,14 @@ impl FwdState {
                 ..ForwardSummary::default()
             };
         };
-        let session_id = match self.session_id {
-            SessionId::Captured { buf, len } if kind == fields::NEW_SESSION => buf
+        let text = |captured: Text| match captured {
+            Text::Captured { buf, len } if kind == fields::NEW_SESSION => buf
                 .get(..len)
                 .and_then(|id| std::str::from_utf8(id).ok())
                 .map(str::to_owned),
             _ => None,
         };
+        let session_id = text(self.session_id);
         let script_is_running = match kind {
             fields::SESSION_STATUS_CHANGED => Some(self.changed_running),
             fields::NEW_SESSION => self.init_running,
@@ -134,6 +145,7 @@ impl FwdState {
             session_id,
             script_is_running,
             script_finished: (kind == fields::SCRIPT_FINISHED).then_some(self.script_finished),
+            streamlit_version: text(self.version),
         }
     }
 }
@@ -189,27 +201,25 @@ impl Visitor for FwdState {
                 LenAction::Descend(FwdCtx::InitializeStatus)
             }
             (FwdCtx::Initialize, fields::INITIALIZE_SESSION_ID) => {
-                match usize::try_from(len) {
-                    Ok(len) if len <= MAX_SESSION_ID_LEN => {
-                        self.session_id = SessionId::Captured {
-                            buf: [0; MAX_SESSION_ID_LEN],
-                            len: 0,
-                        };
-                        return LenAction::Capture;
-                    }
-                    _ => self.session_id = SessionId::TooLong,
-                }
-                LenAction::Skip
+                capture(&mut self.session_id, len)
+            }
+            (FwdCtx::Initialize, fields::INITIALIZE_ENVIRONMENT_INFO) => {
+                LenAction::Descend(FwdCtx::Environment)
+            }
+            (FwdCtx::Environment, fields::ENVIRONMENT_STREAMLIT_VERSION) => {
+                capture(&mut self.version, len)
             }
             _ => LenAction::Skip,
         }
     }
 
     fn bytes(&mut self, ctx: FwdCtx, field: u32, piece: &[u8]) {
-        if ctx != FwdCtx::Initialize || field != fields::INITIALIZE_SESSION_ID {
-            return;
-        }
-        if let SessionId::Captured { buf, len } = &mut self.session_id {
+        let target = match (ctx, field) {
+            (FwdCtx::Initialize, fields::INITIALIZE_SESSION_ID) => &mut self.session_id,
+            (FwdCtx::Environment, fields::ENVIRONMENT_STREAMLIT_VERSION) => &mut self.version,
+            _ => return,
+        };
+        if let Text::Captured { buf, len } = target {
             // The walker never hands over more than the announced length,
             // which was checked against the buffer; stay defensive anyway.
             let end = len.saturating_add(piece.len());
@@ -218,8 +228,25 @@ impl Visitor for FwdState {
                     dst.copy_from_slice(piece);
                     *len = end;
                 }
-                None => self.session_id = SessionId::TooLong,
+                None => *target = Text::TooLong,
             }
+        }
+    }
+}
+
+/// Starts capturing a string field of `len` bytes into `text`, if it fits.
+fn capture(text: &mut Text, len: u64) -> LenAction<FwdCtx> {
+    match usize::try_from(len) {
+        Ok(len) if len <= MAX_SESSION_ID_LEN => {
+            *text = Text::Captured {
+                buf: [0; MAX_SESSION_ID_LEN],
+                len: 0,
+            };
+            LenAction::Capture
+        }
+        _ => {
+            *text = Text::TooLong;
+            LenAction::Skip
         }
     }
 }

@@ -461,6 +461,7 @@ fn session_id_after_large_user_and_environment_info_is_captured() {
         session_id: Some(SID.to_owned()),
         script_is_running: None,
         script_finished: None,
+        streamlit_version: None,
     };
     assert_eq!(fwd(&bytes).unwrap(), expected);
     assert_eq!(fwd_byte_by_byte(&bytes).unwrap(), expected);
@@ -866,6 +867,7 @@ fn fwd_model(items: &[FwdItem]) -> ForwardSummary {
                 _ => None,
             },
             script_finished: (k == 6).then_some(finished),
+            streamlit_version: None,
         },
     }
 }
@@ -990,4 +992,33 @@ proptest! {
                 let got = feed_split(&mut ForwardMsgScanner::new(), &bytes, &sizes);
         prop_assert_eq!(got, Ok(fwd_model(&items)));
     }
+}
+
+#[test]
+fn the_apps_streamlit_version_is_captured_from_new_session() {
+    let init = Enc::new()
+        .msg(1, Enc::new().bytes(5, b"machine"))
+        .msg(3, Enc::new().bytes(1, b"1.67.0").bytes(2, b"3.11.2"))
+        .bytes(6, SID.as_bytes());
+    let bytes = new_session(init).0;
+    let summary = fwd(&bytes).unwrap();
+    assert_eq!(summary.streamlit_version.as_deref(), Some("1.67.0"));
+    assert_eq!(summary.session_id.as_deref(), Some(SID));
+    assert_eq!(fwd_byte_by_byte(&bytes).unwrap(), summary);
+}
+
+#[test]
+fn a_page_drawn_in_place_on_a_new_connection_names_the_apps_version() {
+    let messages = encode_page_replacement("run", "Session ended", "### ended", Some("1.67.0"));
+    let started = fwd(&messages[0]).unwrap();
+    assert_eq!(started.kind, Some(4));
+    assert_eq!(started.streamlit_version.as_deref(), Some("1.67.0"));
+    assert_eq!(started.session_id.as_deref(), Some("idlegate-ended"));
+    assert_eq!(started.script_is_running, Some(false));
+    // Without a known version, `initialize` stays empty: a page still connected keeps the
+    // version it has.
+    let messages = encode_page_replacement("run", "Session ended", "### ended", None);
+    let started = fwd(&messages[0]).unwrap();
+    assert_eq!(started.streamlit_version, None);
+    assert_eq!(started.session_id, None);
 }
