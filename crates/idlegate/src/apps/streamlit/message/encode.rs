@@ -107,56 +107,20 @@ pub fn encode_page_replacement(
     let metadata = run_metadata(run_id);
     let hash = "idlegate-ended";
 
-    let mut initialize = Vec::new();
-    if let Some(version) = version {
-        let mut user = Vec::new();
-        for field in [
-            page::USER_INSTALLATION_ID,
-            page::USER_INSTALLATION_ID_V3,
-            page::USER_INSTALLATION_ID_V4,
-        ] {
-            put_len_field(&mut user, field, b"idlegate");
-        }
-        let mut environment = Vec::new();
-        put_len_field(
-            &mut environment,
-            page::ENVIRONMENT_STREAMLIT_VERSION,
-            version.as_bytes(),
-        );
-        put_len_field(&mut initialize, page::INITIALIZE_USER_INFO, &user);
-        put_len_field(
-            &mut initialize,
-            page::INITIALIZE_ENVIRONMENT_INFO,
-            &environment,
-        );
-        put_len_field(&mut initialize, page::INITIALIZE_SESSION_STATUS, &[]);
-        put_len_field(
-            &mut initialize,
-            page::INITIALIZE_SESSION_ID,
-            hash.as_bytes(),
-        );
-    }
     let mut new_session = Vec::new();
+    let initialize = initialize(hash, version);
     put_len_field(&mut new_session, page::NEW_SESSION_INITIALIZE, &initialize);
     put_len_field(&mut new_session, page::NEW_SESSION_CONFIG, &[]);
     let mut started = Vec::new();
     put_len_field(&mut started, page::FORWARD_NEW_SESSION, &new_session);
     put_len_field(&mut started, page::FORWARD_METADATA, &metadata);
 
-    let mut app_page = Vec::new();
-    put_len_field(&mut app_page, page::APP_PAGE_SCRIPT_HASH, hash.as_bytes());
-    put_len_field(&mut app_page, page::APP_PAGE_NAME, title.as_bytes());
-    put_varint(&mut app_page, u64::from(page::APP_PAGE_IS_DEFAULT) << 3);
-    put_varint(&mut app_page, 1);
-    let mut navigation = Vec::new();
-    put_len_field(&mut navigation, page::NAVIGATION_APP_PAGES, &app_page);
-    put_len_field(
-        &mut navigation,
-        page::NAVIGATION_PAGE_SCRIPT_HASH,
-        hash.as_bytes(),
-    );
     let mut navigated = Vec::new();
-    put_len_field(&mut navigated, page::FORWARD_NAVIGATION, &navigation);
+    put_len_field(
+        &mut navigated,
+        page::FORWARD_NAVIGATION,
+        &navigation(hash, title),
+    );
     put_len_field(&mut navigated, page::FORWARD_METADATA, &metadata);
 
     let mut body = Vec::new();
@@ -192,4 +156,58 @@ pub fn encode_running() -> Vec<u8> {
     let mut out = Vec::new();
     put_len_field(&mut out, page::FORWARD_SESSION_STATUS_CHANGED, &status);
     out
+}
+
+/// `NewSession.initialize`: empty without the app's `version`; with it, what a page on a new
+/// connection reads (user and environment info, the session status, a session id).
+fn initialize(hash: &str, version: Option<&str>) -> Vec<u8> {
+    let mut initialize = Vec::new();
+    let Some(version) = version else {
+        return initialize;
+    };
+    let mut user = Vec::new();
+    for field in [
+        page::USER_INSTALLATION_ID,
+        page::USER_INSTALLATION_ID_V3,
+        page::USER_INSTALLATION_ID_V4,
+    ] {
+        put_len_field(&mut user, field, b"idlegate");
+    }
+    let mut environment = Vec::new();
+    put_len_field(
+        &mut environment,
+        page::ENVIRONMENT_STREAMLIT_VERSION,
+        version.as_bytes(),
+    );
+    put_len_field(&mut initialize, page::INITIALIZE_USER_INFO, &user);
+    put_len_field(
+        &mut initialize,
+        page::INITIALIZE_ENVIRONMENT_INFO,
+        &environment,
+    );
+    put_len_field(&mut initialize, page::INITIALIZE_SESSION_STATUS, &[]);
+    put_len_field(
+        &mut initialize,
+        page::INITIALIZE_SESSION_ID,
+        hash.as_bytes(),
+    );
+    initialize
+}
+
+/// `Navigation` with one page, `title`, whose script hash is `hash` (which also hides the
+/// app's page list).
+fn navigation(hash: &str, title: &str) -> Vec<u8> {
+    let mut app_page = Vec::new();
+    put_len_field(&mut app_page, page::APP_PAGE_SCRIPT_HASH, hash.as_bytes());
+    put_len_field(&mut app_page, page::APP_PAGE_NAME, title.as_bytes());
+    put_varint(&mut app_page, u64::from(page::APP_PAGE_IS_DEFAULT) << 3);
+    put_varint(&mut app_page, 1);
+    let mut navigation = Vec::new();
+    put_len_field(&mut navigation, page::NAVIGATION_APP_PAGES, &app_page);
+    put_len_field(
+        &mut navigation,
+        page::NAVIGATION_PAGE_SCRIPT_HASH,
+        hash.as_bytes(),
+    );
+    navigation
 }
