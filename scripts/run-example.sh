@@ -11,9 +11,13 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
 scripts/python-env.sh
-cargo build --release --quiet -p idlegate
+if [[ ! -x target/release/idlegate ]]; then
+    echo "run-example.sh: building idlegate (release; the first build takes a few minutes)" >&2
+fi
+# Cargo shows its progress: a bar on a terminal, a line per crate elsewhere.
+cargo build --release -p idlegate
 
-echo "idlegate: open http://127.0.0.1:8080/ (sessions end after ${IDLE_TIMEOUT:-5m} without activity; Ctrl-C to stop)" >&2
+# idlegate prints the address to open once the app is ready.
 exec target/release/idlegate \
     --listen 127.0.0.1:8080 \
     --idle-timeout "${IDLE_TIMEOUT:-5m}" \

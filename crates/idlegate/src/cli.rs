@@ -3,17 +3,29 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use clap_complete::Shell;
+
+/// What `idlegate --version` prints after the name: the crate's version and the commit it was
+/// built from (`GIT_COMMIT` at build time, else `git rev-parse --short=12 HEAD`, else "unknown";
+/// see `build.rs`), e.g. `0.2.0 (commit 1a2b3c4d5e6f)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("IG_BUILD_COMMIT"),
+    ")"
+);
 
 /// Session time-to-live for Streamlit: ends browser tabs nobody uses, warns first, and makes
 /// the app free their memory.
 #[derive(Debug, Parser)]
 #[command(
     name = "idlegate",
-    version,
+    version = VERSION,
     args_conflicts_with_subcommands = true,
     after_help = "Examples:\n  idlegate --idle-timeout 15m -- streamlit run app.py\n  \
                   idlegate --upstream http://127.0.0.1:8501 --listen 0.0.0.0:8080\n  \
-                  idlegate hash-password < password.txt\n\n\
+                  idlegate hash-password < password.txt\n  \
+                  idlegate completions bash > ~/.local/share/bash-completion/completions/idlegate\n\n\
                   Every config key can also be set in a TOML file (--config) or as an \
                   environment variable: IDLEGATE_TABS__IDLE_TIMEOUT=15m sets tabs.idle_timeout."
 )]
@@ -58,6 +70,26 @@ pub enum Action {
     /// Reads a password from standard input (one line) and prints its Argon2id hash, for a
     /// `name:hash` line of `login.users_file`.
     HashPassword,
+    /// Prints the shell completion script for SHELL (bash, zsh, fish, elvish or powershell)
+    /// to standard output. The wheel and the container image install them already.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: Shell,
+    },
+}
+
+/// The command-line definition, for generating completions and the man page.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// The completion script for `shell`, generated from [`command`].
+pub fn completions(shell: Shell) -> Vec<u8> {
+    let mut script = Vec::new();
+    // Writing into memory cannot fail (the generator panics on a failed write).
+    clap_complete::generate(shell, &mut command(), "idlegate", &mut script);
+    script
 }
 
 impl Cli {

@@ -25,8 +25,11 @@ pub fn init(config: &LogConfig, rust_log: Option<&str>) -> Result<(), LogError> 
             directives: directives.to_owned(),
             source,
         })?;
+    // Colours only on a terminal: redirected to a file or a log collector they are noise.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let result = match config.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 use idlegate::cli::{Action, Cli};
-use idlegate::config::{Config, Sources};
+use idlegate::config::{Config, LogFormat, Sources};
 use idlegate::launcher::{self, LaunchError, LaunchedApp};
 use idlegate::tracker::EndReason;
 use idlegate::Server;
@@ -16,8 +16,10 @@ use tokio::signal::unix::{signal, SignalKind};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Action::HashPassword) = cli.action {
-        return hash_password();
+    match cli.action {
+        Some(Action::HashPassword) => return hash_password(),
+        Some(Action::Completions { shell }) => return print_completions(shell),
+        None => {}
     }
     let sources = Sources {
         file: cli.config.clone(),
@@ -54,6 +56,22 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("idlegate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `idlegate completions SHELL`: the script on standard output. A reader that stops early
+/// (`| head`) is not an error.
+fn print_completions(shell: clap_complete::Shell) -> ExitCode {
+    use std::io::Write;
+    let script = idlegate::cli::completions(shell);
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(&script).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("idlegate: cannot write the completions: {e}");
             ExitCode::FAILURE
         }
     }
@@ -112,6 +130,42 @@ async fn check_upstream_base_path(config: &Config) -> Result<(), String> {
     }
 }
 
+/// The gateway on `listener`, announced by [`banner`].
+fn serve(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    runtime: Option<std::sync::Arc<dyn idlegate::apps::Runtime>>,
+) -> anyhow::Result<Server> {
+    let banner = banner(&config);
+    let server = Server::with_app_runtime(listener, config, runtime)?;
+    if let Some(banner) = banner {
+        eprintln!("{banner}");
+    }
+    Ok(server)
+}
+
+/// The line people read first in text logs, once idlegate serves: the one address to open
+/// (the app's own address bypasses idlegate). `None` with JSON logs, where the "idlegate is
+/// serving" event says it.
+fn banner(config: &Config) -> Option<String> {
+    if !matches!(config.log.format, LogFormat::Text) {
+        return None;
+    }
+    let url = format!(
+        "http://{}{}/",
+        launcher::output::public_host_port(config.listen),
+        config.app.base_path.trim_end_matches('/')
+    );
+    let idle = match config.tabs.idle_timeout {
+        Some(limit) => format!(
+            "tabs end after {} without a person's activity",
+            idlegate::config::human_duration(limit)
+        ),
+        None => "tabs.idle_timeout is off".to_owned(),
+    };
+    Some(format!("idlegate: open {url} ({idle}; Ctrl-C to stop)"))
+}
+
 fn usage_error(message: &str) -> ExitCode {
     eprintln!("idlegate: {message}");
     ExitCode::from(2)
@@ -129,7 +183,7 @@ async fn run(command: Vec<String>, mut config: Config) -> anyhow::Result<ExitCod
         if let Err(message) = check_upstream_base_path(&config).await {
             return Ok(usage_error(&message));
         }
-        let server = Server::from_listener(listener, config)?;
+        let server = serve(listener, config, None)?;
         server
             .run(async {
                 tokio::select! {
@@ -154,7 +208,7 @@ async fn run(command: Vec<String>, mut config: Config) -> anyhow::Result<ExitCod
     };
     config.upstream = Some(app.upstream.clone());
     config.app.base_path = app.base_path.clone();
-    let server = Server::with_app_runtime(listener, config, app.runtime())?;
+    let server = serve(listener, config, app.runtime())?;
 
     enum Stop {
         Signal(Signal),

@@ -110,3 +110,52 @@ fn help_lists_the_flags() {
         assert!(text.contains(flag), "{flag} missing from --help");
     }
 }
+
+#[test]
+fn version_names_the_release_and_the_commit_it_was_built_from() {
+    let out = idlegate(&["--version"], &[]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let expected_commit = std::env::var("GIT_COMMIT")
+        .ok()
+        .map(|commit| commit.trim().chars().take(12).collect::<String>())
+        .filter(|commit| !commit.is_empty())
+        .or_else(|| {
+            let git = std::process::Command::new("git")
+                .args(["rev-parse", "--short=12", "HEAD"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .ok()?;
+            git.status
+                .success()
+                .then(|| String::from_utf8_lossy(&git.stdout).trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    assert_eq!(
+        stdout.trim(),
+        format!(
+            "idlegate {} (commit {expected_commit})",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
+
+#[test]
+fn completions_are_printed_for_each_shell_and_an_unknown_shell_is_a_usage_error() {
+    for (shell, needle) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef idlegate"),
+        ("fish", "complete -c idlegate"),
+    ] {
+        let out = idlegate(&["completions", shell], &[]);
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(needle), "{shell}: {script}");
+        assert!(
+            script.contains("idle-timeout"),
+            "{shell} completes the flags"
+        );
+    }
+    let out = idlegate(&["completions", "tcsh"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -24,7 +24,6 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::ports::free_port;
-use crate::proc::wait_for;
 
 /// How late after its deadline a tab may end, measured at the arrival of its
 /// [`Event::TabEnded`] in the test: the reaper's timer, one publish and one hop to the
@@ -424,29 +423,40 @@ impl GatewayProcess {
     /// Runs `binary --listen 127.0.0.1:<free> ARGS…` and waits until `/_idlegate/readyz`
     /// answers 200 (so in launcher mode the app is up too).
     pub async fn start(binary: &Path, args: &[&str]) -> Result<GatewayProcess> {
-        let mut process = Self::spawn(binary, args, &[])?;
+        Self::start_with_env(binary, args, &[]).await
+    }
+
+    /// [`GatewayProcess::start`] with `env` added to its environment.
+    pub async fn start_with_env(
+        binary: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<GatewayProcess> {
+        let mut process = Self::spawn(binary, args, env)?;
         let url = format!("{}/_idlegate/readyz", process.url());
-        let ready = wait_for(Duration::from_secs(90), Duration::from_millis(200), || {
-            let url = url.clone();
-            async move {
-                let response = crate::http::get(&url).await?;
-                anyhow::ensure!(
-                    response.status == 200,
-                    "readyz answered {}",
-                    response.status
-                );
-                Ok(())
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        // Ready, or exited (a bad flag or config): no need to wait out the deadline then.
+        let why = loop {
+            let answer = match crate::http::get(&url).await {
+                Ok(response) if response.status == 200 => return Ok(process),
+                Ok(response) => format!("readyz answered {}", response.status),
+                Err(e) => format!("{e:#}"),
+            };
+            if let Some(status) = process.child.try_wait().ok().flatten() {
+                break format!("it exited ({status}) before it was ready");
             }
-        })
-        .await;
-        if let Err(e) = ready {
-            let exited = process.child.try_wait().ok().flatten();
-            bail!(
-                "idlegate did not become ready ({e}); exit status {exited:?}; output:\n{}",
-                process.output()
-            );
+            if tokio::time::Instant::now() >= deadline {
+                break format!("not ready within 90 s: {answer}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        for reader in process.readers.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
         }
-        Ok(process)
+        bail!(
+            "idlegate did not become ready: {why}; output:\n{}",
+            process.output()
+        )
     }
 
     /// Runs the binary without waiting for readiness (for tests of failing starts).

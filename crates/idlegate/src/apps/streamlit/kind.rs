@@ -36,6 +36,11 @@ impl Kind for StreamlitKind {
             command = launch::with_identity_headers(command, &config.login.headers)?;
         }
         let mut env = Vec::new();
+        // idlegate relays the app's output through a pipe, where Python would buffer standard
+        // output by the block: the app's lines would show late, or be lost if it is killed.
+        if (request.env)("PYTHONUNBUFFERED").is_none() {
+            env.push(("PYTHONUNBUFFERED".to_owned(), "1".into()));
+        }
         let mut hook = None;
         if config.launcher.collect_garbage {
             let gc = Arc::new(

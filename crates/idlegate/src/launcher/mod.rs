@@ -1,9 +1,12 @@
 //! Starting the app as a child process: `idlegate [options] -- <the app's command>`.
 //!
 //! The app listens on a free loopback port chosen here, with the settings idlegate needs
-//! (the app kind's [`LaunchPlan`](crate::apps::LaunchPlan)). Its output goes to idlegate's own standard output
-//! and error. idlegate serves once the app's health check answers, stops it on SIGTERM or
+//! (the app kind's [`LaunchPlan`](crate::apps::LaunchPlan)). Its output goes to idlegate's
+//! own standard output and error, with its private address shown as idlegate's
+//! ([`output`]). idlegate serves once the app's health check answers, stops it on SIGTERM or
 //! SIGINT, and exits with its exit code if it dies.
+
+pub mod output;
 
 use std::process::ExitStatus;
 use std::sync::Arc;
@@ -12,6 +15,7 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
 
 use crate::apps::{self, LaunchRequest, ProcessHook, Runtime};
@@ -41,6 +45,8 @@ pub enum LaunchError {
 pub struct LaunchedApp {
     child: Child,
     hook: Option<Arc<dyn ProcessHook>>,
+    /// The tasks copying the app's standard output and error.
+    relays: Vec<JoinHandle<()>>,
     /// Where it listens.
     pub upstream: Upstream,
     /// The base path it serves under (`app.base_path`, or the app's own).
@@ -66,19 +72,30 @@ pub async fn launch(command: &[String], config: &Config) -> Result<LaunchedApp, 
         .split_first()
         .ok_or_else(|| LaunchError::Command("no command given after --".to_owned()))?;
     tracing::info!(command = %plan.command.join(" "), "starting the app");
-    let child = Command::new(program)
+    let mut child = Command::new(program)
         .args(args)
         .envs(plan.env.iter().map(|(name, value)| (name, value)))
         .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .map_err(|source| LaunchError::Spawn {
             program: program.clone(),
             source,
         })?;
+    let rewrite = output::AddressRewrite::new(port, &output::public_host_port(config.listen));
+    let mut relays = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        relays.push(output::relay(out, tokio::io::stdout(), rewrite.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        relays.push(output::relay(err, tokio::io::stderr(), rewrite));
+    }
     let mut app = LaunchedApp {
         child,
         hook: plan.hook,
+        relays,
         upstream: Upstream {
             host: "127.0.0.1".to_owned(),
             port,
@@ -98,6 +115,7 @@ impl LaunchedApp {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().ok().flatten() {
+                output::drain(&mut self.relays).await;
                 return Err(LaunchError::Exited(status));
             }
             if let Ok(request) = http::Request::get(url).body(Body::empty()) {
@@ -124,13 +142,26 @@ impl LaunchedApp {
         Some(self.hook.clone()?.runtime(self.child.id()?))
     }
 
-    /// Resolves when the app exits on its own.
+    /// Resolves when the app exits on its own, once what it printed last is relayed.
     pub async fn exited(&mut self) -> std::io::Result<ExitStatus> {
-        self.child.wait().await
+        let status = self.child.wait().await;
+        output::drain(&mut self.relays).await;
+        status
     }
 
-    /// Sends `signal`, waits up to `limit` for the app to exit, then kills it.
+    /// Sends `signal`, waits up to `limit` for the app to exit, then kills it; returns once
+    /// what it printed last is relayed.
     pub async fn stop(&mut self, signal: Signal, limit: Duration) -> std::io::Result<ExitStatus> {
+        let status = self.stop_process(signal, limit).await;
+        output::drain(&mut self.relays).await;
+        status
+    }
+
+    async fn stop_process(
+        &mut self,
+        signal: Signal,
+        limit: Duration,
+    ) -> std::io::Result<ExitStatus> {
         if let Some(status) = self.child.try_wait()? {
             return Ok(status);
         }
