@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs idlegate's whole test suite, including the end-to-end tests against
-# real Streamlit and headless Chromium. Works from any directory; extra
-# arguments go to `cargo nextest run` (for example a test name filter).
+# real Streamlit and headless Chromium, then builds the wheel and the container
+# images and tries them (scripts/test-wheel.sh, scripts/test-image.sh). Works
+# from any directory; extra arguments go to `cargo nextest run` (for example a
+# test name filter) and skip the wheel and image tests.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,4 +40,13 @@ fi
 .venv/bin/python -m unittest --quiet bench/test_report.py
 
 export TESTKIT_VENV="$repo_root/.venv"
-exec cargo nextest run --workspace --no-fail-fast "$@"
+status=0
+cargo nextest run --workspace --no-fail-fast "$@" || status=$?
+
+# The wheel and the container images, built and tried the way people install them. A test
+# filter given above runs only the matching tests, without these.
+if [[ $# -eq 0 ]]; then
+    scripts/test-wheel.sh || status=1
+    scripts/test-image.sh || status=1
+fi
+exit "$status"
