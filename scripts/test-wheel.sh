@@ -12,6 +12,13 @@ scripts/build-wheel.sh
 wheels=(target/wheels/idlegate-*.whl)
 [[ ${#wheels[@]} -eq 1 ]] || { echo "test-wheel.sh: expected one wheel, found: ${wheels[*]}" >&2; exit 1; }
 
+# pip takes it on any glibc Linux that new: auditwheel agrees with the manylinux tag.
+audit="$(target/packaging-venv/bin/auditwheel show "${wheels[0]}")"
+grep -q 'is consistent with' <<<"$audit" && grep -Eq '"manylinux_2_[0-9]+_x86_64"' <<<"$audit" \
+    || { echo "test-wheel.sh: not a manylinux wheel: $audit" >&2; exit 1; }
+[[ "${wheels[0]}" =~ -py3-none-manylinux_2_[0-9]+_x86_64\.whl$ ]] \
+    || { echo "test-wheel.sh: unexpected wheel name ${wheels[0]}" >&2; exit 1; }
+
 venv="$repo_root/target/wheel-test-venv"
 rm -rf "$venv"
 "${PYTHON:-python3}" -m venv "$venv"
