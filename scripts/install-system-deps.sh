@@ -4,12 +4,14 @@
 #   redis-server               shared session store for multi-instance tests
 #   nodejs, npm                the OpenID provider of the sign-in tests (only when no
 #                              Node.js is installed at all; a newer one is kept)
+#   podman, runc, debootstrap  the container images (scripts/build-image.sh) and their
+#                              test (scripts/test-image.sh); runc is podman's runtime
 #
 # Does nothing (quickly, silently) when everything is present. Installing
 # needs root, as in CI; run it with sudo otherwise.
 set -euo pipefail
 
-packages=(chromium chromium-driver redis-server)
+packages=(chromium chromium-driver redis-server podman runc debootstrap)
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     packages+=(nodejs npm)
 fi
