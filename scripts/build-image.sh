@@ -11,7 +11,7 @@
 # docs/container.md explains how to use them.
 #
 # The release binary is built here (cargo build --release) and copied in, with the man page
-# and shell completions from packaging/data/share. The base images are made from Debian's
+# and shell completions from packaging/wheel-data/data/share. The base images are made from Debian's
 # own packages with debootstrap (bookworm, minbase), so no container registry is needed: the
 # app base gets python3, python3-venv and ca-certificates; the sidecar base only the C
 # library and libgcc, unpacked from the same download. Their root filesystems are cached
@@ -52,7 +52,7 @@ version="$(sed -n 's/^version = "\(.*\)"$/\1/p' crates/idlegate/Cargo.toml | hea
 revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
 git diff --quiet HEAD 2>/dev/null || revision+="-dirty"
 
-share=packaging/data/share
+share=packaging/wheel-data/data/share
 for f in man/man1/idlegate.1 bash-completion/completions/idlegate \
     zsh/site-functions/_idlegate fish/vendor_completions.d/idlegate.fish; do
     [[ -f "$share/$f" ]] \

@@ -138,7 +138,8 @@ podman run --rm "${run_flags[@]}" --entrypoint ls "$app_image" \
     /usr/local/share/fish/vendor_completions.d/idlegate.fish >/dev/null \
     || die "$app_image lacks the man page or a shell completion"
 sidecar_version="$(podman run --rm "${run_flags[@]}" "$sidecar_image" --version)"
-[[ "$sidecar_version" == "idlegate $version" ]] \
+commit="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
+[[ "$sidecar_version" == "idlegate $version (commit $commit)" ]] \
     || die "$sidecar_image --version printed '$sidecar_version'"
 
 # The example's requirements, downloaded here (where pip is set up for this machine's

@@ -74,6 +74,31 @@ impl figment::Provider for Layer {
     }
 }
 
+/// Whether `IDLEGATE_<rest>` is one of the variables Kubernetes sets in every pod for a
+/// Service named `idlegate` (service links, on by default): `IDLEGATE_SERVICE_HOST`,
+/// `IDLEGATE_SERVICE_PORT[_<name>]`, `IDLEGATE_PORT` and `IDLEGATE_PORT_<port>_<TCP|UDP|SCTP>
+/// [_PROTO|_PORT|_ADDR]` (Kubernetes, pkg/kubelet/envvars/envvars.go). No config key has these
+/// names, so they are skipped rather than reported as unknown keys.
+fn is_kubernetes_service_link(rest: &str) -> bool {
+    if rest == "PORT" || rest == "SERVICE_HOST" || rest == "SERVICE_PORT" {
+        return true;
+    }
+    if rest.starts_with("SERVICE_PORT_") {
+        return true;
+    }
+    let Some(port_spec) = rest.strip_prefix("PORT_") else {
+        return false;
+    };
+    let mut parts = port_spec.splitn(3, '_');
+    let port = parts.next().unwrap_or_default();
+    let protocol = parts.next().unwrap_or_default();
+    let field = parts.next();
+    !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && matches!(protocol, "TCP" | "UDP" | "SCTP")
+        && matches!(field, None | Some("PROTO" | "PORT" | "ADDR"))
+}
+
 /// Turns `IDLEGATE_TABS__IDLE_TIMEOUT=15m` into `{tabs: {idle_timeout: "15m"}}`.
 fn env_dict(env: &[(String, String)]) -> Result<Dict, ConfigError> {
     let mut dict = Dict::new();
@@ -81,7 +106,7 @@ fn env_dict(env: &[(String, String)]) -> Result<Dict, ConfigError> {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
             continue;
         };
-        if rest.is_empty() {
+        if rest.is_empty() || is_kubernetes_service_link(rest) {
             continue;
         }
         let key = rest.to_ascii_lowercase().replace("__", ".");
@@ -151,4 +176,47 @@ fn describe_figment_error(error: figment::Error) -> ConfigError {
         }
     }
     ConfigError::Source(lines.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn kubernetes_service_links_for_a_service_named_idlegate_are_not_config() {
+        let links = env(&[
+            ("IDLEGATE_SERVICE_HOST", "10.96.0.12"),
+            ("IDLEGATE_SERVICE_PORT", "8080"),
+            ("IDLEGATE_SERVICE_PORT_HTTP", "8080"),
+            ("IDLEGATE_PORT", "tcp://10.96.0.12:8080"),
+            ("IDLEGATE_PORT_8080_TCP", "tcp://10.96.0.12:8080"),
+            ("IDLEGATE_PORT_8080_TCP_PROTO", "tcp"),
+            ("IDLEGATE_PORT_8080_TCP_PORT", "8080"),
+            ("IDLEGATE_PORT_8080_TCP_ADDR", "10.96.0.12"),
+            ("IDLEGATE_TABS__IDLE_TIMEOUT", "15m"),
+        ]);
+        let dict = env_dict(&links).expect("reads");
+        assert_eq!(dict.keys().collect::<Vec<_>>(), ["tabs"]);
+    }
+
+    #[test]
+    fn names_that_only_look_like_service_links_are_still_keys() {
+        for name in [
+            "IDLEGATE_PORTS",
+            "IDLEGATE_PORT_X_TCP",
+            "IDLEGATE_PORT_8080_HTTP",
+            "IDLEGATE_PORT_8080_TCP_HOST",
+            "IDLEGATE_SERVICE",
+        ] {
+            let dict = env_dict(&env(&[(name, "1")])).expect("reads");
+            assert_eq!(dict.len(), 1, "{name} is read as a key");
+        }
+    }
 }
