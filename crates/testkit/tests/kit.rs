@@ -143,10 +143,11 @@ async fn testkit_browser_renders_counter() {
     let browser = Browser::start().await.expect("start Chromium");
     with_output(&app, async {
         browser.goto(&app.base_url()).await?;
+        // "clicks" is written after "runs": the page may show the first before the second.
         let text = browser
-            .wait_for_text("runs: 1", Duration::from_secs(30))
+            .wait_for_text("clicks: 0", Duration::from_secs(30))
             .await?;
-        assert!(text.contains("clicks: 0"), "{text}");
+        assert!(text.contains("runs: 1"), "{text}");
         let shot = std::env::temp_dir().join(format!("testkit-counter-{}.png", std::process::id()));
         browser.screenshot_png(&shot).await?;
         let png = std::fs::read(&shot)?;
