@@ -4,9 +4,20 @@
 //! site's page made is refused. Requests without either header do not come from a browser
 //! page (a browser always sends `Origin` on a cross-origin POST), so they are not a
 //! cross-site forgery and pass.
+//!
+//! `Origin` is compared with the authority the browser addressed ([`Authority`]), not with
+//! the `Host` header, which HTTP/2 requests do not carry (RFC 9113 §8.3.1: `:authority`
+//! replaces it) and which a proxy in front may rewrite.
 
-use http::header::{HOST, ORIGIN};
+use http::header::ORIGIN;
 use http::HeaderMap;
+
+/// The authority (`host[:port]`) a request was addressed to, as the browser saw it:
+/// HTTP/2's `:authority`, else `Host`, or from a trusted proxy in front its
+/// `X-Forwarded-Host` (found by `proxy::headers::authority`). `None` when the request
+/// names none, and then no `Origin` matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Authority(pub Option<String>);
 
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -19,8 +30,8 @@ pub enum CrossSite {
     Unmarked,
 }
 
-/// Checks that a request was made by a page of this site.
-pub fn check_same_origin(headers: &HeaderMap) -> Result<(), CrossSite> {
+/// Checks that a request addressed to `authority` was made by a page of this site.
+pub fn check_same_origin(headers: &HeaderMap, authority: &Authority) -> Result<(), CrossSite> {
     if let Some(site) = headers.get("sec-fetch-site") {
         // "none" is a person typing the URL or a bookmark: never a forged request.
         if !matches!(site.as_bytes(), b"same-origin" | b"none") {
@@ -35,8 +46,7 @@ pub fn check_same_origin(headers: &HeaderMap) -> Result<(), CrossSite> {
         .ok()
         .and_then(|o| o.split_once("://"))
         .map(|(_, host)| host);
-    let host = headers.get(HOST).and_then(|h| h.to_str().ok());
-    match (origin_host, host) {
+    match (origin_host, authority.0.as_deref()) {
         (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
         _ => Err(CrossSite::OriginMismatch),
     }
@@ -44,11 +54,11 @@ pub fn check_same_origin(headers: &HeaderMap) -> Result<(), CrossSite> {
 
 /// Like [`check_same_origin`], but the browser must say where the request came from: for
 /// sign-in and sign-out, a request without `Origin` or `Sec-Fetch-Site` is refused.
-pub fn require_same_origin(headers: &HeaderMap) -> Result<(), CrossSite> {
+pub fn require_same_origin(headers: &HeaderMap, authority: &Authority) -> Result<(), CrossSite> {
     if headers.get(ORIGIN).is_none() && headers.get("sec-fetch-site").is_none() {
         return Err(CrossSite::Unmarked);
     }
-    check_same_origin(headers)
+    check_same_origin(headers, authority)
 }
 
 /// Whether the page that sent a request was opened over plain HTTP on another machine than
@@ -79,6 +89,10 @@ pub fn from_plain_http_page(headers: &HeaderMap) -> bool {
 mod tests {
     use super::*;
 
+    fn at(authority: &str) -> Authority {
+        Authority(Some(authority.to_owned()))
+    }
+
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
@@ -107,35 +121,50 @@ mod tests {
     #[test]
     fn same_origin_requests_pass() {
         let h = headers(&[
-            ("host", "app.example:8080"),
             ("origin", "https://app.example:8080"),
             ("sec-fetch-site", "same-origin"),
         ]);
-        assert_eq!(check_same_origin(&h), Ok(()));
-        assert_eq!(check_same_origin(&HeaderMap::new()), Ok(()));
+        assert_eq!(check_same_origin(&h, &at("app.example:8080")), Ok(()));
+        assert_eq!(check_same_origin(&h, &at("APP.example:8080")), Ok(()));
+        assert_eq!(
+            check_same_origin(&HeaderMap::new(), &Authority::default()),
+            Ok(())
+        );
+        // HTTP/2: no Host header at all, only the authority.
+        let h2 = headers(&[("origin", "https://app.example")]);
+        assert_eq!(require_same_origin(&h2, &at("app.example")), Ok(()));
+        assert_eq!(
+            require_same_origin(&h2, &Authority::default()),
+            Err(CrossSite::OriginMismatch)
+        );
     }
 
     #[test]
     fn other_sites_are_refused() {
-        let h = headers(&[("host", "app.example"), ("sec-fetch-site", "cross-site")]);
-        assert_eq!(check_same_origin(&h), Err(CrossSite::OtherSite));
-        let h = headers(&[("host", "app.example"), ("sec-fetch-site", "same-site")]);
-        assert_eq!(check_same_origin(&h), Err(CrossSite::OtherSite));
-        let h = headers(&[("host", "app.example"), ("origin", "https://evil.example")]);
-        assert_eq!(check_same_origin(&h), Err(CrossSite::OriginMismatch));
-        let h = headers(&[("host", "app.example"), ("origin", "null")]);
-        assert_eq!(check_same_origin(&h), Err(CrossSite::OriginMismatch));
+        let here = at("app.example");
+        let h = headers(&[("sec-fetch-site", "cross-site")]);
+        assert_eq!(check_same_origin(&h, &here), Err(CrossSite::OtherSite));
+        let h = headers(&[("sec-fetch-site", "same-site")]);
+        assert_eq!(check_same_origin(&h, &here), Err(CrossSite::OtherSite));
+        let h = headers(&[("origin", "https://evil.example")]);
+        assert_eq!(check_same_origin(&h, &here), Err(CrossSite::OriginMismatch));
+        let h = headers(&[("origin", "null")]);
+        assert_eq!(check_same_origin(&h, &here), Err(CrossSite::OriginMismatch));
     }
 
     #[test]
     fn sign_in_requires_the_browser_to_name_the_site() {
+        let here = at("app.example");
         assert_eq!(
-            require_same_origin(&HeaderMap::new()),
+            require_same_origin(&HeaderMap::new(), &here),
             Err(CrossSite::Unmarked)
         );
-        let h = headers(&[("host", "app.example"), ("origin", "http://app.example")]);
-        assert_eq!(require_same_origin(&h), Ok(()));
-        let h = headers(&[("host", "app.example"), ("origin", "http://evil.example")]);
-        assert_eq!(require_same_origin(&h), Err(CrossSite::OriginMismatch));
+        let h = headers(&[("origin", "http://app.example")]);
+        assert_eq!(require_same_origin(&h, &here), Ok(()));
+        let h = headers(&[("origin", "http://evil.example")]);
+        assert_eq!(
+            require_same_origin(&h, &here),
+            Err(CrossSite::OriginMismatch)
+        );
     }
 }

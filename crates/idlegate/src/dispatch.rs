@@ -6,9 +6,11 @@
 //!    path the app's server will route, which is also the one it is sent); then
 //!    `<base>/_idlegate/*` goes to idlegate's own routes (the `routes` module) and everything
 //!    else goes to the app.
-//! 3. **who** ([`crate::auth`]): identity headers the browser sent are removed; when people
-//!    sign in, a request without a live login goes to the sign-in page (its socket is sent
-//!    there, other requests get 401), and a signed-in one gets the identity headers.
+//! 3. **who** ([`crate::auth`]): when people sign in, a request without a live login goes to
+//!    the sign-in page (its socket is sent there, other requests get 401); a signed-in one
+//!    carries its login on. What the app sees of the headers (no client-sent identity
+//!    headers, no idlegate cookie, idlegate's identity headers) is decided when it is
+//!    relayed, in [`crate::proxy::outgoing`].
 //! 4. **upgrade or forward**: a WebSocket upgrade goes to [`crate::proxy::websocket`] (the
 //!    app's session socket becomes a tracked tab session; upgrades anywhere else are
 //!    refused); any other request is streamed to the app by [`crate::proxy::forward`], which
@@ -28,6 +30,7 @@ use hyper::body::Incoming;
 use tower::ServiceExt;
 
 use crate::auth::{Access, Auth};
+use crate::csrf::Authority;
 use crate::error::ProxyError;
 use crate::paths;
 use crate::proxy::{forward, headers, inject, websocket, Context};
@@ -83,9 +86,10 @@ impl Gateway {
         let upgrade = headers::is_websocket_upgrade(req.headers());
         let navigation = inject::is_navigation(&req);
         if self.auth.enabled() && cx.app.sign_out_path().as_deref() == Some(path.as_str()) {
-            return sign_out::app_sign_out(&self.route_state, req.headers());
+            let authority = self.authority(&req, peer);
+            return sign_out::app_sign_out(&self.route_state, req.headers(), &authority);
         }
-        let (login, set_cookie) = match self.auth.check(req.headers_mut(), peer, navigation) {
+        let (login, set_cookie) = match self.auth.check(req.headers(), peer, navigation) {
             Access::Open => (None, None),
             Access::Signed { login, set_cookie } => (Some(login), set_cookie),
             Access::SignInNeeded => return self.sign_in_needed(req, upgrade, form),
@@ -105,16 +109,25 @@ impl Gateway {
 
     /// Serves `<base>/_idlegate/*`, telling the handlers who is asking.
     async fn own_route(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let trusted = self.proxy.config.proxy.is_trusted(peer.ip());
-        let client = headers::client_addr(req.headers(), peer, trusted);
+        let proxies = &self.proxy.config.proxy;
+        let trusted = proxies.is_trusted(peer.ip());
+        let client = headers::client_addr(req.headers(), peer, proxies);
         let scheme = headers::scheme(req.headers(), trusted);
+        let authority = self.authority(&req, peer);
         req.extensions_mut().insert(ConnectInfo(client));
+        req.extensions_mut().insert(authority);
         req.extensions_mut().insert(Peer(peer));
         req.extensions_mut().insert(scheme);
         match self.routes.clone().oneshot(req.map(Body::new)).await {
             Ok(response) => response,
             Err(infallible) => match infallible {},
         }
+    }
+
+    /// The authority the browser addressed this request to, for same-origin checks.
+    fn authority(&self, req: &Request<Incoming>, peer: SocketAddr) -> Authority {
+        let trusted = self.proxy.config.proxy.is_trusted(peer.ip());
+        Authority(headers::authority(req.uri(), req.headers(), trusted))
     }
 
     /// The form a failure of this request is told in: JSON for the page's health poll (it

@@ -491,6 +491,7 @@ async fn header_mode_believes_only_trusted_proxies() -> Result<()> {
         &app.base_url(),
         Config::builder()
             .login(SignIn::Header)
+            .proxy_headers(["user", "groups"])
             .trusted_proxies(["127.0.0.1"]),
     )
     .await?;

@@ -112,22 +112,15 @@ impl Auth {
         matches!(self.mode, LoginMode::Password { .. } | LoginMode::Oidc(_))
     }
 
-    /// Decides who sent a request, removes identity headers the browser sent, and sets them
-    /// for the app when someone is signed in. A navigation a person made counts as their
-    /// activity.
-    pub fn check(&self, headers: &mut HeaderMap, peer: SocketAddr, navigation: bool) -> Access {
-        let names = &self.config.login.headers;
+    /// Decides who sent a request. A navigation a person made counts as their activity. The
+    /// headers are not changed: what the app sees of them, identity headers included, is
+    /// decided in one place when the request is relayed (`proxy::outgoing`).
+    pub fn check(&self, headers: &HeaderMap, peer: SocketAddr, navigation: bool) -> Access {
         let vouched = match self.mode {
-            LoginMode::None => {
-                identity::strip(headers, names);
-                return Access::Open;
-            }
-            LoginMode::Header if self.config.proxy.is_trusted(peer.ip()) => {
-                identity::read(headers, names)
-            }
+            LoginMode::None => return Access::Open,
+            LoginMode::Header if self.config.proxy.is_trusted(peer.ip()) => self.vouched(headers),
             _ => None,
         };
-        identity::strip(headers, names);
         let cookie_id = self.cookie.from_request(headers);
         let from_cookie = cookie_id.as_deref().and_then(|id| self.live(id));
         // Header mode: a login of ours that ended (a cookie we signed, no longer live) must
@@ -161,8 +154,14 @@ impl Auth {
                 user: login.identity.user.clone(),
             });
         }
-        identity::set(headers, names, &login.identity);
         Access::Signed { login, set_cookie }
+    }
+
+    /// Header mode: the identity the trusted proxy in front names, from the headers it sets
+    /// itself (`login.proxy_headers`).
+    fn vouched(&self, headers: &HeaderMap) -> Option<Identity> {
+        let login = &self.config.login;
+        identity::read(headers, &login.headers, login.proxy_headers)
     }
 
     /// The live login a request carries, without changing anything (no new login, no
@@ -183,7 +182,7 @@ impl Auth {
             .and_then(|id| self.live(&id))
             .ok_or(NotSignedIn)?;
         if self.mode == LoginMode::Header && self.config.proxy.is_trusted(peer.ip()) {
-            let vouched = identity::read(headers, &self.config.login.headers);
+            let vouched = self.vouched(headers);
             if vouched.is_some_and(|who| who != login.identity) {
                 return Err(NotSignedIn);
             }

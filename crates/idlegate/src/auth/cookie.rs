@@ -164,6 +164,8 @@ mod tests {
         assert_eq!(jar.from_request(&headers).as_deref(), Some("abc"));
         let plain = LoginCookie::new(&[key(1)], false);
         assert_eq!(plain.name(), "idlegate-login");
+        // Both names are idlegate's own, so the app never gets the cookie.
+        assert!(cookies::is_own(plain.name().as_bytes()) && cookies::is_own(jar.name().as_bytes()));
         assert_eq!(plain.from_request(&headers), None);
     }
 }

@@ -264,6 +264,13 @@ impl ConfigBuilder {
         self
     }
 
+    /// `login.proxy_headers` (header mode): which of `"user"`, `"email"`, `"groups"` the
+    /// proxy in front sets itself.
+    pub fn proxy_headers<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.raw.login.proxy_headers = names.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// `log.format`.
     pub fn log_format(mut self, format: LogFormat) -> Self {
         self.raw.log.format = match format {

@@ -94,6 +94,14 @@ impl IdentityHeaders {
     }
 }
 
+/// Header mode: which identity headers besides the user's the proxy in front sets itself
+/// (`login.proxy_headers`), and so may be read from it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProxyHeaders {
+    pub email: bool,
+    pub groups: bool,
+}
+
 /// Validated `[login]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginConfig {
@@ -105,6 +113,8 @@ pub struct LoginConfig {
     pub cookie_secure: bool,
     pub attempts_per_minute: NonZeroU32,
     pub headers: IdentityHeaders,
+    /// Header mode: the identity headers the proxy in front sets itself.
+    pub proxy_headers: ProxyHeaders,
     /// Header mode: where a browser whose login ended goes before a new login is accepted.
     pub sign_out_url: Option<String>,
 }
@@ -154,6 +164,7 @@ pub fn login(raw: &RawLogin, listen: SocketAddr) -> Result<LoginConfig, ConfigEr
         groups: header("login.groups_header", &raw.groups_header)?,
     };
     let sign_out_url = sign_out_url(raw, &mode)?;
+    let proxy_headers = proxy_headers(&raw.proxy_headers)?;
     Ok(LoginConfig {
         mode,
         idle_timeout,
@@ -162,8 +173,28 @@ pub fn login(raw: &RawLogin, listen: SocketAddr) -> Result<LoginConfig, ConfigEr
         cookie_secure: raw.cookie_secure,
         attempts_per_minute,
         headers,
+        proxy_headers,
         sign_out_url,
     })
+}
+
+/// `login.proxy_headers`: a list of `"user"`, `"email"`, `"groups"`.
+fn proxy_headers(names: &[String]) -> Result<ProxyHeaders, ConfigError> {
+    let mut sets = ProxyHeaders::default();
+    for name in names {
+        match name.trim() {
+            "user" => {}
+            "email" => sets.email = true,
+            "groups" => sets.groups = true,
+            other => {
+                return Err(ConfigError::invalid(
+                    "login.proxy_headers",
+                    format!("{other:?} is not one of \"user\", \"email\", \"groups\""),
+                ))
+            }
+        }
+    }
+    Ok(sets)
 }
 
 /// `login.mode`, with the files and settings that mode needs.

@@ -26,7 +26,7 @@ pub use browser::{fill as fill_placeholders, BrowserConfig, ReasonTexts, Texts, 
 pub use builder::{ConfigBuilder, OidcProvider, SignIn};
 pub use duration::{config_syntax, human as human_duration};
 pub use file::RawConfig;
-pub use login::{CookieKey, IdentityHeaders, LoginConfig, LoginMode, OidcConfig};
+pub use login::{CookieKey, IdentityHeaders, LoginConfig, LoginMode, OidcConfig, ProxyHeaders};
 pub use proxy::{LauncherConfig, LogConfig, LogFormat, ProxyConfig};
 pub use sources::{Sources, ENV_PREFIX};
 pub use tabs::{OnLimit, TabPolicy};

@@ -1,8 +1,8 @@
 //! Forwarding plain HTTP requests to the app and streaming the answer back.
 //!
 //! Bodies stream in both directions (uploads are never buffered whole). `Host` stays as the
-//! browser sent it, because apps compare it with `Origin`; hop-by-hop headers are
-//! dropped and `X-Forwarded-*` set. No timeout applies to the response: apps stream.
+//! browser sent it, because apps compare it with `Origin`; the other headers are what
+//! [`super::outgoing`] lets the app see, and `X-Forwarded-*` are set. No timeout applies to the response: apps stream.
 //! Navigations to HTML pages get the page script ([`super::inject`]).
 
 use std::net::SocketAddr;
@@ -13,7 +13,7 @@ use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
 use super::headers::{remove_hop_by_hop, set_forwarded};
-use super::{inject, Body, Context};
+use super::{inject, outgoing, Body, Context};
 use crate::apps::UploadEvent;
 use crate::error::ProxyError;
 use crate::store::LoginSession;
@@ -44,7 +44,7 @@ pub async fn forward(
     let inject = cx.config.browser.inject && navigation;
     let head = req.method() == http::Method::HEAD;
     let (mut parts, body) = req.into_parts();
-    prepare_request_head(cx, &mut parts, peer)?;
+    prepare_request_head(cx, &mut parts, peer, login.map(|l| &l.identity))?;
     if inject {
         inject::prepare_request(&mut parts.headers, cx.injector.version());
     }
@@ -80,12 +80,14 @@ pub async fn forward(
     Ok(response.map(Body::new))
 }
 
-/// Points a request head at the app: target URI, HTTP/1.1, `Host`, hop-by-hop and
+/// Points a request head at the app: target URI, HTTP/1.1, `Host`, the headers the app may
+/// see ([`outgoing::request_headers`], with the identity of the request's login) and the
 /// forwarding headers. Shared by plain requests and WebSocket upgrades.
 pub fn prepare_request_head(
     cx: &Context,
     parts: &mut http::request::Parts,
     peer: SocketAddr,
+    identity: Option<&crate::auth::Identity>,
 ) -> Result<(), ProxyError> {
     let target = parts
         .uri
@@ -105,7 +107,7 @@ pub fn prepare_request_head(
         .parse::<Uri>()
         .map_err(|_| ProxyError::BadRequest("the request target is not a valid path"))?;
     parts.version = Version::HTTP_11;
-    remove_hop_by_hop(&mut parts.headers);
+    outgoing::request_headers(&mut parts.headers, &cx.config.login.headers, identity);
     if let Some(host) = &host {
         parts.headers.insert(HOST, host.clone());
     }

@@ -6,6 +6,7 @@ mod context;
 pub mod forward;
 pub mod headers;
 pub mod inject;
+pub mod outgoing;
 pub mod relay;
 pub mod release;
 pub mod websocket;

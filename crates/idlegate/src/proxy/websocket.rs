@@ -30,8 +30,9 @@ use super::headers::remove_hop_by_hop;
 use super::relay::{self, RelayOptions};
 use super::{Body, Context};
 use crate::apps::Farewell;
+use crate::auth::Identity;
 use crate::error::ProxyError;
-use crate::redact::short_hash;
+use crate::redact::{self, short_hash};
 use crate::store::LoginSession;
 use crate::tracker::{EndNotice, EndReason, Entry, Refused, TabId};
 use crate::ws::subprotocol::{tab_protocol, take_tab_token};
@@ -71,7 +72,8 @@ pub async fn upgrade(
         .map(tab_protocol)
         .and_then(|p| HeaderValue::from_str(&p).ok());
     let browser_upgrade = hyper::upgrade::on(&mut req);
-    let (mut response, host) = handshake(&cx, req, peer).await?;
+    let identity = login.as_ref().map(|l| &l.identity);
+    let (mut response, host) = handshake(&cx, req, peer, identity).await?;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         let (mut parts, body) = response.into_parts();
         remove_hop_by_hop(&mut parts.headers);
@@ -111,7 +113,7 @@ fn session_socket(cx: &Context, path: &str) -> Result<(), ProxyError> {
     }
     if let Some(theirs) = cx.app.other_base_path(path) {
         tracing::error!(
-            page_base_path = %theirs,
+            page_base_path = %redact::path(&theirs),
             app_base_path = %cx.config.app.base_path,
             "a page asks for the app's session socket under another base path: the app \
              serves under one app.base_path does not name; its sockets are refused until \
@@ -151,9 +153,10 @@ async fn handshake(
     cx: &Context,
     req: Request<Incoming>,
     peer: SocketAddr,
+    identity: Option<&Identity>,
 ) -> Result<(Response<Incoming>, Option<String>), ProxyError> {
     let (mut parts, _) = req.into_parts();
-    prepare_request_head(cx, &mut parts, peer)?;
+    prepare_request_head(cx, &mut parts, peer, identity)?;
     // This connection is made by hand, so the request line takes the origin form.
     if let Some(target) = parts.uri.path_and_query().cloned() {
         parts.uri = target.into();

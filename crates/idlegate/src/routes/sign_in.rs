@@ -11,18 +11,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Extension, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use serde::Deserialize;
 
 use super::RouteState;
+use crate::auth::oidc::OidcError;
 use crate::auth::Identity;
 use crate::config::login::Reauthenticate;
-use crate::csrf::require_same_origin;
+use crate::csrf::{require_same_origin, Authority};
 use crate::error::chain;
 use crate::pages;
-use crate::redact::short_hash;
+use crate::redact::{self, short_hash};
 use crate::web::{self, cookies, html, is_app_path, see_other, Scheme, PREFIX};
 
 #[derive(Deserialize)]
@@ -59,6 +60,7 @@ pub async fn sign_in_form(
     State(state): State<Arc<RouteState>>,
     Query(query): Query<SignInQuery>,
     Extension(scheme): Extension<Scheme>,
+    Extension(authority): Extension<Authority>,
     headers: HeaderMap,
 ) -> Response {
     let to = destination(&state, query.return_to.as_deref());
@@ -76,7 +78,7 @@ pub async fn sign_in_form(
         let redirect = oidc
             .redirect_url()
             .map(str::to_owned)
-            .unwrap_or_else(|| callback_url(&state, scheme, &headers));
+            .unwrap_or_else(|| callback_url(&state, scheme, &authority));
         let reauthenticate = match oidc.reauthenticate() {
             Reauthenticate::Always => true,
             Reauthenticate::Never => false,
@@ -87,7 +89,7 @@ pub async fn sign_in_form(
         return match oidc.start(&redirect, &to, reauthenticate).await {
             Ok((url, attempt)) => see_other(&url, [attempt_cookie(&state, Some(&attempt))]),
             Err(e) => {
-                tracing::warn!(error = %chain(&e), "cannot start an OpenID sign-in");
+                warn_oidc("cannot start an OpenID sign-in", &e);
                 oidc.forget_provider();
                 failure_page(&state, StatusCode::BAD_GATEWAY, &chain(&e), &to)
             }
@@ -110,6 +112,7 @@ pub async fn sign_in_form(
 pub async fn sign_in(
     State(state): State<Arc<RouteState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(authority): Extension<Authority>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -117,7 +120,7 @@ pub async fn sign_in(
     let Some(users) = auth.users.as_ref() else {
         return web::text(StatusCode::NOT_FOUND, "not found");
     };
-    if let Err(refusal) = require_same_origin(&headers) {
+    if let Err(refusal) = require_same_origin(&headers, &authority) {
         return web::text(StatusCode::FORBIDDEN, &refusal.to_string());
     }
     let Ok(form) = serde_urlencoded::from_bytes::<SignInForm>(&body) else {
@@ -183,13 +186,22 @@ fn attempt_cookie(state: &RouteState, attempt: Option<&str>) -> HeaderValue {
     }
 }
 
-/// `<scheme>://<host><base>/_idlegate/oidc/callback` for this request.
-fn callback_url(state: &RouteState, scheme: Scheme, headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
+/// `<scheme>://<authority><base>/_idlegate/oidc/callback` for this request.
+fn callback_url(state: &RouteState, scheme: Scheme, authority: &Authority) -> String {
+    let host = authority.0.as_deref().unwrap_or("localhost");
     format!("{}://{host}{}", scheme.0, action(state, "oidc/callback"))
+}
+
+/// Logs an OpenID sign-in's failure. A redirect URL is made from the request's authority,
+/// which the client chose, so it is logged as a bounded value ([`redact::client_value`]).
+fn warn_oidc(what: &'static str, e: &OidcError) {
+    match e {
+        OidcError::RedirectUrl(url) => tracing::warn!(
+            redirect = %redact::client_value(url, &[]),
+            "{what}: the redirect URL is not valid"
+        ),
+        _ => tracing::warn!(error = %chain(e), "{what}"),
+    }
 }
 
 fn failure_page(state: &RouteState, code: StatusCode, message: &str, to: &str) -> Response {
@@ -215,7 +227,10 @@ pub async fn oidc_callback(
     let home = format!("{}/", state.base_path);
     if let Some(error) = &query.error {
         let detail = query.error_description.as_deref().unwrap_or(error);
-        tracing::info!(error, "the OpenID provider refused a sign-in");
+        tracing::info!(
+            error = %redact::client_value(error, redact::OAUTH_ERRORS),
+            "the OpenID provider refused a sign-in"
+        );
         return failure_page(&state, StatusCode::FORBIDDEN, detail, &home);
     }
     let (Some(code), Some(attempt)) = (&query.code, &query.state) else {
@@ -242,8 +257,18 @@ pub async fn oidc_callback(
             )
         }
         Err(e) => {
-            tracing::warn!(error = %chain(&e), "OpenID sign-in failed");
+            warn_oidc("OpenID sign-in failed", &e);
             failure_page(&state, StatusCode::FORBIDDEN, &chain(&e), &home)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_attempt_cookie_is_idlegate_s_own_and_never_reaches_the_app() {
+        assert!(crate::web::cookies::is_own(
+            super::ATTEMPT_COOKIE.as_bytes()
+        ));
     }
 }

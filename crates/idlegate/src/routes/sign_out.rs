@@ -5,13 +5,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::RouteState;
 use crate::apps::App;
-use crate::csrf::require_same_origin;
+use crate::csrf::{require_same_origin, Authority};
 use crate::pages;
 use crate::redact::short_hash;
 use crate::tracker::EndReason;
@@ -34,11 +34,15 @@ fn logout_url(base_path: &str) -> String {
 
 /// `POST <base>/_idlegate/logout`: ends every login and tab of the person, and clears
 /// idlegate's and the app's own sign-in cookies.
-pub async fn sign_out(State(state): State<Arc<RouteState>>, headers: HeaderMap) -> Response {
+pub async fn sign_out(
+    State(state): State<Arc<RouteState>>,
+    Extension(authority): Extension<Authority>,
+    headers: HeaderMap,
+) -> Response {
     if !state.auth.enabled() {
         return web::text(StatusCode::NOT_FOUND, "not found");
     }
-    if let Err(refusal) = require_same_origin(&headers) {
+    if let Err(refusal) = require_same_origin(&headers, &authority) {
         return web::text(StatusCode::FORBIDDEN, &refusal.to_string());
     }
     sign_out_everywhere(&state, &headers)
@@ -75,12 +79,12 @@ pub fn sign_out_everywhere(state: &RouteState, headers: &HeaderMap) -> Response 
 /// The app's own sign-out route (the app's pages send people there to sign out) signs the
 /// person out of idlegate too. Only a page of this site may do it; a link from elsewhere
 /// gets the page with the sign-out button instead.
-pub fn app_sign_out(state: &RouteState, headers: &HeaderMap) -> Response {
+pub fn app_sign_out(state: &RouteState, headers: &HeaderMap, authority: &Authority) -> Response {
     let same_site = headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|site| site == "same-origin" || site == "none");
-    if same_site || require_same_origin(headers).is_ok() {
+    if same_site || require_same_origin(headers, authority).is_ok() {
         return sign_out_everywhere(state, headers);
     }
     html(

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::RouteState;
-use crate::csrf::require_same_origin;
+use crate::csrf::{require_same_origin, Authority};
 use crate::tracker::{Report, ReportEvent, TabStatus};
 use crate::web::{ended_url, uncached, Peer};
 use crate::ws::subprotocol::is_token;
@@ -64,10 +64,11 @@ enum Event {
 pub async fn report(
     State(state): State<Arc<RouteState>>,
     Extension(Peer(peer)): Extension<Peer>,
+    Extension(authority): Extension<Authority>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refusal) = require_same_origin(&headers) {
+    if let Err(refusal) = require_same_origin(&headers, &authority) {
         return error(StatusCode::FORBIDDEN, &refusal.to_string());
     }
     let json = headers

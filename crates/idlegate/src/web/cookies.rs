@@ -1,7 +1,9 @@
 //! Every cookie idlegate reads from a request or sets in a response, through the `cookie`
 //! crate: reading a `Cookie` header ([`find`], [`names`]) and writing `Set-Cookie` ([`set`],
 //! [`removal`]). idlegate's cookies are always `HttpOnly` and `SameSite=Lax`, and `Secure`
-//! when the site is served over HTTPS (`login.cookie_secure`).
+//! when the site is served over HTTPS (`login.cookie_secure`). Every one of them is named
+//! `idlegate-…` (or `__Host-idlegate-…`, [`is_own`]) and none reaches the app
+//! ([`for_app`]).
 
 use std::time::Duration;
 
@@ -34,6 +36,52 @@ pub fn find<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// The names of the request's cookies, in order.
 pub fn names(headers: &HeaderMap) -> Vec<String> {
     all(headers).map(|c| c.name().to_owned()).collect()
+}
+
+/// Whether a cookie is idlegate's own: named `idlegate-…`, with or without a `__Host-` or
+/// `__Secure-` prefix (RFC 6265bis §4.1.3). Names are case-sensitive (RFC 6265 §5.3).
+pub fn is_own(name: &[u8]) -> bool {
+    let bare = name
+        .strip_prefix(b"__Host-")
+        .or_else(|| name.strip_prefix(b"__Secure-"))
+        .unwrap_or(name);
+    bare.starts_with(b"idlegate-")
+}
+
+/// The request's cookies as the app gets them: idlegate's own ([`is_own`]) removed, every
+/// other pair kept byte for byte and in order, all in one `Cookie` field joined with `"; "`
+/// (HTTP/2 browsers send a field per cookie, RFC 9113 §8.2.3, and some apps read only the
+/// first). No field is left when no cookie remains. Empty pairs are dropped.
+pub fn for_app(headers: &mut HeaderMap) {
+    let fields: Vec<HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
+    if fields.is_empty() {
+        return;
+    }
+    let mut joined: Vec<u8> = Vec::new();
+    for field in &fields {
+        for pair in field.as_bytes().split(|b| *b == b';') {
+            let pair = pair.trim_ascii();
+            let name = pair
+                .split(|b| *b == b'=')
+                .next()
+                .unwrap_or(pair)
+                .trim_ascii();
+            if pair.is_empty() || is_own(name) {
+                continue;
+            }
+            if !joined.is_empty() {
+                joined.extend_from_slice(b"; ");
+            }
+            joined.extend_from_slice(pair);
+        }
+    }
+    headers.remove(COOKIE);
+    // Built from bytes of valid header values joined with "; ": always valid.
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+        if !joined.is_empty() {
+            headers.insert(COOKIE, value);
+        }
+    }
 }
 
 /// `Set-Cookie` for `name=value` on `path`; a session cookie unless `max_age` is given.
@@ -94,6 +142,54 @@ mod tests {
         assert_eq!(find(&headers, "d"), Some("4"));
         assert_eq!(find(&headers, "e"), None);
         assert_eq!(names(&headers), ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn idlegate_cookies_are_told_apart_by_name() {
+        for own in [
+            "idlegate-login",
+            "__Host-idlegate-login",
+            "__Secure-idlegate-x",
+            "idlegate-oidc",
+        ] {
+            assert!(is_own(own.as_bytes()), "{own}");
+        }
+        for theirs in [
+            "_streamlit_xsrf",
+            "idlegate",
+            "Idlegate-login",
+            "x-idlegate-a",
+            "",
+        ] {
+            assert!(!is_own(theirs.as_bytes()), "{theirs}");
+        }
+    }
+
+    #[test]
+    fn the_app_gets_one_line_without_idlegate_cookies() {
+        let mut headers = request(&[
+            "a=1; __Host-idlegate-login=abc.def",
+            "idlegate-oidc=xyz",
+            "b=\"two words\";;  c=3=4 ",
+        ]);
+        for_app(&mut headers);
+        let all: Vec<_> = headers.get_all(COOKIE).iter().collect();
+        assert_eq!(all, ["a=1; b=\"two words\"; c=3=4"]);
+        let mut only_ours = request(&["idlegate-login=x", "__Host-idlegate-login=y"]);
+        for_app(&mut only_ours);
+        assert!(!only_ours.contains_key(COOKIE));
+        let mut none = HeaderMap::new();
+        for_app(&mut none);
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn other_cookies_keep_their_bytes() {
+        let raw = HeaderValue::from_bytes(b"k=\xe9t\xe9; idlegate-login=1; z=%00").unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, raw);
+        for_app(&mut headers);
+        assert_eq!(headers[COOKIE].as_bytes(), b"k=\xe9t\xe9; z=%00");
     }
 
     #[test]

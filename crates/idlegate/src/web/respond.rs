@@ -8,6 +8,7 @@ use http::{HeaderValue, Response, StatusCode};
 use super::Body;
 use crate::error::{chain, ProxyError};
 use crate::pages;
+use crate::redact;
 
 /// The form a failure is told in, as the requester can show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,9 +66,11 @@ pub fn see_other(to: &str, cookies: impl IntoIterator<Item = HeaderValue>) -> Re
 }
 
 /// The answer to a request that failed, in `form`, logged once with where the fault is
-/// (the app, the request, or idlegate). `path` is only for the log.
+/// (the app, the request, or idlegate). `path` is only for the log, where its ids are
+/// replaced ([`redact::path`]).
 pub fn error_response(error: &ProxyError, path: &str, form: Form) -> Response<Body> {
     let fault = error.fault();
+    let path = redact::path(path);
     tracing::warn!(%fault, path, error = %chain(error), "request failed");
     let detail = if error.is_unreachable() {
         "idlegate cannot reach the app.".to_owned()

@@ -194,6 +194,11 @@ pub struct RawLogin {
     pub email_header: String,
     /// Header with the user's groups, comma-separated. Default `"X-Forwarded-Groups"`.
     pub groups_header: String,
+    /// Header mode: the identity headers the proxy in front sets itself on every request,
+    /// replacing any copy a browser sent: `"user"` (always), `"email"`, `"groups"`. Only
+    /// these are read from it; a browser's copy of any other is dropped, since a proxy that
+    /// does not set a header passes the browser's on. Default `["user"]`.
+    pub proxy_headers: Vec<String>,
     /// Header mode: the authenticating proxy's sign-out URL (oauth2-proxy:
     /// `"/oauth2/sign_out?rd=/"`), a path on this host or an `https://` URL. After a person
     /// signs out, or their login expires, their browser is sent there before idlegate
@@ -267,6 +272,7 @@ impl Default for RawLogin {
             user_header: "X-Forwarded-User".to_owned(),
             email_header: "X-Forwarded-Email".to_owned(),
             groups_header: "X-Forwarded-Groups".to_owned(),
+            proxy_headers: vec!["user".to_owned()],
             sign_out_url: None,
             oidc: RawOidc::default(),
         }
