@@ -28,6 +28,7 @@ pub fn read(headers: &HeaderMap, names: &IdentityHeaders) -> Option<Identity> {
     let user = text(&names.user)?;
     Some(Identity {
         user: user.to_owned(),
+        name: None,
         email: text(&names.email).map(str::to_owned),
         groups: text(&names.groups)
             .map(|g| {
@@ -78,6 +79,7 @@ mod tests {
         assert!(read(&headers, &names()).is_none());
         let alice = Identity {
             user: "alice".into(),
+            name: None,
             email: Some("alice@example.com".into()),
             groups: vec!["a".into(), "b".into()],
         };
