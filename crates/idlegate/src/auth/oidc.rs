@@ -191,8 +191,9 @@ impl Oidc {
     }
 
     /// Fetches the provider's signing keys again, unless that happened less than
-    /// [`KEY_REFETCH_EVERY`] ago. Returns the provider with its new keys, or `None` when
-    /// the refetch was skipped.
+    /// [`KEY_REFETCH_EVERY`] ago. Returns the provider with its newest keys: fetched now, or
+    /// (skipped) the ones a recent refetch stored; `None` when the provider was forgotten
+    /// meanwhile.
     async fn refetch_keys(&self) -> Result<Option<CoreProviderMetadata>, OidcError> {
         let metadata = {
             let mut cached = self.cached();
@@ -201,10 +202,11 @@ impl Oidc {
             };
             let now = Instant::now();
             if !may_refetch(provider.refetched, now) {
+                let latest = provider.metadata.clone();
                 drop(cached);
                 let tally = &self.counters.key_refetch_limited;
                 self.counters.hit(tally, "oidc_key_refetch_limited");
-                return Ok(None);
+                return Ok(Some(latest));
             }
             provider.refetched = Some(now);
             provider.metadata.clone()
@@ -304,8 +306,9 @@ impl Oidc {
     }
 
     /// Verifies an ID token; when its signature cannot be verified with the keys at hand
-    /// (the provider rotated them), fetches the keys again (rate-limited) and tries once
-    /// more.
+    /// (the provider rotated them), fetches the keys again (rate-limited: within
+    /// [`KEY_REFETCH_EVERY`] of the last refetch, the keys that one stored are used) and
+    /// tries once more.
     async fn verify(
         &self,
         client: &Client,
@@ -320,8 +323,7 @@ impl Oidc {
         }
         let Some(metadata) = self.refetch_keys().await? else {
             return Err(OidcError::Token(plain(
-                "the ID token's signing key is unknown, and the provider's keys were \
-                 fetched again less than 30 s ago",
+                "the ID token's signing key is unknown",
             )));
         };
         let client = self.client(metadata, redirect)?;
