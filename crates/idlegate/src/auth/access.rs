@@ -2,7 +2,7 @@
 //! against the login store and the login limits, with identity headers set for the app.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -61,6 +61,9 @@ pub struct Auth {
     pub(crate) oidc: Option<Oidc>,
     by_address: DefaultKeyedRateLimiter<String>,
     by_user: DefaultKeyedRateLimiter<String>,
+    /// Header mode: held while finding or making a person's login, so concurrent requests
+    /// without a login cookie make one login, not one each. Never held across an await.
+    header_sign_in: Mutex<()>,
 }
 
 impl Auth {
@@ -83,11 +86,12 @@ impl Auth {
                 _ => None,
             },
             oidc: match &login.mode {
-                LoginMode::Oidc(settings) => Some(Oidc::new(settings.clone())),
+                LoginMode::Oidc(settings) => Some(Oidc::new(settings.clone(), &login.cookie_keys)),
                 _ => None,
             },
             by_address: RateLimiter::keyed(quota),
             by_user: RateLimiter::keyed(quota),
+            header_sign_in: Mutex::new(()),
             config,
         });
         if auth.mode != LoginMode::None {
@@ -140,7 +144,7 @@ impl Auth {
             // only carries the login's clock, and must belong to that person.
             (Some(login), Some(who)) if login.identity == who => (login, None),
             (_, Some(who)) => {
-                let login = self.sign_in(who);
+                let login = self.header_login(who);
                 let cookie = self.cookie.set(login.id());
                 (login, Some(cookie))
             }
@@ -251,6 +255,28 @@ impl Auth {
         by_address && by_user
     }
 
+    /// Header mode: the login for a request the trusted proxy vouches for but that carries no
+    /// live login cookie of that person (API clients, probes, a new browser): the person's
+    /// newest live login with the same identity, or a new one when they have none. So
+    /// requests that never send a cookie back share one login per person instead of each
+    /// making one (state stays bounded by the people, not the requests); the login's clock
+    /// is the person's, across their clients.
+    fn header_login(&self, who: Identity) -> Arc<LoginSession> {
+        let _one = self
+            .header_sign_in
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = self.stores.clock.now_ms();
+        let existing = self
+            .stores
+            .logins
+            .of_user(&who.user)
+            .into_iter()
+            .filter(|login| login.identity == who && !login.expired(&self.limits, now))
+            .max_by_key(|login| login.last_activity());
+        existing.unwrap_or_else(|| self.sign_in(who))
+    }
+
     /// Signs `identity` in: a new login session with a new id.
     pub fn sign_in(&self, identity: Identity) -> Arc<LoginSession> {
         let login = Arc::new(LoginSession::new(identity, self.stores.clock.now_ms()));
@@ -273,5 +299,54 @@ async fn sweep(auth: Weak<Auth>) {
         auth.sweep_expired();
         auth.by_address.retain_recent();
         auth.by_user.retain_recent();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SignIn;
+
+    fn header_auth() -> (Arc<Auth>, Stores) {
+        let config = Config::builder()
+            .login(SignIn::Header)
+            .trusted_proxies(["127.0.0.1"])
+            .build()
+            .unwrap();
+        let stores = Stores::memory();
+        let auth = Auth::start(Arc::new(config), stores.clone(), Publisher::default());
+        (auth, stores)
+    }
+
+    fn vouched(user: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-user", user.parse().unwrap());
+        headers
+    }
+
+    #[tokio::test]
+    async fn requests_without_a_cookie_share_the_persons_login() {
+        let (auth, stores) = header_auth();
+        let proxy: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let mut ids = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let Access::Signed { login, set_cookie } =
+                auth.check(&mut vouched("carol"), proxy, false)
+            else {
+                panic!("not signed in");
+            };
+            assert!(set_cookie.is_some(), "the client may keep the cookie");
+            ids.insert(login.id().to_owned());
+        }
+        assert_eq!(ids.len(), 1);
+        assert_eq!(stores.logins.all().len(), 1);
+        // Another person gets their own; an ended login is not reused.
+        auth.check(&mut vouched("dave"), proxy, false);
+        assert_eq!(stores.logins.all().len(), 2);
+        assert_eq!(auth.sign_out_user("carol"), 1);
+        let Access::Signed { login, .. } = auth.check(&mut vouched("carol"), proxy, false) else {
+            panic!("not signed in");
+        };
+        assert!(!ids.contains(login.id()));
     }
 }

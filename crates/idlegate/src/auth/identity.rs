@@ -48,6 +48,7 @@ pub fn read(headers: &HeaderMap, names: &IdentityHeaders, sets: ProxyHeaders) ->
     let user = text(&names.user)?;
     Some(Identity {
         user: user.to_owned(),
+        name: None,
         email: text(&names.email).filter(|_| sets.email).map(str::to_owned),
         groups: text(&names.groups)
             .filter(|_| sets.groups)
@@ -99,6 +100,7 @@ mod tests {
         assert!(read(&headers, &names(), ALL).is_none());
         let alice = Identity {
             user: "alice".into(),
+            name: None,
             email: Some("alice@example.com".into()),
             groups: vec!["a".into(), "b".into()],
         };

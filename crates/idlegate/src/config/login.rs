@@ -34,6 +34,7 @@ pub struct OidcConfig {
     pub client_secret: Option<String>,
     pub redirect_url: Option<String>,
     pub scopes: Vec<String>,
+    /// The claim that is the user's key (default `sub`; see `auth::oidc::claims`).
     pub user_claim: String,
     pub groups_claim: String,
     pub reauthenticate: Reauthenticate,
@@ -308,8 +309,8 @@ fn oidc(raw: &super::file::RawOidc) -> Result<OidcConfig, ConfigError> {
         client_secret,
         redirect_url: raw.redirect_url.clone(),
         scopes: raw.scopes.clone(),
-        user_claim: raw.user_claim.clone(),
-        groups_claim: raw.groups_claim.clone(),
+        user_claim: claim_name("login.oidc.user_claim", &raw.user_claim)?,
+        groups_claim: claim_name("login.oidc.groups_claim", &raw.groups_claim)?,
         reauthenticate: match raw.reauthenticate.as_str() {
             "after_sign_out" => Reauthenticate::AfterSignOut,
             "always" => Reauthenticate::Always,
@@ -322,6 +323,24 @@ fn oidc(raw: &super::file::RawOidc) -> Result<OidcConfig, ConfigError> {
             }
         },
     })
+}
+
+/// A claim name (`login.oidc.user_claim`, `login.oidc.groups_claim`): a JSON member name as
+/// providers use them, letters, digits and `_ - . : /` (so URL-named claims work), at most 256
+/// bytes.
+fn claim_name(key: &str, value: &str) -> Result<String, ConfigError> {
+    let name = value.trim();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_-.:/".contains(c);
+    if name.is_empty() || name.len() > 256 || !name.chars().all(allowed) {
+        return Err(ConfigError::invalid(
+            key,
+            format!(
+                "{value:?} is not a claim name (letters, digits and _ - . : /), such as \
+                 \"sub\" or \"groups\""
+            ),
+        ));
+    }
+    Ok(name.to_owned())
 }
 
 fn read_users(path: &str) -> Result<HashMap<String, String>, ConfigError> {
@@ -392,4 +411,36 @@ fn read_keys(path: &str) -> Result<Vec<CookieKey>, ConfigError> {
         return Err(ConfigError::invalid(key, format!("{path} has no keys")));
     }
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::*;
+
+    fn oidc(extra: &str) -> Result<OidcConfig, ConfigError> {
+        let config = Config::from_toml(&format!(
+            "[login]\nmode = \"oidc\"\n[login.oidc]\nissuer = \"https://id.example\"\n\
+             client_id = \"app\"\n{extra}"
+        ))?;
+        match config.login.mode {
+            LoginMode::Oidc(oidc) => Ok(oidc),
+            other => panic!("not oidc: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_user_key_is_sub_unless_another_claim_is_named() {
+        assert_eq!(oidc("").unwrap().user_claim, "sub");
+        assert_eq!(oidc("user_claim = \" oid \"").unwrap().user_claim, "oid");
+        let url_named = oidc("groups_claim = \"https://example.com/claims/roles\"").unwrap();
+        assert_eq!(url_named.groups_claim, "https://example.com/claims/roles");
+        for bad in ["", "a b", "x\\u0000", "ü"] {
+            let error = oidc(&format!("user_claim = \"{bad}\"")).unwrap_err();
+            assert_eq!(error.key(), Some("login.oidc.user_claim"), "{bad:?}");
+            assert!(error.to_string().contains("not a claim name"), "{error}");
+        }
+        let error = oidc("groups_claim = \"\"").unwrap_err();
+        assert_eq!(error.key(), Some("login.oidc.groups_claim"));
+    }
 }

@@ -47,10 +47,15 @@ fn action(state: &RouteState, name: &str) -> String {
     format!("{}{PREFIX}{name}", state.base_path)
 }
 
-/// Where to go after signing in: the requested app page, or the app's root.
+/// The longest return path kept, in bytes; a longer one goes to the app's root. Bounds the
+/// attempt cookie (which must stay under browsers' 4 KiB) and the sign-in form.
+pub const MAX_RETURN_PATH: usize = 2048;
+
+/// Where to go after signing in: the requested app page (a path of the app on this host, at
+/// most [`MAX_RETURN_PATH`] bytes), or the app's root.
 fn destination(state: &RouteState, return_to: Option<&str>) -> String {
     return_to
-        .filter(|path| is_app_path(&state.base_path, path))
+        .filter(|path| path.len() <= MAX_RETURN_PATH && is_app_path(&state.base_path, path))
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{}/", state.base_path))
 }
@@ -75,6 +80,14 @@ pub async fn sign_in_form(
         );
     }
     if let Some(oidc) = &state.auth.oidc {
+        if query
+            .return_to
+            .as_ref()
+            .is_some_and(|r| r.len() > MAX_RETURN_PATH)
+        {
+            let counters = oidc.counters();
+            counters.hit(&counters.return_path_cut, "oidc_return_path_cut");
+        }
         let redirect = oidc
             .redirect_url()
             .map(str::to_owned)
@@ -88,10 +101,14 @@ pub async fn sign_in_form(
         };
         return match oidc.start(&redirect, &to, reauthenticate).await {
             Ok((url, attempt)) => see_other(&url, [attempt_cookie(&state, Some(&attempt))]),
-            Err(e) => {
+            Err(e) if e.is_provider_unreachable() => {
                 warn_oidc("cannot start an OpenID sign-in", &e);
                 oidc.forget_provider();
                 failure_page(&state, StatusCode::BAD_GATEWAY, &chain(&e), &to)
+            }
+            Err(e) => {
+                warn_oidc("refused to start an OpenID sign-in", &e);
+                failure_page(&state, StatusCode::BAD_REQUEST, &chain(&e), &to)
             }
         };
     }
@@ -151,6 +168,7 @@ pub async fn sign_in(
     }
     let login = auth.sign_in(Identity {
         user: user.to_owned(),
+        name: None,
         email: user.contains('@').then(|| user.to_owned()),
         groups: Vec::new(),
     });
@@ -166,7 +184,8 @@ pub struct CallbackQuery {
     error_description: Option<String>,
 }
 
-/// Name of the cookie that ties an OpenID sign-in to the browser that started it.
+/// Name of the cookie that holds an OpenID sign-in under way, in the browser that started
+/// it (signed; see `auth::oidc::attempt`).
 const ATTEMPT_COOKIE: &str = "idlegate-oidc";
 
 /// `Set-Cookie` for the attempt cookie, or (`None`) its removal. Scoped to the callback's
@@ -241,8 +260,8 @@ pub async fn oidc_callback(
             &home,
         );
     };
-    let cookie_state = cookies::find(&headers, ATTEMPT_COOKIE);
-    match oidc.finish(attempt, cookie_state, code).await {
+    let cookie = cookies::find(&headers, ATTEMPT_COOKIE);
+    match oidc.finish(attempt, cookie, code).await {
         Ok((identity, to)) => {
             let to = destination(&state, Some(&to));
             let user = identity.user.clone();

@@ -26,6 +26,7 @@ pub fn run(fresh: &dyn Fn() -> Stores) {
 fn identity(user: &str) -> Identity {
     Identity {
         user: user.to_owned(),
+        name: None,
         email: Some(format!("{user}@example.org")),
         groups: vec!["analysts".to_owned()],
     }

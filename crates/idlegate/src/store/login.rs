@@ -15,8 +15,15 @@ use super::UnixMillis;
 /// Who is signed in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// The user's key: what per-user limits and sign-outs go by.
+    /// The user's key: what per-user limits, the login store and sign-outs go by, and what
+    /// the user identity header carries. Stable and unique (OpenID: `sub` by default, see
+    /// `auth::oidc::claims`; password: the users file's name; header: the proxy's user).
     pub user: String,
+    /// A name for people to read (OpenID: `preferred_username`, `name`, the verified email
+    /// or the key), never for deciding anything: it need be neither unique nor stable.
+    /// `None` when the sign-in gives none apart from the key.
+    pub name: Option<String>,
+    /// The user's email, only when verified (OpenID: `email_verified`).
     pub email: Option<String>,
     pub groups: Vec<String>,
 }
@@ -132,6 +139,7 @@ mod tests {
         LoginSession::new(
             Identity {
                 user: "alice".into(),
+                name: None,
                 email: None,
                 groups: vec![],
             },

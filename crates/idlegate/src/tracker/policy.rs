@@ -310,6 +310,7 @@ mod tests {
         };
         let identity = Identity {
             user: "alice".into(),
+            name: None,
             email: None,
             groups: vec![],
         };

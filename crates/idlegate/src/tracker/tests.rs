@@ -489,6 +489,7 @@ fn login_policy(login_idle: u64) -> TabPolicy {
 fn identity(user: &str) -> crate::store::Identity {
     crate::store::Identity {
         user: user.into(),
+        name: None,
         email: None,
         groups: vec![],
     }

@@ -231,8 +231,10 @@ pub struct RawOidc {
     pub redirect_url: Option<String>,
     /// Scopes to ask for. Default `["openid", "email", "profile"]`.
     pub scopes: Vec<String>,
-    /// ID token claim that names the user; `email`, then `sub` are used when it is missing.
-    /// Default `"preferred_username"`.
+    /// ID token claim that is the user's key (per-user limits, sign-out everywhere, the
+    /// user identity header): stable and unique. No fallback: a token without it is refused.
+    /// `"email"` is taken only when `email_verified` is true. Default `"sub"` (OpenID Connect
+    /// Core §2: never reassigned within the issuer).
     pub user_claim: String,
     /// ID token claim with the user's groups (a list of strings). Default `"groups"`.
     pub groups_claim: String,
@@ -288,7 +290,7 @@ impl Default for RawOidc {
             client_secret: None,
             redirect_url: None,
             scopes: ["openid", "email", "profile"].map(str::to_owned).to_vec(),
-            user_claim: "preferred_username".to_owned(),
+            user_claim: "sub".to_owned(),
             groups_claim: "groups".to_owned(),
             reauthenticate: "after_sign_out".to_owned(),
         }
