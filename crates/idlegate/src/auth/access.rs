@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::HeaderMap;
+use tokio::time::Instant;
 
 use super::cookie::LoginCookie;
 use super::oidc::Oidc;
@@ -14,9 +14,11 @@ use super::password::Users;
 use super::{identity, Identity, LoginSession};
 use crate::config::{Config, LoginMode};
 use crate::lifecycle::{EndReason, Event, Publisher};
+use crate::limits::sign_in::Refusal;
+use crate::limits::{Limit, Limits};
 use crate::store::{LoginLimits, Stores};
 
-/// How often ended logins and idle rate-limit entries are forgotten.
+/// How often ended logins are forgotten.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Who a request is from.
@@ -59,16 +61,21 @@ pub struct Auth {
     pub(crate) cookie: LoginCookie,
     pub(crate) users: Option<Users>,
     pub(crate) oidc: Option<Oidc>,
-    by_address: DefaultKeyedRateLimiter<String>,
-    by_user: DefaultKeyedRateLimiter<String>,
+    /// Sign-in attempt limits and the Argon2 bound.
+    pub(crate) bounds: Arc<Limits>,
 }
 
 impl Auth {
     /// Sets up sign-in for `config`, keeping logins in `stores` and telling `events` when
-    /// they start and end, and starts its sweeper on the current runtime.
-    pub fn start(config: Arc<Config>, stores: Stores, events: Publisher) -> Arc<Self> {
+    /// they start and end, with sign-in attempts bounded by `limits`, and starts its sweeper
+    /// on the current runtime.
+    pub fn start(
+        config: Arc<Config>,
+        stores: Stores,
+        events: Publisher,
+        limits: Arc<Limits>,
+    ) -> Arc<Self> {
         let login = &config.login;
-        let quota = Quota::per_minute(login.attempts_per_minute);
         let auth = Arc::new(Self {
             mode: login.mode.clone(),
             limits: LoginLimits {
@@ -79,15 +86,14 @@ impl Auth {
             events,
             cookie: LoginCookie::new(&login.cookie_keys, login.cookie_secure),
             users: match &login.mode {
-                LoginMode::Password { users } => Some(Users::new(users.clone())),
+                LoginMode::Password { users } => Some(Users::new(users.clone(), limits.clone())),
                 _ => None,
             },
             oidc: match &login.mode {
                 LoginMode::Oidc(settings) => Some(Oidc::new(settings.clone())),
                 _ => None,
             },
-            by_address: RateLimiter::keyed(quota),
-            by_user: RateLimiter::keyed(quota),
+            bounds: limits,
             config,
         });
         if auth.mode != LoginMode::None {
@@ -245,11 +251,33 @@ impl Auth {
         expired.len()
     }
 
-    /// Counts a sign-in attempt; `false` when the address or the username is over the limit.
-    pub fn attempt_allowed(&self, peer: SocketAddr, user: &str) -> bool {
-        let by_address = self.by_address.check_key(&peer.ip().to_string()).is_ok();
-        let by_user = self.by_user.check_key(&user.to_lowercase()).is_ok();
-        by_address && by_user
+    /// Counts a sign-in attempt for `user` from `peer` and decides whether its password may
+    /// be checked ([`crate::limits::sign_in`] has the rule).
+    ///
+    /// # Errors
+    /// The [`Refusal`] when the address, or the username from this address, is over its limit.
+    pub fn attempt_allowed(&self, peer: SocketAddr, user: &str) -> Result<(), Refusal> {
+        let decision = self.bounds.sign_ins.admit(peer.ip(), user, Instant::now());
+        if decision.evicted > 0 {
+            self.bounds.hit(Limit::RateKeysEvicted);
+        }
+        match decision.refusal {
+            None => Ok(()),
+            Some(refusal) => {
+                self.bounds.hit(match refusal {
+                    Refusal::Address => Limit::SignInAddress,
+                    Refusal::Username => Limit::SignInUsername,
+                });
+                Err(refusal)
+            }
+        }
+    }
+
+    /// Counts a wrong password for `user` from `peer`.
+    pub fn attempt_failed(&self, peer: SocketAddr, user: &str) {
+        if self.bounds.sign_ins.failed(peer.ip(), user, Instant::now()) > 0 {
+            self.bounds.hit(Limit::RateKeysEvicted);
+        }
     }
 
     /// Signs `identity` in: a new login session with a new id.
@@ -272,7 +300,5 @@ async fn sweep(auth: Weak<Auth>) {
             return;
         };
         auth.sweep_expired();
-        auth.by_address.retain_recent();
-        auth.by_user.retain_recent();
     }
 }
