@@ -24,7 +24,7 @@ use crate::client::ClientScript;
 use crate::config::Config;
 use crate::dispatch::Gateway;
 use crate::lifecycle::{LogSubscriber, Publisher, Subscriber};
-use crate::limits::connections::{close_when, Activity, Close, InProgress, Refused, Slot};
+use crate::limits::connections::{close_when, Activity, Close, Held, InProgress, Refused, Slot};
 use crate::limits::{Limit, Limits};
 use crate::proxy::inject::Injector;
 use crate::proxy::release::Releaser;
@@ -229,11 +229,7 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             connections.spawn(serve(
-                Connection {
-                    stream,
-                    peer,
-                    _slot: slot,
-                },
+                Connection { stream, peer, slot },
                 builder.clone(),
                 gateway.clone(),
                 limits.clone(),
@@ -281,7 +277,7 @@ fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
 struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
-    _slot: Slot,
+    slot: Slot,
 }
 
 /// Serves one connection until it ends, the limits close it, or the server stops.
@@ -292,11 +288,7 @@ async fn serve(
     limits: Arc<Limits>,
     stop: CancellationToken,
 ) {
-    let Connection {
-        stream,
-        peer,
-        _slot,
-    } = connection;
+    let Connection { stream, peer, slot } = connection;
     let config = gateway.proxy.config.clone();
     let (activity, seen) = Activity::new();
     let until = close_when(
@@ -312,7 +304,8 @@ async fn serve(
             Ok::<_, Infallible>(response.map(|body| held(body, request)))
         }
     });
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let connection =
+        builder.serve_connection_with_upgrades(TokioIo::new(Held::new(stream, slot)), service);
     tokio::pin!(connection);
     let close = tokio::select! {
         result = connection.as_mut() => {

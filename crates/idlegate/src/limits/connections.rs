@@ -12,9 +12,12 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use super::keys::address_key;
@@ -109,6 +112,61 @@ impl Slots {
     /// How many connections are open.
     pub fn open(&self) -> usize {
         self.max - self.total.available_permits()
+    }
+}
+
+/// A connection's socket with its [`Slot`]: the place is freed when the socket closes, also
+/// after an upgrade hands the socket to a WebSocket relay, so open tunnels count too.
+#[derive(Debug)]
+pub struct Held<S> {
+    io: S,
+    _slot: Slot,
+}
+
+impl<S> Held<S> {
+    /// `io`, holding `slot` until it is dropped.
+    pub fn new(io: S, slot: Slot) -> Self {
+        Self { io, _slot: slot }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Held<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Held<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -224,6 +282,23 @@ mod tests {
         assert!(slots.admit(ip("2001:db8::2"), false).is_err());
         assert!(slots.admit(ip("2001:db8::2"), true).is_ok());
         assert!(slots.by_address.lock().unwrap().len() == 1);
+    }
+
+    #[tokio::test]
+    async fn a_socket_holds_its_place_until_it_closes() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let slots = Slots::new(1, None);
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        let mut held = Held::new(ours, slots.admit(ip("192.0.2.1"), false).unwrap());
+        held.write_all(b"hi").await.unwrap();
+        let mut buf = [0u8; 2];
+        theirs.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hi");
+        // Wherever the socket goes (an upgrade hands it on), its place goes with it.
+        let moved = Box::new(held);
+        assert_eq!(slots.open(), 1);
+        drop(moved);
+        assert_eq!(slots.open(), 0);
     }
 
     #[tokio::test(start_paused = true)]
