@@ -25,6 +25,7 @@ pub mod dispatch;
 pub mod error;
 pub mod launcher;
 pub mod lifecycle;
+pub mod limits;
 pub mod logging;
 pub mod pages;
 pub mod paths;

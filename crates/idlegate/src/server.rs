@@ -10,11 +10,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::apps::{self, Runtime, SessionEnds};
@@ -23,15 +24,24 @@ use crate::client::ClientScript;
 use crate::config::Config;
 use crate::dispatch::Gateway;
 use crate::lifecycle::{LogSubscriber, Publisher, Subscriber};
+use crate::limits::connections::{close_when, Activity, Close, Held, InProgress, Refused, Slot};
+use crate::limits::{Limit, Limits};
 use crate::proxy::inject::Injector;
 use crate::proxy::release::Releaser;
 use crate::proxy::{upstream_client, Context};
 use crate::routes::{self, RouteState};
 use crate::store::Stores;
 use crate::tracker::{EndReason, Tracker};
+use crate::web::Body;
 
 /// How long shutdown waits for connections and relays to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Most streams one HTTP/2 connection may have open (RFC 9113 §6.5.2 advises at least 100).
+const H2_MAX_STREAMS: u32 = 100;
+/// How often an HTTP/2 connection is pinged, and how long the answer may take before the
+/// connection is closed as dead.
+const H2_PING_EVERY: Duration = Duration::from_secs(30);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A server that cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +71,7 @@ pub struct Extras {
 pub struct Server {
     listener: TcpListener,
     gateway: Arc<Gateway>,
+    limits: Arc<Limits>,
 }
 
 impl Server {
@@ -111,6 +122,8 @@ impl Server {
         } = extras;
         let upstream = config.upstream.clone().ok_or(StartError::NoUpstream)?;
         let config = Arc::new(config);
+        let limits = Limits::new(&config);
+        limits.start_sweeping();
         let client = upstream_client(config.proxy.connect_timeout);
         let app = apps::kind(config.app.kind).app(&config, &upstream, runtime);
         let mut subscribers: Vec<Arc<dyn Subscriber>> = vec![
@@ -123,7 +136,7 @@ impl Server {
         let stores = Stores::memory();
         let tracker = Tracker::new(config.tabs.clone(), stores.clone(), events.clone());
         let script = ClientScript::new(&config, &app.page_hints());
-        let auth = Auth::start(config.clone(), stores, events);
+        let auth = Auth::start(config.clone(), stores, events, limits.clone());
         let route_state = Arc::new(RouteState {
             client: client.clone(),
             upstream: upstream.clone(),
@@ -138,7 +151,7 @@ impl Server {
         });
         let routes = routes::router(route_state.clone());
         let proxy = Arc::new(Context {
-            injector: Injector::new(script.tag(), script.version()),
+            injector: Injector::new(script.tag(), script.version(), limits.clone()),
             config,
             upstream,
             tracker,
@@ -147,7 +160,11 @@ impl Server {
             tasks: TaskTracker::new(),
         });
         let gateway = Arc::new(Gateway::new(proxy, auth, routes, route_state));
-        Ok(Self { listener, gateway })
+        Ok(Self {
+            listener,
+            gateway,
+            limits,
+        })
     }
 
     /// The address browsers connect to.
@@ -160,24 +177,23 @@ impl Server {
         self.gateway.proxy.tracker.clone()
     }
 
+    /// The limits and their hit counters (for metrics and tests).
+    pub fn limits(&self) -> Arc<Limits> {
+        self.limits.clone()
+    }
+
     /// Serves until `shutdown` resolves, then ends every tab session with the reason it
     /// resolves to (each browser is sent to the "session ended" page) and waits briefly for
     /// connections to finish.
     pub async fn run(self, shutdown: impl Future<Output = EndReason>) {
-        let Self { listener, gateway } = self;
-        let proxy = &gateway.proxy.config.proxy;
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(proxy.header_read_timeout)
-            .max_buf_size(proxy.max_header_bytes)
-            .keep_alive(true);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(proxy.max_header_bytes).unwrap_or(u32::MAX));
-        let graceful = GracefulShutdown::new();
+        let Self {
+            listener,
+            gateway,
+            limits,
+        } = self;
+        let builder = Arc::new(http_builder(&gateway.proxy.config));
+        let stop = CancellationToken::new();
+        let connections = TaskTracker::new();
         tracing::info!(
             listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             upstream = %gateway.proxy.upstream,
@@ -198,33 +214,129 @@ impl Server {
                     }
                 },
             };
-            let _ = stream.set_nodelay(true);
-            let gateway = gateway.clone();
-            let service = service_fn(move |req| {
-                let gateway = gateway.clone();
-                async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
-            });
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let exempt = gateway.proxy.config.proxy.is_trusted(peer.ip());
+            let slot = match limits.connections.admit(peer.ip(), exempt) {
+                Ok(slot) => slot,
+                Err(refused) => {
+                    // Closed at once: the client learns now, and the listener keeps draining.
+                    limits.hit(match refused {
+                        Refused::Total => Limit::ConnectionsTotal,
+                        Refused::PerAddress => Limit::ConnectionsPerAddress,
+                    });
+                    drop(stream);
+                    continue;
                 }
-            });
+            };
+            let _ = stream.set_nodelay(true);
+            connections.spawn(serve(
+                Connection { stream, peer, slot },
+                builder.clone(),
+                gateway.clone(),
+                limits.clone(),
+                stop.clone(),
+            ));
         };
 
         drop(listener);
         let ended = gateway.proxy.tracker.end_all(reason);
         tracing::info!(tabs_ended = ended, "shutting down");
+        stop.cancel();
+        connections.close();
         gateway.proxy.tasks.close();
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            tokio::join!(graceful.shutdown(), gateway.proxy.tasks.wait());
+            tokio::join!(connections.wait(), gateway.proxy.tasks.wait());
         })
         .await;
         if drained.is_err() {
             tracing::warn!("some connections were still open at shutdown");
         }
     }
+}
+
+/// The HTTP/1.1 and HTTP/2 settings for browser connections.
+fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let proxy = &config.proxy;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(proxy.header_read_timeout)
+        .max_buf_size(proxy.max_header_bytes)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(proxy.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .keep_alive_interval(Some(H2_PING_EVERY))
+        .keep_alive_timeout(H2_PING_TIMEOUT);
+    builder
+}
+
+/// An accepted connection and its place under the connection caps.
+struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+}
+
+/// Serves one connection until it ends, the limits close it, or the server stops.
+async fn serve(
+    connection: Connection,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    gateway: Arc<Gateway>,
+    limits: Arc<Limits>,
+    stop: CancellationToken,
+) {
+    let Connection { stream, peer, slot } = connection;
+    let config = gateway.proxy.config.clone();
+    let (activity, seen) = Activity::new();
+    let until = close_when(
+        seen,
+        config.proxy.header_read_timeout,
+        config.limits.idle_timeout,
+    );
+    let service = service_fn(move |req| {
+        let gateway = gateway.clone();
+        let request = activity.request();
+        async move {
+            let response = gateway.handle(req, peer).await;
+            Ok::<_, Infallible>(response.map(|body| held(body, request)))
+        }
+    });
+    let connection =
+        builder.serve_connection_with_upgrades(TokioIo::new(Held::new(stream, slot)), service);
+    tokio::pin!(connection);
+    let close = tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                if e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout) {
+                    limits.hit(Limit::HeaderTimeout);
+                }
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            return;
+        }
+        close = until => Some(close),
+        () = stop.cancelled() => None,
+    };
+    match close {
+        // Nothing was asked: nothing to finish.
+        Some(Close::HeaderTimeout) => {
+            limits.hit(Limit::HeaderTimeout);
+            return;
+        }
+        Some(Close::Idle) => limits.hit(Limit::IdleConnection),
+        None => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection).await;
+}
+
+/// `body`, keeping `request` in progress until the body is sent or dropped.
+fn held(body: Body, request: InProgress) -> Body {
+    Body::new(body.map_frame(move |frame| {
+        let _in_progress = &request;
+        frame
+    }))
 }

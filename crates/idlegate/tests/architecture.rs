@@ -22,6 +22,7 @@ const LAYERS: &[&[&str]] = &[
         "ws",
         "lifecycle",
         "csrf",
+        "limits",
     ],
     &["store", "pages", "web"],
     &["apps", "tracker"],

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::HeaderMap;
+use tokio::time::Instant;
 
 use super::cookie::LoginCookie;
 use super::oidc::Oidc;
@@ -14,9 +14,11 @@ use super::password::Users;
 use super::{identity, Identity, LoginSession};
 use crate::config::{Config, LoginMode};
 use crate::lifecycle::{EndReason, Event, Publisher};
+use crate::limits::sign_in::Refusal;
+use crate::limits::{Limit, Limits};
 use crate::store::{LoginLimits, Stores};
 
-/// How often ended logins and idle rate-limit entries are forgotten.
+/// How often ended logins are forgotten.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Who a request is from.
@@ -59,19 +61,24 @@ pub struct Auth {
     pub(crate) cookie: LoginCookie,
     pub(crate) users: Option<Users>,
     pub(crate) oidc: Option<Oidc>,
-    by_address: DefaultKeyedRateLimiter<String>,
-    by_user: DefaultKeyedRateLimiter<String>,
     /// Header mode: held while finding or making a person's login, so concurrent requests
     /// without a login cookie make one login, not one each. Never held across an await.
     header_sign_in: Mutex<()>,
+    /// Sign-in attempt limits and the Argon2 bound.
+    pub(crate) bounds: Arc<Limits>,
 }
 
 impl Auth {
     /// Sets up sign-in for `config`, keeping logins in `stores` and telling `events` when
-    /// they start and end, and starts its sweeper on the current runtime.
-    pub fn start(config: Arc<Config>, stores: Stores, events: Publisher) -> Arc<Self> {
+    /// they start and end, with sign-in attempts bounded by `limits`, and starts its sweeper
+    /// on the current runtime.
+    pub fn start(
+        config: Arc<Config>,
+        stores: Stores,
+        events: Publisher,
+        limits: Arc<Limits>,
+    ) -> Arc<Self> {
         let login = &config.login;
-        let quota = Quota::per_minute(login.attempts_per_minute);
         let auth = Arc::new(Self {
             mode: login.mode.clone(),
             limits: LoginLimits {
@@ -82,16 +89,15 @@ impl Auth {
             events,
             cookie: LoginCookie::new(&login.cookie_keys, login.cookie_secure),
             users: match &login.mode {
-                LoginMode::Password { users } => Some(Users::new(users.clone())),
+                LoginMode::Password { users } => Some(Users::new(users.clone(), limits.clone())),
                 _ => None,
             },
             oidc: match &login.mode {
                 LoginMode::Oidc(settings) => Some(Oidc::new(settings.clone(), &login.cookie_keys)),
                 _ => None,
             },
-            by_address: RateLimiter::keyed(quota),
-            by_user: RateLimiter::keyed(quota),
             header_sign_in: Mutex::new(()),
+            bounds: limits,
             config,
         });
         if auth.mode != LoginMode::None {
@@ -248,11 +254,33 @@ impl Auth {
         expired.len()
     }
 
-    /// Counts a sign-in attempt; `false` when the address or the username is over the limit.
-    pub fn attempt_allowed(&self, peer: SocketAddr, user: &str) -> bool {
-        let by_address = self.by_address.check_key(&peer.ip().to_string()).is_ok();
-        let by_user = self.by_user.check_key(&user.to_lowercase()).is_ok();
-        by_address && by_user
+    /// Counts a sign-in attempt for `user` from `peer` and decides whether its password may
+    /// be checked ([`crate::limits::sign_in`] has the rule).
+    ///
+    /// # Errors
+    /// The [`Refusal`] when the address, or the username from this address, is over its limit.
+    pub fn attempt_allowed(&self, peer: SocketAddr, user: &str) -> Result<(), Refusal> {
+        let decision = self.bounds.sign_ins.admit(peer.ip(), user, Instant::now());
+        if decision.evicted > 0 {
+            self.bounds.hit(Limit::RateKeysEvicted);
+        }
+        match decision.refusal {
+            None => Ok(()),
+            Some(refusal) => {
+                self.bounds.hit(match refusal {
+                    Refusal::Address => Limit::SignInAddress,
+                    Refusal::Username => Limit::SignInUsername,
+                });
+                Err(refusal)
+            }
+        }
+    }
+
+    /// Counts a wrong password for `user` from `peer`.
+    pub fn attempt_failed(&self, peer: SocketAddr, user: &str) {
+        if self.bounds.sign_ins.failed(peer.ip(), user, Instant::now()) > 0 {
+            self.bounds.hit(Limit::RateKeysEvicted);
+        }
     }
 
     /// Header mode: the login for a request the trusted proxy vouches for but that carries no
@@ -297,8 +325,6 @@ async fn sweep(auth: Weak<Auth>) {
             return;
         };
         auth.sweep_expired();
-        auth.by_address.retain_recent();
-        auth.by_user.retain_recent();
     }
 }
 
@@ -314,7 +340,13 @@ mod tests {
             .build()
             .unwrap();
         let stores = Stores::memory();
-        let auth = Auth::start(Arc::new(config), stores.clone(), Publisher::default());
+        let limits = Limits::new(&config);
+        let auth = Auth::start(
+            Arc::new(config),
+            stores.clone(),
+            Publisher::default(),
+            limits,
+        );
         (auth, stores)
     }
 
@@ -330,8 +362,7 @@ mod tests {
         let proxy: SocketAddr = "127.0.0.1:4000".parse().unwrap();
         let mut ids = std::collections::HashSet::new();
         for _ in 0..1000 {
-            let Access::Signed { login, set_cookie } =
-                auth.check(&mut vouched("carol"), proxy, false)
+            let Access::Signed { login, set_cookie } = auth.check(&vouched("carol"), proxy, false)
             else {
                 panic!("not signed in");
             };
@@ -341,10 +372,10 @@ mod tests {
         assert_eq!(ids.len(), 1);
         assert_eq!(stores.logins.all().len(), 1);
         // Another person gets their own; an ended login is not reused.
-        auth.check(&mut vouched("dave"), proxy, false);
+        auth.check(&vouched("dave"), proxy, false);
         assert_eq!(stores.logins.all().len(), 2);
         assert_eq!(auth.sign_out_user("carol"), 1);
-        let Access::Signed { login, .. } = auth.check(&mut vouched("carol"), proxy, false) else {
+        let Access::Signed { login, .. } = auth.check(&vouched("carol"), proxy, false) else {
             panic!("not signed in");
         };
         assert!(!ids.contains(login.id()));

@@ -9,6 +9,9 @@ use std::sync::{Arc, OnceLock};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
+use crate::limits::work::Busy;
+use crate::limits::{Limit, Limits};
+
 /// Argon2id with OWASP's minimum: 19 MiB, 2 passes, 1 lane.
 fn argon2() -> Argon2<'static> {
     let params = Params::new(19 * 1024, 2, 1, None)
@@ -31,23 +34,41 @@ pub fn hash(password: &str) -> Result<String, String> {
 #[derive(Clone)]
 pub struct Users {
     hashes: Arc<HashMap<String, String>>,
+    /// Bounds the checks running at once (`limits.password_checks`).
+    limits: Arc<Limits>,
 }
 
 impl Users {
-    pub fn new(hashes: HashMap<String, String>) -> Self {
+    /// The users of `hashes` (username → PHC string), their checks bounded by `limits`.
+    pub fn new(hashes: HashMap<String, String>, limits: Arc<Limits>) -> Self {
         Self {
             hashes: Arc::new(hashes),
+            limits,
         }
     }
 
-    /// Whether `password` is `user`'s. Runs Argon2 on a blocking thread; an unknown user
-    /// costs the same.
-    pub async fn check(&self, user: &str, password: &str) -> bool {
+    /// Whether `password` is `user`'s. Runs Argon2 (19 MiB) on a blocking thread, at most
+    /// `limits.password_checks` at once; an unknown user costs the same.
+    ///
+    /// # Errors
+    /// [`Busy`] when no turn came within [`crate::limits::PASSWORD_CHECK_WAIT`].
+    pub async fn check(&self, user: &str, password: &str) -> Result<bool, Busy> {
+        let turn = self
+            .limits
+            .password_checks
+            .turn()
+            .await
+            .inspect_err(|_| self.limits.hit(Limit::PasswordCheckRefused))?;
+        if turn.waited {
+            self.limits.hit(Limit::PasswordCheckWait);
+        }
         let stored = self.hashes.get(user).cloned();
         let password = password.to_owned();
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| dummy_hash().to_owned());
         let matches = tokio::task::spawn_blocking(move || {
+            // The turn ends with the work, even if the request that asked is gone.
+            let _turn = turn;
             PasswordHash::new(&hash)
                 .map(|parsed| {
                     argon2()
@@ -58,7 +79,7 @@ impl Users {
         })
         .await
         .unwrap_or(false);
-        matches && known
+        Ok(matches && known)
     }
 }
 
@@ -80,10 +101,11 @@ mod tests {
     async fn right_password_passes_and_others_do_not() {
         let hashed = hash("correct horse").unwrap();
         assert!(hashed.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        let users = Users::new(HashMap::from([("alice".to_owned(), hashed)]));
-        assert!(users.check("alice", "correct horse").await);
-        assert!(!users.check("alice", "wrong").await);
-        assert!(!users.check("bob", "correct horse").await);
-        assert!(!users.check("alice", "").await);
+        let limits = Limits::new(&crate::Config::builder().build().unwrap());
+        let users = Users::new(HashMap::from([("alice".to_owned(), hashed)]), limits);
+        assert_eq!(users.check("alice", "correct horse").await, Ok(true));
+        assert_eq!(users.check("alice", "wrong").await, Ok(false));
+        assert_eq!(users.check("bob", "correct horse").await, Ok(false));
+        assert_eq!(users.check("alice", "").await, Ok(false));
     }
 }

@@ -281,6 +281,31 @@ impl ConfigBuilder {
         self
     }
 
+    /// `limits.max_connections` and `limits.max_connections_per_address` (`0`: no limit).
+    pub fn max_connections(mut self, total: u32, per_address: u32) -> Self {
+        self.raw.limits.max_connections = total;
+        self.raw.limits.max_connections_per_address = per_address;
+        self
+    }
+
+    /// `limits.idle_timeout`.
+    pub fn connection_idle_timeout(mut self, limit: Duration) -> Self {
+        self.raw.limits.idle_timeout = config_syntax(limit);
+        self
+    }
+
+    /// `limits.password_checks`.
+    pub fn password_checks(mut self, checks: u32) -> Self {
+        self.raw.limits.password_checks = checks;
+        self
+    }
+
+    /// `limits.page_rewrites`.
+    pub fn page_rewrites(mut self, rewrites: u32) -> Self {
+        self.raw.limits.page_rewrites = rewrites;
+        self
+    }
+
     /// The raw form so far.
     pub fn raw(&self) -> &RawConfig {
         &self.raw

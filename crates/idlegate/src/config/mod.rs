@@ -13,6 +13,7 @@ mod browser;
 mod builder;
 mod duration;
 pub mod file;
+mod limits;
 pub mod login;
 mod proxy;
 mod sources;
@@ -26,6 +27,7 @@ pub use browser::{fill as fill_placeholders, BrowserConfig, ReasonTexts, Texts, 
 pub use builder::{ConfigBuilder, OidcProvider, SignIn};
 pub use duration::{config_syntax, human as human_duration};
 pub use file::RawConfig;
+pub use limits::LimitsConfig;
 pub use login::{CookieKey, IdentityHeaders, LoginConfig, LoginMode, OidcConfig, ProxyHeaders};
 pub use proxy::{LauncherConfig, LogConfig, LogFormat, ProxyConfig};
 pub use sources::{Sources, ENV_PREFIX};
@@ -73,6 +75,7 @@ pub struct Config {
     pub log: LogConfig,
     pub browser: BrowserConfig,
     pub login: LoginConfig,
+    pub limits: LimitsConfig,
 }
 
 impl Config {
@@ -129,6 +132,7 @@ impl Config {
             log: proxy::log(&raw.log)?,
             browser,
             login,
+            limits: limits::limits(&raw.limits)?,
         })
     }
 }

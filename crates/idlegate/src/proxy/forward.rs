@@ -43,6 +43,7 @@ pub async fn forward(
     };
     let inject = cx.config.browser.inject && navigation;
     let head = req.method() == http::Method::HEAD;
+    let method = req.method().clone();
     let (mut parts, body) = req.into_parts();
     prepare_request_head(cx, &mut parts, peer, login.map(|l| &l.identity))?;
     if inject {
@@ -73,6 +74,9 @@ pub async fn forward(
     }
     let (mut parts, body) = response.into_parts();
     remove_hop_by_hop(&mut parts.headers);
+    if cx.config.browser.inject {
+        inject::vary(&method, parts.status, &mut parts.headers);
+    }
     let response = Response::from_parts(parts, body);
     if inject {
         return inject::rewrite(response, head, &cx.injector).await;

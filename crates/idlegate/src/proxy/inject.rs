@@ -9,6 +9,14 @@
 //! suffix naming the script version, and the suffix is taken off again in `If-None-Match`, so
 //! the browser's cache keeps working and a new script version is never mistaken for an old
 //! one. Everything else about the answer is the app's.
+//!
+//! At most `limits.page_rewrites` pages are read whole at once (each up to
+//! [`MAX_PAGE_BYTES`], plus its decoded and rewritten copies); a page that waits longer than
+//! [`crate::limits::REWRITE_WAIT`] for a turn is passed on as the app sent it, marked
+//! `Cache-Control: no-store` so no cache keeps the page without its script. Whether a page is
+//! rewritten depends on the request's method, `Sec-Fetch-Dest` and `Accept`
+//! ([`is_navigation`]), so every HTML answer (and 304) to a `GET` or `HEAD` names those in
+//! `Vary` ([`vary`], RFC 9110 §12.5.5): a shared cache never gives one variant for the other.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,8 +25,8 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, StreamExt};
 use http::header::{
-    HeaderValue, ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG,
-    IF_NONE_MATCH,
+    HeaderValue, ACCEPT, ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH,
+    CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY,
 };
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -30,6 +38,7 @@ use tokio::io::AsyncReadExt;
 
 use super::Body;
 use crate::error::ProxyError;
+use crate::limits::{Limit, Limits};
 
 /// Largest page (after decoding) that gets the script; larger ones pass untouched.
 pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -44,15 +53,19 @@ pub struct Injector {
     version: String,
     /// (page as the app sent it, page with the tag), newest last.
     recent: Mutex<VecDeque<(Bytes, Bytes)>>,
+    /// Bounds the rewrites at once (`limits.page_rewrites`).
+    limits: Arc<Limits>,
 }
 
 impl Injector {
-    /// An injector for `tag`; `version` names the script for ETags.
-    pub fn new(tag: &str, version: &str) -> Self {
+    /// An injector for `tag`; `version` names the script for ETags; `limits` bounds the
+    /// rewrites at once.
+    pub fn new(tag: &str, version: &str, limits: Arc<Limits>) -> Self {
         Self {
             tag: tag.to_owned(),
             version: version.to_owned(),
             recent: Mutex::new(VecDeque::with_capacity(CACHE_ENTRIES)),
+            limits,
         }
     }
 
@@ -155,6 +168,15 @@ pub async fn rewrite(
         parts.headers.remove(CONTENT_LENGTH);
         return Ok(Response::from_parts(parts, Body::new(body)));
     }
+    let Ok(_turn) = injector.limits.rewrites.turn().await else {
+        // Too many pages in memory at once: this one passes as the app sent it, uncached.
+        injector.limits.hit(Limit::RewriteSkipped);
+        parts.headers.remove(ETAG);
+        parts
+            .headers
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Ok(Response::from_parts(parts, Body::new(body)));
+    };
     let (page, rest) = read_page(body).await?;
     if let Some(rest) = rest {
         // Too large to be an app shell: pass it on as it came.
@@ -181,6 +203,45 @@ pub async fn rewrite(
         .headers
         .insert(CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
     Ok(Response::from_parts(parts, Body::from(rewritten)))
+}
+
+/// The request headers that decide whether a page is rewritten ([`is_navigation`]).
+const DECIDED_BY: [&str; 2] = ["Sec-Fetch-Dest", "Accept"];
+
+/// Adds [`DECIDED_BY`] to `Vary` of an answer to a `GET` or `HEAD` that is HTML, or a 304
+/// (which must carry the `Vary` of the page it stands for, RFC 9110 §15.4.5), so caches keep
+/// the rewritten and the unrewritten page apart. Call it for every answer when the page script
+/// is on, rewritten or not.
+pub fn vary(method: &Method, status: StatusCode, headers: &mut HeaderMap) {
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        return;
+    }
+    let html = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"));
+    if !html && status != StatusCode::NOT_MODIFIED {
+        return;
+    }
+    let listed: Vec<String> = headers
+        .get_all(VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .collect();
+    if listed.iter().any(|name| name == "*") {
+        return;
+    }
+    let missing = DECIDED_BY
+        .iter()
+        .filter(|name| !listed.iter().any(|l| l.eq_ignore_ascii_case(name)))
+        .map(|name| (*name).to_owned());
+    let all: Vec<String> = listed.iter().cloned().chain(missing).collect();
+    if let Ok(value) = HeaderValue::from_str(&all.join(", ")) {
+        headers.insert(VARY, value);
+    }
 }
 
 /// Puts `tag` first in `<head>` (or first in `<body>` of a page without a head). `None` if the

@@ -78,6 +78,7 @@ mod tests {
     fn alice() -> Identity {
         Identity {
             user: "alice".into(),
+            name: None,
             email: None,
             groups: Vec::new(),
         }

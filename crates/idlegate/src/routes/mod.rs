@@ -53,7 +53,9 @@ pub fn router(state: Arc<RouteState>) -> Router {
         .route(&format!("{prefix}refused"), get(refused))
         .route(
             &format!("{prefix}login"),
-            get(sign_in::sign_in_form).post(sign_in::sign_in),
+            get(sign_in::sign_in_form).post(sign_in::sign_in).layer(
+                axum::extract::DefaultBodyLimit::max(crate::limits::keys::MAX_SIGN_IN_BODY),
+            ),
         )
         .route(
             &format!("{prefix}oidc/callback"),

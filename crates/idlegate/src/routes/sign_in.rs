@@ -2,9 +2,10 @@
 //! and `<base>/_idlegate/oidc/callback`.
 //!
 //! POSTs must come from a page of this site (`Origin` or `Sec-Fetch-Site`, required
-//! here, not just checked when present). Sign-in attempts are rate-limited per client address
-//! and per username, and a wrong username and a wrong password get the same answer in the same
-//! time. After signing in, the person goes back to the app page they asked for: only a path of
+//! here, not just checked when present). Sign-in attempts are limited per client address,
+//! and failures per username, by the rule of [`crate::limits::sign_in`]; fields over their
+//! length ([`crate::limits::keys`]) get 400 before any other work, and a wrong username and a
+//! wrong password get the same answer in the same time. After signing in, the person goes back to the app page they asked for: only a path of
 //! the app on this host, never another site.
 
 use std::net::SocketAddr;
@@ -22,6 +23,9 @@ use crate::auth::Identity;
 use crate::config::login::Reauthenticate;
 use crate::csrf::{require_same_origin, Authority};
 use crate::error::chain;
+use crate::limits::keys::check_form;
+use crate::limits::work::Busy;
+use crate::limits::Limit;
 use crate::pages;
 use crate::redact::{self, short_hash};
 use crate::web::{self, cookies, html, is_app_path, see_other, Scheme, PREFIX};
@@ -143,6 +147,10 @@ pub async fn sign_in(
     let Ok(form) = serde_urlencoded::from_bytes::<SignInForm>(&body) else {
         return web::text(StatusCode::BAD_REQUEST, "expected username and password");
     };
+    if let Err(too_long) = check_form(&form.username, &form.password) {
+        auth.bounds.hit(Limit::SignInForm);
+        return web::text(StatusCode::BAD_REQUEST, &too_long.to_string());
+    }
     let to = destination(&state, form.return_to.as_deref());
     let form_page = |code, message: &str| {
         html(
@@ -158,13 +166,18 @@ pub async fn sign_in(
         return form_page(StatusCode::BAD_REQUEST, &state.texts.sign_in_needs_https);
     }
     let user = form.username.trim();
-    if !auth.attempt_allowed(peer, user) {
-        tracing::warn!(client = %peer.ip(), "sign-in attempts over the limit");
+    if let Err(refusal) = auth.attempt_allowed(peer, user) {
+        tracing::debug!(?refusal, "sign-in attempts over the limit");
         return form_page(StatusCode::TOO_MANY_REQUESTS, &state.texts.sign_in_limited);
     }
-    if !users.check(user, &form.password).await {
-        tracing::info!(client = %peer.ip(), "sign-in refused");
-        return form_page(StatusCode::UNAUTHORIZED, &state.texts.sign_in_failed);
+    match users.check(user, &form.password).await {
+        Ok(true) => {}
+        Ok(false) => {
+            auth.attempt_failed(peer, user);
+            tracing::info!(client = %peer.ip(), "sign-in refused");
+            return form_page(StatusCode::UNAUTHORIZED, &state.texts.sign_in_failed);
+        }
+        Err(Busy) => return busy(),
     }
     let login = auth.sign_in(Identity {
         user: user.to_owned(),
@@ -174,6 +187,19 @@ pub async fn sign_in(
     });
     tracing::info!(user = %short_hash(user), "signed in");
     see_other(&to, [auth.cookie.set(login.id())])
+}
+
+/// 503 with `Retry-After` (RFC 9110 §10.2.3): too many password checks at once.
+fn busy() -> Response {
+    let mut response = web::text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many sign-ins at once; try again in a few seconds",
+    );
+    let retry = crate::limits::PASSWORD_CHECK_WAIT.as_secs().max(1);
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from(retry));
+    response
 }
 
 #[derive(Deserialize)]

@@ -7,10 +7,12 @@
 //! user-facing reference for that key (`docs/configuration.md` is tested against this file).
 
 mod browser;
+mod limits;
 
 use serde::{Deserialize, Serialize};
 
 pub use browser::{RawBrowser, RawReasonTexts, RawTexts};
+pub use limits::RawLimits;
 
 /// Top level of the config file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -37,6 +39,8 @@ pub struct RawConfig {
     pub browser: RawBrowser,
     /// Signing in, and signing out after inactivity across all tabs.
     pub login: RawLogin,
+    /// Bounds on connections, sign-in attempts, password checks and page rewrites.
+    pub limits: RawLimits,
 }
 
 /// `[tabs]`: limits for each tab session.
@@ -257,6 +261,7 @@ impl Default for RawConfig {
             log: RawLog::default(),
             browser: RawBrowser::default(),
             login: RawLogin::default(),
+            limits: RawLimits::default(),
         }
     }
 }

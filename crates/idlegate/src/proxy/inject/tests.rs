@@ -99,7 +99,11 @@ async fn decompression_bombs_are_refused() {
 
 #[test]
 fn the_same_page_is_rewritten_once() {
-    let injector = Injector::new(TAG, "v1");
+    let injector = Injector::new(
+        TAG,
+        "v1",
+        Limits::new(&crate::Config::builder().build().unwrap()),
+    );
     let page = Bytes::from_static(b"<html><head></head><body></body></html>");
     let first = injector.add_tag_cached(&page).unwrap();
     let again = injector.add_tag_cached(&page.clone()).unwrap();
@@ -112,4 +116,49 @@ fn the_same_page_is_rewritten_once() {
         assert!(injector.add_tag_cached(&page).is_some());
     }
     assert_eq!(injector.recent.lock().unwrap().len(), CACHE_ENTRIES);
+}
+
+#[test]
+fn html_answers_vary_on_what_decides_the_rewrite() {
+    let html = |extra: Option<&str>| {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        if let Some(v) = extra {
+            headers.insert(VARY, HeaderValue::from_str(v).unwrap());
+        }
+        headers
+    };
+    let vary_of = |headers: &HeaderMap| headers.get(VARY).map(|v| v.to_str().unwrap().to_owned());
+    let mut headers = html(None);
+    vary(&Method::GET, StatusCode::OK, &mut headers);
+    assert_eq!(vary_of(&headers).as_deref(), Some("Sec-Fetch-Dest, Accept"));
+    // Twice changes nothing; the app's own names are kept.
+    vary(&Method::GET, StatusCode::OK, &mut headers);
+    assert_eq!(vary_of(&headers).as_deref(), Some("Sec-Fetch-Dest, Accept"));
+    let mut headers = html(Some("Accept-Encoding, accept"));
+    vary(&Method::HEAD, StatusCode::OK, &mut headers);
+    assert_eq!(
+        vary_of(&headers).as_deref(),
+        Some("Accept-Encoding, accept, Sec-Fetch-Dest")
+    );
+    let mut headers = html(Some("*"));
+    vary(&Method::GET, StatusCode::OK, &mut headers);
+    assert_eq!(vary_of(&headers).as_deref(), Some("*"));
+    // A 304 carries the page's Vary; a POST answer and a script are never rewritten.
+    let mut headers = HeaderMap::new();
+    vary(&Method::GET, StatusCode::NOT_MODIFIED, &mut headers);
+    assert_eq!(vary_of(&headers).as_deref(), Some("Sec-Fetch-Dest, Accept"));
+    let mut headers = html(None);
+    vary(&Method::POST, StatusCode::OK, &mut headers);
+    assert_eq!(vary_of(&headers), None);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/javascript"),
+    );
+    vary(&Method::GET, StatusCode::OK, &mut headers);
+    assert_eq!(vary_of(&headers), None);
 }
