@@ -6,3 +6,4 @@ import streamlit as st
 st.write(f"header user: {st.context.headers.get('X-Forwarded-User', '-')}")
 st.write(f"header groups: {st.context.headers.get('X-Forwarded-Groups', '-')}")
 st.write(f"st.user name: {st.user.get('name', '-')}")
+st.write(f"st.user sub: {st.user.get('sub', '-')}")

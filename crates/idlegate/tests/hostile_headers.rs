@@ -176,11 +176,12 @@ fn only_alice(reached: &Received) -> Result<()> {
         reached.header_all("x-forwarded-user") == ["alice"],
         "{reached:?}"
     );
-    for name in [
-        "x-forwarded-groups",
-        "x-forwarded-email",
-        "x-forwarded-preferred-username",
-    ] {
+    // The display name is idlegate's (the key, for a password login), never the client's.
+    ensure!(
+        reached.header_all("x-forwarded-preferred-username") == ["alice"],
+        "{reached:?}"
+    );
+    for name in ["x-forwarded-groups", "x-forwarded-email"] {
         ensure!(
             reached.header(name).is_none(),
             "{name} reached the app: {reached:?}"
@@ -304,11 +305,11 @@ async fn header_mode_passes_on_only_the_headers_the_proxy_sets() -> Result<()> {
         reached.header_all("x-forwarded-user") == ["carol"],
         "{reached:?}"
     );
-    for name in [
-        "x-forwarded-groups",
-        "x-forwarded-email",
-        "x-forwarded-preferred-username",
-    ] {
+    ensure!(
+        reached.header_all("x-forwarded-preferred-username") == ["carol"],
+        "{reached:?}"
+    );
+    for name in ["x-forwarded-groups", "x-forwarded-email"] {
         ensure!(reached.header(name).is_none(), "{name}: {reached:?}");
     }
     // A proxy said to set groups too: those are the login's.

@@ -88,6 +88,11 @@ async fn the_app_is_told_the_stable_key_and_only_a_verified_email() -> Result<()
         alice.header("x-forwarded-email") == Some("alice@corp.example"),
         "{alice:?}"
     );
+    // Both may show as "alice": the display name is only for display.
+    ensure!(
+        alice.header("x-forwarded-preferred-username") == Some("alice"),
+        "{alice:?}"
+    );
     let mallory = sign_in(&gw, &app, &idp, "u-6666", "/mallory").await?;
     ensure!(
         mallory.header("x-forwarded-user") == Some("u-6666"),
@@ -96,6 +101,10 @@ async fn the_app_is_told_the_stable_key_and_only_a_verified_email() -> Result<()
     ensure!(
         mallory.header("x-forwarded-email").is_none(),
         "an unverified email reached the app: {mallory:?}"
+    );
+    ensure!(
+        mallory.header("x-forwarded-preferred-username") == Some("alice"),
+        "{mallory:?}"
     );
     // Per-user state goes by the key too.
     let started: Vec<String> = gw

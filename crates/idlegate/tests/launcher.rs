@@ -202,7 +202,7 @@ async fn launcher_makes_st_user_show_the_signed_in_person() -> Result<()> {
         .markdown()
         .join("\n");
     ensure!(
-        text.contains("st.user name: dana"),
+        text.contains("st.user name: dana") && text.contains("st.user sub: dana"),
         "{text}\n{}",
         gw.output()
     );

@@ -71,6 +71,10 @@ pub fn set(headers: &mut HeaderMap, names: &IdentityHeaders, identity: &Identity
         }
     };
     put(&names.user, &identity.user);
+    put(
+        &names.name,
+        identity.name.as_deref().unwrap_or(&identity.user),
+    );
     if let Some(email) = &identity.email {
         put(&names.email, email);
     }
@@ -86,6 +90,7 @@ mod tests {
     fn names() -> IdentityHeaders {
         IdentityHeaders {
             user: "x-forwarded-user".parse().unwrap(),
+            name: "x-forwarded-preferred-username".parse().unwrap(),
             email: "x-forwarded-email".parse().unwrap(),
             groups: "x-forwarded-groups".parse().unwrap(),
         }
@@ -132,6 +137,7 @@ mod tests {
     fn well_known_identity_headers_go_whatever_the_configured_names() {
         let custom = IdentityHeaders {
             user: "remote-user".parse().unwrap(),
+            name: "remote-name".parse().unwrap(),
             email: "remote-email".parse().unwrap(),
             groups: "remote-groups".parse().unwrap(),
         };

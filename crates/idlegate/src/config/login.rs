@@ -83,15 +83,18 @@ impl fmt::Debug for CookieKey {
 /// The names of the headers that carry the signed-in identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityHeaders {
+    /// The user's key (`login.user_header`).
     pub user: HeaderName,
+    /// The user's display name (`login.name_header`).
+    pub name: HeaderName,
     pub email: HeaderName,
     pub groups: HeaderName,
 }
 
 impl IdentityHeaders {
-    /// All three names.
-    pub fn all(&self) -> [&HeaderName; 3] {
-        [&self.user, &self.email, &self.groups]
+    /// All four names.
+    pub fn all(&self) -> [&HeaderName; 4] {
+        [&self.user, &self.name, &self.email, &self.groups]
     }
 }
 
@@ -161,6 +164,7 @@ pub fn login(raw: &RawLogin, listen: SocketAddr) -> Result<LoginConfig, ConfigEr
     };
     let headers = IdentityHeaders {
         user: header("login.user_header", &raw.user_header)?,
+        name: header("login.name_header", &raw.name_header)?,
         email: header("login.email_header", &raw.email_header)?,
         groups: header("login.groups_header", &raw.groups_header)?,
     };

@@ -70,6 +70,7 @@ mod tests {
     fn names() -> IdentityHeaders {
         IdentityHeaders {
             user: "x-forwarded-user".parse().unwrap(),
+            name: "x-forwarded-preferred-username".parse().unwrap(),
             email: "x-forwarded-email".parse().unwrap(),
             groups: "x-forwarded-groups".parse().unwrap(),
         }
@@ -132,9 +133,14 @@ mod tests {
         request_headers(&mut h, &names(), Some(&alice()));
         assert_eq!(h.get_all("x-forwarded-user").iter().count(), 1);
         assert_eq!(h["x-forwarded-user"], "alice");
-        for name in ["x-forwarded-groups", "x-forwarded-preferred-username"] {
-            assert!(!h.contains_key(name), "{name}");
-        }
+        // idlegate's display name (the key, without one of its own), never the client's.
+        assert_eq!(
+            h.get_all("x-forwarded-preferred-username")
+                .iter()
+                .collect::<Vec<_>>(),
+            ["alice"]
+        );
+        assert!(!h.contains_key("x-forwarded-groups"));
         assert_eq!(h.get_all("cookie").iter().collect::<Vec<_>>(), ["theirs=1"]);
         let mut anonymous = map(&[("x-forwarded-user", "mallory")]);
         request_headers(&mut anonymous, &names(), None);

@@ -167,7 +167,7 @@ pub async fn sign_in(
     }
     let user = form.username.trim();
     if let Err(refusal) = auth.attempt_allowed(peer, user) {
-        tracing::debug!(?refusal, "sign-in attempts over the limit");
+        tracing::info!(client = %peer.ip(), ?refusal, "sign-in attempts over the limit");
         return form_page(StatusCode::TOO_MANY_REQUESTS, &state.texts.sign_in_limited);
     }
     match users.check(user, &form.password).await {

@@ -92,7 +92,8 @@ pub fn with_identity_headers(
         ));
     }
     let mapping = serde_json::json!({
-        headers.user.as_str(): "name",
+        headers.user.as_str(): "sub",
+        headers.name.as_str(): "name",
         headers.email.as_str(): "email",
         headers.groups.as_str(): "groups",
     });
@@ -185,13 +186,16 @@ mod tests {
     fn identity_headers_are_handed_to_st_user() {
         let headers = IdentityHeaders {
             user: "x-forwarded-user".parse().unwrap(),
+            name: "x-forwarded-preferred-username".parse().unwrap(),
             email: "x-forwarded-email".parse().unwrap(),
             groups: "x-forwarded-groups".parse().unwrap(),
         };
         let full = with_identity_headers(args("streamlit run app.py"), &headers).unwrap();
         assert_eq!(full[2], "--server.trustedUserHeaders");
         let mapping: serde_json::Value = serde_json::from_str(&full[3]).unwrap();
-        assert_eq!(mapping["x-forwarded-user"], "name");
+        // The key is `sub` (as with Streamlit's own OpenID sign-in), the display name `name`.
+        assert_eq!(mapping["x-forwarded-user"], "sub");
+        assert_eq!(mapping["x-forwarded-preferred-username"], "name");
         assert_eq!(mapping["x-forwarded-email"], "email");
         assert_eq!(full[4], "app.py");
         assert!(with_identity_headers(

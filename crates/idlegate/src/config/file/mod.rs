@@ -194,6 +194,9 @@ pub struct RawLogin {
     /// Header that names the signed-in user to the app (and, in header mode, to idlegate).
     /// Copies sent by browsers are always removed. Default `"X-Forwarded-User"`.
     pub user_header: String,
+    /// Header with the user's display name (OpenID: `preferred_username`, else `name`; else
+    /// the user's key). Default `"X-Forwarded-Preferred-Username"`.
+    pub name_header: String,
     /// Header with the user's email, if known. Default `"X-Forwarded-Email"`.
     pub email_header: String,
     /// Header with the user's groups, comma-separated. Default `"X-Forwarded-Groups"`.
@@ -279,6 +282,7 @@ impl Default for RawLogin {
             user_header: "X-Forwarded-User".to_owned(),
             email_header: "X-Forwarded-Email".to_owned(),
             groups_header: "X-Forwarded-Groups".to_owned(),
+            name_header: "X-Forwarded-Preferred-Username".to_owned(),
             proxy_headers: vec!["user".to_owned()],
             sign_out_url: None,
             oidc: RawOidc::default(),
