@@ -10,7 +10,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 use super::App;
-use crate::config::{AppKind, Config, Upstream};
+use crate::config::{Config, Upstream};
 
 /// One framework.
 pub trait Kind: Send + Sync {
@@ -40,13 +40,6 @@ pub trait Kind: Send + Sync {
         upstream: &'a Upstream,
         base_path: &'a str,
     ) -> BoxFuture<'a, BasePathCheck>;
-}
-
-/// The kind of `app.kind`.
-pub fn kind(kind: AppKind) -> &'static dyn Kind {
-    match kind {
-        AppKind::Streamlit => &super::streamlit::KIND,
-    }
 }
 
 /// What the launcher knows when it asks for a plan.

@@ -16,13 +16,22 @@ pub use app::{
     Answer, App, DecodeError, EndText, Farewell, Message, MessageDecoder, MessageKind, PageHints,
     RequestHead, SessionKey, SessionRequest, SessionShape, UploadEvent,
 };
-pub use kind::{kind, BasePathCheck, Kind, LaunchPlan, LaunchRequest, ProcessHook, Runtime};
+pub use kind::{BasePathCheck, Kind, LaunchPlan, LaunchRequest, ProcessHook, Runtime};
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::config::AppKind;
 use crate::lifecycle::{Event, Subscriber};
+
+/// The kind of `app.kind`. The one place that names every kind: the kinds depend on the
+/// traits in [`kind`](mod@kind), and this parent on both, so no circle runs between them.
+pub fn kind(kind: AppKind) -> &'static dyn Kind {
+    match kind {
+        AppKind::Streamlit => &streamlit::KIND,
+    }
+}
 
 /// Tells the app each ended tab's session id ([`App::session_ended`]), on a task of its own:
 /// ending a session for good may write files and signal the app's process.
