@@ -35,6 +35,7 @@ use crate::error::ProxyError;
 use crate::paths;
 use crate::proxy::{forward, headers, inject, websocket, Context};
 use crate::routes::{sign_out, RouteState};
+use crate::tracker::{EndNotice, EndReason};
 use crate::web::{self, Body, Form, Peer, PREFIX};
 
 /// Everything a request needs, shared by all connections.
@@ -153,6 +154,11 @@ impl Gateway {
             .map_or_else(|| format!("{base}/"), |pq| pq.as_str().to_owned());
         let here = self.auth.signs_in_here();
         if upgrade && here && cx.app.is_session_socket(req.uri().path()) {
+            if websocket::from_before_restart(cx, req.headers()) {
+                let reason = EndReason::ServerRestarted;
+                let farewell = cx.farewell(&EndNotice::reason(reason));
+                return self.answer_socket(req, farewell, reason.as_str());
+            }
             let farewell = cx.redirect(&web::sign_in_url(base, &format!("{base}/")));
             return self.answer_socket(req, farewell, "not signed in");
         }

@@ -22,6 +22,7 @@ pub fn end_message(reason: Option<EndReason>, policy: &TabPolicy, texts: &Texts)
         Some(EndReason::Admin) => &r.admin,
         Some(EndReason::UpstreamGone) => &r.upstream_gone,
         Some(EndReason::AppRestarted) => &r.app_restarted,
+        Some(EndReason::ServerRestarted) => &r.server_restarted,
         Some(EndReason::Shutdown) => &r.shutdown,
         None => &r.unknown,
     };

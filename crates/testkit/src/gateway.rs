@@ -432,7 +432,19 @@ impl GatewayProcess {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Result<GatewayProcess> {
-        let mut process = Self::spawn(binary, args, env)?;
+        Self::start_on(binary, free_port(), args, env).await
+    }
+
+    /// [`GatewayProcess::start_with_env`] listening on `127.0.0.1:<port>`: a port chosen by
+    /// the test, say the one of an idlegate it stopped, to start it again where its pages
+    /// reconnect.
+    pub async fn start_on(
+        binary: &Path,
+        port: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<GatewayProcess> {
+        let mut process = Self::spawn_on(binary, port, args, env)?;
         let url = format!("{}/_idlegate/readyz", process.url());
         let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
         // Ready, or exited (a bad flag or config): no need to wait out the deadline then.
@@ -461,7 +473,16 @@ impl GatewayProcess {
 
     /// Runs the binary without waiting for readiness (for tests of failing starts).
     pub fn spawn(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<GatewayProcess> {
-        let port = free_port();
+        Self::spawn_on(binary, free_port(), args, env)
+    }
+
+    /// [`GatewayProcess::spawn`] listening on `127.0.0.1:<port>`.
+    pub fn spawn_on(
+        binary: &Path,
+        port: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<GatewayProcess> {
         let mut command = Command::new(binary);
         // Its own process group: the app it launches inherits it, so dropping the guard can
         // stop both even though idlegate, killed outright, cannot stop its child itself.
@@ -500,6 +521,11 @@ impl GatewayProcess {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The port it listens on (on `127.0.0.1`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Process id of idlegate.
     pub fn pid(&self) -> u32 {
         self.child.id().unwrap_or(0)
@@ -520,6 +546,21 @@ impl GatewayProcess {
             bail!("kill -{name} {pid} failed");
         }
         Ok(())
+    }
+
+    /// Kills idlegate's process group at once (idlegate and, in launcher mode, its app: a
+    /// crash, with no goodbye to the pages) and waits for idlegate to be gone, so its port
+    /// is free again. Returns what it printed.
+    pub async fn kill(mut self, limit: Duration) -> Result<String> {
+        if let Some(pid) = self.child.id().and_then(|id| i32::try_from(id).ok()) {
+            nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .context("killing idlegate's process group")?;
+        }
+        self.wait_exit(limit).await?;
+        Ok(self.output())
     }
 
     /// Waits for idlegate to exit, and for everything it printed to be read (so

@@ -197,6 +197,7 @@ fn texts(raw: &RawTexts) -> Result<Texts, ConfigError> {
         ("reasons.admin", &r.admin),
         ("reasons.upstream_gone", &r.upstream_gone),
         ("reasons.app_restarted", &r.app_restarted),
+        ("reasons.server_restarted", &r.server_restarted),
         ("reasons.shutdown", &r.shutdown),
         ("reasons.unknown", &r.unknown),
     ];

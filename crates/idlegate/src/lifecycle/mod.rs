@@ -49,13 +49,18 @@ pub enum EndReason {
     /// The app no longer had the session when the page came back (it restarted, or dropped
     /// the session to make room), so the page could not continue where it was.
     AppRestarted,
+    /// The page came back to an idlegate that has no record of its tab: idlegate restarted
+    /// since the page opened (with the memory store every tab is forgotten), or the page was
+    /// away longer than ended tabs are remembered. Its app session cannot be vouched for
+    /// (whose it was, how idle it was), so the page is told instead of resumed.
+    ServerRestarted,
     /// idlegate is shutting down.
     Shutdown,
 }
 
 impl EndReason {
     /// All reasons, for documentation and exhaustive tests.
-    pub const ALL: [EndReason; 13] = [
+    pub const ALL: [EndReason; 14] = [
         Self::Idle,
         Self::BusyIdle,
         Self::HiddenIdle,
@@ -68,6 +73,7 @@ impl EndReason {
         Self::Admin,
         Self::UpstreamGone,
         Self::AppRestarted,
+        Self::ServerRestarted,
         Self::Shutdown,
     ];
 
@@ -86,6 +92,7 @@ impl EndReason {
             Self::Admin => "admin",
             Self::UpstreamGone => "upstream_gone",
             Self::AppRestarted => "app_restarted",
+            Self::ServerRestarted => "server_restarted",
             Self::Shutdown => "shutdown",
         }
     }

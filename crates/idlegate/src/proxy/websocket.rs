@@ -147,6 +147,19 @@ fn refuse(
     }
 }
 
+/// Whether a session socket upgrade comes from a page of before this process
+/// ([`crate::tracker::Tracker::restarted_page`]), for a page that may not reach the app (it
+/// is not signed in: its login cookie was signed by the old process's key, or names a login
+/// this process never had). The headers are not changed.
+pub fn from_before_restart(cx: &Context, headers: &http::HeaderMap) -> bool {
+    let mut headers = headers.clone();
+    // The token first: the app's resume id is found by its place in the list.
+    let (token, _) = take_tab_token(&mut headers);
+    let resume = cx.app.resume_id(&headers);
+    cx.tracker
+        .restarted_page(resume.as_deref(), token.as_deref())
+}
+
 /// Sends the upgrade request to the app on a connection of its own. Returns the app's
 /// answer and the `Host` the request named.
 async fn handshake(

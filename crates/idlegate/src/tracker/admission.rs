@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::restart;
 use super::tab::TabInner;
 use super::{
     lock, EndNotice, EndReason, Registry, Tab, TabConnection, TabId, Tracker, PAGE_RERUN_WINDOW,
@@ -126,6 +127,11 @@ impl Tracker {
         if let Some(notice) = self.ended_notice(app_session, client) {
             return Err(Refused::Ended(notice));
         }
+        if registry.names_a_tab_before_restart(app_session, client) {
+            return Err(Refused::Ended(EndNotice::reason(
+                EndReason::ServerRestarted,
+            )));
+        }
         let entry = registry.entry(app_session, client, login);
         let joins = registry.owned_tab(&entry);
         let evict = match (&joins, self.over_user_cap(login)) {
@@ -141,6 +147,17 @@ impl Tracker {
             joins,
             evict,
         })
+    }
+
+    /// Whether a page that may not reach the app (it is not signed in) comes from before
+    /// this process ([`restart::from_before_restart`]), so it is told the server restarted
+    /// rather than sent to sign in to a page that would show its old screen over a fresh
+    /// session. A page whose tab this process ended is not: it is sent to sign in as before.
+    pub fn restarted_page(&self, app_session: Option<&str>, client: Option<&str>) -> bool {
+        self.ended_notice(app_session, client).is_none()
+            && self
+                .registry()
+                .names_a_tab_before_restart(app_session, client)
     }
 
     /// How the tab of an app session id or page token ended, if it did.
@@ -228,6 +245,16 @@ impl Tracker {
 }
 
 impl Registry {
+    /// [`restart::from_before_restart`] against this process's open tabs.
+    fn names_a_tab_before_restart(&self, app_session: Option<&str>, client: Option<&str>) -> bool {
+        restart::from_before_restart(
+            app_session,
+            client,
+            |id| self.by_app_session.contains_key(id),
+            |token| self.by_client.contains_key(token),
+        )
+    }
+
     /// The ids a connection of `login` may use: an id that names another login's tab is
     /// dropped, so it starts a tab of its own instead of taking that one over.
     fn entry(

@@ -26,6 +26,7 @@ mod ending;
 pub mod policy;
 pub mod reaper;
 mod reports;
+mod restart;
 mod tab;
 mod uploads;
 

@@ -146,10 +146,16 @@ async fn closed_tab_ends_after_grace_and_cannot_be_resumed() {
         tracker.connect(&entry(Some("abc"), None), None).err(),
         Some(Refused::Ended(EndNotice::reason(EndReason::Closed)))
     );
+    // An app session this process never saw: a page from before a restart.
     assert_eq!(
         tracker.admit(Some("other"), None, None),
-        Ok(entry(Some("other"), None))
+        Err(Refused::Ended(EndNotice::reason(
+            EndReason::ServerRestarted
+        )))
     );
+    assert!(tracker.restarted_page(Some("other"), None));
+    assert!(!tracker.restarted_page(Some("abc"), None), "ended here");
+    assert!(!tracker.restarted_page(None, Some(TOKEN)), "a new page");
 }
 
 #[tokio::test(start_paused = true)]
@@ -1042,7 +1048,8 @@ async fn a_page_that_keeps_coming_back_after_being_sent_away_is_told_in_place() 
         other => panic!("not ended: {other:?}"),
     };
     // Ended while connected: the connection sends the page away once.
-    let live = tracker.connect(&entry(Some("live"), None), None).unwrap();
+    let live = tracker.connect(&entry(None, None), None).unwrap();
+    live.signal(Signal::SessionId("live".into()));
     assert!(tracker.end(live.tab_id(), EndReason::Idle));
     let notice = notice_of(&tracker, "live");
     assert_eq!(notice.sent_away, 1);
@@ -1054,7 +1061,8 @@ async fn a_page_that_keeps_coming_back_after_being_sent_away_is_told_in_place() 
         "sent away twice and back again: told in place"
     );
     // Ended while away: the first page to come back is sent away, not yet told in place.
-    let away = tracker.connect(&entry(Some("away"), None), None).unwrap();
+    let away = tracker.connect(&entry(None, None), None).unwrap();
+    away.signal(Signal::SessionId("away".into()));
     let id = away.tab_id();
     away.closed();
     assert!(tracker.end(id, EndReason::Idle));

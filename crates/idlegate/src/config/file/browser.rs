@@ -115,6 +115,9 @@ pub struct RawReasonTexts {
     /// Reason `app_restarted`. Default
     /// `"The app restarted and no longer had this session, so it could not continue."`.
     pub app_restarted: String,
+    /// Reason `server_restarted`. Default
+    /// `"The server restarted and no longer knows this session, so it could not continue."`.
+    pub server_restarted: String,
     /// Reason `shutdown`. Default `"The server restarted, so this session ended."`.
     pub shutdown: String,
     /// When the reason is not known. Default `"This session has ended."`.
@@ -185,6 +188,9 @@ impl Default for RawReasonTexts {
             upstream_gone: "The app stopped, so this session ended.".to_owned(),
             app_restarted:
                 "The app restarted and no longer had this session, so it could not continue."
+                    .to_owned(),
+            server_restarted:
+                "The server restarted and no longer knows this session, so it could not continue."
                     .to_owned(),
             shutdown: "The server restarted, so this session ended.".to_owned(),
             unknown: "This session has ended.".to_owned(),
