@@ -110,6 +110,12 @@ fn env_dict(env: &[(String, String)]) -> Result<Dict, ConfigError> {
             continue;
         }
         let key = rest.to_ascii_lowercase().replace("__", ".");
+        if key.split('.').any(str::is_empty) {
+            return Err(ConfigError::invalid(
+                &key,
+                format!("{name:?} is not a config key: a part of its name is empty"),
+            ));
+        }
         let parsed: Value = value
             .parse()
             .map_err(|_| ConfigError::invalid(&key, format!("cannot read {name}")))?;
@@ -204,6 +210,19 @@ mod tests {
         ]);
         let dict = env_dict(&links).expect("reads");
         assert_eq!(dict.keys().collect::<Vec<_>>(), ["tabs"]);
+    }
+
+    #[test]
+    fn a_variable_with_an_empty_part_is_refused_naming_it() {
+        for name in [
+            "IDLEGATE_.X",
+            "IDLEGATE_TABS__",
+            "IDLEGATE_TABS____IDLE_TIMEOUT",
+        ] {
+            let error = env_dict(&env(&[(name, "0")])).expect_err(name);
+            assert!(error.key().is_some_and(|key| !key.is_empty()), "{name}");
+            assert!(error.to_string().contains(name), "{error}");
+        }
     }
 
     #[test]
