@@ -66,6 +66,7 @@ pub fn request_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::headers::tests::map;
 
     fn names() -> IdentityHeaders {
         IdentityHeaders {
@@ -83,17 +84,6 @@ mod tests {
             email: None,
             groups: Vec::new(),
         }
-    }
-
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        h
     }
 
     #[test]

@@ -13,10 +13,11 @@
 //! through in the background. The data path (a person's activity) touches only a
 //! [`LoginSession`]'s atomics.
 //!
-//! [`memory::MemoryStore`] is the default implementation; [`conformance`] is the suite every
-//! implementation must pass.
+//! [`memory::MemoryStore`] is the default implementation; `conformance` (built for tests
+//! only: its checks panic like assertions) is the suite every implementation must pass.
 
-pub mod conformance;
+#[cfg(test)]
+pub(crate) mod conformance;
 mod login;
 pub mod memory;
 
