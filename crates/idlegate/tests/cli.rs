@@ -159,3 +159,19 @@ fn completions_are_printed_for_each_shell_and_an_unknown_shell_is_a_usage_error(
     let out = idlegate(&["completions", "tcsh"], &[]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn number_keys_are_read_from_environment_variables_and_bad_numbers_name_the_key() {
+    // A good number passes the config and stops at the next check (both --upstream and a
+    // command given), not at the number.
+    let out = idlegate(
+        &["--upstream", "http://127.0.0.1:9", "--", "streamlit"],
+        &[("IDLEGATE_LIMITS__MAX_CONNECTIONS", "100")],
+    );
+    assert_usage_error(&out, "either --upstream or a command");
+    let out = idlegate(
+        &["--upstream", "http://127.0.0.1:9"],
+        &[("IDLEGATE_LIMITS__MAX_CONNECTIONS", "many")],
+    );
+    assert_usage_error(&out, "limits.max_connections");
+}

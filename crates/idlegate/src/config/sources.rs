@@ -53,8 +53,11 @@ pub(super) fn merge(sources: &Sources) -> Result<RawConfig, ConfigError> {
         name: "command-line flags",
         values: flags,
     });
+    // Lossy: environment variables and flags are text, so a number or boolean key set there
+    // ("5000", "true") is read from its text; figment's own parsing of it would also turn
+    // durations such as "90" into numbers.
     figment
-        .extract::<RawConfig>()
+        .extract_lossy::<RawConfig>()
         .map_err(describe_figment_error)
 }
 
@@ -237,5 +240,26 @@ mod tests {
             let dict = env_dict(&env(&[(name, "1")])).expect("reads");
             assert_eq!(dict.len(), 1, "{name} is read as a key");
         }
+    }
+
+    #[test]
+    fn numbers_and_durations_from_environment_variables_keep_their_types() {
+        let sources = Sources {
+            file: None,
+            toml: None,
+            env: env(&[
+                ("IDLEGATE_LIMITS__MAX_CONNECTIONS", "100"),
+                ("IDLEGATE_TABS__MAX_LIFETIME", "0"),
+                ("IDLEGATE_TABS__IDLE_TIMEOUT", "90s"),
+            ]),
+            flags: Vec::new(),
+        };
+        let config = crate::config::Config::load(&sources).expect("valid");
+        assert_eq!(config.limits.max_connections, 100);
+        assert_eq!(config.tabs.max_lifetime, None);
+        assert_eq!(
+            config.tabs.idle_timeout,
+            Some(std::time::Duration::from_secs(90))
+        );
     }
 }
