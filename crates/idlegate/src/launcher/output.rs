@@ -109,9 +109,15 @@ where
                 Ok(_) => {}
             }
             if writable {
+                // Flushed once nothing more is waiting: a burst of lines is written as one,
+                // not one flush (a blocking write for the standard streams) per line.
+                let more_waiting = !from.buffer().is_empty();
                 let written = async {
                     to.write_all(&rewrite.apply(&line)).await?;
-                    to.flush().await
+                    if !more_waiting {
+                        to.flush().await?;
+                    }
+                    Ok::<(), std::io::Error>(())
                 };
                 writable = written.await.is_ok();
             }
