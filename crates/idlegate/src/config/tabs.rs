@@ -27,6 +27,8 @@ pub struct TabPolicy {
     pub max_per_user: Option<usize>,
     /// What happens to a tab over `max_per_user`.
     pub on_limit: OnLimit,
+    /// How long an ended tab's ids are remembered, so a page coming back is told why.
+    pub ended_notice_ttl: Duration,
 }
 
 impl TabPolicy {
@@ -46,6 +48,7 @@ impl TabPolicy {
             login_max_lifetime: None,
             max_per_user: None,
             on_limit: OnLimit::EndOldest,
+            ended_notice_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -98,6 +101,7 @@ pub(super) fn tabs(raw: &RawTabs, login: &LoginConfig) -> Result<TabPolicy, Conf
         login_max_lifetime: login.max_lifetime.filter(|_| login.enabled()),
         max_per_user,
         on_limit,
+        ended_notice_ttl: required_duration("tabs.ended_notice_ttl", &raw.ended_notice_ttl)?,
     })
 }
 

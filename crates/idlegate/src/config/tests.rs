@@ -501,3 +501,15 @@ fn the_warning_fits_the_login_idle_limit_too() {
             .unwrap();
     assert_eq!(config.tabs.warn_before, Some(Duration::from_secs(120)));
 }
+
+#[test]
+fn ended_tabs_are_remembered_an_hour_unless_set() {
+    let config = Config::from_toml("").unwrap();
+    assert_eq!(config.tabs.ended_notice_ttl, Duration::from_secs(3600));
+    let config = Config::from_toml("[tabs]\nended_notice_ttl = \"5m\"").unwrap();
+    assert_eq!(config.tabs.ended_notice_ttl, Duration::from_secs(300));
+    assert_eq!(
+        err("[tabs]\nended_notice_ttl = \"0\"").key(),
+        Some("tabs.ended_notice_ttl")
+    );
+}

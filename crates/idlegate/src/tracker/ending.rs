@@ -6,7 +6,7 @@
 
 use tokio::time::Instant;
 
-use super::{lock, EndNotice, EndReason, Ending, TabId, Tracker, TOMBSTONE_TTL};
+use super::{lock, EndNotice, EndReason, Ending, TabId, Tracker};
 use crate::lifecycle::{Event, TabEnd};
 use crate::store::EndedId;
 
@@ -28,12 +28,16 @@ impl Tracker {
             if let Some(app_session) = &inner.app_session {
                 registry.by_app_session.remove(app_session);
                 let id = EndedId::AppSession(app_session);
-                stores.ended.bury(id, &notice, now_ms, TOMBSTONE_TTL);
+                stores
+                    .ended
+                    .bury(id, &notice, now_ms, self.shared.policy.ended_notice_ttl);
             }
             if let Some(client) = &inner.client {
                 registry.by_client.remove(client);
                 let id = EndedId::PageToken(client);
-                stores.ended.bury(id, &notice, now_ms, TOMBSTONE_TTL);
+                stores
+                    .ended
+                    .bury(id, &notice, now_ms, self.shared.policy.ended_notice_ttl);
             }
             drop(inner);
             stores.tabs.close(id);
@@ -97,7 +101,9 @@ impl Tracker {
             .chain(client.map(EndedId::PageToken));
         for id in ids {
             if stores.ended.find(id, now).is_some() {
-                stores.ended.bury(id, &told, now, TOMBSTONE_TTL);
+                stores
+                    .ended
+                    .bury(id, &told, now, self.shared.policy.ended_notice_ttl);
             }
         }
     }

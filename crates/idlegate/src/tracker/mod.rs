@@ -55,8 +55,6 @@ pub use uploads::UploadGuard;
 const RELEASE_CAP: usize = 256;
 /// After a reconnect, how long the page's own rerun is expected (it comes at once).
 const PAGE_RERUN_WINDOW: Duration = Duration::from_secs(3);
-/// How long an ended tab's ids are remembered, so a stale page is told why it ended.
-const TOMBSTONE_TTL: Duration = Duration::from_secs(3600);
 /// Reports that change a tab's state, per tab: a steady rate and a burst. The page script
 /// sends far fewer; a flood is answered but changes nothing.
 const REPORTS_PER_SECOND: NonZeroU32 = nonzero(2);

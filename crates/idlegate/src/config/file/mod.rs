@@ -88,6 +88,11 @@ pub struct RawTabs {
     /// oldest tab (it shows the ended page, reason `evicted_user_cap`); `"refuse"` shows the
     /// new tab a page saying why it was not opened. Default `"end_oldest"`.
     pub on_limit: String,
+    /// How long an ended tab is remembered, so that its page, coming back (a reconnect after
+    /// a laptop slept, a reload, the back button), shows why it ended instead of starting
+    /// over. At most 100,000 ended ids are remembered (about 13 MiB), the oldest forgotten
+    /// first. Default `"1h"`.
+    pub ended_notice_ttl: String,
 }
 
 /// `[app]`: the app behind idlegate.
@@ -318,6 +323,7 @@ impl Default for RawTabs {
             hidden_timeout: None,
             max_per_user: 0,
             on_limit: "end_oldest".to_owned(),
+            ended_notice_ttl: "1h".to_owned(),
         }
     }
 }
