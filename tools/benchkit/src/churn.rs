@@ -49,7 +49,7 @@ pub struct Plan {
 }
 
 /// How one tab ended.
-enum End {
+enum Fate {
     /// It could not open (handshake or page-load send failed).
     Failed(String),
     /// The server sent `auth_redirect` (the idle end).
@@ -61,7 +61,7 @@ enum End {
     /// The connection broke (reset, protocol error).
     Broken(String),
     /// Still open when the run's duration was over; closed from this side.
-    StillOpenAtEnd,
+    Outlived,
 }
 
 /// What a churn run did.
@@ -182,23 +182,23 @@ pub async fn run(plan: Plan, mut progress: impl FnMut(f64, usize, usize)) -> Rep
 fn tally(
     report: &mut Report,
     errors: &mut BTreeMap<String, u64>,
-    done: Result<End, tokio::task::JoinError>,
+    done: Result<Fate, tokio::task::JoinError>,
 ) {
-    let end = done.unwrap_or_else(|e| End::Broken(format!("tab task failed: {e}")));
+    let end = done.unwrap_or_else(|e| Fate::Broken(format!("tab task failed: {e}")));
     let reason = match end {
-        End::Failed(kind) => {
+        Fate::Failed(kind) => {
             report.failed += 1;
             *errors.entry(kind).or_default() += 1;
             return;
         }
-        End::Redirected => "idle_redirect",
-        End::ServerClosed => "server_closed",
-        End::ClientClosed => "closed_by_tab",
-        End::Broken(kind) => {
+        Fate::Redirected => "idle_redirect",
+        Fate::ServerClosed => "server_closed",
+        Fate::ClientClosed => "closed_by_tab",
+        Fate::Broken(kind) => {
             *errors.entry(kind).or_default() += 1;
             "broken"
         }
-        End::StillOpenAtEnd => "open_at_end",
+        Fate::Outlived => "open_at_end",
     };
     report.opened += 1;
     *report.ended.entry(reason).or_default() += 1;
@@ -222,14 +222,14 @@ impl Drop for OpenGuard<'_> {
 }
 
 /// One tab's life; see the module documentation.
-async fn tab(plan: &Plan, shared: &Shared, mut stop: watch::Receiver<bool>) -> End {
+async fn tab(plan: &Plan, shared: &Shared, mut stop: watch::Receiver<bool>) -> Fate {
     let mut ws = match connect_tab(&plan.url, plan.connect_timeout).await {
         Ok(ws) => ws,
-        Err(err) => return End::Failed(err.root_cause().to_string()),
+        Err(err) => return Fate::Failed(err.root_cause().to_string()),
     };
     let page_load = Bytes::from_static(&[proto::RERUN_SCRIPT_TAG, 0x00]);
     if let Err(err) = ws.send(Message::Binary(page_load.clone())).await {
-        return End::Failed(err.to_string());
+        return Fate::Failed(err.to_string());
     }
     let _open = OpenGuard::new(shared);
     let now = Instant::now();
@@ -242,27 +242,27 @@ async fn tab(plan: &Plan, shared: &Shared, mut stop: watch::Receiver<bool>) -> E
         tokio::select! {
             msg = ws.next() => match msg {
                 Some(Ok(Message::Binary(data))) if proto::is_auth_redirect(&data) => {
-                    break End::Redirected;
+                    break Fate::Redirected;
                 }
-                Some(Ok(Message::Close(_))) | None => return End::ServerClosed,
+                Some(Ok(Message::Close(_))) | None => return Fate::ServerClosed,
                 Some(Ok(_)) => {}
-                Some(Err(err)) => return End::Broken(err.to_string()),
+                Some(Err(err)) => return Fate::Broken(err.to_string()),
             },
             _ = tokio::time::sleep_until(next_activity), if activity_due => {
                 if let Err(err) = ws.send(Message::Binary(page_load.clone())).await {
-                    return End::Broken(err.to_string());
+                    return Fate::Broken(err.to_string());
                 }
                 shared.activity.fetch_add(1, Ordering::Relaxed);
                 next_activity += plan.activity_every;
             }
-            _ = sleep_until_opt(close_at) => break End::ClientClosed,
-            () = stopped(&mut stop) => break End::StillOpenAtEnd,
+            _ = sleep_until_opt(close_at) => break Fate::ClientClosed,
+            () = stopped(&mut stop) => break Fate::Outlived,
         }
     };
     // Leave like a browser tab: after a redirect let the server finish closing; else close
     // from this side. Either way, don't wait long.
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        if !matches!(end, End::Redirected) {
+        if !matches!(end, Fate::Redirected) {
             let _ = ws.close(None).await;
         }
         while let Some(Ok(_)) = ws.next().await {}
