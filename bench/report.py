@@ -832,6 +832,9 @@ def section_soak(data: dict, img: str) -> str:
     mib = lambda k: fmt(num(soak.get(k)) / 1024 if present(soak.get(k)) else None, "MiB")
     rows = [
         ["Measured", str(soak.get("measured_at", "–"))],
+        ["Machine", "the one above" if not soak.get("machine") else
+         f"{get(soak, 'machine', 'cpu')}, {fmt(get(soak, 'machine', 'cores'))} cores, "
+         f"idlegate {get(soak, 'machine', 'idlegate')}"],
         ["Run", f"{fmt(soak.get('churn_s'), 's')} (planned {fmt(soak.get('minutes'))} min)"],
         ["Tabs opened / planned", f"{fmt(soak.get('opened'))} / {fmt(soak.get('total_requested'))}"],
         ["Tabs failed to open", fmt(soak.get("failed"))],

@@ -717,8 +717,10 @@ def main() -> None:
     if args.only and args.out.is_file():
         # Keep the sections not run this time (and when and where they were measured).
         previous = json.loads(args.out.read_text())
+        # The machine recorded is the one the kept sections ran on; the sections run now
+        # record theirs inside them.
         kept = [n for n in previous.get("notes", []) if n not in notes]
-        results = {**previous, "machine": results["machine"], "notes": kept + notes}
+        results = {**previous, "notes": kept + notes, "_fresh_machine": results["machine"]}
     with tempfile.TemporaryDirectory(prefix="idlegate-bench-") as tmp_name:
         tmp = Path(tmp_name)
         # nginx's workers drop root; they must be able to read the files served.
@@ -751,6 +753,11 @@ def main() -> None:
                 results["soak"] = run_soak(args, logs)
         finally:
             stop_all()
+    fresh = results.pop("_fresh_machine", None)
+    if fresh:
+        for section in only:
+            if isinstance(results.get(section), dict):
+                results[section]["machine"] = fresh
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     log(f"wrote {args.out}")
