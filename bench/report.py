@@ -631,7 +631,10 @@ def section_method(data: dict) -> str:
             f"timeout ({fmt(soak.get('idle_timeout_s'), 's')}), the rest are ended by idlegate. "
             f"idlegate's RSS (`VmRSS`) and open descriptors (`/proc/PID/fd`) are sampled every "
             f"{fmt(soak.get('sample_every_s'), 's')}; the RSS slope is the least-squares fit over "
-            "the second half of the run; the end figures are read once every tab has ended."
+            "the second half of the run; the end figures are read once every tab has ended. "
+            f"Ended tabs are remembered for {soak.get('ended_notice_ttl') or '1h'} "
+            "(`tabs.ended_notice_ttl`), so that the bounded memory they take (13 MiB at most, "
+            "100,000 ids) is full before the second half."
         )
     else:
         out.append(f"- **Soak** — {NOT_RUN}.")

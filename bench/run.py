@@ -550,9 +550,12 @@ def run_soak(args, logs: Path) -> dict:
     app, app_port = fakeapp([], logs, "fakeapp-soak")
     gw_port = free_port()
     conf = logs / "idlegate-soak.toml"
-    # Every tab comes from 127.0.0.1: lift the per-address cap, size the total one.
+    # Every tab comes from 127.0.0.1: lift the per-address cap, size the total one. Ended
+    # tabs are remembered for --soak-ended-ttl, so that the bounded memory they take fills
+    # early in the run and what remains is the slope of everything else.
     conf.write_text(f"[limits]\nmax_connections_per_address = 0\n"
-                    f"max_connections = {args.tabs_at_once + 1000}\n")
+                    f"max_connections = {args.tabs_at_once + 1000}\n"
+                    f"[tabs]\nended_notice_ttl = \"{args.soak_ended_ttl}\"\n")
     gw = idlegate(["--upstream", f"http://{HOST}:{app_port}", "--idle-timeout", f"{idle}s",
                    "--config", str(conf)], gw_port, logs, "idlegate-soak")
     time.sleep(1)
@@ -604,6 +607,7 @@ def run_soak(args, logs: Path) -> dict:
         "total_requested": args.total,
         "idle_timeout_s": idle,
         "close_share": args.soak_close_share,
+        "ended_notice_ttl": args.soak_ended_ttl,
         "active_mean_s": round(active_mean, 1),
         "activity_every_s": args.soak_activity,
         "sample_every_s": args.soak_sample,
@@ -687,6 +691,9 @@ def main() -> None:
                         help="soak: share of tabs that close themselves before the idle end")
     parser.add_argument("--soak-activity", type=float, default=15.0,
                         help="soak: seconds between a person's reruns while a tab is active")
+    parser.add_argument("--soak-ended-ttl", default="5m",
+                        help="soak: tabs.ended_notice_ttl, how long ended tabs are remembered "
+                             "(idlegate's default 1h holds at most 100,000 ids, about 13 MiB)")
     parser.add_argument("--soak-sample", type=float, default=5.0,
                         help="soak: seconds between samples of idlegate's RSS and descriptors")
     parser.add_argument("--baseline-binary", type=Path, default=None,
