@@ -52,6 +52,11 @@ MAX_IDLE_CPU_PERCENT = 0.5
 MIN_PCT_WITHIN_1S = 99.0
 MIN_GIVEN_BACK_PCT = 90.0
 GIVE_BACK_WINDOW_S = 30.0
+# Soak: idlegate's RSS counts as flat when its least-squares slope over the second half of
+# the run is at most this (about 2 MiB over 30 minutes), and its descriptors as back when at
+# most this many above the count before the first tab.
+MAX_SOAK_SLOPE_KIB_PER_MIN = 64.0
+MAX_SOAK_FD_GROWTH = 2
 
 
 # --------------------------------------------------------------------------- helpers
@@ -407,6 +412,31 @@ def plot_memory(mem: dict | None, path: Path) -> None:
     save(fig, path)
 
 
+def plot_soak(soak: dict | None, path: Path) -> None:
+    pts = [p for p in (get(soak, "series") or []) if len(p) >= 3]
+    if not pts:
+        placeholder_plot(path, "idlegate's memory and descriptors under tab churn")
+        return
+    fig, ax = plt.subplots(figsize=(10, 4.6))
+    minutes = [num(p[0]) / 60 for p in pts]
+    ax.plot(minutes, [num(p[1]) / 1024 for p in pts], color="#d95f02", linewidth=1.5,
+            label="RSS (MiB)")
+    ax.set_xlabel("time since start (min)")
+    ax.set_ylabel("idlegate RSS (MiB)")
+    ax.set_ylim(0, max(num(p[1]) / 1024 for p in pts) * 1.2)
+    fds = ax.twinx()
+    fds.plot(minutes, [num(p[2]) for p in pts], color="#1b9e77", linewidth=1, alpha=0.8,
+             label="open descriptors")
+    fds.set_ylabel("open descriptors")
+    fds.set_ylim(0, max(num(p[2]) for p in pts) * 1.2)
+    lines = ax.get_lines() + fds.get_lines()
+    ax.legend(lines, [l.get_label() for l in lines], loc="lower center", framealpha=0.9)
+    ax.set_title("idlegate under tab churn: RSS and open descriptors")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save(fig, path)
+
+
 # --------------------------------------------------------------------------- targets
 
 
@@ -496,6 +526,21 @@ def target_rows(data: dict, hstats: dict, wstats: dict) -> list[list[str]]:
         NOT_RUN if v is None else f"{fmt(v)} % given back",
         NOT_RUN if v is None else "reference",
     ])
+
+    # Soak.
+    soak = data.get("soak")
+    v = num(get(soak, "rss_slope_kib_per_min"))
+    rows.append([
+        f"Soak: idlegate RSS slope over the second half ≤ {fmt(MAX_SOAK_SLOPE_KIB_PER_MIN)} KiB/min",
+        NOT_RUN if v is None else f"{fmt(v)} KiB/min ({fmt(get(soak, 'opened'))} tabs)",
+        status(None if v is None else v <= MAX_SOAK_SLOPE_KIB_PER_MIN),
+    ])
+    start, end = num(get(soak, "fd_start")), num(get(soak, "fd_end"))
+    rows.append([
+        f"Soak: idlegate's open descriptors back to start (± {MAX_SOAK_FD_GROWTH}) after the tabs end",
+        NOT_RUN if not present(start, end) else f"{fmt(start)} → {fmt(end)}",
+        status(None if not present(start, end) else end - start <= MAX_SOAK_FD_GROWTH),
+    ])
     return rows
 
 
@@ -574,6 +619,25 @@ def section_method(data: dict) -> str:
         )
     else:
         out.append(f"- **Memory** — {NOT_RUN}.")
+    soak = data.get("soak")
+    if soak:
+        out.append(
+            f"- **Soak** — `wsload churn` opens tabs through idlegate to the Streamlit stand-in at "
+            f"an even pace ({fmt(soak.get('total_requested'))} over {fmt(soak.get('minutes'))} min), "
+            f"at most {fmt(soak.get('tabs_at_once'))} open at once. Each tab loads the page, stays "
+            f"active for a random time (mean {fmt(soak.get('active_mean_s'), 's')}, a person's rerun "
+            f"every {fmt(soak.get('activity_every_s'), 's')}), then goes quiet; "
+            f"{fmt(100 * (num(soak.get('close_share')) or 0))} % close themselves within the idle "
+            f"timeout ({fmt(soak.get('idle_timeout_s'), 's')}), the rest are ended by idlegate. "
+            f"idlegate's RSS (`VmRSS`) and open descriptors (`/proc/PID/fd`) are sampled every "
+            f"{fmt(soak.get('sample_every_s'), 's')}; the RSS slope is the least-squares fit over "
+            "the second half of the run; the end figures are read once every tab has ended. "
+            f"Ended tabs are remembered for {soak.get('ended_notice_ttl') or '1h'} "
+            "(`tabs.ended_notice_ttl`), so that the bounded memory they take (13 MiB at most, "
+            "100,000 ids) is full before the second half."
+        )
+    else:
+        out.append(f"- **Soak** — {NOT_RUN}.")
     return "\n".join(out)
 
 
@@ -753,6 +817,49 @@ def section_memory(data: dict, img: str) -> str:
     return "\n".join(out)
 
 
+def section_soak(data: dict, img: str) -> str:
+    out = [
+        "## Soak: tabs in churn",
+        "",
+        "Run on its own, as it takes its whole duration: `bench/run.sh --only soak` (options "
+        "`--minutes`, `--tabs-at-once`, `--total`, `--soak-idle`; the other sections of the "
+        "results are kept). Keep the tabs at once under half of the open-file limit: idlegate "
+        "holds a browser and an app socket per tab.",
+        "",
+    ]
+    soak = data.get("soak")
+    if not soak:
+        out.append("Not run.")
+        return "\n".join(out)
+    ended = soak.get("ended") or {}
+    mib = lambda k: fmt(num(soak.get(k)) / 1024 if present(soak.get(k)) else None, "MiB")
+    rows = [
+        ["Measured", str(soak.get("measured_at", "–"))],
+        ["Machine", "the one above" if not soak.get("machine") else
+         f"{get(soak, 'machine', 'cpu')}, {fmt(get(soak, 'machine', 'cores'))} cores, "
+         f"idlegate {get(soak, 'machine', 'idlegate')}"],
+        ["Run", f"{fmt(soak.get('churn_s'), 's')} (planned {fmt(soak.get('minutes'))} min)"],
+        ["Tabs opened / planned", f"{fmt(soak.get('opened'))} / {fmt(soak.get('total_requested'))}"],
+        ["Tabs failed to open", fmt(soak.get("failed"))],
+        ["Most open at once", f"{fmt(soak.get('peak_open'))} (cap {fmt(soak.get('tabs_at_once'))})"],
+        ["Idle timeout", fmt(soak.get("idle_timeout_s"), "s")],
+        ["Ended by idle timeout", fmt(ended.get("idle_redirect", 0))],
+        ["Closed by the tab", fmt(ended.get("closed_by_tab", 0))],
+        ["Closed by idlegate without redirect", fmt(ended.get("server_closed", 0))],
+        ["Broken", fmt(ended.get("broken", 0))],
+        ["Still open at the end (closed by the tab)", fmt(ended.get("open_at_end", 0))],
+        ["A person's reruns sent", fmt(soak.get("activity_messages"))],
+        ["idlegate RSS start / peak / end", f"{mib('rss_start_kib')} / {mib('rss_peak_kib')} / {mib('rss_end_kib')}"],
+        ["RSS slope, second half (least squares)", fmt(soak.get("rss_slope_kib_per_min"), "KiB/min")],
+        ["Open descriptors start / peak / end", f"{fmt(soak.get('fd_start'))} / {fmt(soak.get('fd_peak'))} / {fmt(soak.get('fd_end'))}"],
+        ["idlegate CPU time", fmt(soak.get("cpu_seconds"), "s")],
+    ]
+    out.append(md_table(["", ""], rows, "lr"))
+    out.append("")
+    out.append(f"![idlegate's RSS and open descriptors under tab churn]({img})")
+    return "\n".join(out)
+
+
 def section_limits(data: dict) -> str:
     notes = [str(n) for n in (data.get("notes") or []) if str(n).strip()]
     body = "\n".join(f"- {n}" for n in notes) if notes else "None recorded."
@@ -778,11 +885,12 @@ def build(data: dict, out_md: Path, plots: Path, source: str) -> str:
     wstats = ws_stats(data)
     ws_ran = any(wstats[t][m] for t in TARGETS for m in WS_METRICS)
 
-    paths = {n: plots / f"{n}.png" for n in ("http", "websocket", "lateness", "memory")}
+    paths = {n: plots / f"{n}.png" for n in ("http", "websocket", "lateness", "memory", "soak")}
     plot_http(hstats, paths["http"])
     plot_ws(wstats, paths["websocket"], ws_ran)
     plot_lateness(get(data, "scale", "fake"), paths["lateness"])
     plot_memory(data.get("memory"), paths["memory"])
+    plot_soak(data.get("soak"), paths["soak"])
     links = {n: rel_link(p, out_md) for n, p in paths.items()}
 
     gen = data.get("generated_at")
@@ -808,6 +916,8 @@ def build(data: dict, out_md: Path, plots: Path, source: str) -> str:
         "",
         section_memory(data, links["memory"]),
         "",
+        section_soak(data, links["soak"]),
+        "",
         section_limits(data),
         "",
         section_findings(),
@@ -829,7 +939,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.results}: expected a JSON object", file=sys.stderr)
         return 2
     build(data, args.out_md, args.plots, args.results.name)
-    print(f"wrote {args.out_md} and 4 plots in {args.plots}")
+    print(f"wrote {args.out_md} and 5 plots in {args.plots}")
     return 0
 
 

@@ -12,6 +12,12 @@ Scenarios (each compares against baselines measured in the same run):
   real Streamlit.
 - memory: a real Streamlit app keeping 50 MiB per session; tabs opened and left alone; the
   app's RSS over time without idlegate and with it.
+- soak (only with `--only soak`, it takes --minutes): tabs opened and ended in churn through
+  a release idlegate in front of fakeapp (benchkit's wsload churn), several thousand at once
+  and --total in all; idlegate's RSS and open descriptors sampled throughout, the RSS slope
+  over the second half fitted by least squares.
+
+With --only, the sections not run are kept from the --out file if it exists.
 
 Every process runs in its own process group and is killed when the run ends. Only loopback
 addresses are used. Run it through bench/run.sh, which builds and installs what it needs.
@@ -69,7 +75,8 @@ def start(cmd: list[str], log_file: Path, env: dict | None = None) -> subprocess
         stdout=out,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})},
+        # IDLEGATE_BENCH_VENV is the bench's own; idlegate would read it as a config key.
+        env={**{k: v for k, v in os.environ.items() if k != "IDLEGATE_BENCH_VENV"}, **(env or {})},
         start_new_session=True,
         preexec_fn=raise_fd_limit,
     )
@@ -142,7 +149,10 @@ def idlegate(args: list[str], port: int, logs: Path, name: str,
         logs / f"{name}.log",
     )
     # healthz: in launcher mode idlegate only serves once the app is healthy.
-    wait_http(f"http://{HOST}:{port}/_idlegate/healthz")
+    try:
+        wait_http(f"http://{HOST}:{port}/_idlegate/healthz")
+    except RuntimeError as err:
+        raise RuntimeError(f"{err}; idlegate's output:\n{(logs / f'{name}.log').read_text()}")
     return proc
 
 
@@ -511,6 +521,119 @@ def run_memory(args, logs: Path) -> dict:
     }
 
 
+def fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def slope_per_minute(points: list) -> float | None:
+    """Least-squares slope of [[seconds, value], ...], in value units per minute."""
+    if len(points) < 2:
+        return None
+    n = len(points)
+    mt = sum(t for t, _ in points) / n
+    mv = sum(v for _, v in points) / n
+    var = sum((t - mt) ** 2 for t, _ in points)
+    if var == 0:
+        return None
+    return 60 * sum((t - mt) * (v - mv) for t, v in points) / var
+
+
+def run_soak(args, logs: Path) -> dict:
+    """Tabs in churn for --minutes through idlegate; its RSS and descriptors over time."""
+    seconds = args.minutes * 60
+    idle = args.soak_idle
+    # Mean tab lifetime that keeps --tabs-at-once open at the pace of --total over the run:
+    # active for active_mean on average, then closing itself (close_share of the tabs, on
+    # average idle/2 later) or ended by idlegate after the idle timeout.
+    lifetime = args.tabs_at_once * seconds / args.total
+    active_mean = max(0.0, lifetime - idle * (1 - args.soak_close_share / 2))
+    app, app_port = fakeapp([], logs, "fakeapp-soak")
+    gw_port = free_port()
+    conf = logs / "idlegate-soak.toml"
+    # Every tab comes from 127.0.0.1: lift the per-address cap, size the total one. Ended
+    # tabs are remembered for --soak-ended-ttl, so that the bounded memory they take fills
+    # early in the run and what remains is the slope of everything else.
+    conf.write_text(f"[limits]\nmax_connections_per_address = 0\n"
+                    f"max_connections = {args.tabs_at_once + 1000}\n"
+                    f"[tabs]\nended_notice_ttl = \"{args.soak_ended_ttl}\"\n")
+    gw = idlegate(["--upstream", f"http://{HOST}:{app_port}", "--idle-timeout", f"{idle}s",
+                   "--config", str(conf)], gw_port, logs, "idlegate-soak")
+    time.sleep(1)
+    t0 = time.time()
+    rss_start, fd_start, cpu_start = rss_kib(gw.pid), fd_count(gw.pid), cpu_seconds(gw.pid)
+    series: list = [[0.0, rss_start, fd_start]]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(args.soak_sample):
+            try:
+                series.append([round(time.time() - t0, 1), rss_kib(gw.pid), fd_count(gw.pid)])
+            except OSError:
+                pass
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    log(f"soak: {args.tabs_at_once} tabs at once, {args.total} in all over {args.minutes} min, "
+        f"idle timeout {idle} s, mean active {active_mean:.0f} s")
+    with open(logs / "wsload-soak.log", "ab") as progress:
+        out = subprocess.run(
+            [str(RELEASE / "wsload"), "churn", "--url", f"ws://{HOST}:{gw_port}/_stcore/stream",
+             "--connections", str(args.tabs_at_once), "--total", str(args.total),
+             "--duration", str(seconds), "--idle-timeout", str(idle),
+             "--active-mean", f"{active_mean:.1f}", "--activity-every", str(args.soak_activity),
+             "--close-share", str(args.soak_close_share), "--json"],
+            check=True, stdout=subprocess.PIPE, stderr=progress, text=True,
+            preexec_fn=raise_fd_limit,
+        )
+    report = json.loads(out.stdout)
+    churn_s = time.time() - t0
+    # Every tab has ended on the load side; wait (up to 30 s) for idlegate's descriptors.
+    deadline = time.time() + 30
+    while fd_count(gw.pid) > fd_start and time.time() < deadline:
+        time.sleep(0.5)
+    done.set()
+    sampler.join()
+    rss_end, fd_end = rss_kib(gw.pid), fd_count(gw.pid)
+    cpu = cpu_seconds(gw.pid) - cpu_start
+    series.append([round(time.time() - t0, 1), rss_end, fd_end])
+    stop(gw)
+    stop(app)
+    second_half = [[t, rss] for t, rss, _ in series if churn_s / 2 <= t <= churn_s]
+    slope = slope_per_minute(second_half)
+    result = {
+        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "minutes": args.minutes,
+        "tabs_at_once": args.tabs_at_once,
+        "total_requested": args.total,
+        "idle_timeout_s": idle,
+        "close_share": args.soak_close_share,
+        "ended_notice_ttl": args.soak_ended_ttl,
+        "active_mean_s": round(active_mean, 1),
+        "activity_every_s": args.soak_activity,
+        "sample_every_s": args.soak_sample,
+        "churn_s": round(churn_s, 1),
+        "opened": report["opened"],
+        "failed": report["failed"],
+        "ended": report["ended"],
+        "peak_open": report["peak_open"],
+        "activity_messages": report["activity_messages"],
+        "top_errors": report["top_errors"],
+        "rss_start_kib": rss_start,
+        "rss_peak_kib": max(r for _, r, _ in series),
+        "rss_end_kib": rss_end,
+        "rss_slope_kib_per_min": None if slope is None else round(slope, 2),
+        "fd_start": fd_start,
+        "fd_peak": max(f for _, _, f in series),
+        "fd_end": fd_end,
+        "cpu_seconds": round(cpu, 1),
+        "series": series,
+    }
+    log(f"soak: {report['opened']} tabs opened, ended {report['ended']}; RSS {rss_start} -> "
+        f"{result['rss_peak_kib']} (peak) -> {rss_end} KiB, slope {result['rss_slope_kib_per_min']} "
+        f"KiB/min; fds {fd_start} -> {fd_end}")
+    return result
+
+
 def machine() -> dict:
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), platform.processor())
@@ -542,7 +665,8 @@ def machine() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/latest.json")
-    parser.add_argument("--only", nargs="*", choices=["http", "websocket", "scale", "memory"])
+    parser.add_argument("--only", nargs="*",
+                        choices=["http", "websocket", "scale", "memory", "soak"])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--http-seconds", type=int, default=5)
     parser.add_argument("--wrk-threads", type=int, default=2)
@@ -558,6 +682,20 @@ def main() -> None:
     parser.add_argument("--memory-sessions", type=int, default=20)
     parser.add_argument("--memory-idle", type=int, default=10)
     parser.add_argument("--memory-seconds", type=int, default=60)
+    parser.add_argument("--minutes", type=float, default=30.0, help="soak: how long")
+    parser.add_argument("--tabs-at-once", type=int, default=4000,
+                        help="soak: most tabs open at once (idlegate holds two sockets per tab)")
+    parser.add_argument("--total", type=int, default=100_000, help="soak: tabs opened in all")
+    parser.add_argument("--soak-idle", type=int, default=20, help="soak: idle timeout, seconds")
+    parser.add_argument("--soak-close-share", type=float, default=0.3,
+                        help="soak: share of tabs that close themselves before the idle end")
+    parser.add_argument("--soak-activity", type=float, default=15.0,
+                        help="soak: seconds between a person's reruns while a tab is active")
+    parser.add_argument("--soak-ended-ttl", default="5m",
+                        help="soak: tabs.ended_notice_ttl, how long ended tabs are remembered "
+                             "(idlegate's default 1h holds at most 100,000 ids, about 13 MiB)")
+    parser.add_argument("--soak-sample", type=float, default=5.0,
+                        help="soak: seconds between samples of idlegate's RSS and descriptors")
     parser.add_argument("--baseline-binary", type=Path, default=None,
                         help="another idlegate binary (an earlier build) measured in the same "
                              "http and websocket runs as the target 'idlegate_baseline', for "
@@ -568,6 +706,11 @@ def main() -> None:
 
     fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     notes = []
+    if "soak" in only and args.tabs_at_once * 2 + 200 > fd_limit:
+        capped = (fd_limit - 200) // 2
+        notes.append(f"The soak holds {capped} tabs at once instead of {args.tabs_at_once} "
+                     f"(open-file limit {fd_limit}, two sockets per tab in idlegate).")
+        args.tabs_at_once = capped
     if args.scale_tabs * 2 + 100 > fd_limit:
         capped = (fd_limit - 100) // 2
         notes.append(f"The open-file limit here is {fd_limit}; idlegate holds two sockets per tab "
@@ -578,6 +721,13 @@ def main() -> None:
 
     results: dict = {"generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                      "machine": machine(), "notes": notes}
+    if args.only and args.out.is_file():
+        # Keep the sections not run this time (and when and where they were measured).
+        previous = json.loads(args.out.read_text())
+        # The machine recorded is the one the kept sections ran on; the sections run now
+        # record theirs inside them.
+        kept = [n for n in previous.get("notes", []) if n not in notes]
+        results = {**previous, "notes": kept + notes, "_fresh_machine": results["machine"]}
     with tempfile.TemporaryDirectory(prefix="idlegate-bench-") as tmp_name:
         tmp = Path(tmp_name)
         # nginx's workers drop root; they must be able to read the files served.
@@ -594,8 +744,9 @@ def main() -> None:
         (files_dir / "_stcore").mkdir()
         (files_dir / "_stcore" / "health").write_text("ok")
         try:
-            echo, echo_port = fakeapp(["--echo"], logs, "fakeapp-echo")
-            nginx = start_nginx(tmp, files_dir, echo_port, logs)
+            if only & {"http", "websocket"}:
+                echo, echo_port = fakeapp(["--echo"], logs, "fakeapp-echo")
+                nginx = start_nginx(tmp, files_dir, echo_port, logs)
             if "http" in only:
                 results["http"] = run_http(args, tmp, logs, nginx, files)
             if "websocket" in only:
@@ -605,8 +756,15 @@ def main() -> None:
                 results["scale"] = run_scale(args, logs)
             if "memory" in only:
                 results["memory"] = run_memory(args, logs)
+            if "soak" in only:
+                results["soak"] = run_soak(args, logs)
         finally:
             stop_all()
+    fresh = results.pop("_fresh_machine", None)
+    if fresh:
+        for section in only:
+            if isinstance(results.get(section), dict):
+                results[section]["machine"] = fresh
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     log(f"wrote {args.out}")

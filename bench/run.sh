@@ -4,6 +4,8 @@
 # Builds idlegate and the load tools in release mode, sets up the Python environment (Streamlit,
 # matplotlib) and, as root, installs nginx and wrk from Debian if they are missing. Extra
 # arguments go to bench/run.py (see `bench/run.py --help`, e.g. `--only http websocket`).
+# The soak runs only when asked for, alone: `bench/run.sh --only soak [--minutes 30
+# --tabs-at-once 4000 --total 100000]`.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -10,7 +10,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPORT = HERE / "report.py"
 SAMPLE = HERE / "sample-results.json"
-PLOTS = ("http.png", "websocket.png", "lateness.png", "memory.png")
+PLOTS = ("http.png", "websocket.png", "lateness.png", "memory.png", "soak.png")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -69,7 +69,7 @@ class ReportTest(unittest.TestCase):
 
     def test_missing_scenarios(self):
         data = json.loads(SAMPLE.read_text(encoding="utf-8"))
-        for key in ("http", "websocket", "memory"):
+        for key in ("http", "websocket", "memory", "soak"):
             del data[key]
         del data["scale"]["fake"]
         with tempfile.TemporaryDirectory() as tmp:

@@ -6,13 +6,26 @@
 //! * [`stats`]: exact percentiles over recorded samples.
 //! * [`raise_nofile_limit`]: lifts the file-descriptor soft limit so one process can hold
 //!   tens of thousands of sockets.
+//! * [`churn`]: tabs opened and ended in churn, for soak tests.
+//! * [`connect_tab`]: one browser-like connection to an app's WebSocket.
 //! * [`ws_config`]: a WebSocket configuration with a small read buffer, so idle
 //!   connections stay cheap.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub mod churn;
+
+/// A client WebSocket connection.
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Read buffer each WebSocket connection allocates up front. tungstenite's default is
 /// 128 KiB, which dominates the memory of an idle connection; 4 KiB still reads small
@@ -33,6 +46,38 @@ pub fn raise_nofile_limit() -> Result<u64, nix::Error> {
         setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
     }
     Ok(hard)
+}
+
+/// Opens one browser-like WebSocket connection: subprotocols `streamlit,
+/// PLACEHOLDER_AUTH_TOKEN` and an `Origin` matching the URL's host.
+pub async fn connect_tab(url: &str, timeout: Duration) -> anyhow::Result<Ws> {
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| anyhow::anyhow!("invalid URL {url}: {e}"))?;
+    let origin = {
+        let uri = request.uri();
+        let scheme = if uri.scheme_str() == Some("wss") {
+            "https"
+        } else {
+            "http"
+        };
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or("localhost");
+        format!("{scheme}://{authority}")
+    };
+    let headers = request.headers_mut();
+    headers.insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("streamlit, PLACEHOLDER_AUTH_TOKEN"),
+    );
+    headers.insert("Origin", HeaderValue::from_str(&origin)?);
+    let config = ws_config(WS_READ_BUFFER);
+    let (ws, _resp) = tokio::time::timeout(
+        timeout,
+        tokio_tungstenite::connect_async_with_config(request, Some(config), true),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("handshake timed out"))??;
+    Ok(ws)
 }
 
 pub mod proto {

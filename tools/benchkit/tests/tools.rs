@@ -288,3 +288,34 @@ async fn hold_measures_redirect_lateness() {
         "{report}"
     );
 }
+
+#[tokio::test]
+async fn churn_keeps_at_most_the_cap_open_and_counts_every_end() {
+    // A server that ends each tab 300 ms after its page load; a third of the tabs close first.
+    let addr = redirecting_server(Duration::from_millis(300)).await;
+    let url = format!("ws://{addr}/_stcore/stream");
+    let report = run_wsload(&[
+        "churn",
+        "--url",
+        &url,
+        "--connections",
+        "20",
+        "--total",
+        "100",
+        "--duration",
+        "4",
+        "--idle-timeout",
+        "0.3",
+        "--close-share",
+        "0.3",
+    ])
+    .await;
+    assert_eq!(report["opened"], 100, "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert!(report["peak_open"].as_u64().unwrap() <= 20, "{report}");
+    let ended = report["ended"].as_object().unwrap();
+    let sum: u64 = ended.values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(sum, 100, "{report}");
+    assert!(ended["idle_redirect"].as_u64().unwrap() > 0, "{report}");
+    assert!(ended["closed_by_tab"].as_u64().unwrap() > 0, "{report}");
+}

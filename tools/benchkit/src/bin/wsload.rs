@@ -9,6 +9,10 @@
 //!   and records when and how each connection is ended (a `ForwardMsg.auth_redirect`, a
 //!   close, an error) against an expected session lifetime.
 //!
+//! * `wsload churn` opens and ends tabs in churn for a soak (see `benchkit::churn`): up to
+//!   `--connections` at once, `--total` in all over `--duration`, some closing themselves,
+//!   the rest ended by the server's idle timeout.
+//!
 //! Summaries are human-readable by default, or one JSON object with `--json`.
 
 #![forbid(unsafe_code)]
@@ -24,16 +28,12 @@ use bytes::Bytes;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde::Serialize;
-use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use benchkit::Ws;
 
 /// WebSocket load generator for Streamlit-style app connections.
 #[derive(Debug, Parser)]
@@ -49,6 +49,8 @@ enum Command {
     Rtt(RttArgs),
     /// Hold many idle browser-like connections and record when each is ended.
     Hold(HoldArgs),
+    /// Open and end tabs in churn (a soak): up to --connections at once, --total in all.
+    Churn(ChurnArgs),
 }
 
 /// Options shared by every subcommand.
@@ -127,6 +129,97 @@ struct HoldArgs {
     samples: bool,
 }
 
+#[derive(Debug, ClapArgs)]
+struct ChurnArgs {
+    /// WebSocket URL, e.g. ws://127.0.0.1:8501/_stcore/stream.
+    #[arg(long)]
+    url: String,
+
+    /// Most tabs open at once.
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+
+    /// Tabs to open in all (paced evenly over --duration).
+    #[arg(long, default_value_t = 10_000)]
+    total: usize,
+
+    /// Longest the run may take, in seconds; tabs still open then are closed.
+    #[arg(long, value_name = "SECS")]
+    duration: f64,
+
+    /// Mean seconds a tab stays active (uniform from 0 to twice this), sending a person's
+    /// rerun every --activity-every seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    active_mean: f64,
+
+    /// Seconds between a person's reruns while a tab is active.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    activity_every: f64,
+
+    /// The server's idle timeout in seconds: a closing tab closes within this long after
+    /// its active period.
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: f64,
+
+    /// Share of tabs (0 to 1) that close themselves instead of waiting to be ended.
+    #[arg(long, default_value_t = 0.3)]
+    close_share: f64,
+
+    /// Give up on a connection whose handshake takes longer than SECS.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    connect_timeout: f64,
+
+    /// Print one JSON object instead of a human-readable summary.
+    #[arg(long)]
+    json: bool,
+}
+
+async fn churn(args: ChurnArgs) -> Result<()> {
+    if args.connections == 0 || args.total == 0 {
+        bail!("--connections and --total must be at least 1");
+    }
+    if !(0.0..=1.0).contains(&args.close_share) {
+        bail!("--close-share must be between 0 and 1");
+    }
+    let plan = benchkit::churn::Plan {
+        url: args.url.clone(),
+        tabs_at_once: args.connections,
+        total: args.total,
+        duration: secs(args.duration, "--duration")?,
+        active_mean: secs(args.active_mean, "--active-mean")?,
+        activity_every: secs(args.activity_every, "--activity-every")?
+            .max(Duration::from_millis(100)),
+        idle_timeout: secs(args.idle_timeout, "--idle-timeout")?,
+        close_share: args.close_share,
+        connect_timeout: secs(args.connect_timeout, "--connect-timeout")?,
+    };
+    let report = benchkit::churn::run(plan, |t, open, opened| {
+        eprintln!("wsload churn: t={t:.0}s open={open} opened={opened}");
+    })
+    .await;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let r = &report;
+        println!("wsload churn {}", r.url);
+        println!(
+            "  tabs    {} opened, {} failed of {} requested; peak {} at once",
+            r.opened, r.failed, r.total_requested, r.peak_open
+        );
+        println!(
+            "  time    {:.1} s ({:.1} s opening); {} activity messages",
+            r.elapsed_s, r.open_phase_s, r.activity_messages
+        );
+        for (reason, n) in &r.ended {
+            println!("  ended   {n} {reason}");
+        }
+        for (error, n) in &r.top_errors {
+            println!("  error   {n} x {error}");
+        }
+    }
+    Ok(())
+}
+
 fn secs(value: f64, what: &str) -> Result<Duration> {
     Duration::try_from_secs_f64(value).with_context(|| format!("invalid {what}: {value}"))
 }
@@ -144,6 +237,10 @@ async fn main() -> Result<()> {
             check_nofile(&nofile, args.common.connections);
             hold(args).await
         }
+        Command::Churn(args) => {
+            check_nofile(&nofile, args.connections);
+            churn(args).await
+        }
     }
 }
 
@@ -156,36 +253,6 @@ fn check_nofile(limit: &Result<u64, nix::Error>, connections: usize) {
         Ok(_) => {}
         Err(err) => eprintln!("wsload: warning: could not raise the open-file limit: {err}"),
     }
-}
-
-/// Opens one browser-like WebSocket connection: subprotocols `streamlit,
-/// PLACEHOLDER_AUTH_TOKEN` and an `Origin` matching the URL's host.
-async fn connect(url: &str, timeout: Duration) -> Result<Ws> {
-    let mut request = url.into_client_request().context("invalid --url")?;
-    let origin = {
-        let uri = request.uri();
-        let scheme = if uri.scheme_str() == Some("wss") {
-            "https"
-        } else {
-            "http"
-        };
-        let authority = uri.authority().map(|a| a.as_str()).unwrap_or("localhost");
-        format!("{scheme}://{authority}")
-    };
-    let headers = request.headers_mut();
-    headers.insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("streamlit, PLACEHOLDER_AUTH_TOKEN"),
-    );
-    headers.insert("Origin", HeaderValue::from_str(&origin)?);
-    let config = benchkit::ws_config(benchkit::WS_READ_BUFFER);
-    let (ws, _resp) = tokio::time::timeout(
-        timeout,
-        tokio_tungstenite::connect_async_with_config(request, Some(config), true),
-    )
-    .await
-    .map_err(|_| anyhow::anyhow!("handshake timed out"))??;
-    Ok(ws)
 }
 
 /// Short, groupable description of an error (its innermost cause).
@@ -275,7 +342,7 @@ async fn rtt(args: RttArgs) -> Result<()> {
         let gate = Arc::clone(&gate);
         opening.spawn(async move {
             let _permit = gate.acquire_owned().await;
-            connect(&url, connect_timeout).await
+            benchkit::connect_tab(&url, connect_timeout).await
         });
     }
     let mut sockets = Vec::with_capacity(common.connections);
@@ -646,7 +713,7 @@ async fn hold_connection(
 ) -> HoldOutcome {
     let connected = {
         let _permit = gate.acquire_owned().await;
-        connect(&url, connect_timeout).await
+        benchkit::connect_tab(&url, connect_timeout).await
     };
     let mut ws = match connected {
         Ok(ws) => ws,
