@@ -7,17 +7,26 @@
 //!
 //! `Origin` is compared with the authority the browser addressed ([`Authority`]), not with
 //! the `Host` header, which HTTP/2 requests do not carry (RFC 9113 §8.3.1: `:authority`
-//! replaces it) and which a proxy in front may rewrite.
+//! replaces it) and which a proxy in front may rewrite. The schemes are compared one way
+//! only: a page served over plain HTTP (which anyone on the network can forge) may not make
+//! a request that arrived over HTTPS. The other way, an `https://` page whose request reached
+//! idlegate as plain HTTP, is a proxy in front that ends TLS without being trusted to say so
+//! (`proxy.trusted_proxies`); nobody can forge an HTTPS page, so it passes.
 
 use http::header::ORIGIN;
 use http::HeaderMap;
 
-/// The authority (`host[:port]`) a request was addressed to, as the browser saw it:
-/// HTTP/2's `:authority`, else `Host`, or from a trusted proxy in front its
-/// `X-Forwarded-Host` (found by `proxy::headers::authority`). `None` when the request
-/// names none, and then no `Origin` matches.
+/// Where a request was addressed to, as the browser saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Authority(pub Option<String>);
+pub struct Authority {
+    /// `host[:port]`: HTTP/2's `:authority`, else `Host`, or from a trusted proxy in front
+    /// its `X-Forwarded-Host` (found by `proxy::headers::authority`). `None` when the
+    /// request names none, and then no `Origin` matches.
+    pub host: Option<String>,
+    /// Whether it arrived over HTTPS (a trusted proxy's `X-Forwarded-Proto`; idlegate itself
+    /// speaks plain HTTP).
+    pub https: bool,
+}
 
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -41,13 +50,13 @@ pub fn check_same_origin(headers: &HeaderMap, authority: &Authority) -> Result<(
     let Some(origin) = headers.get(ORIGIN) else {
         return Ok(());
     };
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .map(|(_, host)| host);
-    match (origin_host, authority.0.as_deref()) {
-        (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
+    let Some((scheme, origin_host)) = origin.to_str().ok().and_then(|o| o.split_once("://")) else {
+        return Err(CrossSite::OriginMismatch);
+    };
+    let scheme_fits = scheme.eq_ignore_ascii_case("https")
+        || (scheme.eq_ignore_ascii_case("http") && !authority.https);
+    match authority.host.as_deref() {
+        Some(host) if scheme_fits && origin_host.eq_ignore_ascii_case(host) => Ok(()),
         _ => Err(CrossSite::OriginMismatch),
     }
 }
@@ -90,7 +99,17 @@ mod tests {
     use super::*;
 
     fn at(authority: &str) -> Authority {
-        Authority(Some(authority.to_owned()))
+        Authority {
+            host: Some(authority.to_owned()),
+            https: false,
+        }
+    }
+
+    fn at_https(authority: &str) -> Authority {
+        Authority {
+            host: Some(authority.to_owned()),
+            https: true,
+        }
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -164,6 +183,35 @@ mod tests {
         let h = headers(&[("origin", "http://evil.example")]);
         assert_eq!(
             require_same_origin(&h, &here),
+            Err(CrossSite::OriginMismatch)
+        );
+    }
+
+    #[test]
+    fn a_plain_http_page_may_not_post_to_the_https_site() {
+        let from = |origin: &str| headers(&[("origin", origin)]);
+        let https = at_https("app.example");
+        assert_eq!(
+            require_same_origin(&from("http://app.example"), &https),
+            Err(CrossSite::OriginMismatch)
+        );
+        assert_eq!(
+            require_same_origin(&from("https://app.example"), &https),
+            Ok(())
+        );
+        // TLS ended by a proxy idlegate does not trust: the request looks plain, the page
+        // is HTTPS, which nobody can forge.
+        let plain = at("app.example");
+        assert_eq!(
+            require_same_origin(&from("https://app.example"), &plain),
+            Ok(())
+        );
+        assert_eq!(
+            require_same_origin(&from("ftp://app.example"), &plain),
+            Err(CrossSite::OriginMismatch)
+        );
+        assert_eq!(
+            require_same_origin(&from("app.example"), &plain),
             Err(CrossSite::OriginMismatch)
         );
     }

@@ -125,10 +125,13 @@ impl Gateway {
         }
     }
 
-    /// The authority the browser addressed this request to, for same-origin checks.
+    /// Where the browser addressed this request to, for same-origin checks.
     fn authority(&self, req: &Request<Incoming>, peer: SocketAddr) -> Authority {
         let trusted = self.proxy.config.proxy.is_trusted(peer.ip());
-        Authority(headers::authority(req.uri(), req.headers(), trusted))
+        Authority {
+            host: headers::authority(req.uri(), req.headers(), trusted),
+            https: headers::scheme(req.headers(), trusted).0 == "https",
+        }
     }
 
     /// The form a failure of this request is told in: JSON for the page's health poll (it

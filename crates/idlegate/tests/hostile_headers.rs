@@ -486,6 +486,59 @@ async fn sign_in_and_sign_out_work_over_http2() -> Result<()> {
     Ok(())
 }
 
+/// Behind a trusted proxy that ends TLS, the site is HTTPS: a page served over plain HTTP on
+/// the same host (anyone on the network can forge one) may not sign in or out; the HTTPS
+/// page may.
+#[tokio::test]
+async fn a_plain_http_page_cannot_sign_in_to_the_https_site() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = FakeUpstream::start().await?;
+    let config = Config::builder().trusted_proxies(["127.0.0.1"]);
+    let gw = password_gateway(&app.url(), &dir, config).await?;
+    let login_url = format!("{}/_idlegate/login", gw.url());
+    let from = |origin: &'static str| {
+        [
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("origin", origin),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "apps.example"),
+        ]
+    };
+    let body = sign_in_body()?;
+    let plain = request(
+        Method::POST,
+        &login_url,
+        &from("http://apps.example"),
+        &body,
+    )
+    .await?;
+    ensure!(plain.status == StatusCode::FORBIDDEN, "{}", plain.status);
+    let secure = request(
+        Method::POST,
+        &login_url,
+        &from("https://apps.example"),
+        &body,
+    )
+    .await?;
+    ensure!(
+        secure.status == StatusCode::SEE_OTHER,
+        "{} {}",
+        secure.status,
+        secure.text()
+    );
+    let cookie = login_cookie(&secure)?;
+    let logout_url = format!("{}/_idlegate/logout", gw.url());
+    let mut out = from("http://apps.example").to_vec();
+    out.push(("cookie", &cookie));
+    let refused = request(Method::POST, &logout_url, &out, "").await?;
+    ensure!(
+        refused.status == StatusCode::FORBIDDEN,
+        "{}",
+        refused.status
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn proxy_error_logs_name_the_route_not_the_upload_session() -> Result<()> {
     log(); // capture from the start

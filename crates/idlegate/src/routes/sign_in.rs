@@ -233,7 +233,7 @@ fn attempt_cookie(state: &RouteState, attempt: Option<&str>) -> HeaderValue {
 
 /// `<scheme>://<authority><base>/_idlegate/oidc/callback` for this request.
 fn callback_url(state: &RouteState, scheme: Scheme, authority: &Authority) -> String {
-    let host = authority.0.as_deref().unwrap_or("localhost");
+    let host = authority.host.as_deref().unwrap_or("localhost");
     format!("{}://{host}{}", scheme.0, action(state, "oidc/callback"))
 }
 
