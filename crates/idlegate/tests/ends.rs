@@ -115,29 +115,6 @@ async fn browser_an_ended_tab_starts_again_on_the_page_it_was_on_without_the_scr
     return_row(false).await
 }
 
-/// Serves `html` to every request on a port of its own: a page on another origin.
-async fn other_origin(html: String) -> Result<(String, tokio::task::JoinHandle<()>)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://localhost:{}", listener.local_addr()?.port());
-    let task = tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let html = html.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf).await;
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
-                     Connection: close\r\n\r\n{html}",
-                    html.len()
-                );
-                let _ = stream.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    Ok((url, task))
-}
-
 #[tokio::test]
 async fn browser_an_embedded_page_without_the_script_shows_its_end_and_stops_reconnecting(
 ) -> Result<()> {
@@ -164,7 +141,7 @@ async fn ends_in_place_in_a_frame(path: &str) -> Result<()> {
     .await?;
     // Connections from the frame through a relay, to count them.
     let relay = CuttingRelay::start(gw.addr()).await?;
-    let (portal, _server) = other_origin(format!(
+    let (portal, _server) = testkit::browser::other_origin(format!(
         "<!doctype html><title>portal</title><h1>Portal</h1>\
          <iframe id=app src=\"{}{path}\" width=800 height=500></iframe>",
         relay.url()

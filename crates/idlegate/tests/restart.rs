@@ -12,11 +12,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
+use testkit::fantoccini::Locator;
 use testkit::gateway::GatewayProcess;
 use testkit::ports::free_port;
 use testkit::stclient::Upgrade;
 use testkit::venv::{repo_path, streamlit_bin};
-use testkit::{Browser, StClient, StreamlitApp};
+use testkit::{wait_until, Browser, StClient, StreamlitApp};
 use tokio::time::Instant;
 
 /// Where a page from before the restart is sent.
@@ -203,9 +204,18 @@ async fn restart_with_a_tab_open(mode: Mode, login: Login, script: bool) -> Resu
             .await
             .with_context(|| format!("connection {attempt} after the restart:\n{}", gw.output()))?;
         ensure!(url == RESTARTED, "connection {attempt} was sent to {url}");
-        again.wait_for_close(TOLD).await?;
+        // idlegate holds the socket (a framed page, which cannot leave, would otherwise
+        // reconnect in a loop); a page that navigates closes it.
+        again.close().await?;
     }
-    let output = gw.output();
+    // The answer is logged once the socket is closed.
+    let output = wait_until(TOLD, Duration::from_millis(50), async || {
+        let output = gw.output();
+        ensure!(lines(&output, ANSWERED, Some("server_restarted")) >= 2);
+        Ok(output)
+    })
+    .await
+    .with_context(|| gw.output())?;
     ensure!(
         lines(&output, ANSWERED, Some("server_restarted")) == 2,
         "each connection is answered once:\n{output}"
@@ -293,6 +303,63 @@ async fn browser_page_lands_once_on_the_restarted_page_after_idlegate_restarts()
             .await?;
         ensure!(text.contains("Start a new session"), "{text}");
         stays_put(&browser, &gw, &url).await
+    }
+    .await;
+    browser.close().await?;
+    result
+}
+
+/// A page framed in another site's page cannot be sent away (Streamlit posts the redirect
+/// to the parent instead) and idlegate, restarted, cannot know it is framed: it is told in
+/// place, the parent page stays where it is, and the frame does not reconnect in a loop.
+#[tokio::test]
+async fn browser_framed_page_is_told_in_place_after_idlegate_restarts() -> Result<()> {
+    let setup = Setup::new(Mode::Launcher, Login::Off).await?;
+    let gw = setup.start().await?;
+    let (portal, _server) = testkit::browser::other_origin(format!(
+        "<!doctype html><title>portal</title><h1>Portal</h1>\
+         <iframe id=app src=\"{}/\" width=800 height=500></iframe>",
+        gw.url()
+    ))
+    .await?;
+    let browser = Browser::start().await?;
+    let result = async {
+        browser.goto(&portal).await?;
+        let client = browser.client();
+        let frame = wait_until(LOAD, Duration::from_millis(100), async || {
+            Ok(client.find(Locator::Css("iframe#app")).await?)
+        })
+        .await?;
+        frame.enter_frame().await?;
+        browser.wait_for_text("runs: 1", LOAD).await?;
+        gw.kill(Duration::from_secs(20)).await?;
+        let gw = setup.start().await?;
+        let text = browser
+            .wait_for_text("no longer knows this session", TOLD)
+            .await
+            .with_context(|| gw.output())?;
+        ensure!(
+            !text.contains("runs:"),
+            "the old screen is still there: {text}"
+        );
+        let answered = lines(&gw.output(), ANSWERED, None);
+        ensure!(answered == 1, "told {answered} times:\n{}", gw.output());
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            let output = gw.output();
+            ensure!(
+                lines(&output, ANSWERED, None) == answered,
+                "the frame came back:\n{output}"
+            );
+            ensure!(lines(&output, "tab session started", None) == 0, "{output}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let text = browser.body_text().await?;
+        ensure!(text.contains("no longer knows this session"), "{text}");
+        client.enter_parent_frame().await?;
+        let now = browser.current_url().await?;
+        ensure!(now.starts_with(&portal), "the portal moved to {now}");
+        Ok(())
     }
     .await;
     browser.close().await?;

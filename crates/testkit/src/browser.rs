@@ -432,3 +432,28 @@ impl Drop for DriverGuard {
 fn kill_group(pgid: u32) {
     let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
 }
+
+/// Serves `html` to every request on a port of its own: a page on another origin than the
+/// gateway's (`http://localhost:PORT` while the gateway is at `127.0.0.1`), for framing it.
+/// Returns the page's URL and the serving task.
+pub async fn other_origin(html: String) -> Result<(String, tokio::task::JoinHandle<()>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://localhost:{}", listener.local_addr()?.port());
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let html = html.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{html}",
+                    html.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    Ok((url, task))
+}

@@ -52,6 +52,19 @@ pub struct Farewell {
     pub again: Vec<Message>,
 }
 
+/// Where a page being told that its tab ended sits, as far as idlegate knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// The page is the browser tab itself: it can be sent to the "session ended" page.
+    TopLevel,
+    /// The page is in another page (an iframe) or did not leave when sent away: it is told
+    /// in place.
+    Embedded,
+    /// Nobody knows (a page from before a restart, which this process never saw): told in
+    /// place and sent away, so that whichever it is, it stops.
+    Unknown,
+}
+
 /// An answer idlegate gives in the app's own format (to a request of an ended session of
 /// the request shape).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,8 +206,9 @@ pub trait App: Send + Sync + 'static {
         None
     }
     /// What a page whose tab ended is told: sent to `url` (the "session ended" page), or,
-    /// when it is `embedded` in another page and cannot navigate, shown `text` in place.
-    fn farewell(&self, url: &str, embedded: bool, text: &EndText<'_>) -> Farewell;
+    /// when it is [`Placement::Embedded`] in another page and cannot navigate, shown `text`
+    /// in place; both when its placement is unknown.
+    fn farewell(&self, url: &str, place: Placement, text: &EndText<'_>) -> Farewell;
     /// Whether the app gave a page that reconnected asking for session `id` that session
     /// back (`Some(true)`), or silently a new one (`Some(false)`, after the app restarted
     /// or dropped it); `None` when it cannot tell.

@@ -93,6 +93,10 @@ pub trait Runtime: Send + Sync {
     fn close_sessions(&self, ids: &[&str]) -> bool;
     /// Asks for a full garbage collection. Returns whether the request was made.
     fn collect(&self) -> bool;
+    /// The framework's version the process runs, when it says (before any session does).
+    fn version(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What the app at an upstream answers under a base path.

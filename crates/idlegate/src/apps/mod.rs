@@ -14,7 +14,7 @@ pub mod streamlit;
 
 pub use app::{
     Answer, App, DecodeError, EndText, Farewell, Message, MessageDecoder, MessageKind, PageHints,
-    RequestHead, SessionKey, SessionRequest, SessionShape, UploadEvent,
+    Placement, RequestHead, SessionKey, SessionRequest, SessionShape, UploadEvent,
 };
 pub use kind::{BasePathCheck, Kind, LaunchPlan, LaunchRequest, ProcessHook, Runtime};
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{
     Answer, App, DecodeError, EndText, Farewell, Message, MessageDecoder, MessageKind, PageHints,
-    RequestHead, SessionKey, SessionRequest, SessionShape,
+    Placement, RequestHead, SessionKey, SessionRequest, SessionShape,
 };
 use crate::lifecycle::Signal;
 use http::{Method, StatusCode};
@@ -127,7 +127,7 @@ impl App for Shiny {
         ))
     }
 
-    fn farewell(&self, url: &str, _embedded: bool, _text: &EndText<'_>) -> Farewell {
+    fn farewell(&self, url: &str, _place: Placement, _text: &EndText<'_>) -> Farewell {
         Farewell {
             messages: self.redirect_message(url).into_iter().collect(),
             ..Farewell::default()
@@ -172,7 +172,7 @@ impl App for Gradio {
         )
     }
 
-    fn farewell(&self, _url: &str, _embedded: bool, _text: &EndText<'_>) -> Farewell {
+    fn farewell(&self, _url: &str, _place: Placement, _text: &EndText<'_>) -> Farewell {
         Farewell::default()
     }
 
@@ -351,7 +351,7 @@ mod tests {
             start_label: "s",
             start_href: "/",
         };
-        let farewell = app.farewell("/_idlegate/ended?reason=idle", false, &text);
+        let farewell = app.farewell("/_idlegate/ended?reason=idle", Placement::TopLevel, &text);
         assert_eq!(
             farewell.messages,
             [Message::Text(

@@ -8,10 +8,10 @@ use tokio_util::task::TaskTracker;
 
 use super::inject::Injector;
 use super::UpstreamClient;
-use crate::apps::{App, EndText, Farewell};
+use crate::apps::{App, EndText, Farewell, Placement};
 use crate::config::{Config, Upstream};
 use crate::pages;
-use crate::tracker::{EndNotice, Tracker};
+use crate::tracker::{EndNotice, EndReason, Tracker};
 use crate::web;
 
 /// The proxy's shared context.
@@ -41,9 +41,17 @@ impl Context {
         let start_href = page
             .filter(|page| web::is_app_path(base, page))
             .unwrap_or(&home);
+        let place = if notice.stays() {
+            Placement::Embedded
+        } else if notice.reason == EndReason::ServerRestarted {
+            // Never seen by this process: whether it is in an iframe is not known.
+            Placement::Unknown
+        } else {
+            Placement::TopLevel
+        };
         self.app.farewell(
             &url,
-            notice.stays(),
+            place,
             &EndText {
                 title: &texts.ended_title,
                 message: &message,

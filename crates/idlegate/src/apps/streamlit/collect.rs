@@ -19,7 +19,9 @@
 //!
 //! SIGUSR1 would terminate a process without the handler, so the module writes a marker
 //! file named after its process id once the handler is in place, and idlegate only signals
-//! a process whose marker exists. A command that is not Python, or runs Python with `-S`
+//! a process whose marker exists. The marker holds the installed Streamlit's version (from
+//! its package metadata, without importing it), which a page drawn in place on a new
+//! connection must name before any session has told it. A command that is not Python, or runs Python with `-S`
 //! or `-I`, simply never gets the signal. Any `sitecustomize` the module shadows is still
 //! loaded.
 
@@ -81,6 +83,15 @@ def _idlegate_take_requests():
     return ids
 
 
+def _idlegate_version():
+    try:
+        from importlib.metadata import version
+
+        return version("streamlit")
+    except Exception:
+        return ""
+
+
 def _idlegate_collect(_signum, _frame):
     ids = _idlegate_take_requests()
     if ids:
@@ -92,8 +103,8 @@ def _idlegate_collect(_signum, _frame):
 try:
     if _signal.getsignal(_signal.SIGUSR1) == _signal.SIG_DFL:
         _signal.signal(_signal.SIGUSR1, _idlegate_collect)
-        with open(_os.path.join(_here, "ready-%d" % _os.getpid()), "w"):
-            pass
+        with open(_os.path.join(_here, "ready-%d" % _os.getpid()), "w") as _ready:
+            _ready.write(_idlegate_version())
 except (ValueError, OSError, AttributeError):
     pass
 
@@ -179,6 +190,19 @@ impl GcHook {
         self.collect(pid)
     }
 
+    /// The Streamlit version process `pid` would import, as its marker says; `None` before
+    /// the marker is written or when the package metadata was not found.
+    pub fn version(&self, pid: u32) -> Option<String> {
+        let text = std::fs::read_to_string(self.dir.join(format!("ready-{pid}"))).ok()?;
+        let version = text.trim();
+        let plausible = !version.is_empty()
+            && version.len() <= 32
+            && version
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'));
+        plausible.then(|| version.to_owned())
+    }
+
     /// Whether process `pid` has installed the handler.
     pub fn is_ready(&self, pid: u32) -> bool {
         self.dir.join(format!("ready-{pid}")).is_file()
@@ -212,6 +236,11 @@ impl AppRuntime {
     /// Asks for a full garbage collection.
     pub fn collect(&self) -> bool {
         self.hook.collect(self.pid)
+    }
+
+    /// The app's Streamlit version ([`GcHook::version`]).
+    pub fn version(&self) -> Option<String> {
+        self.hook.version(self.pid)
     }
 }
 

@@ -130,6 +130,10 @@ impl Runtime for AppRuntime {
     fn collect(&self) -> bool {
         AppRuntime::collect(self)
     }
+
+    fn version(&self) -> Option<String> {
+        AppRuntime::version(self)
+    }
 }
 
 /// The base path the app will serve under: idlegate's `app.base_path`, or the app's own

@@ -32,7 +32,7 @@ use futures_util::future::BoxFuture;
 use http::{HeaderMap, Method};
 
 use super::kind::Runtime;
-use super::{App, EndText, Farewell, Message, MessageDecoder, PageHints, UploadEvent};
+use super::{App, EndText, Farewell, Message, MessageDecoder, PageHints, Placement, UploadEvent};
 use crate::config::Upstream;
 use crate::lifecycle::Release;
 use decode::{AppDecoder, BrowserDecoder};
@@ -166,15 +166,19 @@ impl App for Streamlit {
         Some(Message::Binary(message::encode_auth_redirect(url)))
     }
 
-    fn farewell(&self, url: &str, embedded: bool, text: &EndText<'_>) -> Farewell {
-        if !embedded {
+    fn farewell(&self, url: &str, place: Placement, text: &EndText<'_>) -> Farewell {
+        let redirect = Message::Binary(message::encode_auth_redirect(url));
+        if place == Placement::TopLevel {
             return Farewell {
-                messages: vec![Message::Binary(message::encode_auth_redirect(url))],
+                messages: vec![redirect],
                 ..Farewell::default()
             };
         }
-        // In an iframe Streamlit posts the redirect to the parent page instead of navigating,
-        // so the notice replaces the page, and the socket stays open so it does not reconnect.
+        // In an iframe (`window.parent !== window`) Streamlit's frontend posts the redirect to
+        // the parent page as `REDIRECT_TO_URL` instead of navigating, so the notice replaces the page,
+        // and the socket stays open so it does not reconnect. A page whose placement is
+        // unknown gets the redirect after the notice: a top-level page leaves, a framed one
+        // stays on the notice.
         let markdown = format!(
             "### {}\n\n{}\n\n{}\n\n[{}]({})",
             escape_markdown(text.title),
@@ -183,7 +187,21 @@ impl App for Streamlit {
             escape_markdown(text.start_label),
             text.start_href.replace(['(', ')', ' '], "")
         );
-        let version = self.version.get();
+        let version = self.version.get().or_else(|| {
+            let learned = self.runtime.as_ref()?.version()?;
+            self.version.learn(learned.clone());
+            Some(learned)
+        });
+        if version.is_none() && place == Placement::Unknown {
+            // A page on a new connection cannot be drawn without the app's version (it
+            // would show an error over its old screen): sent away, and held so that a
+            // framed page, which stays, does not reconnect in a loop.
+            return Farewell {
+                messages: vec![redirect],
+                hold: true,
+                again: Vec::new(),
+            };
+        }
         let mut again = vec![message::encode_running()];
         again.extend(message::encode_page_replacement(
             "idlegate-ended-again",
@@ -192,13 +210,17 @@ impl App for Streamlit {
             version.as_deref(),
         ));
         let binary = |messages: Vec<Vec<u8>>| messages.into_iter().map(Message::Binary).collect();
+        let mut messages: Vec<Message> = binary(message::encode_page_replacement(
+            "idlegate-ended",
+            text.title,
+            &markdown,
+            version.as_deref(),
+        ));
+        if place == Placement::Unknown {
+            messages.push(redirect);
+        }
         Farewell {
-            messages: binary(message::encode_page_replacement(
-                "idlegate-ended",
-                text.title,
-                &markdown,
-                version.as_deref(),
-            )),
+            messages,
             hold: true,
             again: binary(again),
         }

@@ -275,3 +275,40 @@ fn a_rerun_names_the_page_it_came_from_once_per_change() {
     assert_eq!(path_and_query("javascript:alert(1)"), None);
     assert_eq!(path_and_query("http://host"), None);
 }
+
+#[test]
+fn a_farewell_sends_a_top_level_page_away_tells_a_framed_one_in_place_and_an_unknown_one_both() {
+    let app = Streamlit::new("", None);
+    let text = crate::apps::EndText {
+        title: "Session ended",
+        message: "The server restarted.",
+        note: "",
+        start_label: "Start a new session",
+        start_href: "/",
+    };
+    let url = "/_idlegate/ended?reason=server_restarted";
+    let redirect = Message::Binary(message::encode_auth_redirect(url));
+    let top = app.farewell(url, Placement::TopLevel, &text);
+    assert_eq!(top.messages, std::slice::from_ref(&redirect));
+    assert!(!top.hold);
+    let framed = app.farewell(url, Placement::Embedded, &text);
+    assert!(framed.hold, "a framed page would reconnect");
+    assert!(!framed.messages.contains(&redirect));
+    assert!(!framed.again.is_empty());
+    // Without the app's version a page on a new connection cannot be drawn: sent away
+    // only, and held.
+    let unknown = app.farewell(url, Placement::Unknown, &text);
+    assert_eq!(unknown.messages, std::slice::from_ref(&redirect));
+    assert!(unknown.hold);
+    app.version.learn("1.67.0".to_owned());
+    let framed = app.farewell(url, Placement::Embedded, &text);
+    let unknown = app.farewell(url, Placement::Unknown, &text);
+    assert!(unknown.hold);
+    assert_eq!(unknown.again, framed.again);
+    assert_eq!(unknown.messages.last(), Some(&redirect), "sent away last");
+    assert_eq!(
+        unknown.messages[..unknown.messages.len() - 1],
+        framed.messages[..],
+        "told in place first"
+    );
+}

@@ -255,7 +255,7 @@ async fn text_frames_reach_a_kind_that_reads_them_and_its_farewell_is_text() {
     let mut h = start_with(Shiny, |notice: &EndNotice| {
         Shiny.farewell(
             &format!("/_idlegate/ended?reason={}", notice.reason),
-            false,
+            crate::apps::Placement::TopLevel,
             &crate::apps::EndText {
                 title: "",
                 message: "",
