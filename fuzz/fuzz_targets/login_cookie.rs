@@ -5,10 +5,11 @@
 #![no_main]
 
 use http::header::{HeaderMap, HeaderValue, COOKIE, SEC_WEBSOCKET_PROTOCOL};
-use idlegate::auth::cookie::{cookies, LoginCookie};
+use idlegate::auth::cookie::LoginCookie;
+use idlegate::web::cookies;
 use idlegate::ws::subprotocol::{is_token, take_tab_token, TAB_PROTOCOL_PREFIX};
 use idlegate::config::CookieKey;
-use idlegate::routes::is_app_path;
+use idlegate::web::is_app_path;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(value) = HeaderValue::from_bytes(data) {
         let mut headers = HeaderMap::new();
         headers.insert(COOKIE, value);
-        let _ = cookies(&headers).count();
+        let names = cookies::names(&headers);
+        let _ = names.iter().map(|name| cookies::find(&headers, name)).count();
+        let mut for_app = headers.clone();
+        cookies::for_app(&mut for_app);
         assert_eq!(jar.from_request(&headers), None);
     }
     for base in ["", "/app"] {

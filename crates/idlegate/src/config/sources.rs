@@ -112,6 +112,14 @@ fn env_dict(env: &[(String, String)]) -> Result<Dict, ConfigError> {
         if rest.is_empty() || is_kubernetes_service_link(rest) {
             continue;
         }
+        if !rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(ConfigError::invalid(
+                &rest.to_ascii_lowercase(),
+                format!(
+                    "{name:?} is not a config key: its name has more than letters, digits and _"
+                ),
+            ));
+        }
         let key = rest.to_ascii_lowercase().replace("__", ".");
         if key.split('.').any(str::is_empty) {
             return Err(ConfigError::invalid(
@@ -223,6 +231,19 @@ mod tests {
             "IDLEGATE_TABS____IDLE_TIMEOUT",
         ] {
             let error = env_dict(&env(&[(name, "0")])).expect_err(name);
+            assert!(error.key().is_some_and(|key| !key.is_empty()), "{name}");
+            assert!(error.to_string().contains(name), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_variable_whose_name_is_not_a_key_path_is_refused_naming_it() {
+        for name in [
+            "IDLEGATE_K.0",
+            "IDLEGATE_TABS.IDLE_TIMEOUT",
+            "IDLEGATE_TABS-X",
+        ] {
+            let error = env_dict(&env(&[(name, "1")])).expect_err(name);
             assert!(error.key().is_some_and(|key| !key.is_empty()), "{name}");
             assert!(error.to_string().contains(name), "{error}");
         }
