@@ -27,6 +27,7 @@ pub mod launcher;
 pub mod lifecycle;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub mod pages;
 pub mod paths;
 pub mod proxy;

@@ -26,7 +26,7 @@ const LAYERS: &[&[&str]] = &[
     ],
     &["store", "pages", "web"],
     &["apps", "tracker"],
-    &["auth", "client"],
+    &["auth", "client", "metrics"],
     &["proxy"],
     &["routes"],
     &["dispatch"],

@@ -8,6 +8,7 @@
 //! only sees [`Config`]. This module never reads the process environment itself: callers
 //! pass it in, so tests inject their own.
 
+mod admin;
 mod app;
 mod browser;
 mod builder;
@@ -22,6 +23,7 @@ mod tabs;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use admin::{AdminConfig, AdminToken, MIN_TOKEN_CHARS};
 pub use app::{normalize_base_path, AppConfig, AppKind, Upstream};
 pub use browser::{fill as fill_placeholders, BrowserConfig, ReasonTexts, Texts, MIN_WARNING};
 pub use builder::{ConfigBuilder, OidcProvider, SignIn};
@@ -76,6 +78,8 @@ pub struct Config {
     pub browser: BrowserConfig,
     pub login: LoginConfig,
     pub limits: LimitsConfig,
+    /// The admin listener; `None` when off.
+    pub admin: Option<AdminConfig>,
 }
 
 impl Config {
@@ -133,6 +137,7 @@ impl Config {
             browser,
             login,
             limits: limits::limits(&raw.limits)?,
+            admin: admin::admin(&raw.admin)?,
         })
     }
 }

@@ -6,11 +6,13 @@
 //! typed [`super::Config`] and names the key of any bad value. Every field's doc comment is the
 //! user-facing reference for that key (`docs/configuration.md` is tested against this file).
 
+mod admin;
 mod browser;
 mod limits;
 
 use serde::{Deserialize, Serialize};
 
+pub use admin::RawAdmin;
 pub use browser::{RawBrowser, RawReasonTexts, RawTexts};
 pub use limits::RawLimits;
 
@@ -41,6 +43,8 @@ pub struct RawConfig {
     pub login: RawLogin,
     /// Bounds on connections, sign-in attempts, password checks and page rewrites.
     pub limits: RawLimits,
+    /// The operators' listener: the API, the admin page and Prometheus metrics.
+    pub admin: RawAdmin,
 }
 
 /// `[tabs]`: limits for each tab session.
@@ -270,6 +274,7 @@ impl Default for RawConfig {
             browser: RawBrowser::default(),
             login: RawLogin::default(),
             limits: RawLimits::default(),
+            admin: RawAdmin::default(),
         }
     }
 }

@@ -1,0 +1,251 @@
+//! Prometheus metrics, in the text exposition format (`prometheus-client`, the Prometheus
+//! organisation's Rust client; see `STACK` notes in `docs/operations.md`).
+//!
+//! Counters and histograms move with lifecycle events ([`Metrics`] is a
+//! [`Subscriber`]); gauges (open tabs by state, logins) and the limits' hit counters are read
+//! at each scrape ([`Snapshot`]). Names follow Prometheus conventions: the `idlegate_`
+//! prefix, base units (`_seconds`, `_bytes`), `_total` on counters. No label carries a user or
+//! a session, and every label value is present (at zero) from the start, so rates and alerts
+//! work before the first event.
+
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::lifecycle::{ActivityRule, EndReason, Event, Subscriber};
+use crate::limits::{Limit, Limits};
+use crate::tracker::{TabActivity, Tracker};
+
+/// `{reason="..."}`.
+type ByReason = Family<[(&'static str, &'static str); 1], Counter>;
+
+/// Lifecycle counters and histograms, and the registry that exposes them with the gauges
+/// read at scrape time. Cheap to share (`Arc`).
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    tabs_started: Counter,
+    tabs_ended: ByReason,
+    activity: Family<[(&'static str, &'static str); 1], Counter>,
+    warnings: Counter,
+    kept_working: Counter,
+    lifetime: Histogram,
+    human_idle: Histogram,
+    logins_started: Counter,
+    logins_ended: ByReason,
+}
+
+/// Buckets of a tab's lifetime, seconds: 1 minute to 12 hours.
+const LIFETIME_BUCKETS: [f64; 10] = [
+    60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0,
+];
+/// Buckets of the time since a person was last active when a tab ended, seconds.
+const HUMAN_IDLE_BUCKETS: [f64; 11] = [
+    5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
+];
+
+/// The login reasons a login can end for.
+const LOGIN_END_REASONS: [EndReason; 2] = [EndReason::Logout, EndReason::LoginExpired];
+
+impl Metrics {
+    /// Lifecycle metrics, every label value at zero. Subscribe them to the lifecycle events,
+    /// then [`Metrics::attach`] what is read at scrape (the tracker is built with its
+    /// subscribers, so it comes second).
+    pub fn new() -> Arc<Self> {
+        let metrics = Self {
+            registry: Mutex::new(Registry::with_prefix("idlegate")),
+            tabs_started: Counter::default(),
+            tabs_ended: ByReason::default(),
+            activity: Family::default(),
+            warnings: Counter::default(),
+            kept_working: Counter::default(),
+            lifetime: Histogram::new(LIFETIME_BUCKETS),
+            human_idle: Histogram::new(HUMAN_IDLE_BUCKETS),
+            logins_started: Counter::default(),
+            logins_ended: ByReason::default(),
+        };
+        for reason in EndReason::ALL {
+            let _ = metrics
+                .tabs_ended
+                .get_or_create(&[("reason", reason.as_str())]);
+        }
+        for reason in LOGIN_END_REASONS {
+            let _ = metrics
+                .logins_ended
+                .get_or_create(&[("reason", reason.as_str())]);
+        }
+        for rule in [ActivityRule::Input, ActivityRule::Messages] {
+            let _ = metrics.activity.get_or_create(&[("source", rule.as_str())]);
+        }
+        metrics.register();
+        Arc::new(metrics)
+    }
+
+    /// Reads open tabs from `tracker` and limit hits from `limits` at each scrape.
+    pub fn attach(&self, tracker: Tracker, limits: Arc<Limits>) {
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        registry.register_collector(Box::new(Snapshot { tracker, limits }));
+    }
+
+    fn register(&self) {
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let r = &mut *registry;
+        r.register(
+            "tab_sessions_started",
+            "Tab sessions opened (a page that came back to its tab, after a dropped connection, is not counted again)",
+            self.tabs_started.clone(),
+        );
+        r.register(
+            "tab_sessions_ended",
+            "Tab sessions ended, by reason",
+            self.tabs_ended.clone(),
+        );
+        r.register(
+            "activity_events",
+            "A person's activity in a tab, by the evidence that counted it: input (the page \
+             script saw a person) or messages (a message only a person sends)",
+            self.activity.clone(),
+        );
+        r.register(
+            "warnings_shown",
+            "Warnings shown before a tab would end",
+            self.warnings.clone(),
+        );
+        r.register(
+            "warnings_kept_working",
+            "Warnings answered with \"Keep working\"",
+            self.kept_working.clone(),
+        );
+        r.register_with_unit(
+            "tab_session_lifetime",
+            "How long tab sessions lived, at their end",
+            Unit::Seconds,
+            self.lifetime.clone(),
+        );
+        r.register_with_unit(
+            "tab_session_human_idle",
+            "Time since a person was last active in a tab, at its end",
+            Unit::Seconds,
+            self.human_idle.clone(),
+        );
+        r.register(
+            "logins_started",
+            "Sign-ins that started a login session",
+            self.logins_started.clone(),
+        );
+        r.register(
+            "logins_ended",
+            "Login sessions ended, by reason",
+            self.logins_ended.clone(),
+        );
+    }
+
+    /// The metrics in the Prometheus text format (version 0.0.4, without an `# EOF` line:
+    /// [`encode`] adds the OpenMetrics one, which the 0.0.4 text format does not have).
+    pub fn render(&self) -> String {
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+}
+
+impl Subscriber for Metrics {
+    fn on_event(&self, event: &Event) {
+        match event {
+            Event::TabOpened { .. } => {
+                self.tabs_started.inc();
+            }
+            Event::TabEnded(end) => {
+                self.tabs_ended
+                    .get_or_create(&[("reason", end.reason.as_str())])
+                    .inc();
+                self.lifetime.observe(end.lifetime.as_secs_f64());
+                self.human_idle.observe(end.human_idle.as_secs_f64());
+            }
+            Event::Activity { source, .. } => {
+                self.activity
+                    .get_or_create(&[("source", source.as_str())])
+                    .inc();
+            }
+            Event::Warned { .. } => {
+                self.warnings.inc();
+            }
+            Event::KeptWorking { .. } => {
+                self.kept_working.inc();
+            }
+            Event::LoginStarted { .. } => {
+                self.logins_started.inc();
+            }
+            Event::LoginEnded { reason, .. } => {
+                self.logins_ended
+                    .get_or_create(&[("reason", reason.as_str())])
+                    .inc();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What is read at each scrape: open tabs by state, login sessions, limit hits.
+#[derive(Clone)]
+struct Snapshot {
+    tracker: Tracker,
+    limits: Arc<Limits>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").finish_non_exhaustive()
+    }
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let views = self.tracker.views();
+        let gauge = ConstGauge::new(0i64);
+        {
+            let mut family = encoder.encode_descriptor(
+                "tab_sessions",
+                "Open tab sessions, by state",
+                None,
+                gauge.metric_type(),
+            )?;
+            for state in TabActivity::ALL {
+                let n = views.iter().filter(|v| v.activity == state).count();
+                ConstGauge::new(n as i64)
+                    .encode(family.encode_family(&[("state", state.as_str())])?)?;
+            }
+        }
+        let logins = self.tracker.stores().logins.all().len();
+        let metric = encoder.encode_descriptor(
+            "login_sessions",
+            "Login sessions not ended",
+            None,
+            gauge.metric_type(),
+        )?;
+        ConstGauge::new(logins as i64).encode(metric)?;
+        let counter = ConstCounter::new(0u64);
+        let mut family = encoder.encode_descriptor(
+            "limit_hits",
+            "Times a limit of [limits] (or the sign-in limits) refused or cut something, by limit",
+            None,
+            counter.metric_type(),
+        )?;
+        for limit in Limit::ALL {
+            let hits = self.limits.hits().get(limit);
+            ConstCounter::new(hits).encode(family.encode_family(&[("limit", limit.name())])?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

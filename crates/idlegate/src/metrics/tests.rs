@@ -1,0 +1,110 @@
+use std::time::Duration;
+
+use super::*;
+use crate::config::{Config, TabPolicy};
+use crate::lifecycle::TabEnd;
+
+fn metrics() -> (Arc<Metrics>, Tracker, Arc<Limits>) {
+    let tracker = Tracker::start(TabPolicy::for_tests(60, 3600));
+    let limits = Limits::new(&Config::builder().build().unwrap());
+    let metrics = Metrics::new();
+    metrics.attach(tracker.clone(), limits.clone());
+    (metrics, tracker, limits)
+}
+
+/// The value of the sample `name{labels}` (or `name` without labels) in `text`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn every_label_value_is_there_at_zero_from_the_start() {
+    let (metrics, ..) = metrics();
+    let text = metrics.render();
+    for reason in EndReason::ALL {
+        let series = format!("idlegate_tab_sessions_ended_total{{reason=\"{reason}\"}}");
+        assert_eq!(sample(&text, &series), Some(0.0), "{series}\n{text}");
+    }
+    for state in TabActivity::ALL {
+        let series = format!("idlegate_tab_sessions{{state=\"{}\"}}", state.as_str());
+        assert_eq!(sample(&text, &series), Some(0.0), "{series}");
+    }
+    for limit in Limit::ALL {
+        let series = format!("idlegate_limit_hits_total{{limit=\"{}\"}}", limit.name());
+        assert_eq!(sample(&text, &series), Some(0.0), "{series}");
+    }
+    for source in ["input", "messages"] {
+        let series = format!("idlegate_activity_events_total{{source=\"{source}\"}}");
+        assert_eq!(sample(&text, &series), Some(0.0), "{series}");
+    }
+    assert_eq!(sample(&text, "idlegate_login_sessions"), Some(0.0));
+    assert_eq!(
+        sample(&text, "idlegate_tab_session_lifetime_seconds_count"),
+        Some(0.0)
+    );
+    assert!(text.contains("# TYPE idlegate_tab_session_human_idle_seconds histogram"));
+}
+
+#[tokio::test]
+async fn counters_move_with_events_and_gauges_with_the_open_tabs() {
+    let (metrics, tracker, limits) = metrics();
+    let entry = crate::tracker::Entry {
+        resume: None,
+        client: None,
+    };
+    let conn = tracker.connect(&entry, None).expect("admitted");
+    let tab = conn.tab_id();
+    for event in [
+        Event::Warned { tab },
+        Event::KeptWorking { tab },
+        Event::Activity {
+            tab,
+            source: ActivityRule::Input,
+        },
+        Event::LoginEnded {
+            user: "alice".to_owned(),
+            reason: EndReason::Logout,
+        },
+        Event::TabEnded(Box::new(TabEnd {
+            tab: 99,
+            reason: EndReason::Idle,
+            rule: ActivityRule::Messages,
+            app_session: None,
+            lifetime: Duration::from_secs(400),
+            human_idle: Duration::from_secs(61),
+            releases: Vec::new(),
+        })),
+    ] {
+        metrics.on_event(&event);
+    }
+    limits.hit(Limit::HeaderTimeout);
+    let text = metrics.render();
+    let value = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}\n{text}"));
+    assert_eq!(value("idlegate_warnings_shown_total"), 1.0);
+    assert_eq!(value("idlegate_warnings_kept_working_total"), 1.0);
+    assert_eq!(
+        value("idlegate_activity_events_total{source=\"input\"}"),
+        1.0
+    );
+    assert_eq!(value("idlegate_logins_ended_total{reason=\"logout\"}"), 1.0);
+    assert_eq!(
+        value("idlegate_tab_sessions_ended_total{reason=\"idle\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("idlegate_tab_session_human_idle_seconds_bucket{le=\"60.0\"}"),
+        0.0
+    );
+    assert_eq!(
+        value("idlegate_tab_session_human_idle_seconds_bucket{le=\"120.0\"}"),
+        1.0
+    );
+    assert_eq!(value("idlegate_tab_session_lifetime_seconds_sum"), 400.0);
+    assert_eq!(value("idlegate_tab_sessions{state=\"active\"}"), 1.0);
+    assert_eq!(
+        value("idlegate_limit_hits_total{limit=\"header_timeout\"}"),
+        1.0
+    );
+}
