@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod admin;
 pub mod apps;
 pub mod auth;
 pub mod cli;

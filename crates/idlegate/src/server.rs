@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::{Admin, AdminState, Handles};
 use crate::apps::{self, Runtime, SessionEnds};
 use crate::auth::Auth;
 use crate::client::ClientScript;
@@ -26,6 +27,7 @@ use crate::dispatch::Gateway;
 use crate::lifecycle::{LogSubscriber, Publisher, Subscriber};
 use crate::limits::connections::{close_when, Activity, Close, Held, InProgress, Refused, Slot};
 use crate::limits::{Limit, Limits};
+use crate::metrics::Metrics;
 use crate::proxy::inject::Injector;
 use crate::proxy::release::Releaser;
 use crate::proxy::{upstream_client, Context};
@@ -72,6 +74,8 @@ pub struct Server {
     listener: TcpListener,
     gateway: Arc<Gateway>,
     limits: Arc<Limits>,
+    /// The operators' listener, when `[admin]` sets one.
+    admin: Option<Admin>,
 }
 
 impl Server {
@@ -132,9 +136,15 @@ impl Server {
             Arc::new(SessionEnds::start(app.clone())),
         ];
         subscribers.extend(extra_subscribers);
+        let metrics = config.admin.as_ref().map(|_| Metrics::new());
+        if let Some(metrics) = &metrics {
+            subscribers.push(metrics.clone());
+        }
         let events = Publisher::new(subscribers);
         let stores = Stores::memory();
         let tracker = Tracker::new(config.tabs.clone(), stores.clone(), events.clone());
+        let tracker_for_admin = tracker.clone();
+        let config_admin = config.admin.clone();
         let script = ClientScript::new(&config, &app.page_hints());
         let auth = Auth::start(config.clone(), stores, events, limits.clone());
         let route_state = Arc::new(RouteState {
@@ -159,11 +169,22 @@ impl Server {
             client,
             tasks: TaskTracker::new(),
         });
+        let admin = match (config_admin, metrics) {
+            (Some(admin_config), Some(metrics)) => Some(bind_admin(AdminState {
+                config: admin_config,
+                tracker: tracker_for_admin,
+                auth: auth.clone(),
+                metrics,
+                handles: Handles::new(),
+            })?),
+            _ => None,
+        };
         let gateway = Arc::new(Gateway::new(proxy, auth, routes, route_state));
         Ok(Self {
             listener,
             gateway,
             limits,
+            admin,
         })
     }
 
@@ -175,6 +196,13 @@ impl Server {
     /// The tab registry (for embedding and tests).
     pub fn tracker(&self) -> Tracker {
         self.gateway.proxy.tracker.clone()
+    }
+
+    /// The admin listener's address, when `[admin]` sets one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+            .as_ref()
+            .and_then(|admin| admin.local_addr().ok())
     }
 
     /// The limits and their hit counters (for metrics and tests).
@@ -190,9 +218,11 @@ impl Server {
             listener,
             gateway,
             limits,
+            admin,
         } = self;
         let builder = Arc::new(http_builder(&gateway.proxy.config));
         let stop = CancellationToken::new();
+        let admin = admin.map(|admin| tokio::spawn(admin.serve(stop.clone())));
         let connections = TaskTracker::new();
         tracing::info!(
             listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -250,7 +280,21 @@ impl Server {
         if drained.is_err() {
             tracing::warn!("some connections were still open at shutdown");
         }
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
     }
+}
+
+/// Binds the admin listener; its metrics read the tracker and the limits from now on.
+fn bind_admin(state: AdminState) -> Result<Admin, StartError> {
+    let limits = state.auth.bounds.clone();
+    state.metrics.attach(state.tracker.clone(), limits);
+    let listen = state.config.listen;
+    Admin::bind(state).map_err(|source| StartError::Bind {
+        addr: listen,
+        source,
+    })
 }
 
 /// The HTTP/1.1 and HTTP/2 settings for browser connections.

@@ -28,7 +28,7 @@ const LAYERS: &[&[&str]] = &[
     &["apps", "tracker"],
     &["auth", "client", "metrics"],
     &["proxy"],
-    &["routes"],
+    &["routes", "admin"],
     &["dispatch"],
     &["server", "launcher", "logging", "cli"],
 ];

@@ -210,6 +210,7 @@ impl Events {
 /// A gateway running inside the test process on `127.0.0.1:<ephemeral>`. Stops when dropped.
 pub struct TestGateway {
     addr: SocketAddr,
+    admin: Option<SocketAddr>,
     tracker: Tracker,
     log: Arc<EventLog>,
     grown: watch::Receiver<usize>,
@@ -244,6 +245,7 @@ impl TestGateway {
         )
         .context("building the test gateway")?;
         let addr = server.local_addr()?;
+        let admin = server.admin_addr();
         let tracker = server.tracker();
         let log = Arc::new(EventLog::default());
         let (grew, grown) = watch::channel(0);
@@ -273,6 +275,7 @@ impl TestGateway {
         let task = tokio::spawn(server.run(async move { rx.await.unwrap_or(EndReason::Shutdown) }));
         Ok(TestGateway {
             addr,
+            admin,
             tracker,
             log,
             grown,
@@ -290,6 +293,11 @@ impl TestGateway {
     /// The gateway's address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `http://127.0.0.1:<port>` of the admin listener, when the config set one.
+    pub fn admin_url(&self) -> Option<String> {
+        self.admin.map(|addr| format!("http://{addr}"))
     }
 
     /// The gateway's tab registry.

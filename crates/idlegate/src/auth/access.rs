@@ -231,10 +231,16 @@ impl Auth {
 
     /// Signs `user` out of every login of theirs. Returns how many ended.
     pub fn sign_out_user(&self, user: &str) -> usize {
+        self.end_logins_of(user, EndReason::Logout)
+    }
+
+    /// Ends every login of `user` for `reason` (an administrator's `Admin`). Returns how many
+    /// ended.
+    pub fn end_logins_of(&self, user: &str, reason: EndReason) -> usize {
         let logins = self.stores.logins.of_user(user);
         logins
             .iter()
-            .inspect(|login| self.end(login, EndReason::Logout))
+            .inspect(|login| self.end(login, reason))
             .count()
     }
 

@@ -116,6 +116,19 @@ impl ConfigBuilder {
         self
     }
 
+    /// `admin.listen` and `admin.tokens` (`name:token[,name:token…]`).
+    pub fn admin(mut self, listen: SocketAddr, tokens: &str) -> Self {
+        self.raw.admin.listen = Some(listen.to_string());
+        self.raw.admin.tokens = Some(tokens.to_owned());
+        self
+    }
+
+    /// `admin.metrics_without_token`.
+    pub fn metrics_without_token(mut self, open: bool) -> Self {
+        self.raw.admin.metrics_without_token = open;
+        self
+    }
+
     /// `app.base_path`.
     pub fn base_path(mut self, path: impl Into<String>) -> Self {
         self.raw.app.base_path = path.into();

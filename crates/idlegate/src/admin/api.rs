@@ -1,0 +1,344 @@
+//! The JSON API under `/api/v1/`: open tabs (listed, one, ended) and users (their logins,
+//! ended with their tabs). Every answer that ends something says what ended, and every such
+//! call is audited with the caller's token name.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{AdminState, Caller};
+use crate::lifecycle::EndReason;
+use crate::tracker::{TabActivity, TabView};
+
+/// Most tabs one page of a listing holds.
+pub const MAX_LIMIT: usize = 500;
+/// Tabs per page when `limit` is not given.
+pub const DEFAULT_LIMIT: usize = 50;
+
+/// An error answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub error: String,
+}
+
+pub(super) fn error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Json(ErrorBody {
+            error: message.to_owned(),
+        }),
+    )
+        .into_response()
+}
+
+/// One open tab session.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Tab {
+    /// A stable, opaque handle for this tab (not the app's session id, not a token).
+    pub handle: String,
+    /// The signed-in user's key; absent when nobody signs in.
+    pub user: Option<String>,
+    /// `active`, `warned`, `hidden`, `busy` or `disconnected`.
+    pub state: String,
+    /// Seconds since the tab opened.
+    pub age_seconds: f64,
+    /// Seconds since a person was last active in it (pings, timers and reconnects never
+    /// count).
+    pub human_idle_seconds: f64,
+    /// Seconds until it ends unless a person does something; absent when nothing would end
+    /// it now.
+    pub ends_in_seconds: Option<f64>,
+    /// The reason it would end then (`idle`, `busy_idle`, `hidden_idle`, `max_lifetime`,
+    /// `closed`, `login_expired`); absent with `ends_in_seconds`.
+    pub ends_for: Option<String>,
+    /// Whether the page script reports from the page.
+    pub script: bool,
+    /// The rule that judges the tab's activity: `input` (the page script's evidence of a
+    /// person) or `messages` (only messages a person sends).
+    pub rule: String,
+}
+
+/// A page of tabs.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TabPage {
+    /// Tabs matching the filters, in all pages.
+    pub total: usize,
+    pub offset: usize,
+    pub limit: usize,
+    pub items: Vec<Tab>,
+}
+
+/// The order of a listing.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    /// Longest human idle time first.
+    #[default]
+    Idle,
+    /// Oldest first.
+    Age,
+    /// Soonest to end first (tabs that nothing would end last).
+    Deadline,
+}
+
+/// Filters and paging of `GET /api/v1/tabs`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TabQuery {
+    /// Skip this many tabs. Default 0.
+    pub offset: Option<usize>,
+    /// At most this many tabs (1 to 500). Default 50.
+    pub limit: Option<usize>,
+    /// Only this user's tabs.
+    pub user: Option<String>,
+    /// Only tabs in this state: `active`, `warned`, `hidden`, `busy`, `disconnected`.
+    pub state: Option<String>,
+    /// `idle` (default), `age` or `deadline`.
+    pub sort: Option<Sort>,
+}
+
+/// What an end call ended.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Ended {
+    /// The handles of the tabs ended.
+    pub tabs: Vec<String>,
+    /// How many login sessions ended.
+    pub logins: usize,
+    /// The reason recorded: `admin`.
+    pub reason: String,
+}
+
+/// One login session of a user.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Login {
+    pub user: String,
+    /// The person's display name.
+    pub name: Option<String>,
+    /// Seconds since the person signed in.
+    pub age_seconds: f64,
+    /// Seconds since the person was last active in any tab of this login.
+    pub idle_seconds: f64,
+    /// Open tabs of this user (on this server).
+    pub tabs: usize,
+}
+
+/// Login sessions.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LoginList {
+    pub items: Vec<Login>,
+}
+
+/// Filter of `GET /api/v1/logins`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LoginQuery {
+    /// Only this user's logins.
+    pub user: Option<String>,
+}
+
+fn tab(state: &AdminState, view: &TabView) -> Tab {
+    Tab {
+        handle: state.handles.handle(view.tab),
+        user: view.user.clone(),
+        state: view.activity.as_str().to_owned(),
+        age_seconds: round(view.age.as_secs_f64()),
+        human_idle_seconds: round(view.human_idle.as_secs_f64()),
+        ends_in_seconds: view.remaining.map(|r| round(r.as_secs_f64())),
+        ends_for: view.deadline.map(|d| d.reason.as_str().to_owned()),
+        script: view.script,
+        rule: view.rule.as_str().to_owned(),
+    }
+}
+
+/// Milliseconds are plenty for people.
+fn round(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
+}
+
+/// Lists open tabs, filtered, sorted and paged.
+#[utoipa::path(get, path = "/api/v1/tabs", params(TabQuery), tag = "tabs",
+    responses(
+        (status = 200, description = "A page of tabs", body = TabPage),
+        (status = 400, description = "A bad filter or page", body = ErrorBody),
+        (status = 401, description = "No or a wrong token", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_tabs(
+    State(state): State<Arc<AdminState>>,
+    Query(query): Query<TabQuery>,
+) -> Response {
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return error(StatusCode::BAD_REQUEST, "limit must be 1 to 500");
+    }
+    let wanted = match query.state.as_deref().map(TabActivity::from_name) {
+        Some(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "state must be active, warned, hidden, busy or disconnected",
+            )
+        }
+        Some(found) => found,
+        None => None,
+    };
+    let mut views: Vec<TabView> = state
+        .tracker
+        .views()
+        .into_iter()
+        .filter(|v| query.user.is_none() || v.user == query.user)
+        .filter(|v| wanted.is_none_or(|s| v.activity == s))
+        .collect();
+    match query.sort.unwrap_or_default() {
+        Sort::Idle => views.sort_by_key(|v| std::cmp::Reverse(v.human_idle)),
+        Sort::Age => views.sort_by_key(|v| std::cmp::Reverse(v.age)),
+        // Soonest first; tabs nothing would end come last, oldest first.
+        Sort::Deadline => views.sort_by(|a, b| match (a.remaining, b.remaining) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.tab.cmp(&b.tab),
+        }),
+    }
+    let total = views.len();
+    let offset = query.offset.unwrap_or(0);
+    let items = views
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|v| tab(&state, v))
+        .collect();
+    Json(TabPage {
+        total,
+        offset,
+        limit,
+        items,
+    })
+    .into_response()
+}
+
+/// One open tab.
+#[utoipa::path(get, path = "/api/v1/tabs/{handle}", tag = "tabs",
+    params(("handle" = String, Path, description = "The tab's handle")),
+    responses(
+        (status = 200, description = "The tab", body = Tab),
+        (status = 401, description = "No or a wrong token", body = ErrorBody),
+        (status = 404, description = "No open tab has this handle", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_tab(State(state): State<Arc<AdminState>>, Path(handle): Path<String>) -> Response {
+    match state
+        .handles
+        .tab(&handle)
+        .and_then(|id| state.tracker.view(id))
+    {
+        Some(view) => Json(tab(&state, &view)).into_response(),
+        None => error(StatusCode::NOT_FOUND, "no open tab has this handle"),
+    }
+}
+
+/// Ends one tab (reason `admin`): its page shows the ended screen.
+#[utoipa::path(delete, path = "/api/v1/tabs/{handle}", tag = "tabs",
+    params(("handle" = String, Path, description = "The tab's handle")),
+    responses(
+        (status = 200, description = "What ended", body = Ended),
+        (status = 401, description = "No or a wrong token", body = ErrorBody),
+        (status = 404, description = "No open tab has this handle", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn end_tab(
+    State(state): State<Arc<AdminState>>,
+    Extension(caller): Extension<Caller>,
+    Path(handle): Path<String>,
+) -> Response {
+    let Some(id) = state.handles.tab(&handle) else {
+        return error(StatusCode::NOT_FOUND, "no open tab has this handle");
+    };
+    if !state.tracker.end(id, EndReason::Admin) {
+        return error(StatusCode::NOT_FOUND, "no open tab has this handle");
+    }
+    tracing::info!(target: "idlegate::audit", caller = %caller.0, action = "end_tab", tab = %handle, "an administrator ended a tab");
+    Json(Ended {
+        tabs: vec![handle],
+        logins: 0,
+        reason: EndReason::Admin.as_str().to_owned(),
+    })
+    .into_response()
+}
+
+/// Login sessions, of one user or all.
+#[utoipa::path(get, path = "/api/v1/logins", params(LoginQuery), tag = "users",
+    responses(
+        (status = 200, description = "Login sessions", body = LoginList),
+        (status = 401, description = "No or a wrong token", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_logins(
+    State(state): State<Arc<AdminState>>,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    let stores = state.tracker.stores();
+    let logins = match &query.user {
+        Some(user) => stores.logins.of_user(user),
+        None => stores.logins.all(),
+    };
+    let now = stores.clock.now_ms();
+    let seconds = |ms: u64| round(now.saturating_sub(ms) as f64 / 1000.0);
+    let mut items: Vec<Login> = logins
+        .iter()
+        .map(|login| Login {
+            user: login.identity.user.clone(),
+            name: login.identity.name.clone(),
+            age_seconds: seconds(login.started()),
+            idle_seconds: seconds(login.last_activity()),
+            tabs: stores.tabs.count_of(&login.identity.user),
+        })
+        .collect();
+    items.sort_by(|a, b| {
+        a.user
+            .cmp(&b.user)
+            .then(b.age_seconds.total_cmp(&a.age_seconds))
+    });
+    Json(LoginList { items }).into_response()
+}
+
+/// Ends every tab and every login of a user (reason `admin`): their pages show the ended
+/// screen and they must sign in again.
+#[utoipa::path(delete, path = "/api/v1/users/{user}", tag = "users",
+    params(("user" = String, Path, description = "The user's key")),
+    responses(
+        (status = 200, description = "What ended", body = Ended),
+        (status = 401, description = "No or a wrong token", body = ErrorBody),
+        (status = 404, description = "The user has no tab and no login", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn end_user(
+    State(state): State<Arc<AdminState>>,
+    Extension(caller): Extension<Caller>,
+    Path(user): Path<String>,
+) -> Response {
+    let tabs: Vec<String> = state
+        .tracker
+        .views()
+        .into_iter()
+        .filter(|v| v.user.as_deref() == Some(user.as_str()))
+        .filter(|v| state.tracker.end(v.tab, EndReason::Admin))
+        .map(|v| state.handles.handle(v.tab))
+        .collect();
+    let logins = state.auth.end_logins_of(&user, EndReason::Admin);
+    if tabs.is_empty() && logins == 0 {
+        return error(StatusCode::NOT_FOUND, "the user has no tab and no login");
+    }
+    tracing::info!(target: "idlegate::audit", caller = %caller.0, action = "end_user", tabs = tabs.len(), logins, "an administrator ended a user's tabs and logins");
+    Json(Ended {
+        tabs,
+        logins,
+        reason: EndReason::Admin.as_str().to_owned(),
+    })
+    .into_response()
+}

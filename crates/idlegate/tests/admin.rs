@@ -1,0 +1,409 @@
+//! The admin listener against a real Streamlit: the token check, every API endpoint (paging,
+//! filters, sorting, unknown handles, ending a tab and a user), `/metrics` with and without a
+//! token, and the OpenAPI document.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
+use idlegate::config::{Config, ConfigBuilder};
+use idlegate::lifecycle::Event;
+use idlegate::tracker::EndReason;
+use serde_json::Value;
+use testkit::gateway::TestGateway;
+use testkit::http::{self as web, Response};
+use testkit::stclient::Upgrade;
+use testkit::{StClient, StreamlitApp};
+
+const RUN: Duration = Duration::from_secs(20);
+const PASSWORD: &str = "correct horse battery";
+const OPS: &str = "ops-token-0123456789-abcdefghijklmnop";
+const CI: &str = "ci-token-0123456789-abcdefghijklmnopqr";
+const LOGIN: &str = "__Host-idlegate-login";
+
+fn users_file(dir: &tempfile::TempDir) -> Result<PathBuf> {
+    let hash = idlegate::auth::password::hash(PASSWORD).map_err(anyhow::Error::msg)?;
+    let path = dir.path().join("users");
+    std::fs::write(&path, format!("alice:{hash}\nbob:{hash}\n"))?;
+    Ok(path)
+}
+
+fn admin_config(dir: &tempfile::TempDir) -> Result<ConfigBuilder> {
+    // Tabs end before the login would (30 minutes), so a tab's reason is `idle`.
+    Ok(Config::builder()
+        .idle_timeout(Some(Duration::from_secs(600)))
+        .users_file(&users_file(dir)?)
+        .admin(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            &format!("ops:{OPS},ci:{CI}"),
+        ))
+}
+
+async fn request(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<Response> {
+    let mut req = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    web::send(req.body(Full::new(Bytes::from(body.to_owned())))?).await
+}
+
+async fn admin(
+    gw: &TestGateway,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+) -> Result<Response> {
+    let url = format!("{}{path}", gw.admin_url().context("no admin listener")?);
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .as_deref()
+        .map(|b| ("authorization", b))
+        .into_iter()
+        .collect();
+    request(method, &url, &headers, "").await
+}
+
+async fn json(gw: &TestGateway, method: Method, path: &str) -> Result<Value> {
+    let response = admin(gw, method, path, Some(OPS)).await?;
+    ensure!(
+        response.status == StatusCode::OK,
+        "{path}: {} {}",
+        response.status,
+        response.text()
+    );
+    Ok(serde_json::from_slice(&response.body)?)
+}
+
+async fn signed_in(gw: &TestGateway, user: &str) -> Result<String> {
+    let body =
+        serde_urlencoded::to_string([("username", user), ("password", PASSWORD), ("return", "/")])?;
+    let response = request(
+        Method::POST,
+        &format!("{}/_idlegate/login", gw.url()),
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("origin", &gw.url()),
+        ],
+        &body,
+    )
+    .await?;
+    response
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{LOGIN}=")))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_owned)
+        .with_context(|| format!("no login cookie: {}", response.status))
+}
+
+async fn open_tab(gw: &TestGateway, cookie: &str) -> Result<StClient> {
+    let mut tab = match StClient::connect_adding(&gw.url(), &[("Cookie", cookie)]).await? {
+        Upgrade::Accepted(tab) => *tab,
+        Upgrade::Refused { status, body } => anyhow::bail!("upgrade refused: {status} {body}"),
+    };
+    tab.send_rerun(false).await?;
+    tab.run_until_finished(RUN).await?;
+    Ok(tab)
+}
+
+fn handles(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|t| t["handle"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn every_route_needs_a_right_token_and_says_how_to_send_one() -> Result<()> {
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let dir = tempfile::tempdir()?;
+    let gw = TestGateway::start(&app.base_url(), admin_config(&dir)?).await?;
+    for path in [
+        "/api/v1/tabs",
+        "/api/v1/logins",
+        "/api/v1/openapi.json",
+        "/metrics",
+    ] {
+        for token in [None, Some("wrong"), Some(&OPS[1..]), Some("")] {
+            let response = admin(&gw, Method::GET, path, token).await?;
+            ensure!(
+                response.status == StatusCode::UNAUTHORIZED,
+                "{path} {token:?}: {}",
+                response.status
+            );
+            ensure!(
+                response
+                    .header("www-authenticate")
+                    .is_some_and(|v| v.starts_with("Bearer")),
+                "{path}"
+            );
+        }
+        for token in [OPS, CI] {
+            let response = admin(&gw, Method::GET, path, Some(token)).await?;
+            ensure!(
+                response.status == StatusCode::OK,
+                "{path}: {}",
+                response.status
+            );
+        }
+    }
+    let response = admin(&gw, Method::DELETE, "/api/v1/users/alice", Some("nope")).await?;
+    ensure!(response.status == StatusCode::UNAUTHORIZED);
+    // The browsers' port serves none of it.
+    let response = request(Method::GET, &format!("{}/api/v1/tabs", gw.url()), &[], "").await?;
+    ensure!(response.status != StatusCode::OK || !response.text().contains("\"items\""));
+    Ok(())
+}
+
+#[tokio::test]
+async fn tabs_are_listed_paged_filtered_and_ended_by_handle() -> Result<()> {
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let dir = tempfile::tempdir()?;
+    let gw = TestGateway::start(&app.base_url(), admin_config(&dir)?).await?;
+    let alice = signed_in(&gw, "alice").await?;
+    let bob = signed_in(&gw, "bob").await?;
+    let _a1 = open_tab(&gw, &alice).await?;
+    let _a2 = open_tab(&gw, &alice).await?;
+    let mut b1 = open_tab(&gw, &bob).await?;
+
+    let all = json(&gw, Method::GET, "/api/v1/tabs").await?;
+    ensure!(
+        all["total"] == 3 && all["items"].as_array().map(Vec::len) == Some(3),
+        "{all}"
+    );
+    let first = &all["items"][0];
+    for field in [
+        "handle",
+        "user",
+        "state",
+        "age_seconds",
+        "human_idle_seconds",
+        "ends_in_seconds",
+        "ends_for",
+        "script",
+        "rule",
+    ] {
+        ensure!(!first[field].is_null(), "{field} missing: {first}");
+    }
+    ensure!(
+        first["state"] == "active" && first["ends_for"] == "idle" && first["rule"] == "messages",
+        "{first}"
+    );
+    // Longest idle first by default: the first tab opened.
+    let idle: Vec<f64> = all["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["human_idle_seconds"].as_f64())
+        .collect();
+    ensure!(idle.windows(2).all(|w| w[0] >= w[1]), "{idle:?}");
+
+    let page = json(&gw, Method::GET, "/api/v1/tabs?limit=2&offset=1&sort=age").await?;
+    ensure!(
+        page["total"] == 3 && page["offset"] == 1 && page["limit"] == 2,
+        "{page}"
+    );
+    ensure!(handles(&page).len() == 2, "{page}");
+    let last = json(&gw, Method::GET, "/api/v1/tabs?limit=2&offset=2").await?;
+    ensure!(handles(&last).len() == 1, "{last}");
+
+    let bobs = json(&gw, Method::GET, "/api/v1/tabs?user=bob").await?;
+    ensure!(
+        bobs["total"] == 1 && bobs["items"][0]["user"] == "bob",
+        "{bobs}"
+    );
+    let none = json(&gw, Method::GET, "/api/v1/tabs?state=disconnected").await?;
+    ensure!(none["total"] == 0, "{none}");
+    for bad in [
+        "?state=asleep",
+        "?limit=0",
+        "?limit=501",
+        "?sort=name",
+        "?offset=-1",
+    ] {
+        let response = admin(&gw, Method::GET, &format!("/api/v1/tabs{bad}"), Some(OPS)).await?;
+        ensure!(
+            response.status == StatusCode::BAD_REQUEST,
+            "{bad}: {}",
+            response.status
+        );
+    }
+
+    let bob_handle = handles(&bobs).remove(0);
+    let one = json(&gw, Method::GET, &format!("/api/v1/tabs/{bob_handle}")).await?;
+    ensure!(
+        one["handle"] == bob_handle.as_str() && one["user"] == "bob",
+        "{one}"
+    );
+    for unknown in ["t0000000000000000ff", "nothing", "1"] {
+        let response = admin(
+            &gw,
+            Method::GET,
+            &format!("/api/v1/tabs/{unknown}"),
+            Some(OPS),
+        )
+        .await?;
+        ensure!(
+            response.status == StatusCode::NOT_FOUND,
+            "{unknown}: {}",
+            response.status
+        );
+    }
+
+    let mut events = gw.events();
+    let ended = json(&gw, Method::DELETE, &format!("/api/v1/tabs/{bob_handle}")).await?;
+    ensure!(
+        ended["tabs"][0] == bob_handle.as_str() && ended["reason"] == "admin",
+        "{ended}"
+    );
+    events
+        .next_matching(
+            RUN,
+            |e| matches!(e, Event::TabEnded(end) if end.reason == EndReason::Admin),
+        )
+        .await?;
+    let url = b1.wait_for_auth_redirect(RUN).await?;
+    ensure!(url.contains("reason=admin"), "bob's page was sent to {url}");
+    let again = admin(
+        &gw,
+        Method::DELETE,
+        &format!("/api/v1/tabs/{bob_handle}"),
+        Some(OPS),
+    )
+    .await?;
+    ensure!(again.status == StatusCode::NOT_FOUND, "{}", again.status);
+    ensure!(json(&gw, Method::GET, "/api/v1/tabs").await?["total"] == 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_user_is_listed_with_their_logins_and_ended_everywhere() -> Result<()> {
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let dir = tempfile::tempdir()?;
+    let gw = TestGateway::start(&app.base_url(), admin_config(&dir)?).await?;
+    let alice = signed_in(&gw, "alice").await?;
+    let bob = signed_in(&gw, "bob").await?;
+    let mut a1 = open_tab(&gw, &alice).await?;
+    let mut a2 = open_tab(&gw, &alice).await?;
+    let _b1 = open_tab(&gw, &bob).await?;
+
+    let logins = json(&gw, Method::GET, "/api/v1/logins").await?;
+    let users: Vec<&str> = logins["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["user"].as_str())
+        .collect();
+    ensure!(users == ["alice", "bob"], "{logins}");
+    let only = json(&gw, Method::GET, "/api/v1/logins?user=alice").await?;
+    ensure!(
+        only["items"].as_array().map(Vec::len) == Some(1) && only["items"][0]["tabs"] == 2,
+        "{only}"
+    );
+
+    let ended = json(&gw, Method::DELETE, "/api/v1/users/alice").await?;
+    ensure!(
+        ended["tabs"].as_array().map(Vec::len) == Some(2) && ended["logins"] == 1,
+        "{ended}"
+    );
+    for tab in [&mut a1, &mut a2] {
+        let url = tab.wait_for_auth_redirect(RUN).await?;
+        ensure!(url.contains("reason=admin"), "{url}");
+    }
+    // Her cookie no longer opens anything; bob is untouched.
+    let refused = StClient::connect_adding(&gw.url(), &[("Cookie", alice.as_str())]).await?;
+    ensure!(!matches!(refused, Upgrade::Accepted(ref t) if t.session_id().is_some()));
+    let left = json(&gw, Method::GET, "/api/v1/tabs").await?;
+    ensure!(
+        left["total"] == 1 && left["items"][0]["user"] == "bob",
+        "{left}"
+    );
+    let unknown = admin(&gw, Method::DELETE, "/api/v1/users/alice", Some(OPS)).await?;
+    ensure!(
+        unknown.status == StatusCode::NOT_FOUND,
+        "{}",
+        unknown.status
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn metrics_count_tabs_and_may_be_scraped_without_a_token() -> Result<()> {
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let dir = tempfile::tempdir()?;
+    let gw = TestGateway::start(
+        &app.base_url(),
+        admin_config(&dir)?.metrics_without_token(true),
+    )
+    .await?;
+    let alice = signed_in(&gw, "alice").await?;
+    let _tab = open_tab(&gw, &alice).await?;
+    let response = admin(&gw, Method::GET, "/metrics", None).await?;
+    ensure!(response.status == StatusCode::OK, "{}", response.status);
+    ensure!(
+        response
+            .header("content-type")
+            .is_some_and(|v| v.starts_with("text/plain; version=0.0.4")),
+        "{:?}",
+        response.header("content-type")
+    );
+    let text = response.text();
+    for line in [
+        "idlegate_tab_sessions{state=\"active\"} 1",
+        "idlegate_tab_sessions_started_total 1",
+        "idlegate_login_sessions 1",
+        "idlegate_logins_started_total 1",
+        "idlegate_tab_sessions_ended_total{reason=\"admin\"} 0",
+    ] {
+        ensure!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    // The API still needs a token.
+    let api = admin(&gw, Method::GET, "/api/v1/tabs", None).await?;
+    ensure!(api.status == StatusCode::UNAUTHORIZED);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() -> Result<()> {
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let dir = tempfile::tempdir()?;
+    let gw = TestGateway::start(&app.base_url(), admin_config(&dir)?).await?;
+    let doc = json(&gw, Method::GET, "/api/v1/openapi.json").await?;
+    ensure!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        doc["openapi"]
+    );
+    for (path, method) in [
+        ("/api/v1/tabs", "get"),
+        ("/api/v1/tabs/{handle}", "get"),
+        ("/api/v1/tabs/{handle}", "delete"),
+        ("/api/v1/logins", "get"),
+        ("/api/v1/users/{user}", "delete"),
+    ] {
+        ensure!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+    }
+    ensure!(doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer");
+    Ok(())
+}
