@@ -2,6 +2,8 @@
 # Installs the Debian packages idlegate's tests need, if any are missing:
 #   chromium, chromium-driver  real headless browser for end-to-end tests
 #   redis-server               shared session store for multi-instance tests
+#   prometheus                 a real Prometheus scraping the admin listener, and promtool
+#                              checking the metrics (tests/prometheus.rs)
 #   nodejs, npm                the OpenID provider of the sign-in tests (only when no
 #                              Node.js is installed at all; a newer one is kept)
 #   podman, runc, debootstrap  the container images (scripts/build-image.sh) and their
@@ -11,7 +13,7 @@
 # needs root, as in CI; run it with sudo otherwise.
 set -euo pipefail
 
-packages=(chromium chromium-driver redis-server podman runc debootstrap)
+packages=(chromium chromium-driver redis-server prometheus podman runc debootstrap)
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     packages+=(nodejs npm)
 fi

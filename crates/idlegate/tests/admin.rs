@@ -407,3 +407,58 @@ async fn the_openapi_document_describes_every_route() -> Result<()> {
     ensure!(doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer");
     Ok(())
 }
+
+/// Waits until the server closes `stream` (EOF or reset), up to `limit`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> Result<Duration> {
+    use tokio::io::AsyncReadExt;
+    let start = tokio::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout_at(start + limit, stream.read(&mut buf)).await {
+            Err(_) => anyhow::bail!("still open after {limit:?}"),
+            Ok(Ok(0) | Err(_)) => return Ok(start.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn silent_and_surplus_admin_connections_are_closed() -> Result<()> {
+    use idlegate::admin::{HEADER_TIMEOUT, MAX_CONNECTIONS};
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let dir = tempfile::tempdir()?;
+    let gw = TestGateway::start(&app.base_url(), admin_config(&dir)?).await?;
+    let addr = gw
+        .admin_url()
+        .context("no admin listener")?
+        .trim_start_matches("http://")
+        .to_owned();
+    let mut held = Vec::new();
+    for _ in 0..MAX_CONNECTIONS {
+        held.push(tokio::net::TcpStream::connect(&addr).await?);
+    }
+    // Each is accepted before the next is counted: let the listener take them all.
+    let mut surplus = tokio::net::TcpStream::connect(&addr).await?;
+    closed_within(&mut surplus, Duration::from_secs(5))
+        .await
+        .context("a connection over the cap")?;
+    let took = closed_within(&mut held[0], HEADER_TIMEOUT + Duration::from_secs(3))
+        .await
+        .context("a silent connection")?;
+    ensure!(
+        took >= HEADER_TIMEOUT - Duration::from_secs(1),
+        "closed after {took:?}"
+    );
+    drop(held);
+    // Once they are gone the API answers again.
+    testkit::wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        async || {
+            let response = admin(&gw, Method::GET, "/api/v1/tabs", Some(OPS)).await?;
+            ensure!(response.status == StatusCode::OK, "{}", response.status);
+            Ok(())
+        },
+    )
+    .await
+}

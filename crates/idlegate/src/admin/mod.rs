@@ -6,13 +6,16 @@
 //! digests in constant time (`subtle`), so neither a token's content nor its length leaks
 //! through timing. `/metrics` may be open (`admin.metrics_without_token`). The caller's token
 //! name travels with the request ([`Caller`]) into the audit lines of actions that end
-//! something.
+//! something. The listener bounds its clients like the browsers' one, more tightly: one
+//! request per connection, a header deadline, a deadline per connection and a cap on
+//! connections.
 
 mod api;
 mod openapi;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -20,10 +23,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
 use crate::config::{AdminConfig, AdminToken};
@@ -32,6 +39,15 @@ use crate::tracker::{TabId, Tracker};
 
 pub use api::{Ended, ErrorBody, Login, LoginList, Tab, TabPage, DEFAULT_LIMIT, MAX_LIMIT};
 pub use openapi::document;
+
+/// Most admin connections open at once; more are closed at accept.
+pub const MAX_CONNECTIONS: usize = 64;
+/// How long a client may take to send a request head.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one connection (one request) may last.
+pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(60);
+/// Largest request head accepted, in bytes.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 /// Who called: the name of the token they presented.
 #[derive(Debug, Clone)]
@@ -109,15 +125,44 @@ impl Admin {
         self.listener.local_addr()
     }
 
-    /// Serves until `stop` is cancelled.
+    /// Serves until `stop` is cancelled: HTTP/1.1, one request per connection, at most
+    /// [`MAX_CONNECTIONS`] at once (more are closed at accept), each with
+    /// [`HEADER_TIMEOUT`] to send its request head and [`CONNECTION_DEADLINE`] in all.
     pub async fn serve(self, stop: CancellationToken) {
         let app = router(self.state);
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::warn!(error = %e, "the admin listener stopped");
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .max_buf_size(MAX_HEAD_BYTES)
+            .keep_alive(false);
+        let connections = TaskTracker::new();
+        loop {
+            let stream = tokio::select! {
+                () = stop.cancelled() => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "admin accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                drop(stream);
+                continue;
+            };
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+            connections.spawn(async move {
+                let _slot = slot;
+                let _ = tokio::time::timeout(CONNECTION_DEADLINE, connection).await;
+            });
         }
+        connections.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), connections.wait()).await;
     }
 }
 
@@ -195,7 +240,24 @@ async fn require_token(
     }
 }
 
-async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
+/// OpenMetrics to a client that asks for it (Prometheus does), the text format 0.0.4 to
+/// everyone else.
+async fn metrics(State(state): State<Arc<AdminState>>, headers: axum::http::HeaderMap) -> Response {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if openmetrics {
+        return (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            state.metrics.render_openmetrics(),
+        )
+            .into_response();
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -146,14 +146,19 @@ impl Metrics {
         );
     }
 
-    /// The metrics in the Prometheus text format (version 0.0.4, without an `# EOF` line:
-    /// [`encode`] adds the OpenMetrics one, which the 0.0.4 text format does not have).
-    pub fn render(&self) -> String {
+    /// The metrics in OpenMetrics 1.0 text (what the library writes; Prometheus asks for it).
+    pub fn render_openmetrics(&self) -> String {
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
+    }
+
+    /// The metrics in the Prometheus text format 0.0.4, for scrapers and tools that do not
+    /// read OpenMetrics (`promtool check metrics`, older agents): see [`openmetrics_to_text`].
+    pub fn render(&self) -> String {
+        openmetrics_to_text(&self.render_openmetrics())
     }
 }
 
@@ -192,6 +197,44 @@ impl Subscriber for Metrics {
             _ => {}
         }
     }
+}
+
+/// OpenMetrics text as Prometheus text 0.0.4. The two differ, for what this crate writes, in
+/// three places: a counter family is named without `_total` in OpenMetrics and with it in
+/// 0.0.4 (its samples carry `_total` in both), 0.0.4 has no `# UNIT` lines, and no `# EOF`.
+/// `prometheus-client` writes only OpenMetrics, so this renames and drops lines; samples pass
+/// unchanged.
+pub fn openmetrics_to_text(openmetrics: &str) -> String {
+    let lines: Vec<&str> = openmetrics.lines().collect();
+    let mut out = String::with_capacity(openmetrics.len() + 256);
+    for (i, line) in lines.iter().enumerate() {
+        if *line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let counter_of = |name: &str| {
+            lines[i..]
+                .iter()
+                .take(3)
+                .any(|l| *l == format!("# TYPE {name} counter"))
+        };
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            let is_counter = if *prefix == "# TYPE " {
+                tail == "counter"
+            } else {
+                counter_of(name)
+            };
+            (is_counter && !name.ends_with("_total"))
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(line) => out.push_str(&line),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// What is read at each scrape: open tabs by state, login sessions, limit hits.

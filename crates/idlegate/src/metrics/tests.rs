@@ -108,3 +108,30 @@ async fn counters_move_with_events_and_gauges_with_the_open_tabs() {
         1.0
     );
 }
+
+#[test]
+fn openmetrics_becomes_text_004_with_counter_families_named_as_their_samples() {
+    let openmetrics = "# HELP idlegate_warnings_shown Warnings shown.\n\
+        # TYPE idlegate_warnings_shown counter\n\
+        idlegate_warnings_shown_total 3\n\
+        # HELP idlegate_tab_session_lifetime_seconds Lifetime.\n\
+        # TYPE idlegate_tab_session_lifetime_seconds histogram\n\
+        # UNIT idlegate_tab_session_lifetime_seconds seconds\n\
+        idlegate_tab_session_lifetime_seconds_sum 1.0\n\
+        # HELP idlegate_tab_sessions Open tabs.\n\
+        # TYPE idlegate_tab_sessions gauge\n\
+        idlegate_tab_sessions{state=\"active\"} 1\n\
+        # EOF\n";
+    assert_eq!(
+        openmetrics_to_text(openmetrics),
+        "# HELP idlegate_warnings_shown_total Warnings shown.\n\
+         # TYPE idlegate_warnings_shown_total counter\n\
+         idlegate_warnings_shown_total 3\n\
+         # HELP idlegate_tab_session_lifetime_seconds Lifetime.\n\
+         # TYPE idlegate_tab_session_lifetime_seconds histogram\n\
+         idlegate_tab_session_lifetime_seconds_sum 1.0\n\
+         # HELP idlegate_tab_sessions Open tabs.\n\
+         # TYPE idlegate_tab_sessions gauge\n\
+         idlegate_tab_sessions{state=\"active\"} 1\n"
+    );
+}

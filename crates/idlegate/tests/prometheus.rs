@@ -1,0 +1,150 @@
+//! A real Prometheus (Debian's package) scrapes the admin listener with a bearer token while
+//! tabs open and end, and `promtool check metrics` lints the exposition.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
+use idlegate::config::Config;
+use serde_json::Value;
+use testkit::gateway::TestGateway;
+use testkit::http as web;
+use testkit::ports::free_port;
+use testkit::{wait_until, StClient, StreamlitApp};
+use tokio::io::AsyncWriteExt;
+
+const TOKEN: &str = "scraper-token-0123456789-abcdefghijkl";
+const RUN: Duration = Duration::from_secs(20);
+/// How long Prometheus may take to start and to scrape a change (it scrapes every second).
+const SCRAPED: Duration = Duration::from_secs(30);
+
+async fn metrics_text(gw: &TestGateway) -> Result<String> {
+    let url = format!("{}/metrics", gw.admin_url().context("no admin listener")?);
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri(url)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Full::new(Bytes::new()))?;
+    let response = web::send(req).await?;
+    ensure!(response.status == StatusCode::OK, "{}", response.status);
+    Ok(response.text())
+}
+
+/// Prometheus's value of `query` (an instant vector with one sample), if it has one.
+async fn query(prometheus: &str, query: &str) -> Result<Option<f64>> {
+    let url = format!(
+        "{prometheus}/api/v1/query?{}",
+        serde_urlencoded::to_string([("query", query)])?
+    );
+    let response = web::get(&url).await?;
+    let body: Value = serde_json::from_slice(&response.body)?;
+    Ok(body["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok()))
+}
+
+#[tokio::test]
+async fn promtool_passes_the_metrics_and_prometheus_sees_counters_move() -> Result<()> {
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let config = Config::builder().admin(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        &format!("prometheus:{TOKEN}"),
+    );
+    let gw = TestGateway::start(&app.base_url(), config).await?;
+
+    let mut promtool = tokio::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("promtool (Debian package prometheus; scripts/install-system-deps.sh)")?;
+    let text = metrics_text(&gw).await?;
+    let mut stdin = promtool.stdin.take().context("promtool stdin")?;
+    stdin.write_all(text.as_bytes()).await?;
+    drop(stdin);
+    let checked = promtool.wait_with_output().await?;
+    ensure!(
+        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
+        "promtool check metrics: {}\n{}{}",
+        checked.status,
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    let dir = tempfile::tempdir()?;
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN)?;
+    let admin = gw.admin_url().context("no admin listener")?;
+    let target = admin.trim_start_matches("http://");
+    let config_file = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: idlegate\n    scrape_interval: 1s\n\
+             \x20   authorization:\n      type: Bearer\n      credentials_file: {}\n\
+             \x20   static_configs:\n      - targets: ['{target}']\n",
+            token_file.display()
+        ),
+    )?;
+    let port = free_port();
+    let mut prometheus = tokio::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", config_file.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("prometheus (Debian package; scripts/install-system-deps.sh)")?;
+    let url = format!("http://127.0.0.1:{port}");
+    let result = async {
+        wait_until(SCRAPED, Duration::from_millis(250), async || {
+            let up = query(&url, "up{job=\"idlegate\"}").await?;
+            ensure!(up == Some(1.0), "target not up yet: {up:?}");
+            Ok(())
+        })
+        .await
+        .context("Prometheus never scraped the admin listener")?;
+        ensure!(query(&url, "idlegate_tab_sessions_started_total").await? == Some(0.0));
+
+        let mut tab = StClient::connect(&gw.url(), None).await?;
+        tab.send_rerun(false).await?;
+        tab.run_until_finished(RUN).await?;
+        wait_until(SCRAPED, Duration::from_millis(250), async || {
+            let started = query(&url, "idlegate_tab_sessions_started_total").await?;
+            let open = query(&url, "idlegate_tab_sessions{state=\"active\"}").await?;
+            ensure!(
+                started == Some(1.0) && open == Some(1.0),
+                "{started:?} {open:?}"
+            );
+            Ok(())
+        })
+        .await?;
+        let tab_id = gw.only_tab()?;
+        ensure!(gw
+            .tracker()
+            .end(tab_id, idlegate::tracker::EndReason::Admin));
+        wait_until(SCRAPED, Duration::from_millis(250), async || {
+            let ended = query(&url, "idlegate_tab_sessions_ended_total{reason=\"admin\"}").await?;
+            let count = query(&url, "idlegate_tab_session_lifetime_seconds_count").await?;
+            ensure!(
+                ended == Some(1.0) && count == Some(1.0),
+                "{ended:?} {count:?}"
+            );
+            Ok(())
+        })
+        .await
+    }
+    .await;
+    let _ = prometheus.kill().await;
+    result
+}
