@@ -70,6 +70,15 @@ pub enum Action {
     /// Reads a password from standard input (one line) and prints its Argon2id hash, for a
     /// `name:hash` line of `login.users_file`.
     HashPassword,
+    /// Checks a config file, with the `IDLEGATE_*` environment variables on top as at start,
+    /// and prints the effective configuration as TOML with secrets redacted. Exits 0 when it
+    /// is valid, 2 with a line naming the bad key when not. For CI pipelines and Helm or
+    /// Kustomize users.
+    CheckConfig {
+        /// The config file to check.
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
     /// Prints the shell completion script for SHELL (bash, zsh, fish, elvish or powershell)
     /// to standard output. The wheel and the container image install them already.
     Completions {

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     match cli.action {
         Some(Action::HashPassword) => return hash_password(),
         Some(Action::Completions { shell }) => return print_completions(shell),
+        Some(Action::CheckConfig { file }) => return check_config(file),
         None => {}
     }
     let sources = Sources {
@@ -74,6 +75,26 @@ fn print_completions(shell: clap_complete::Shell) -> ExitCode {
             eprintln!("idlegate: cannot write the completions: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `idlegate check-config FILE`: the effective config on standard output, or the error.
+fn check_config(file: std::path::PathBuf) -> ExitCode {
+    if !file.is_file() {
+        return usage_error(&format!("{} is not a file", file.display()));
+    }
+    let sources = Sources {
+        file: Some(file),
+        toml: None,
+        env: std::env::vars().collect(),
+        flags: Vec::new(),
+    };
+    match Config::effective_toml(&sources) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage_error(&e.to_string()),
     }
 }
 

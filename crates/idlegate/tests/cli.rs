@@ -175,3 +175,43 @@ fn number_keys_are_read_from_environment_variables_and_bad_numbers_name_the_key(
     );
     assert_usage_error(&out, "limits.max_connections");
 }
+
+#[test]
+fn check_config_prints_the_effective_config_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("idlegate.toml");
+    let secret = "ops:0123456789abcdef0123456789abcdef-secret";
+    std::fs::write(
+        &file,
+        format!("[tabs]\nidle_timeout = \"5m\"\n[admin]\nlisten = \"127.0.0.1:9090\"\ntokens = \"{secret}\"\n"),
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let output = idlegate(
+        &["check-config", path],
+        &[("IDLEGATE_TABS__WARN_BEFORE", "1m")],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    let effective: toml::Table = toml::from_str(&text).expect("TOML");
+    assert_eq!(effective["tabs"]["idle_timeout"].as_str(), Some("5m"));
+    assert_eq!(
+        effective["tabs"]["warn_before"].as_str(),
+        Some("1m"),
+        "the environment applies"
+    );
+    assert_eq!(
+        effective["tabs"]["max_lifetime"].as_str(),
+        Some("12h"),
+        "defaults are shown"
+    );
+    assert_eq!(effective["admin"]["tokens"].as_str(), Some("<redacted>"));
+    assert!(!text.contains("secret"), "{text}");
+
+    std::fs::write(&file, "[tabs]\nidle_timeout = \"5x\"\n").unwrap();
+    let output = idlegate(&["check-config", path], &[]);
+    assert_usage_error(&output, "tabs.idle_timeout");
+    assert!(output.stdout.is_empty());
+    let output = idlegate(&["check-config", "/nonexistent/idlegate.toml"], &[]);
+    assert_usage_error(&output, "/nonexistent/idlegate.toml");
+}

@@ -101,6 +101,22 @@ impl Config {
         ConfigBuilder::default()
     }
 
+    /// The effective configuration of `sources` as TOML, secrets replaced with
+    /// `"<redacted>"` (`login.oidc.client_secret`, `admin.tokens`), after validating it.
+    /// Every key is shown, defaults included.
+    pub fn effective_toml(sources: &Sources) -> Result<String, ConfigError> {
+        let mut raw = Self::merge(sources)?;
+        Self::from_raw(raw.clone())?;
+        let redacted = || Some("<redacted>".to_owned());
+        if raw.login.oidc.client_secret.is_some() {
+            raw.login.oidc.client_secret = redacted();
+        }
+        if raw.admin.tokens.is_some() {
+            raw.admin.tokens = redacted();
+        }
+        toml::to_string(&raw).map_err(|e| ConfigError::Source(format!("cannot show it: {e}")))
+    }
+
     /// Merges the sources into the raw, unvalidated form.
     pub fn merge(sources: &Sources) -> Result<RawConfig, ConfigError> {
         sources::merge(sources)
