@@ -17,6 +17,7 @@
 
 pub mod admin;
 pub mod apps;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod client;

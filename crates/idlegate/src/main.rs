@@ -159,6 +159,16 @@ fn serve(
 ) -> anyhow::Result<Server> {
     let banner = banner(&config);
     let server = Server::with_app_runtime(listener, config, runtime)?;
+    if let Some(audit) = server.audit() {
+        // SIGHUP reopens the audit log, after logrotate moved it.
+        let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reopening the audit log");
+                audit.reopen();
+            }
+        });
+    }
     if let Some(banner) = banner {
         eprintln!("{banner}");
     }

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::{Admin, AdminState, Handles};
 use crate::apps::{self, Runtime, SessionEnds};
+use crate::audit::Audit;
 use crate::auth::Auth;
 use crate::client::ClientScript;
 use crate::config::Config;
@@ -58,6 +59,8 @@ pub enum StartError {
     },
     #[error("cannot read the listener's address")]
     LocalAddr(#[source] std::io::Error),
+    #[error("cannot open the audit log (audit.path)")]
+    Audit(#[source] std::io::Error),
 }
 
 /// What an embedder (or a test) adds to a server besides its config.
@@ -76,6 +79,8 @@ pub struct Server {
     limits: Arc<Limits>,
     /// The operators' listener, when `[admin]` sets one.
     admin: Option<Admin>,
+    /// The audit log, when `audit.path` is set.
+    audit: Option<Arc<Audit>>,
 }
 
 impl Server {
@@ -136,14 +141,12 @@ impl Server {
             Arc::new(SessionEnds::start(app.clone())),
         ];
         subscribers.extend(extra_subscribers);
-        let metrics = config.admin.as_ref().map(|_| Metrics::new());
-        if let Some(metrics) = &metrics {
-            subscribers.push(metrics.clone());
-        }
+        let (audit, metrics) = operators_subscribers(&config, &mut subscribers)?;
         let events = Publisher::new(subscribers);
         let stores = Stores::memory();
         let tracker = Tracker::new(config.tabs.clone(), stores.clone(), events.clone());
         let tracker_for_admin = tracker.clone();
+        let admin_events = events.clone();
         let config_admin = config.admin.clone();
         let script = ClientScript::new(&config, &app.page_hints());
         let auth = Auth::start(config.clone(), stores, events, limits.clone());
@@ -172,6 +175,7 @@ impl Server {
         let admin = match (config_admin, metrics) {
             (Some(admin_config), Some(metrics)) => Some(bind_admin(AdminState {
                 config: admin_config,
+                events: admin_events,
                 tracker: tracker_for_admin,
                 auth: auth.clone(),
                 metrics,
@@ -185,6 +189,7 @@ impl Server {
             gateway,
             limits,
             admin,
+            audit,
         })
     }
 
@@ -196,6 +201,11 @@ impl Server {
     /// The tab registry (for embedding and tests).
     pub fn tracker(&self) -> Tracker {
         self.gateway.proxy.tracker.clone()
+    }
+
+    /// The audit log, when `audit.path` is set (to reopen it on SIGHUP).
+    pub fn audit(&self) -> Option<Arc<Audit>> {
+        self.audit.clone()
     }
 
     /// The admin listener's address, when `[admin]` sets one.
@@ -219,6 +229,7 @@ impl Server {
             gateway,
             limits,
             admin,
+            audit: _,
         } = self;
         let builder = Arc::new(http_builder(&gateway.proxy.config));
         let stop = CancellationToken::new();
@@ -284,6 +295,30 @@ impl Server {
             let _ = admin.await;
         }
     }
+}
+
+/// The audit log (`audit.path`) and the metrics (with `[admin]`), added to `subscribers`
+/// when configured.
+type OperatorsSubscribers = (Option<Arc<Audit>>, Option<Arc<Metrics>>);
+
+fn operators_subscribers(
+    config: &Config,
+    subscribers: &mut Vec<Arc<dyn Subscriber>>,
+) -> Result<OperatorsSubscribers, StartError> {
+    let audit = config
+        .audit
+        .as_ref()
+        .map(Audit::start)
+        .transpose()
+        .map_err(StartError::Audit)?;
+    if let Some(audit) = &audit {
+        subscribers.push(audit.clone());
+    }
+    let metrics = config.admin.as_ref().map(|_| Metrics::new());
+    if let Some(metrics) = &metrics {
+        subscribers.push(metrics.clone());
+    }
+    Ok((audit, metrics))
 }
 
 /// Binds the admin listener; its metrics read the tracker and the limits from now on.

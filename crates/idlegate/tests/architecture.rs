@@ -26,7 +26,7 @@ const LAYERS: &[&[&str]] = &[
     ],
     &["store", "pages", "web"],
     &["apps", "tracker"],
-    &["auth", "client", "metrics"],
+    &["auth", "client", "metrics", "audit"],
     &["proxy"],
     &["routes", "admin"],
     &["dispatch"],

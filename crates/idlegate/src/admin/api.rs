@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{AdminState, Caller};
-use crate::lifecycle::EndReason;
+use crate::lifecycle::{EndReason, Event};
 use crate::tracker::{TabActivity, TabView};
 
 /// Most tabs one page of a listing holds.
@@ -262,7 +262,13 @@ pub async fn end_tab(
     if !state.tracker.end(id, EndReason::Admin) {
         return error(StatusCode::NOT_FOUND, "no open tab has this handle");
     }
-    tracing::info!(target: "idlegate::audit", caller = %caller.0, action = "end_tab", tab = %handle, "an administrator ended a tab");
+    state.events.publish(|| Event::AdminAction {
+        caller: caller.0.clone(),
+        action: "end_tab",
+        target: handle.clone(),
+        tabs: 1,
+        logins: 0,
+    });
     Json(Ended {
         tabs: vec![handle],
         logins: 0,
@@ -334,7 +340,13 @@ pub async fn end_user(
     if tabs.is_empty() && logins == 0 {
         return error(StatusCode::NOT_FOUND, "the user has no tab and no login");
     }
-    tracing::info!(target: "idlegate::audit", caller = %caller.0, action = "end_user", tabs = tabs.len(), logins, "an administrator ended a user's tabs and logins");
+    state.events.publish(|| Event::AdminAction {
+        caller: caller.0.clone(),
+        action: "end_user",
+        target: user.clone(),
+        tabs: tabs.len(),
+        logins,
+    });
     Json(Ended {
         tabs,
         logins,

@@ -34,6 +34,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
 use crate::config::{AdminConfig, AdminToken};
+use crate::lifecycle::Publisher;
 use crate::metrics::Metrics;
 use crate::tracker::{TabId, Tracker};
 
@@ -97,6 +98,8 @@ impl Default for Handles {
 /// What the admin handlers read and act on.
 pub struct AdminState {
     pub config: AdminConfig,
+    /// Where admin actions are told (the audit log, the log).
+    pub events: Publisher,
     pub tracker: Tracker,
     pub auth: Arc<Auth>,
     pub metrics: Arc<Metrics>,

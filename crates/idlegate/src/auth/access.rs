@@ -287,6 +287,22 @@ impl Auth {
         if self.bounds.sign_ins.failed(peer.ip(), user, Instant::now()) > 0 {
             self.bounds.hit(Limit::RateKeysEvicted);
         }
+        self.sign_in_failed(peer.ip(), Some(user), "password");
+    }
+
+    /// Tells subscribers (the audit log) that a sign-in from `client` was refused; the name
+    /// given, if any, only as a short hash.
+    pub fn sign_in_failed(
+        &self,
+        client: std::net::IpAddr,
+        user: Option<&str>,
+        method: &'static str,
+    ) {
+        self.events.publish(|| Event::SignInFailed {
+            user: user.map(crate::redact::short_hash),
+            client,
+            method,
+        });
     }
 
     /// Header mode: the login for a request the trusted proxy vouches for but that carries no

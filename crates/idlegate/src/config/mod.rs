@@ -80,6 +80,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The admin listener; `None` when off.
     pub admin: Option<AdminConfig>,
+    /// Where the audit log goes; `None` when off.
+    pub audit: Option<AuditTarget>,
 }
 
 impl Config {
@@ -154,7 +156,27 @@ impl Config {
             login,
             limits: limits::limits(&raw.limits)?,
             admin: admin::admin(&raw.admin)?,
+            audit: audit_target(raw.audit.path.as_deref())?,
         })
+    }
+}
+
+/// Where the audit log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditTarget {
+    Stdout,
+    File(std::path::PathBuf),
+}
+
+fn audit_target(path: Option<&str>) -> Result<Option<AuditTarget>, ConfigError> {
+    match path.map(str::trim) {
+        None => Ok(None),
+        Some("-") => Ok(Some(AuditTarget::Stdout)),
+        Some("") => Err(ConfigError::invalid(
+            "audit.path",
+            "is empty: give a file path, or \"-\" for standard output",
+        )),
+        Some(path) => Ok(Some(AuditTarget::File(path.into()))),
     }
 }
 

@@ -46,6 +46,19 @@ impl Subscriber for LogSubscriber {
                 idle_s = end.human_idle.as_secs_f64(),
                 "tab session ended"
             ),
+            Event::AdminAction {
+                caller,
+                action,
+                tabs,
+                logins,
+                ..
+            } => tracing::info!(
+                caller,
+                action,
+                tabs,
+                logins,
+                "an administrator ended sessions"
+            ),
             _ => {}
         }
     }

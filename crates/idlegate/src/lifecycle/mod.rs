@@ -235,8 +235,26 @@ pub enum Event {
     LoginStarted { user: String },
     /// A person was active in one of their login's tabs.
     LoginTouched { user: String },
-    /// A login ended: signed out (`Logout`), expired (`LoginExpired`).
+    /// A login ended: signed out (`Logout`), expired (`LoginExpired`), ended by an
+    /// administrator (`Admin`).
     LoginEnded { user: String, reason: EndReason },
+    /// A sign-in was refused: a wrong username or password, or an OpenID sign-in that failed.
+    /// `user` is a short hash of the name given (it may be a password typed in the wrong
+    /// field), `client` the client's address.
+    SignInFailed {
+        user: Option<String>,
+        client: std::net::IpAddr,
+        method: &'static str,
+    },
+    /// An administrator (`caller`: their token's name) did `action` (`end_tab`, `end_user`) to
+    /// `target` (a tab handle, a user), ending `tabs` tabs and `logins` logins.
+    AdminAction {
+        caller: String,
+        action: &'static str,
+        target: String,
+        tabs: usize,
+        logins: usize,
+    },
 }
 
 /// How a tab ended, and what the app must let go of.

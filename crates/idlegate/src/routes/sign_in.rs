@@ -263,6 +263,7 @@ fn failure_page(state: &RouteState, code: StatusCode, message: &str, to: &str) -
 /// `GET <base>/_idlegate/oidc/callback`: the provider sends the browser back here.
 pub async fn oidc_callback(
     State(state): State<Arc<RouteState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Query(query): Query<CallbackQuery>,
     headers: HeaderMap,
 ) -> Response {
@@ -303,6 +304,7 @@ pub async fn oidc_callback(
         }
         Err(e) => {
             warn_oidc("OpenID sign-in failed", &e);
+            state.auth.sign_in_failed(client.ip(), None, "oidc");
             failure_page(&state, StatusCode::FORBIDDEN, &chain(&e), &home)
         }
     }

@@ -7,12 +7,14 @@
 //! user-facing reference for that key (`docs/configuration.md` is tested against this file).
 
 mod admin;
+mod audit;
 mod browser;
 mod limits;
 
 use serde::{Deserialize, Serialize};
 
 pub use admin::RawAdmin;
+pub use audit::RawAudit;
 pub use browser::{RawBrowser, RawReasonTexts, RawTexts};
 pub use limits::RawLimits;
 
@@ -45,6 +47,8 @@ pub struct RawConfig {
     pub limits: RawLimits,
     /// The operators' listener: the API, the admin page and Prometheus metrics.
     pub admin: RawAdmin,
+    /// The audit log.
+    pub audit: RawAudit,
 }
 
 /// `[tabs]`: limits for each tab session.
@@ -275,6 +279,7 @@ impl Default for RawConfig {
             login: RawLogin::default(),
             limits: RawLimits::default(),
             admin: RawAdmin::default(),
+            audit: RawAudit::default(),
         }
     }
 }
