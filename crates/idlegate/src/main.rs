@@ -202,9 +202,57 @@ fn usage_error(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// SIGTERM and SIGINT, counted: the first starts a graceful shutdown, the second hurries it.
+struct StopSignals {
+    count: tokio::sync::watch::Receiver<(u32, Option<Signal>)>,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<Self> {
+        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        let (tx, count) = tokio::sync::watch::channel((0, None));
+        tokio::spawn(async move {
+            loop {
+                let which = tokio::select! {
+                    _ = terminate.recv() => Signal::SIGTERM,
+                    _ = interrupt.recv() => Signal::SIGINT,
+                };
+                tx.send_modify(|(n, first)| {
+                    *n += 1;
+                    first.get_or_insert(which);
+                });
+            }
+        });
+        Ok(Self { count })
+    }
+
+    /// When a graceful shutdown must end at once: at a second signal, or right away when the
+    /// first was SIGINT (Ctrl-C in a terminal also reaches the app, so there is nothing to
+    /// wait for).
+    async fn hurry(&self) {
+        if self.nth(1).await != Signal::SIGINT {
+            self.nth(2).await;
+        }
+    }
+
+    /// The `n`th signal (1 or 2); resolves to the first one's kind.
+    async fn nth(&self, n: u32) -> Signal {
+        let mut count = self.count.clone();
+        let first = count
+            .wait_for(|(seen, _)| *seen >= n)
+            .await
+            .map(|seen| seen.1.unwrap_or(Signal::SIGTERM));
+        match first {
+            Ok(which) => which,
+            // The listener task never stops; should it, nothing will come.
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
 async fn run(command: Vec<String>, mut config: Config) -> anyhow::Result<ExitCode> {
-    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let signals = StopSignals::listen()?;
     // Bind first: a busy port should fail before the app is started.
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -216,13 +264,13 @@ async fn run(command: Vec<String>, mut config: Config) -> anyhow::Result<ExitCod
         }
         let server = serve(listener, config, None)?;
         server
-            .run(async {
-                tokio::select! {
-                    _ = terminate.recv() => {}
-                    _ = interrupt.recv() => {}
-                }
-                EndReason::Shutdown
-            })
+            .run_graceful(
+                async {
+                    signals.nth(1).await;
+                    EndReason::Shutdown
+                },
+                signals.hurry(),
+            )
             .await;
         return Ok(ExitCode::SUCCESS);
     }
@@ -234,8 +282,7 @@ async fn run(command: Vec<String>, mut config: Config) -> anyhow::Result<ExitCod
             Err(LaunchError::Command(message)) => return Ok(usage_error(&message)),
             Err(e) => return Err(e.into()),
         },
-        _ = terminate.recv() => return Ok(ExitCode::SUCCESS),
-        _ = interrupt.recv() => return Ok(ExitCode::SUCCESS),
+        _ = signals.nth(1) => return Ok(ExitCode::SUCCESS),
     };
     config.upstream = Some(app.upstream.clone());
     config.app.base_path = app.base_path.clone();
@@ -247,15 +294,17 @@ async fn run(command: Vec<String>, mut config: Config) -> anyhow::Result<ExitCod
     }
     let mut stop = None;
     server
-        .run(async {
-            let (why, reason) = tokio::select! {
-                _ = terminate.recv() => (Stop::Signal(Signal::SIGTERM), EndReason::Shutdown),
-                _ = interrupt.recv() => (Stop::Signal(Signal::SIGINT), EndReason::Shutdown),
-                status = app.exited() => (Stop::AppExited(status), EndReason::UpstreamGone),
-            };
-            stop = Some(why);
-            reason
-        })
+        .run_graceful(
+            async {
+                let (why, reason) = tokio::select! {
+                    which = signals.nth(1) => (Stop::Signal(which), EndReason::Shutdown),
+                    status = app.exited() => (Stop::AppExited(status), EndReason::UpstreamGone),
+                };
+                stop = Some(why);
+                reason
+            },
+            signals.hurry(),
+        )
         .await;
 
     match stop {

@@ -37,8 +37,10 @@ use crate::store::Stores;
 use crate::tracker::{EndReason, Tracker};
 use crate::web::Body;
 
-/// How long shutdown waits for connections and relays to finish.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long shutdown waits, once every tab ended, for connections and relays to finish (the
+/// pages' farewells to be sent): short, so idlegate exits within `shutdown.grace` plus 2
+/// seconds whatever the clients do.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 /// Most streams one HTTP/2 connection may have open (RFC 9113 §6.5.2 advises at least 100).
 const H2_MAX_STREAMS: u32 = 100;
 /// How often an HTTP/2 connection is pinged, and how long the answer may take before the
@@ -224,6 +226,30 @@ impl Server {
     /// resolves to (each browser is sent to the "session ended" page) and waits briefly for
     /// connections to finish.
     pub async fn run(self, shutdown: impl Future<Output = EndReason>) {
+        self.serve_then_stop(shutdown, std::future::pending(), Duration::ZERO)
+            .await;
+    }
+
+    /// Like [`Server::run`], but when `shutdown` resolves to [`EndReason::Shutdown`] open
+    /// tabs keep working for `shutdown.grace` first: readiness fails at once and new tabs
+    /// are refused, so a load balancer moves new people elsewhere while the people here
+    /// finish. The grace ends early when no tab is left open, or when `hurry` resolves (a
+    /// second signal).
+    pub async fn run_graceful(
+        self,
+        shutdown: impl Future<Output = EndReason>,
+        hurry: impl Future<Output = ()>,
+    ) {
+        let grace = self.gateway.proxy.config.shutdown_grace;
+        self.serve_then_stop(shutdown, hurry, grace).await;
+    }
+
+    async fn serve_then_stop(
+        self,
+        shutdown: impl Future<Output = EndReason>,
+        hurry: impl Future<Output = ()>,
+        grace: Duration,
+    ) {
         let Self {
             listener,
             gateway,
@@ -231,53 +257,49 @@ impl Server {
             admin,
             audit: _,
         } = self;
-        let builder = Arc::new(http_builder(&gateway.proxy.config));
-        let stop = CancellationToken::new();
-        let admin = admin.map(|admin| tokio::spawn(admin.serve(stop.clone())));
-        let connections = TaskTracker::new();
+        let accept = Accepting {
+            builder: Arc::new(http_builder(&gateway.proxy.config)),
+            stop: CancellationToken::new(),
+            connections: TaskTracker::new(),
+            gateway,
+            limits,
+        };
+        let admin = admin.map(|admin| tokio::spawn(admin.serve(accept.stop.clone())));
         tracing::info!(
             listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            upstream = %gateway.proxy.upstream,
+            upstream = %accept.gateway.proxy.upstream,
             "idlegate is serving"
         );
-
-        tokio::pin!(shutdown);
-        let reason = loop {
-            let (stream, peer) = tokio::select! {
-                reason = &mut shutdown => break reason,
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let exempt = gateway.proxy.config.proxy.is_trusted(peer.ip());
-            let slot = match limits.connections.admit(peer.ip(), exempt) {
-                Ok(slot) => slot,
-                Err(refused) => {
-                    // Closed at once: the client learns now, and the listener keeps draining.
-                    limits.hit(match refused {
-                        Refused::Total => Limit::ConnectionsTotal,
-                        Refused::PerAddress => Limit::ConnectionsPerAddress,
-                    });
-                    drop(stream);
-                    continue;
+        let reason = accept.until(&listener, shutdown).await;
+        let tracker = accept.gateway.proxy.tracker.clone();
+        if reason == EndReason::Shutdown && !grace.is_zero() && !tracker.is_empty() {
+            tracker.drain();
+            tracing::info!(
+                grace_s = grace.as_secs_f64(),
+                tabs = tracker.len(),
+                "shutting down: open tabs keep working for the grace, new ones are refused"
+            );
+            let tabs_gone = async {
+                while !tracker.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             };
-            let _ = stream.set_nodelay(true);
-            connections.spawn(serve(
-                Connection { stream, peer, slot },
-                builder.clone(),
-                gateway.clone(),
-                limits.clone(),
-                stop.clone(),
-            ));
-        };
-
+            accept
+                .until(&listener, async {
+                    tokio::select! {
+                        () = tokio::time::sleep(grace) => {}
+                        () = hurry => {}
+                        () = tabs_gone => {}
+                    }
+                })
+                .await;
+        }
+        let Accepting {
+            gateway,
+            stop,
+            connections,
+            ..
+        } = accept;
         drop(listener);
         let ended = gateway.proxy.tracker.end_all(reason);
         tracing::info!(tabs_ended = ended, "shutting down");
@@ -330,6 +352,57 @@ fn bind_admin(state: AdminState) -> Result<Admin, StartError> {
         addr: listen,
         source,
     })
+}
+
+/// What the accept loop needs, shared by the serving and the draining phases.
+struct Accepting {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    gateway: Arc<Gateway>,
+    limits: Arc<Limits>,
+    stop: CancellationToken,
+    connections: TaskTracker,
+}
+
+impl Accepting {
+    /// Accepts browser connections until `done` resolves; returns what it resolved to.
+    async fn until<T>(&self, listener: &TcpListener, done: impl Future<Output = T>) -> T {
+        tokio::pin!(done);
+        loop {
+            let (stream, peer) = tokio::select! {
+                value = &mut done => return value,
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let exempt = self.gateway.proxy.config.proxy.is_trusted(peer.ip());
+            let slot = match self.limits.connections.admit(peer.ip(), exempt) {
+                Ok(slot) => slot,
+                Err(refused) => {
+                    // Closed at once: the client learns now, and the listener keeps draining.
+                    self.limits.hit(match refused {
+                        Refused::Total => Limit::ConnectionsTotal,
+                        Refused::PerAddress => Limit::ConnectionsPerAddress,
+                    });
+                    drop(stream);
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            self.connections.spawn(serve(
+                Connection { stream, peer, slot },
+                self.builder.clone(),
+                self.gateway.clone(),
+                self.limits.clone(),
+                self.stop.clone(),
+            ));
+        }
+    }
 }
 
 /// The HTTP/1.1 and HTTP/2 settings for browser connections.

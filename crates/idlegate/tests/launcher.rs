@@ -34,7 +34,16 @@ fn args<'a>(flags: &[&'a str], command: &'a [String]) -> Vec<&'a str> {
 #[tokio::test]
 async fn launcher_serves_the_app_and_sigterm_stops_both_processes() -> Result<()> {
     let command = streamlit_command("tests/apps/counter.py");
-    let mut gw = GatewayProcess::start(bin(), &args(&["--idle-timeout", "1h"], &command)).await?;
+    // Open tabs keep working for the grace after SIGTERM (tests/shutdown.rs), then end.
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("idlegate.toml");
+    std::fs::write(&config, "[shutdown]\ngrace = \"2s\"\n")?;
+    let config = config.to_string_lossy().into_owned();
+    let mut gw = GatewayProcess::start(
+        bin(),
+        &args(&["--idle-timeout", "1h", "--config", &config], &command),
+    )
+    .await?;
     let app_pid = *children_of(gw.pid())
         .first()
         .context("the app runs as a child")?;

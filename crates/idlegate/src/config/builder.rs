@@ -123,6 +123,12 @@ impl ConfigBuilder {
         self
     }
 
+    /// `shutdown.grace` (zero: tabs end at once).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.raw.shutdown.grace = config_syntax(grace);
+        self
+    }
+
     /// `admin.metrics_without_token`.
     pub fn metrics_without_token(mut self, open: bool) -> Self {
         self.raw.admin.metrics_without_token = open;

@@ -82,6 +82,8 @@ pub struct Config {
     pub admin: Option<AdminConfig>,
     /// Where the audit log goes; `None` when off.
     pub audit: Option<AuditTarget>,
+    /// After SIGTERM, how long open tabs keep working (`shutdown.grace`; zero: none).
+    pub shutdown_grace: Duration,
 }
 
 impl Config {
@@ -157,6 +159,8 @@ impl Config {
             limits: limits::limits(&raw.limits)?,
             admin: admin::admin(&raw.admin)?,
             audit: audit_target(raw.audit.path.as_deref())?,
+            shutdown_grace: optional_duration("shutdown.grace", &raw.shutdown.grace)?
+                .unwrap_or_default(),
         })
     }
 }

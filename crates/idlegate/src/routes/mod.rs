@@ -78,6 +78,12 @@ async fn healthz() -> Response {
 }
 
 async fn readyz(State(state): State<Arc<RouteState>>) -> Response {
+    if state.tracker.is_draining() {
+        return web::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down (open tabs keep working until shutdown.grace ends)",
+        );
+    }
     let uri = format!("http://{}{}", state.upstream.authority(), state.health_path);
     let request = match axum::http::Request::get(uri).body(Body::empty()) {
         Ok(request) => request,

@@ -134,6 +134,9 @@ impl Tracker {
         }
         let entry = registry.entry(app_session, client, login);
         let joins = registry.owned_tab(&entry);
+        if joins.is_none() && self.is_draining() {
+            return Err(Refused::Ended(EndNotice::reason(EndReason::Shutdown)));
+        }
         let evict = match (&joins, self.over_user_cap(login)) {
             (None, Some(OnLimit::Refuse)) => return Err(Refused::OverUserCap),
             (None, Some(OnLimit::EndOldest)) => login.and_then(|login| {

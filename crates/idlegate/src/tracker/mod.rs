@@ -104,6 +104,8 @@ struct Shared {
     reaper: mpsc::UnboundedSender<TabId>,
     /// Per tab, and apart for input and for the page's own news.
     reports: DefaultKeyedRateLimiter<(TabId, bool)>,
+    /// Shutting down: open tabs keep working, new ones are refused.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// The tabs of this process and the ids that find them.
@@ -137,10 +139,22 @@ impl Tracker {
                 registry: Mutex::new(Registry::default()),
                 reaper: tx,
                 reports: RateLimiter::keyed(quota),
+                draining: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         tokio::spawn(reaper::run(Arc::downgrade(&tracker.shared), rx));
         tracker
+    }
+
+    /// Starts a graceful shutdown: open tabs keep working (and may reconnect), new tabs are
+    /// refused with reason `shutdown`, and readiness fails.
+    pub fn drain(&self) {
+        self.shared.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a graceful shutdown started.
+    pub fn is_draining(&self) -> bool {
+        self.shared.draining.load(Ordering::Relaxed)
     }
 
     /// The configured limits.

@@ -118,7 +118,8 @@ pub struct RawReasonTexts {
     /// Reason `server_restarted`. Default
     /// `"The server restarted and no longer knows this session, so it could not continue."`.
     pub server_restarted: String,
-    /// Reason `shutdown`. Default `"The server restarted, so this session ended."`.
+    /// Reason `shutdown`. Default `"The server is restarting. Reload the page in a moment to
+    /// start a new session."`.
     pub shutdown: String,
     /// When the reason is not known. Default `"This session has ended."`.
     pub unknown: String,
@@ -192,7 +193,8 @@ impl Default for RawReasonTexts {
             server_restarted:
                 "The server restarted and no longer knows this session, so it could not continue."
                     .to_owned(),
-            shutdown: "The server restarted, so this session ended.".to_owned(),
+            shutdown: "The server is restarting. Reload the page in a moment to start a new session."
+                .to_owned(),
             unknown: "This session has ended.".to_owned(),
         }
     }

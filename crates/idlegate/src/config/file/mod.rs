@@ -49,6 +49,29 @@ pub struct RawConfig {
     pub admin: RawAdmin,
     /// The audit log.
     pub audit: RawAudit,
+    /// Stopping on SIGTERM or SIGINT.
+    pub shutdown: RawShutdown,
+}
+
+/// `[shutdown]`: stopping on SIGTERM or SIGINT.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawShutdown {
+    /// After SIGTERM (or SIGINT), how long open tabs keep working before they end with reason
+    /// `shutdown` (their pages say the server is restarting). Meanwhile readiness fails, so a
+    /// load balancer stops sending new people, and new tabs are refused; it ends early once no
+    /// tab is open, or at a second signal. Keep it under the pod's
+    /// `terminationGracePeriodSeconds` (30 s by default) minus the app's stop time. `"0"` ends
+    /// tabs at once. Default `"25s"`.
+    pub grace: String,
+}
+
+impl Default for RawShutdown {
+    fn default() -> Self {
+        Self {
+            grace: "25s".to_owned(),
+        }
+    }
 }
 
 /// `[tabs]`: limits for each tab session.
@@ -280,6 +303,7 @@ impl Default for RawConfig {
             limits: RawLimits::default(),
             admin: RawAdmin::default(),
             audit: RawAudit::default(),
+            shutdown: RawShutdown::default(),
         }
     }
 }
