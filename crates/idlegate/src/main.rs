@@ -55,7 +55,8 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command, config)) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // One line on standard error, as for configuration errors (the log goes there
+            // too in text format, so logging it as well would print it twice).
             eprintln!("idlegate: {e:#}");
             ExitCode::FAILURE
         }

@@ -59,6 +59,12 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("admin.listen: cannot listen on {addr}")]
+    BindAdmin {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot read the listener's address")]
     LocalAddr(#[source] std::io::Error),
     #[error("cannot open the audit log (audit.path)")]
@@ -348,10 +354,14 @@ fn bind_admin(state: AdminState) -> Result<Admin, StartError> {
     let limits = state.auth.bounds.clone();
     state.metrics.attach(state.tracker.clone(), limits);
     let listen = state.config.listen;
-    Admin::bind(state).map_err(|source| StartError::Bind {
+    let admin = Admin::bind(state).map_err(|source| StartError::BindAdmin {
         addr: listen,
         source,
-    })
+    })?;
+    if let Ok(addr) = admin.local_addr() {
+        tracing::info!(admin = %addr, "the admin listener is serving (API, OpenAPI document, metrics)");
+    }
+    Ok(admin)
 }
 
 /// What the accept loop needs, shared by the serving and the draining phases.

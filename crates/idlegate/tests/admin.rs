@@ -243,6 +243,9 @@ async fn tabs_are_listed_paged_filtered_and_ended_by_handle() -> Result<()> {
             "{bad}: {}",
             response.status
         );
+        let body: Value = serde_json::from_slice(&response.body)
+            .with_context(|| format!("{bad}: not JSON: {}", response.text()))?;
+        ensure!(body["error"].is_string(), "{bad}: {body}");
     }
 
     let bob_handle = handles(&bobs).remove(0);

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -43,6 +44,7 @@ pub struct Tab {
     /// A stable, opaque handle for this tab (not the app's session id, not a token).
     pub handle: String,
     /// The signed-in user's key; absent when nobody signs in.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// `active`, `warned`, `hidden`, `busy` or `disconnected`.
     pub state: String,
@@ -53,9 +55,11 @@ pub struct Tab {
     pub human_idle_seconds: f64,
     /// Seconds until it ends unless a person does something; absent when nothing would end
     /// it now.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ends_in_seconds: Option<f64>,
     /// The reason it would end then (`idle`, `busy_idle`, `hidden_idle`, `max_lifetime`,
     /// `closed`, `login_expired`); absent with `ends_in_seconds`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ends_for: Option<String>,
     /// Whether the page script reports from the page.
     pub script: bool,
@@ -92,14 +96,17 @@ pub enum Sort {
 #[into_params(parameter_in = Query)]
 pub struct TabQuery {
     /// Skip this many tabs. Default 0.
+    #[param(minimum = 0)]
     pub offset: Option<usize>,
     /// At most this many tabs (1 to 500). Default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     /// Only this user's tabs.
     pub user: Option<String>,
     /// Only tabs in this state: `active`, `warned`, `hidden`, `busy`, `disconnected`.
     pub state: Option<String>,
-    /// `idle` (default), `age` or `deadline`.
+    /// `idle` (longest human idle time first; the default), `age` (oldest first) or
+    /// `deadline` (soonest to end first).
     pub sort: Option<Sort>,
 }
 
@@ -118,7 +125,8 @@ pub struct Ended {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Login {
     pub user: String,
-    /// The person's display name.
+    /// The person's display name, when the sign-in gives one apart from the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Seconds since the person signed in.
     pub age_seconds: f64,
@@ -171,8 +179,12 @@ fn round(seconds: f64) -> f64 {
     security(("bearer" = [])))]
 pub async fn list_tabs(
     State(state): State<Arc<AdminState>>,
-    Query(query): Query<TabQuery>,
+    query: Result<Query<TabQuery>, QueryRejection>,
 ) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, &rejection.body_text()),
+    };
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return error(StatusCode::BAD_REQUEST, "limit must be 1 to 500");
@@ -286,8 +298,12 @@ pub async fn end_tab(
     security(("bearer" = [])))]
 pub async fn list_logins(
     State(state): State<Arc<AdminState>>,
-    Query(query): Query<LoginQuery>,
+    query: Result<Query<LoginQuery>, QueryRejection>,
 ) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, &rejection.body_text()),
+    };
     let stores = state.tracker.stores();
     let logins = match &query.user {
         Some(user) => stores.logins.of_user(user),

@@ -232,7 +232,7 @@ async fn require_token(
         None => {
             let mut response = api::error(
                 StatusCode::UNAUTHORIZED,
-                "send a token of admin.tokens_file as Authorization: Bearer <token>",
+                "send an admin token (admin.tokens_file or admin.tokens) as Authorization: Bearer <token>",
             );
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

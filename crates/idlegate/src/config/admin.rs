@@ -50,6 +50,12 @@ impl std::fmt::Debug for AdminToken {
 /// Validates `[admin]`: `None` when `listen` is unset.
 pub(super) fn admin(raw: &RawAdmin) -> Result<Option<AdminConfig>, ConfigError> {
     let Some(listen) = raw.listen.as_deref() else {
+        if raw.tokens_file.is_some() || raw.tokens.is_some() || raw.metrics_without_token {
+            return Err(ConfigError::invalid(
+                "admin.listen",
+                "is not set, so the other [admin] keys do nothing: set it (like \"127.0.0.1:9090\") or remove them",
+            ));
+        }
         return Ok(None);
     };
     let listen = listen.parse::<SocketAddr>().map_err(|_| {
@@ -58,11 +64,13 @@ pub(super) fn admin(raw: &RawAdmin) -> Result<Option<AdminConfig>, ConfigError> 
             format!("{listen:?} is not an address like \"127.0.0.1:9090\""),
         )
     })?;
-    let mut tokens = Vec::new();
+    // Each token with the key it came from, for errors.
+    let mut tokens: Vec<(AdminToken, &'static str)> = Vec::new();
     if let Some(path) = raw.tokens_file.as_deref() {
         let key = "admin.tokens_file";
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::invalid(key, format!("cannot read {path}: {e}")))?;
+        let before = tokens.len();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -71,7 +79,10 @@ pub(super) fn admin(raw: &RawAdmin) -> Result<Option<AdminConfig>, ConfigError> 
             let token = parse_token(line).map_err(|why| {
                 ConfigError::invalid(key, format!("{path} line {}: {why}", n + 1))
             })?;
-            tokens.push(token);
+            tokens.push((token, key));
+        }
+        if tokens.len() == before {
+            return Err(ConfigError::invalid(key, format!("{path} has no tokens")));
         }
     }
     if let Some(list) = raw.tokens.as_deref() {
@@ -79,7 +90,7 @@ pub(super) fn admin(raw: &RawAdmin) -> Result<Option<AdminConfig>, ConfigError> 
             let token = parse_token(entry).map_err(|why| {
                 ConfigError::invalid("admin.tokens", format!("entry {}: {why}", n + 1))
             })?;
-            tokens.push(token);
+            tokens.push((token, "admin.tokens"));
         }
     }
     if tokens.is_empty() {
@@ -88,14 +99,26 @@ pub(super) fn admin(raw: &RawAdmin) -> Result<Option<AdminConfig>, ConfigError> 
             "the admin listener needs a token: set admin.tokens_file or admin.tokens",
         ));
     }
-    for (i, token) in tokens.iter().enumerate() {
-        if tokens[..i].iter().any(|t| t.name == token.name) {
-            return Err(ConfigError::invalid(
-                "admin.tokens_file",
-                format!("the token name {:?} appears twice", token.name),
-            ));
+    for (i, (token, key)) in tokens.iter().enumerate() {
+        for (earlier, _) in &tokens[..i] {
+            if earlier.name == token.name {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("the token name {:?} appears twice", token.name),
+                ));
+            }
+            if earlier.digest == token.digest {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!(
+                        "{:?} and {:?} have the same token: give each caller its own",
+                        earlier.name, token.name
+                    ),
+                ));
+            }
         }
     }
+    let tokens = tokens.into_iter().map(|(token, _)| token).collect();
     Ok(Some(AdminConfig {
         listen,
         tokens,
@@ -182,6 +205,26 @@ mod tests {
         let error = admin(&raw(Some("nowhere"), Some(&format!("a:{TOKEN}")))).unwrap_err();
         assert_eq!(error.key(), Some("admin.listen"));
         let twice = format!("a:{TOKEN},a:{TOKEN}z");
-        assert!(admin(&raw(Some("127.0.0.1:9090"), Some(&twice))).is_err());
+        let error = admin(&raw(Some("127.0.0.1:9090"), Some(&twice))).unwrap_err();
+        assert_eq!(error.key(), Some("admin.tokens"), "{error}");
+        let shared = format!("a:{TOKEN},b:{TOKEN}");
+        let error = admin(&raw(Some("127.0.0.1:9090"), Some(&shared))).unwrap_err();
+        assert!(error.to_string().contains("same token"), "{error}");
+        let error = admin(&raw(None, Some(&format!("a:{TOKEN}")))).unwrap_err();
+        assert_eq!(error.key(), Some("admin.listen"), "{error}");
+    }
+
+    #[test]
+    fn a_tokens_file_without_tokens_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens");
+        std::fs::write(&file, "# none yet\n\n").unwrap();
+        let raw = RawAdmin {
+            tokens_file: Some(file.to_string_lossy().into_owned()),
+            ..raw(Some("127.0.0.1:9090"), None)
+        };
+        let error = admin(&raw).unwrap_err();
+        assert_eq!(error.key(), Some("admin.tokens_file"));
+        assert!(error.to_string().contains("has no tokens"), "{error}");
     }
 }

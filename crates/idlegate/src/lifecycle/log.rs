@@ -42,19 +42,20 @@ impl Subscriber for LogSubscriber {
                 app_session = hashed(end.app_session.as_deref()),
                 reason = end.reason.as_str(),
                 rule = end.rule.as_str(),
-                lifetime_s = end.lifetime.as_secs_f64(),
-                idle_s = end.human_idle.as_secs_f64(),
+                lifetime_s = millis(end.lifetime),
+                idle_s = millis(end.human_idle),
                 "tab session ended"
             ),
             Event::AdminAction {
                 caller,
                 action,
+                target,
                 tabs,
                 logins,
-                ..
             } => tracing::info!(
                 caller,
                 action,
+                target = %crate::redact::short_hash(target),
                 tabs,
                 logins,
                 "an administrator ended sessions"
@@ -62,4 +63,9 @@ impl Subscriber for LogSubscriber {
             _ => {}
         }
     }
+}
+
+/// Seconds to the millisecond, for people reading the log.
+fn millis(duration: std::time::Duration) -> f64 {
+    (duration.as_secs_f64() * 1000.0).round() / 1000.0
 }

@@ -99,9 +99,15 @@ impl Limit {
         }
     }
 
-    /// Whether a hit is worth a warning (an idle close or a wait is ordinary).
+    /// Whether a hit is worth a warning. An idle close or a wait is ordinary, and so is a
+    /// header timeout: browsers open spare connections ahead of need (Chromium's preconnect)
+    /// and leave them silent, so every page load would warn. They are counted all the same
+    /// (`idlegate_limit_hits_total`).
     fn warns(self) -> bool {
-        !matches!(self, Limit::IdleConnection | Limit::PasswordCheckWait)
+        !matches!(
+            self,
+            Limit::IdleConnection | Limit::PasswordCheckWait | Limit::HeaderTimeout
+        )
     }
 }
 

@@ -50,8 +50,9 @@ const HUMAN_IDLE_BUCKETS: [f64; 11] = [
     5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
 ];
 
-/// The login reasons a login can end for.
-const LOGIN_END_REASONS: [EndReason; 2] = [EndReason::Logout, EndReason::LoginExpired];
+/// The reasons a login can end for.
+const LOGIN_END_REASONS: [EndReason; 3] =
+    [EndReason::Logout, EndReason::LoginExpired, EndReason::Admin];
 
 impl Metrics {
     /// Lifecycle metrics, every label value at zero. Subscribe them to the lifecycle events,
