@@ -35,6 +35,16 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     exit 1
 fi
 
+# The admin API's checkers (tests/openapi.rs), in a virtualenv of their own: their pinned
+# dependencies differ from Streamlit's.
+api_venv=target/api-venv
+if [[ ! -x "$api_venv/bin/schemathesis" || tests/api-requirements.txt -nt "$api_venv/.installed" ]]; then
+    rm -rf "$api_venv"
+    python3 -m venv "$api_venv"
+    "$api_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/api-requirements.txt
+    touch "$api_venv/.installed"
+fi
+
 # The benchmark report generator has a smoke test of its own.
 .venv/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 .venv/bin/python -m unittest --quiet bench/test_report.py

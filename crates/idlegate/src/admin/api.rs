@@ -91,6 +91,29 @@ pub enum Sort {
     Deadline,
 }
 
+/// A tab's state, as a filter.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StateFilter {
+    Active,
+    Warned,
+    Hidden,
+    Busy,
+    Disconnected,
+}
+
+impl From<StateFilter> for TabActivity {
+    fn from(state: StateFilter) -> Self {
+        match state {
+            StateFilter::Active => Self::Active,
+            StateFilter::Warned => Self::Warned,
+            StateFilter::Hidden => Self::Hidden,
+            StateFilter::Busy => Self::Busy,
+            StateFilter::Disconnected => Self::Disconnected,
+        }
+    }
+}
+
 /// Filters and paging of `GET /api/v1/tabs`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -104,7 +127,7 @@ pub struct TabQuery {
     /// Only this user's tabs.
     pub user: Option<String>,
     /// Only tabs in this state: `active`, `warned`, `hidden`, `busy`, `disconnected`.
-    pub state: Option<String>,
+    pub state: Option<StateFilter>,
     /// `idle` (longest human idle time first; the default), `age` (oldest first) or
     /// `deadline` (soonest to end first).
     pub sort: Option<Sort>,
@@ -189,16 +212,7 @@ pub async fn list_tabs(
     if !(1..=MAX_LIMIT).contains(&limit) {
         return error(StatusCode::BAD_REQUEST, "limit must be 1 to 500");
     }
-    let wanted = match query.state.as_deref().map(TabActivity::from_name) {
-        Some(None) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "state must be active, warned, hidden, busy or disconnected",
-            )
-        }
-        Some(found) => found,
-        None => None,
-    };
+    let wanted = query.state.map(TabActivity::from);
     let mut views: Vec<TabView> = state
         .tracker
         .views()

@@ -25,7 +25,8 @@ use super::api;
         api::Login,
         api::LoginList,
         api::ErrorBody,
-        api::Sort
+        api::Sort,
+        api::StateFilter
     )),
     modifiers(&Bearer),
     tags(
