@@ -32,6 +32,7 @@ pub mod logging;
 pub mod metrics;
 pub mod pages;
 pub mod paths;
+pub mod procfs;
 pub mod proxy;
 pub(crate) mod redact;
 pub mod routes;

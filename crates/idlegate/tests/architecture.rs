@@ -23,6 +23,7 @@ const LAYERS: &[&[&str]] = &[
         "lifecycle",
         "csrf",
         "limits",
+        "procfs",
     ],
     &["store", "pages", "web"],
     &["apps", "tracker"],

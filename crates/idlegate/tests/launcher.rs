@@ -217,3 +217,37 @@ async fn launcher_makes_st_user_show_the_signed_in_person() -> Result<()> {
     );
     Ok(())
 }
+
+/// In launcher mode the metrics carry the app's memory: its process tree's resident set.
+#[tokio::test]
+async fn the_metrics_report_the_apps_memory() -> Result<()> {
+    let token = "launcher-metrics-token-0123456789abcdef";
+    let admin = format!("127.0.0.1:{}", testkit::free_port());
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("idlegate.toml");
+    std::fs::write(
+        &config,
+        format!("[admin]\nlisten = \"{admin}\"\ntokens = \"ci:{token}\"\n"),
+    )?;
+    let config = config.to_string_lossy().into_owned();
+    let command = streamlit_command("tests/apps/counter.py");
+    let gw = GatewayProcess::start(bin(), &args(&["--config", &config], &command)).await?;
+    let app_pid = *children_of(gw.pid())
+        .first()
+        .context("the app runs as a child")?;
+    let req = http::Request::get(format!("http://{admin}/metrics"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))?;
+    let text = testkit::http::send(req).await?.text();
+    let reported: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("idlegate_app_resident_memory_bytes "))
+        .with_context(|| format!("no app memory in\n{text}"))?
+        .parse()?;
+    let app_rss = testkit::proc::try_rss_bytes(app_pid)? as f64;
+    ensure!(
+        reported >= app_rss * 0.8 && reported < app_rss * 3.0,
+        "reported {reported}, the app's own RSS {app_rss}"
+    );
+    Ok(())
+}

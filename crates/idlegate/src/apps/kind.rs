@@ -97,6 +97,10 @@ pub trait Runtime: Send + Sync {
     fn version(&self) -> Option<String> {
         None
     }
+    /// The resident memory of the app's process tree, in bytes, when it can be read.
+    fn resident_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// What the app at an upstream answers under a base path.

@@ -18,6 +18,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::apps::Runtime;
 use crate::lifecycle::{ActivityRule, EndReason, Event, Subscriber};
 use crate::limits::{Limit, Limits};
 use crate::tracker::{TabActivity, Tracker};
@@ -88,10 +89,15 @@ impl Metrics {
         Arc::new(metrics)
     }
 
-    /// Reads open tabs from `tracker` and limit hits from `limits` at each scrape.
-    pub fn attach(&self, tracker: Tracker, limits: Arc<Limits>) {
+    /// Reads open tabs from `tracker`, limit hits from `limits` and, in launcher mode, the
+    /// app's memory from `app` at each scrape.
+    pub fn attach(&self, tracker: Tracker, limits: Arc<Limits>, app: Option<Arc<dyn Runtime>>) {
         let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        registry.register_collector(Box::new(Snapshot { tracker, limits }));
+        registry.register_collector(Box::new(Snapshot {
+            tracker,
+            limits,
+            app,
+        }));
     }
 
     fn register(&self) {
@@ -243,6 +249,7 @@ pub fn openmetrics_to_text(openmetrics: &str) -> String {
 struct Snapshot {
     tracker: Tracker,
     limits: Arc<Limits>,
+    app: Option<Arc<dyn Runtime>>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -276,16 +283,28 @@ impl Collector for Snapshot {
             gauge.metric_type(),
         )?;
         ConstGauge::new(logins as i64).encode(metric)?;
-        let counter = ConstCounter::new(0u64);
-        let mut family = encoder.encode_descriptor(
-            "limit_hits",
-            "Times a limit of [limits] (or the sign-in limits) refused or cut something, by limit",
-            None,
-            counter.metric_type(),
-        )?;
-        for limit in Limit::ALL {
-            let hits = self.limits.hits().get(limit);
-            ConstCounter::new(hits).encode(family.encode_family(&[("limit", limit.name())])?)?;
+        {
+            let counter = ConstCounter::new(0u64);
+            let mut family = encoder.encode_descriptor(
+                "limit_hits",
+                "Times a limit of [limits] (or the sign-in limits) refused or cut something, by limit",
+                None,
+                counter.metric_type(),
+            )?;
+            for limit in Limit::ALL {
+                let hits = self.limits.hits().get(limit);
+                ConstCounter::new(hits)
+                    .encode(family.encode_family(&[("limit", limit.name())])?)?;
+            }
+        }
+        if let Some(bytes) = self.app.as_ref().and_then(|app| app.resident_bytes()) {
+            let metric = encoder.encode_descriptor(
+                "app_resident_memory_bytes",
+                "Resident memory of the app's process tree (launcher mode)",
+                None,
+                gauge.metric_type(),
+            )?;
+            ConstGauge::new(i64::try_from(bytes).unwrap_or(i64::MAX)).encode(metric)?;
         }
         Ok(())
     }

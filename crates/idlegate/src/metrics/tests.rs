@@ -8,7 +8,7 @@ fn metrics() -> (Arc<Metrics>, Tracker, Arc<Limits>) {
     let tracker = Tracker::start(TabPolicy::for_tests(60, 3600));
     let limits = Limits::new(&Config::builder().build().unwrap());
     let metrics = Metrics::new();
-    metrics.attach(tracker.clone(), limits.clone());
+    metrics.attach(tracker.clone(), limits.clone(), None);
     (metrics, tracker, limits)
 }
 

@@ -238,6 +238,11 @@ impl AppRuntime {
         self.hook.collect(self.pid)
     }
 
+    /// The app's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// The app's Streamlit version ([`GcHook::version`]).
     pub fn version(&self) -> Option<String> {
         self.hook.version(self.pid)

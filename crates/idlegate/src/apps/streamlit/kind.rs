@@ -134,6 +134,10 @@ impl Runtime for AppRuntime {
     fn version(&self) -> Option<String> {
         AppRuntime::version(self)
     }
+
+    fn resident_bytes(&self) -> Option<u64> {
+        crate::procfs::tree_resident_bytes(self.pid())
+    }
 }
 
 /// The base path the app will serve under: idlegate's `app.base_path`, or the app's own

@@ -4,17 +4,12 @@
 //! [`Server::run`] takes an already-bound listener's server and a shutdown future, so tests
 //! run the whole gateway in-process on `127.0.0.1:0`.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::BodyExt;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -26,8 +21,7 @@ use crate::client::ClientScript;
 use crate::config::Config;
 use crate::dispatch::Gateway;
 use crate::lifecycle::{LogSubscriber, Publisher, Subscriber};
-use crate::limits::connections::{close_when, Activity, Close, Held, InProgress, Refused, Slot};
-use crate::limits::{Limit, Limits};
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::proxy::inject::Injector;
 use crate::proxy::release::Releaser;
@@ -35,18 +29,14 @@ use crate::proxy::{upstream_client, Context};
 use crate::routes::{self, RouteState};
 use crate::store::Stores;
 use crate::tracker::{EndReason, Tracker};
-use crate::web::Body;
 
 /// How long shutdown waits, once every tab ended, for connections and relays to finish (the
 /// pages' farewells to be sent): short, so idlegate exits within `shutdown.grace` plus 2
 /// seconds whatever the clients do.
-const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
-/// Most streams one HTTP/2 connection may have open (RFC 9113 §6.5.2 advises at least 100).
-const H2_MAX_STREAMS: u32 = 100;
-/// How often an HTTP/2 connection is pinged, and how long the answer may take before the
-/// connection is closed as dead.
-const H2_PING_EVERY: Duration = Duration::from_secs(30);
-const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+pub(super) const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+mod connections;
+
+use connections::{http_builder, Accepting};
 
 /// A server that cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +132,7 @@ impl Server {
         let limits = Limits::new(&config);
         limits.start_sweeping();
         let client = upstream_client(config.proxy.connect_timeout);
+        let app_runtime = runtime.clone();
         let app = apps::kind(config.app.kind).app(&config, &upstream, runtime);
         let mut subscribers: Vec<Arc<dyn Subscriber>> = vec![
             Arc::new(LogSubscriber),
@@ -181,14 +172,17 @@ impl Server {
             tasks: TaskTracker::new(),
         });
         let admin = match (config_admin, metrics) {
-            (Some(admin_config), Some(metrics)) => Some(bind_admin(AdminState {
-                config: admin_config,
-                events: admin_events,
-                tracker: tracker_for_admin,
-                auth: auth.clone(),
-                metrics,
-                handles: Handles::new(),
-            })?),
+            (Some(admin_config), Some(metrics)) => Some(bind_admin(
+                AdminState {
+                    config: admin_config,
+                    events: admin_events,
+                    tracker: tracker_for_admin,
+                    auth: auth.clone(),
+                    metrics,
+                    handles: Handles::new(),
+                },
+                app_runtime,
+            )?),
             _ => None,
         };
         let gateway = Arc::new(Gateway::new(proxy, auth, routes, route_state));
@@ -349,10 +343,11 @@ fn operators_subscribers(
     Ok((audit, metrics))
 }
 
-/// Binds the admin listener; its metrics read the tracker and the limits from now on.
-fn bind_admin(state: AdminState) -> Result<Admin, StartError> {
+/// Binds the admin listener; its metrics read the tracker, the limits and the app's memory
+/// (`app`, in launcher mode) from now on.
+fn bind_admin(state: AdminState, app: Option<Arc<dyn Runtime>>) -> Result<Admin, StartError> {
     let limits = state.auth.bounds.clone();
-    state.metrics.attach(state.tracker.clone(), limits);
+    state.metrics.attach(state.tracker.clone(), limits, app);
     let listen = state.config.listen;
     let admin = Admin::bind(state).map_err(|source| StartError::BindAdmin {
         addr: listen,
@@ -362,143 +357,4 @@ fn bind_admin(state: AdminState) -> Result<Admin, StartError> {
         tracing::info!(admin = %addr, "the admin listener is serving (API, OpenAPI document, metrics)");
     }
     Ok(admin)
-}
-
-/// What the accept loop needs, shared by the serving and the draining phases.
-struct Accepting {
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    gateway: Arc<Gateway>,
-    limits: Arc<Limits>,
-    stop: CancellationToken,
-    connections: TaskTracker,
-}
-
-impl Accepting {
-    /// Accepts browser connections until `done` resolves; returns what it resolved to.
-    async fn until<T>(&self, listener: &TcpListener, done: impl Future<Output = T>) -> T {
-        tokio::pin!(done);
-        loop {
-            let (stream, peer) = tokio::select! {
-                value = &mut done => return value,
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let exempt = self.gateway.proxy.config.proxy.is_trusted(peer.ip());
-            let slot = match self.limits.connections.admit(peer.ip(), exempt) {
-                Ok(slot) => slot,
-                Err(refused) => {
-                    // Closed at once: the client learns now, and the listener keeps draining.
-                    self.limits.hit(match refused {
-                        Refused::Total => Limit::ConnectionsTotal,
-                        Refused::PerAddress => Limit::ConnectionsPerAddress,
-                    });
-                    drop(stream);
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            self.connections.spawn(serve(
-                Connection { stream, peer, slot },
-                self.builder.clone(),
-                self.gateway.clone(),
-                self.limits.clone(),
-                self.stop.clone(),
-            ));
-        }
-    }
-}
-
-/// The HTTP/1.1 and HTTP/2 settings for browser connections.
-fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
-    let proxy = &config.proxy;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(proxy.header_read_timeout)
-        .max_buf_size(proxy.max_header_bytes)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(proxy.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(H2_MAX_STREAMS)
-        .keep_alive_interval(Some(H2_PING_EVERY))
-        .keep_alive_timeout(H2_PING_TIMEOUT);
-    builder
-}
-
-/// An accepted connection and its place under the connection caps.
-struct Connection {
-    stream: TcpStream,
-    peer: SocketAddr,
-    slot: Slot,
-}
-
-/// Serves one connection until it ends, the limits close it, or the server stops.
-async fn serve(
-    connection: Connection,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    gateway: Arc<Gateway>,
-    limits: Arc<Limits>,
-    stop: CancellationToken,
-) {
-    let Connection { stream, peer, slot } = connection;
-    let config = gateway.proxy.config.clone();
-    let (activity, seen) = Activity::new();
-    let until = close_when(
-        seen,
-        config.proxy.header_read_timeout,
-        config.limits.idle_timeout,
-    );
-    let service = service_fn(move |req| {
-        let gateway = gateway.clone();
-        let request = activity.request();
-        async move {
-            let response = gateway.handle(req, peer).await;
-            Ok::<_, Infallible>(response.map(|body| held(body, request)))
-        }
-    });
-    let connection =
-        builder.serve_connection_with_upgrades(TokioIo::new(Held::new(stream, slot)), service);
-    tokio::pin!(connection);
-    let close = tokio::select! {
-        result = connection.as_mut() => {
-            if let Err(e) = result {
-                if e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout) {
-                    limits.hit(Limit::HeaderTimeout);
-                }
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-            return;
-        }
-        close = until => Some(close),
-        () = stop.cancelled() => None,
-    };
-    match close {
-        // Nothing was asked: nothing to finish.
-        Some(Close::HeaderTimeout) => {
-            limits.hit(Limit::HeaderTimeout);
-            return;
-        }
-        Some(Close::Idle) => limits.hit(Limit::IdleConnection),
-        None => {}
-    }
-    connection.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection).await;
-}
-
-/// `body`, keeping `request` in progress until the body is sent or dropped.
-fn held(body: Body, request: InProgress) -> Body {
-    Body::new(body.map_frame(move |frame| {
-        let _in_progress = &request;
-        frame
-    }))
 }

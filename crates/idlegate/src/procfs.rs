@@ -1,0 +1,84 @@
+//! Reading a process tree's memory from Linux's `/proc` (proc(5)): the app's resident set, for
+//! the metrics in launcher mode.
+
+use std::collections::HashMap;
+
+/// The resident memory, in bytes, of process `pid` and all its descendants (`VmRSS` of each,
+/// from `/proc/PID/status`); `None` when `pid` is gone or `/proc` cannot be read. Shared
+/// pages count once per process, as `VmRSS` does.
+pub fn tree_resident_bytes(pid: u32) -> Option<u64> {
+    let root = resident_bytes(pid)?;
+    let parents = parents();
+    let mut total = root;
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for (&child, &ppid) in &parents {
+            if ppid == parent {
+                total += resident_bytes(child).unwrap_or(0);
+                frontier.push(child);
+            }
+        }
+    }
+    Some(total)
+}
+
+/// `VmRSS` of one process, in bytes (absent for kernel threads and zombies: 0).
+fn resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or(0);
+    Some(kib * 1024)
+}
+
+/// Every process's parent, from `/proc/PID/stat` (the field after the command name, which
+/// may itself hold spaces and parentheses: read after its last `)`).
+fn parents() -> HashMap<u32, u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return HashMap::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let after = &stat[stat.rfind(')')? + 1..];
+            let ppid = after.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tree_holds_at_least_its_root_and_its_children() {
+        let own = std::process::id();
+        let alone = tree_resident_bytes(own).expect("this process");
+        assert!(alone > 1024 * 1024, "{alone}");
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let with_child = tree_resident_bytes(own).unwrap();
+        let child_rss = resident_bytes(child.id()).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(child_rss > 0);
+        assert!(
+            with_child + 4 * 1024 * 1024 >= alone + child_rss,
+            "{with_child} {alone} {child_rss}"
+        );
+        assert_eq!(tree_resident_bytes(u32::MAX), None);
+    }
+}
