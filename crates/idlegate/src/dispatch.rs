@@ -101,7 +101,12 @@ impl Gateway {
         } else {
             forward::forward(cx, req, peer, navigation, login.as_ref()).await
         };
-        let mut response = result.unwrap_or_else(|e| web::error_response(&e, &path, form));
+        let mut response = result.unwrap_or_else(|e| {
+            if let Some(fault) = e.upstream_fault() {
+                cx.tracker.upstream_failed(fault);
+            }
+            web::error_response(&e, &path, form)
+        });
         if let Some(cookie) = set_cookie {
             response.headers_mut().append(SET_COOKIE, cookie);
         }

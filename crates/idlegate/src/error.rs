@@ -62,6 +62,18 @@ impl ProxyError {
         }
     }
 
+    /// For a fault of the app: `connect` (refused or unreachable), `timeout` (no connection
+    /// within `proxy.connect_timeout`) or `response` (the answer broke off); `None` for
+    /// other faults. The label of `idlegate_upstream_errors_total`.
+    pub fn upstream_fault(&self) -> Option<&'static str> {
+        match self {
+            Self::Connect { .. } => Some("connect"),
+            Self::ConnectTimeout { .. } => Some("timeout"),
+            Self::Upstream(_) => Some("response"),
+            _ => None,
+        }
+    }
+
     /// The status the browser gets.
     pub fn status(&self) -> StatusCode {
         match self {

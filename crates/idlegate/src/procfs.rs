@@ -57,6 +57,19 @@ fn parents() -> HashMap<u32, u32> {
         .collect()
 }
 
+/// The memory limit of this process's cgroup, in bytes: cgroup v2's `memory.max`, else
+/// v1's `memory.limit_in_bytes` (Linux, Documentation/admin-guide/cgroup-v2.rst); `None`
+/// when unlimited (`max`, or v1's near-2^63 "no limit") or unreadable. In a container this is
+/// the container's limit, which the app shares in launcher mode.
+pub fn cgroup_memory_limit() -> Option<u64> {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let text = read("/sys/fs/cgroup/memory.max")
+        .or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes"))?;
+    let limit: u64 = text.trim().parse().ok()?;
+    // v1 writes "no limit" as the largest page-aligned i64.
+    (limit < 1 << 62).then_some(limit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +93,12 @@ mod tests {
             "{with_child} {alone} {child_rss}"
         );
         assert_eq!(tree_resident_bytes(u32::MAX), None);
+    }
+
+    #[test]
+    fn the_cgroup_limit_is_a_number_or_unlimited() {
+        if let Some(limit) = cgroup_memory_limit() {
+            assert!(limit > 1024 * 1024, "{limit}");
+        }
     }
 }

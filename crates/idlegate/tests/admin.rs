@@ -465,3 +465,23 @@ async fn silent_and_surplus_admin_connections_are_closed() -> Result<()> {
     )
     .await
 }
+
+#[tokio::test]
+async fn a_request_the_app_cannot_answer_is_counted_by_fault() -> Result<()> {
+    let app = testkit::FakeUpstream::start().await?;
+    let config = Config::builder()
+        .admin(SocketAddr::from(([127, 0, 0, 1], 0)), &format!("ops:{OPS}"))
+        .metrics_without_token(true);
+    let gw = TestGateway::start(&app.url(), config).await?;
+    drop(app);
+    let page = request(Method::GET, &format!("{}/", gw.url()), &[], "").await?;
+    ensure!(page.status == StatusCode::BAD_GATEWAY, "{}", page.status);
+    let text = admin(&gw, Method::GET, "/metrics", None).await?.text();
+    for line in [
+        "idlegate_upstream_errors_total{fault=\"connect\"} 1",
+        "idlegate_upstream_errors_total{fault=\"timeout\"} 0",
+    ] {
+        ensure!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    Ok(())
+}

@@ -148,3 +148,84 @@ async fn promtool_passes_the_metrics_and_prometheus_sees_counters_move() -> Resu
     let _ = prometheus.kill().await;
     result
 }
+
+/// Metric names in `text` (`idlegate_` and letters, digits, `_`).
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(at) = text[i..].find("idlegate_") {
+        let start = i + at;
+        let end = start
+            + text[start..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(text.len() - start);
+        let preceded =
+            start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+        if !preceded {
+            names.insert(text[start..end].to_owned());
+        }
+        i = end;
+    }
+    names
+}
+
+#[tokio::test]
+async fn the_dashboard_and_the_alerts_use_only_metrics_idlegate_exposes() -> Result<()> {
+    let rules = testkit::venv::repo_path("deploy/prometheus/rules.yml");
+    let checked = tokio::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .await?;
+    ensure!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+    let tested = tokio::process::Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(testkit::venv::repo_path("deploy/prometheus/rules_test.yml"))
+        .output()
+        .await?;
+    ensure!(
+        tested.status.success(),
+        "promtool test rules: {}{}",
+        String::from_utf8_lossy(&tested.stdout),
+        String::from_utf8_lossy(&tested.stderr)
+    );
+
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let config = Config::builder().admin(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        &format!("prometheus:{TOKEN}"),
+    );
+    let gw = TestGateway::start(&app.base_url(), config).await?;
+    let exposed: std::collections::BTreeSet<String> = metrics_text(&gw)
+        .await?
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_owned)
+        .collect();
+    // Present only in launcher mode, and only under a memory limit (tests/launcher.rs reads
+    // the first).
+    let conditional = [
+        "idlegate_app_resident_memory_bytes",
+        "idlegate_memory_limit_bytes",
+    ];
+    let dashboard =
+        std::fs::read_to_string(testkit::venv::repo_path("deploy/grafana/idlegate.json"))?;
+    let parsed: Value = serde_json::from_str(&dashboard).context("the dashboard is JSON")?;
+    ensure!(parsed["panels"].as_array().is_some_and(|p| !p.is_empty()));
+    let used = metric_names(&dashboard)
+        .into_iter()
+        .chain(metric_names(&std::fs::read_to_string(&rules)?));
+    for name in used {
+        ensure!(
+            exposed.contains(&name) || conditional.contains(&name.as_str()),
+            "{name} is not exposed; exposed: {exposed:?}"
+        );
+    }
+    Ok(())
+}

@@ -246,6 +246,9 @@ pub enum Event {
         client: std::net::IpAddr,
         method: &'static str,
     },
+    /// A request could not be relayed because of the app (`fault`: `connect`, `timeout`,
+    /// `response`; see `ProxyError::upstream_fault`).
+    UpstreamFailed { fault: &'static str },
     /// An administrator (`caller`: their token's name) did `action` (`end_tab`, `end_user`) to
     /// `target` (a tab handle, a user), ending `tabs` tabs and `logins` logins.
     AdminAction {

@@ -40,6 +40,7 @@ pub struct Metrics {
     human_idle: Histogram,
     logins_started: Counter,
     logins_ended: ByReason,
+    upstream_errors: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 /// Buckets of a tab's lifetime, seconds: 1 minute to 12 hours.
@@ -71,7 +72,11 @@ impl Metrics {
             human_idle: Histogram::new(HUMAN_IDLE_BUCKETS),
             logins_started: Counter::default(),
             logins_ended: ByReason::default(),
+            upstream_errors: Family::default(),
         };
+        for fault in ["connect", "timeout", "response"] {
+            let _ = metrics.upstream_errors.get_or_create(&[("fault", fault)]);
+        }
         for reason in EndReason::ALL {
             let _ = metrics
                 .tabs_ended
@@ -151,6 +156,12 @@ impl Metrics {
             "Login sessions ended, by reason",
             self.logins_ended.clone(),
         );
+        r.register(
+            "upstream_errors",
+            "Requests that failed because of the app, by fault: connect (refused or \
+             unreachable), timeout (no connection in time), response (the answer broke off)",
+            self.upstream_errors.clone(),
+        );
     }
 
     /// The metrics in OpenMetrics 1.0 text (what the library writes; Prometheus asks for it).
@@ -195,6 +206,11 @@ impl Subscriber for Metrics {
             }
             Event::LoginStarted { .. } => {
                 self.logins_started.inc();
+            }
+            Event::UpstreamFailed { fault } => {
+                self.upstream_errors
+                    .get_or_create(&[("fault", fault)])
+                    .inc();
             }
             Event::LoginEnded { reason, .. } => {
                 self.logins_ended
@@ -296,6 +312,16 @@ impl Collector for Snapshot {
                 ConstCounter::new(hits)
                     .encode(family.encode_family(&[("limit", limit.name())])?)?;
             }
+        }
+        if let Some(limit) = crate::procfs::cgroup_memory_limit() {
+            let metric = encoder.encode_descriptor(
+                "memory_limit_bytes",
+                "Memory limit of idlegate's cgroup (its container, which the app shares in \
+                 launcher mode); absent when unlimited",
+                None,
+                gauge.metric_type(),
+            )?;
+            ConstGauge::new(i64::try_from(limit).unwrap_or(i64::MAX)).encode(metric)?;
         }
         if let Some(bytes) = self.app.as_ref().and_then(|app| app.resident_bytes()) {
             let metric = encoder.encode_descriptor(

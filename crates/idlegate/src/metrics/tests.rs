@@ -67,6 +67,7 @@ async fn counters_move_with_events_and_gauges_with_the_open_tabs() {
             user: "alice".to_owned(),
             reason: EndReason::Logout,
         },
+        Event::UpstreamFailed { fault: "connect" },
         Event::TabEnded(Box::new(TabEnd {
             tab: 99,
             reason: EndReason::Idle,
@@ -89,6 +90,14 @@ async fn counters_move_with_events_and_gauges_with_the_open_tabs() {
         1.0
     );
     assert_eq!(value("idlegate_logins_ended_total{reason=\"logout\"}"), 1.0);
+    assert_eq!(
+        value("idlegate_upstream_errors_total{fault=\"connect\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("idlegate_upstream_errors_total{fault=\"timeout\"}"),
+        0.0
+    );
     assert_eq!(
         value("idlegate_tab_sessions_ended_total{reason=\"idle\"}"),
         1.0

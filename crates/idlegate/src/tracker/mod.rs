@@ -152,6 +152,11 @@ impl Tracker {
         self.shared.draining.store(true, Ordering::Relaxed);
     }
 
+    /// Tells subscribers (the metrics) that a request failed because of the app.
+    pub fn upstream_failed(&self, fault: &'static str) {
+        self.publish(|| Event::UpstreamFailed { fault });
+    }
+
     /// Whether a graceful shutdown started.
     pub fn is_draining(&self) -> bool {
         self.shared.draining.load(Ordering::Relaxed)
