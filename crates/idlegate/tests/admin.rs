@@ -485,3 +485,132 @@ async fn a_request_the_app_cannot_answer_is_counted_by_fault() -> Result<()> {
     }
     Ok(())
 }
+
+fn workspace_file(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+}
+
+/// The admin page in Chromium: signed in with a token, it lists two tabs of two users; bob's
+/// tab is ended with the keyboard (its button, Enter, the confirmation), and his page is sent
+/// to the ended page with reason `admin`.
+#[tokio::test]
+async fn browser_admin_page_lists_tabs_and_ends_one_with_its_button() -> Result<()> {
+    const WAIT: Duration = Duration::from_secs(20);
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let dir = tempfile::tempdir()?;
+    let gw = TestGateway::start(&app.base_url(), admin_config(&dir)?).await?;
+    let alice = signed_in(&gw, "alice").await?;
+    let bob = signed_in(&gw, "bob").await?;
+    let _a = open_tab(&gw, &alice).await?;
+    let mut b = open_tab(&gw, &bob).await?;
+    let admin_url = gw.admin_url().context("no admin listener")?;
+
+    let browser = testkit::Browser::start().await?;
+    let result = async {
+        browser.goto(&format!("{admin_url}/")).await?;
+        browser
+            .type_into("//input[@id='token']", &format!("{OPS}\u{E007}"), WAIT)
+            .await?;
+        let text = browser.wait_for_text("2 open tabs, 2 users", WAIT).await?;
+        ensure!(text.contains("alice") && text.contains("bob"), "{text}");
+        let shot = workspace_file("docs/screenshots/admin.png");
+        browser.screenshot_png(&shot).await?;
+
+        browser
+            .focus("//button[@aria-label='End the tab of bob']", WAIT)
+            .await?;
+        browser.type_keys("\u{E007}").await?;
+        testkit::wait_until(WAIT, Duration::from_millis(100), async || {
+            Ok(browser.client().accept_alert().await?)
+        })
+        .await
+        .context("the confirmation")?;
+        let url = b.wait_for_auth_redirect(WAIT).await?;
+        ensure!(url.contains("reason=admin"), "bob's page was sent to {url}");
+        browser.wait_for_text("1 open tab, 1 user", WAIT).await?;
+        // The page keeps to its policy: everything came from the listener itself.
+        let response = web::get(&format!("{admin_url}/")).await?;
+        let csp = response
+            .header("content-security-policy")
+            .unwrap_or_default();
+        ensure!(
+            csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+            "{csp}"
+        );
+        Ok(())
+    }
+    .await;
+    browser.close().await?;
+    result
+}
+
+#[tokio::test]
+async fn the_page_s_cookie_cannot_end_tabs_from_another_site() -> Result<()> {
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let dir = tempfile::tempdir()?;
+    let gw = TestGateway::start(&app.base_url(), admin_config(&dir)?).await?;
+    let admin_url = gw.admin_url().context("no admin listener")?;
+    let host = admin_url.trim_start_matches("http://").to_owned();
+    let form = format!("token={OPS}");
+    let own = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("origin", admin_url.as_str()),
+    ];
+    let signed = request(Method::POST, &format!("{admin_url}/login"), &own, &form).await?;
+    ensure!(signed.status == StatusCode::SEE_OTHER, "{}", signed.status);
+    let cookie = signed
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .context("no admin cookie")?
+        .to_owned();
+    ensure!(signed
+        .header("set-cookie")
+        .is_some_and(|c| c.contains("HttpOnly") && c.contains("SameSite=Strict")));
+    // Reading with the cookie works; a change from another origin does not.
+    let read = request(
+        Method::GET,
+        &format!("{admin_url}/api/v1/tabs"),
+        &[("cookie", &cookie)],
+        "",
+    )
+    .await?;
+    ensure!(read.status == StatusCode::OK, "{}", read.status);
+    let forged = request(
+        Method::DELETE,
+        &format!("{admin_url}/api/v1/users/alice"),
+        &[("cookie", &cookie), ("origin", "http://evil.example")],
+        "",
+    )
+    .await?;
+    ensure!(
+        forged.status == StatusCode::UNAUTHORIZED,
+        "{}",
+        forged.status
+    );
+    let from_page = request(
+        Method::DELETE,
+        &format!("{admin_url}/api/v1/users/alice"),
+        &[("cookie", &cookie), ("origin", &format!("http://{host}"))],
+        "",
+    )
+    .await?;
+    ensure!(
+        from_page.status == StatusCode::NOT_FOUND,
+        "alice has nothing to end: {}",
+        from_page.status
+    );
+    // A wrong token at the form gets the form again.
+    let wrong = request(
+        Method::POST,
+        &format!("{admin_url}/login"),
+        &own,
+        "token=nope",
+    )
+    .await?;
+    ensure!(
+        wrong.status == StatusCode::UNAUTHORIZED && wrong.text().contains("not an admin token")
+    );
+    Ok(())
+}

@@ -384,3 +384,35 @@ pub async fn end_user(
     })
     .into_response()
 }
+
+/// One sample of the app's memory.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MemorySample {
+    /// Unix time, seconds.
+    pub time: f64,
+    /// Resident memory of the app's process tree, bytes.
+    pub bytes: u64,
+}
+
+/// The app's memory over the last hour, oldest first; empty unless idlegate started the app.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MemoryHistoryBody {
+    pub samples: Vec<MemorySample>,
+}
+
+/// The app's memory over the last hour (sampled every 30 seconds; launcher mode).
+#[utoipa::path(get, path = "/api/v1/memory", tag = "app",
+    responses(
+        (status = 200, description = "The samples", body = MemoryHistoryBody),
+        (status = 401, description = "No or a wrong token", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn memory(State(state): State<Arc<AdminState>>) -> Response {
+    let samples = state
+        .memory
+        .samples()
+        .into_iter()
+        .map(|(time, bytes)| MemorySample { time, bytes })
+        .collect();
+    Json(MemoryHistoryBody { samples }).into_response()
+}

@@ -11,7 +11,9 @@
 //! connections.
 
 mod api;
+mod memory;
 mod openapi;
+mod page;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +34,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::apps::Runtime;
 use crate::auth::Auth;
 use crate::config::{AdminConfig, AdminToken};
 use crate::lifecycle::Publisher;
@@ -39,7 +42,9 @@ use crate::metrics::Metrics;
 use crate::tracker::{TabId, Tracker};
 
 pub use api::{Ended, ErrorBody, Login, LoginList, Tab, TabPage, DEFAULT_LIMIT, MAX_LIMIT};
+pub use memory::MemoryHistory;
 pub use openapi::document;
+pub use page::{Sessions, COOKIE, MAX_SESSIONS};
 
 /// Most admin connections open at once; more are closed at accept.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -104,6 +109,12 @@ pub struct AdminState {
     pub auth: Arc<Auth>,
     pub metrics: Arc<Metrics>,
     pub handles: Handles,
+    /// Browsers signed in to the admin page.
+    pub sessions: Sessions,
+    /// The app's memory over the last hour (launcher mode).
+    pub memory: MemoryHistory,
+    /// The app's process, when idlegate started it.
+    pub app: Option<Arc<dyn Runtime>>,
 }
 
 /// The admin listener, bound, with what it serves.
@@ -128,10 +139,14 @@ impl Admin {
         self.listener.local_addr()
     }
 
-    /// Serves until `stop` is cancelled: HTTP/1.1, one request per connection, at most
+    /// Serves until `stop` is cancelled (sampling the app's memory meanwhile, in launcher
+    /// mode): HTTP/1.1, one request per connection, at most
     /// [`MAX_CONNECTIONS`] at once (more are closed at accept), each with
     /// [`HEADER_TIMEOUT`] to send its request head and [`CONNECTION_DEADLINE`] in all.
     pub async fn serve(self, stop: CancellationToken) {
+        if let Some(app) = self.state.app.clone() {
+            tokio::spawn(memory::sample(self.state.clone(), app, stop.clone()));
+        }
         let app = router(self.state);
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let mut builder = hyper::server::conn::http1::Builder::new();
@@ -179,7 +194,14 @@ pub fn router(state: Arc<AdminState>) -> Router {
         )
         .route("/api/v1/logins", get(api::list_logins))
         .route("/api/v1/users/{user}", axum::routing::delete(api::end_user))
+        .route("/api/v1/memory", get(api::memory))
         .route("/api/v1/openapi.json", get(openapi_json));
+    let page = Router::new()
+        .route("/", get(page::index))
+        .route("/login", axum::routing::post(page::login))
+        .route("/logout", axum::routing::post(page::logout))
+        .route("/admin.js", get(page::script))
+        .route("/admin.css", get(page::style));
     let metrics = Router::new().route("/metrics", get(metrics));
     let open_metrics = state.config.metrics_without_token;
     let guarded = |router: Router<Arc<AdminState>>| {
@@ -192,6 +214,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
     };
     guarded(api)
         .merge(metrics)
+        .merge(page)
         .fallback(|| async { api::error(StatusCode::NOT_FOUND, "no such admin route") })
         .with_state(state)
 }
@@ -224,7 +247,11 @@ async fn require_token(
                 .eq_ignore_ascii_case("bearer")
                 .then_some(token.trim())
         });
-    match presented.and_then(|token| caller(&state.config.tokens, token)) {
+    let found = match presented {
+        Some(token) => caller(&state.config.tokens, token),
+        None => cookie_caller(&state, &req),
+    };
+    match found {
         Some(name) => {
             req.extensions_mut().insert(Caller(name));
             next.run(req).await
@@ -245,6 +272,17 @@ async fn require_token(
 
 /// OpenMetrics to a client that asks for it (Prometheus does), the text format 0.0.4 to
 /// everyone else.
+/// The caller of the admin session the request's cookie names; a change made with that
+/// cookie must come from the admin page itself.
+fn cookie_caller(state: &AdminState, req: &Request) -> Option<String> {
+    let name = state.sessions.caller(req.headers())?;
+    let safe = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    (safe || page::from_own_page(req.headers())).then_some(name)
+}
+
 async fn metrics(State(state): State<Arc<AdminState>>, headers: axum::http::HeaderMap) -> Response {
     let openmetrics = headers
         .get_all(header::ACCEPT)

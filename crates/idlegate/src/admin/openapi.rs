@@ -16,7 +16,8 @@ use super::api;
         api::get_tab,
         api::end_tab,
         api::list_logins,
-        api::end_user
+        api::end_user,
+        api::memory
     ),
     components(schemas(
         api::Tab,
@@ -26,12 +27,15 @@ use super::api;
         api::LoginList,
         api::ErrorBody,
         api::Sort,
-        api::StateFilter
+        api::StateFilter,
+        api::MemorySample,
+        api::MemoryHistoryBody
     )),
     modifiers(&Bearer),
     tags(
         (name = "tabs", description = "Tab sessions: one per browser tab"),
-        (name = "users", description = "Login sessions and everything of a user")
+        (name = "users", description = "Login sessions and everything of a user"),
+        (name = "app", description = "The app behind idlegate")
     )
 )]
 struct Doc;

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin::{Admin, AdminState, Handles};
+use crate::admin::{Admin, AdminState, Handles, MemoryHistory, Sessions};
 use crate::apps::{self, Runtime, SessionEnds};
 use crate::audit::Audit;
 use crate::auth::Auth;
@@ -172,17 +172,17 @@ impl Server {
             tasks: TaskTracker::new(),
         });
         let admin = match (config_admin, metrics) {
-            (Some(admin_config), Some(metrics)) => Some(bind_admin(
-                AdminState {
-                    config: admin_config,
-                    events: admin_events,
-                    tracker: tracker_for_admin,
-                    auth: auth.clone(),
-                    metrics,
-                    handles: Handles::new(),
-                },
-                app_runtime,
-            )?),
+            (Some(admin_config), Some(metrics)) => Some(bind_admin(AdminState {
+                config: admin_config,
+                events: admin_events,
+                tracker: tracker_for_admin,
+                auth: auth.clone(),
+                metrics,
+                handles: Handles::new(),
+                sessions: Sessions::default(),
+                memory: MemoryHistory::default(),
+                app: app_runtime,
+            })?),
             _ => None,
         };
         let gateway = Arc::new(Gateway::new(proxy, auth, routes, route_state));
@@ -345,9 +345,11 @@ fn operators_subscribers(
 
 /// Binds the admin listener; its metrics read the tracker, the limits and the app's memory
 /// (`app`, in launcher mode) from now on.
-fn bind_admin(state: AdminState, app: Option<Arc<dyn Runtime>>) -> Result<Admin, StartError> {
+fn bind_admin(state: AdminState) -> Result<Admin, StartError> {
     let limits = state.auth.bounds.clone();
-    state.metrics.attach(state.tracker.clone(), limits, app);
+    state
+        .metrics
+        .attach(state.tracker.clone(), limits, state.app.clone());
     let listen = state.config.listen;
     let admin = Admin::bind(state).map_err(|source| StartError::BindAdmin {
         addr: listen,
