@@ -127,9 +127,16 @@ fn env_dict(env: &[(String, String)]) -> Result<Dict, ConfigError> {
                 format!("{name:?} is not a config key: a part of its name is empty"),
             ));
         }
-        let parsed: Value = value
-            .parse()
-            .map_err(|_| ConfigError::invalid(&key, format!("cannot read {name}")))?;
+        let parsed: Value = if value.contains('\\') && !value.is_ascii() {
+            // figment 0.10's string unescaping takes a character index for a byte index and
+            // panics on a non-ASCII character before a backslash (`value/escape.rs`); such a
+            // value is kept as the text it is.
+            Value::from(value.clone())
+        } else {
+            value
+                .parse()
+                .map_err(|_| ConfigError::invalid(&key, format!("cannot read {name}")))?
+        };
         // Durations and addresses stay strings even when they look like numbers.
         let parsed = match parsed {
             Value::Num(..) if !key.ends_with("_bytes") => Value::from(value.clone()),
@@ -233,6 +240,15 @@ mod tests {
             let error = env_dict(&env(&[(name, "0")])).expect_err(name);
             assert!(error.key().is_some_and(|key| !key.is_empty()), "{name}");
             assert!(error.to_string().contains(name), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_value_with_non_ascii_text_before_a_backslash_is_read_as_text() {
+        for value in ["[\"l\u{97}*\\x\"]", "\"é\\n\"", "ü\\"] {
+            let dict =
+                env_dict(&env(&[("IDLEGATE_BROWSER__TEXTS__ENDED_TITLE", value)])).expect(value);
+            assert!(dict.contains_key("browser"), "{value}");
         }
     }
 
