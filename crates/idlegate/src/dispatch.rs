@@ -32,6 +32,8 @@ use tower::ServiceExt;
 use crate::auth::{Access, Auth};
 use crate::csrf::Authority;
 use crate::error::ProxyError;
+use crate::limits::keys::OWN_ROUTE_DEADLINE;
+use crate::limits::Limit;
 use crate::paths;
 use crate::proxy::{forward, headers, inject, websocket, Context};
 use crate::routes::{sign_out, RouteState};
@@ -124,9 +126,19 @@ impl Gateway {
         req.extensions_mut().insert(authority);
         req.extensions_mut().insert(Peer(peer));
         req.extensions_mut().insert(scheme);
-        match self.routes.clone().oneshot(req.map(Body::new)).await {
-            Ok(response) => response,
-            Err(infallible) => match infallible {},
+        // A deadline for the whole request, body included: a body sent slowly would hold
+        // what was read of it for as long as the client likes.
+        let routed = self.routes.clone().oneshot(req.map(Body::new));
+        match tokio::time::timeout(OWN_ROUTE_DEADLINE, routed).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(infallible)) => match infallible {},
+            Err(_) => {
+                self.auth.bounds.hit(Limit::RequestDeadline);
+                web::respond::json_message(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "The request took too long to arrive.",
+                )
+            }
         }
     }
 

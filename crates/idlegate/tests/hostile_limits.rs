@@ -273,3 +273,58 @@ async fn password_checks_at_once_never_exceed_the_bound() -> Result<()> {
     ensure!(gw.limits.password_checks.in_use() == 0);
     Ok(())
 }
+
+/// The page script's report API and sign-out read small bodies only, and a request to
+/// idlegate's own routes must arrive whole within the deadline: a body sent slowly (or not
+/// at all) cannot hold memory for as long as its client likes.
+#[tokio::test]
+async fn own_routes_take_small_bodies_within_a_deadline() -> Result<()> {
+    use idlegate::limits::keys::{MAX_SMALL_BODY, OWN_ROUTE_DEADLINE};
+    use tokio::io::AsyncWriteExt;
+    let gw = Gateway::start(Config::builder()).await?;
+    let origin = format!("http://{}", gw.addr);
+    // (Sign-out reads no body at all.)
+    for path in ["/_idlegate/tab"] {
+        let big = "x".repeat(MAX_SMALL_BODY + 1);
+        let request = Request::post(format!("{origin}{path}"))
+            .header("host", gw.addr.to_string())
+            .header("origin", &origin)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(big)))?;
+        let status = gw.send_from([127, 0, 0, 1], request).await?.status();
+        ensure!(status == StatusCode::PAYLOAD_TOO_LARGE, "{path}: {status}");
+    }
+    // A body promised and never sent: 408 at the deadline, counted.
+    let mut stream = gw.connect_from([127, 0, 0, 1]).await?;
+    let head = format!(
+        "POST /_idlegate/tab HTTP/1.1\r\nhost: {}\r\norigin: {origin}\r\n\
+         content-type: application/json\r\ncontent-length: 4000\r\n\r\n{{\"t\":",
+        gw.addr
+    );
+    stream.write_all(head.as_bytes()).await?;
+    let started = tokio::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = async {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 1024];
+        loop {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(OWN_ROUTE_DEADLINE + secs(5), read)
+        .await
+        .context("no answer after the deadline")??;
+    let text = String::from_utf8_lossy(&answer);
+    ensure!(text.starts_with("HTTP/1.1 408"), "{text}");
+    ensure!(started.elapsed() >= OWN_ROUTE_DEADLINE - secs(1));
+    ensure!(gw.hits(Limit::RequestDeadline) == 1);
+    Ok(())
+}

@@ -36,14 +36,17 @@ pub fn strip(headers: &mut HeaderMap, names: &IdentityHeaders) {
 
 /// The identity a trusted proxy put in the headers, if it named a user. Email and groups
 /// are read only when `sets` says the proxy sets them itself: a proxy that does not set a
-/// header passes on the browser's copy.
+/// header passes on the browser's copy. A header that appears more than once is not read
+/// at all (a user header twice names nobody): a proxy that adds its value beside the
+/// browser's instead of replacing it would otherwise let the browser's copy, first, win.
 pub fn read(headers: &HeaderMap, names: &IdentityHeaders, sets: ProxyHeaders) -> Option<Identity> {
     let text = |name| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
+        let mut fields = headers.get_all(name).iter();
+        let first = fields.next()?;
+        if fields.next().is_some() {
+            return None;
+        }
+        first.to_str().ok().map(str::trim).filter(|v| !v.is_empty())
     };
     let user = text(&names.user)?;
     Some(Identity {
@@ -158,5 +161,24 @@ mod tests {
             &custom
         ));
         assert!(!is_identity(&HeaderName::from_static("cookie"), &custom));
+    }
+
+    #[test]
+    fn a_header_given_twice_names_nobody() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-user", "carol".parse().unwrap());
+        headers.append("x-forwarded-user", "admin".parse().unwrap());
+        let all = ProxyHeaders {
+            email: true,
+            groups: true,
+        };
+        assert_eq!(read(&headers, &names(), all), None);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-user", "carol".parse().unwrap());
+        headers.append("x-forwarded-email", "a@example.com".parse().unwrap());
+        headers.append("x-forwarded-email", "b@example.com".parse().unwrap());
+        let carol = read(&headers, &names(), all).unwrap();
+        assert_eq!(carol.user, "carol");
+        assert_eq!(carol.email, None);
     }
 }

@@ -16,6 +16,11 @@ pub const MAX_USERNAME_BYTES: usize = 256;
 pub const MAX_PASSWORD_BYTES: usize = 4096;
 /// Largest sign-in form body accepted, in bytes: both fields at their limits, percent-encoded
 /// (×3), and a return path.
+/// Largest body of a page script's report, in bytes: reports are a few hundred.
+pub const MAX_SMALL_BODY: usize = 4096;
+/// How long a request to idlegate's own routes may take in all, its body included (a sign-in
+/// waits at most 2 s for a password check, which takes well under a second).
+pub const OWN_ROUTE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
 pub const MAX_SIGN_IN_BODY: usize = 3 * (MAX_USERNAME_BYTES + MAX_PASSWORD_BYTES) + 8192;
 
 /// A client address as rate limits see it: IPv4 (an IPv4-mapped IPv6 address as its IPv4

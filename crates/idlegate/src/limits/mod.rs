@@ -64,11 +64,14 @@ pub enum Limit {
     RewriteSkipped,
     /// A rate-limit store was full and forgot its entries closest to expiry.
     RateKeysEvicted,
+    /// A request to idlegate's own routes took longer than [`keys::OWN_ROUTE_DEADLINE`]
+    /// (a body sent too slowly, say) and got 408.
+    RequestDeadline,
 }
 
 impl Limit {
     /// Every limit, in counter order.
-    pub const ALL: [Limit; 11] = [
+    pub const ALL: [Limit; 12] = [
         Limit::ConnectionsTotal,
         Limit::ConnectionsPerAddress,
         Limit::HeaderTimeout,
@@ -80,6 +83,7 @@ impl Limit {
         Limit::PasswordCheckRefused,
         Limit::RewriteSkipped,
         Limit::RateKeysEvicted,
+        Limit::RequestDeadline,
     ];
 
     /// The name in logs and metrics.
@@ -96,6 +100,7 @@ impl Limit {
             Limit::PasswordCheckRefused => "password_check_refused",
             Limit::RewriteSkipped => "rewrite_skipped",
             Limit::RateKeysEvicted => "rate_keys_evicted",
+            Limit::RequestDeadline => "request_deadline",
         }
     }
 

@@ -71,8 +71,9 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 }
 
 /// Sets `X-Forwarded-For`, `-Proto` and `-Host`. A trusted peer's values are kept and the
-/// peer is appended to the chain; anyone else's are replaced, so a browser cannot pose as
-/// another address.
+/// peer is appended to the chain (every `X-Forwarded-For` field, in order, joined into one:
+/// a proxy may add a field of its own instead of extending the last, RFC 9110 §5.3); anyone
+/// else's are replaced, so a browser cannot pose as another address.
 pub fn set_forwarded(
     headers: &mut HeaderMap,
     peer: SocketAddr,
@@ -80,11 +81,17 @@ pub fn set_forwarded(
     host: Option<&HeaderValue>,
 ) {
     let peer_ip = peer.ip().to_canonical().to_string();
-    let chain = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) if trusted && !existing.trim().is_empty() => {
-            format!("{}, {peer_ip}", existing.trim())
-        }
-        _ => peer_ip,
+    let existing: Vec<&str> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    let chain = if trusted && !existing.is_empty() {
+        format!("{}, {peer_ip}", existing.join(", "))
+    } else {
+        peer_ip
     };
     if let Ok(value) = HeaderValue::from_str(&chain) {
         headers.insert(X_FORWARDED_FOR, value);
@@ -328,5 +335,28 @@ pub(super) mod tests {
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.0.0.5");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "apps.example.com");
+    }
+
+    #[test]
+    fn every_forwarded_for_field_of_a_trusted_peer_is_kept_in_order() {
+        let mut h = map(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "203.0.113.7"),
+        ]);
+        set_forwarded(&mut h, "10.0.0.5:4000".parse().unwrap(), true, None);
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(h["x-forwarded-for"], "6.6.6.6, 203.0.113.7, 10.0.0.5");
+        let mut untrusted = map(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "7.7.7.7"),
+        ]);
+        set_forwarded(
+            &mut untrusted,
+            "198.51.100.2:4000".parse().unwrap(),
+            false,
+            None,
+        );
+        assert_eq!(untrusted.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(untrusted["x-forwarded-for"], "198.51.100.2");
     }
 }

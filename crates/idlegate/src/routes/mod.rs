@@ -67,7 +67,9 @@ pub fn router(state: Arc<RouteState>) -> Router {
         )
         .route(
             &format!("{prefix}{TAB_API}"),
-            axum::routing::post(tab::report),
+            axum::routing::post(tab::report).layer(axum::extract::DefaultBodyLimit::max(
+                crate::limits::keys::MAX_SMALL_BODY,
+            )),
         )
         .fallback(not_found)
         .with_state(state)

@@ -46,6 +46,9 @@ impl Accepting {
         done: impl Future<Output = T>,
     ) -> T {
         tokio::pin!(done);
+        // Accept failures (out of descriptors) are logged once a minute, with their count.
+        let mut failures = 0u64;
+        let mut last_warning: Option<tokio::time::Instant> = None;
         loop {
             let (stream, peer) = tokio::select! {
                 value = &mut done => return value,
@@ -53,7 +56,12 @@ impl Accepting {
                     Ok(pair) => pair,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
+                        failures += 1;
+                        let now = tokio::time::Instant::now();
+                        if last_warning.is_none_or(|at| now - at >= Duration::from_secs(60)) {
+                            tracing::warn!(error = %e, failures, "accept failed (logged once a minute)");
+                            last_warning = Some(now);
+                        }
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
