@@ -102,6 +102,29 @@ fn is_kubernetes_service_link(rest: &str) -> bool {
         && matches!(field, None | Some("PROTO" | "PORT" | "ADDR"))
 }
 
+/// Deepest nesting of lists and tables read from an environment variable (a config value
+/// needs two at most: a list of strings).
+const MAX_ENV_NESTING: usize = 32;
+
+/// How deep `[` and `{` nest in `value`, outside quoted strings.
+fn nesting(value: &str) -> usize {
+    let (mut depth, mut deepest, mut quoted, mut escaped) = (0usize, 0usize, false, false);
+    for b in value.bytes() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b'[' | b'{' if !quoted => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' if !quoted => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// Turns `IDLEGATE_TABS__IDLE_TIMEOUT=15m` into `{tabs: {idle_timeout: "15m"}}`.
 fn env_dict(env: &[(String, String)]) -> Result<Dict, ConfigError> {
     let mut dict = Dict::new();
@@ -125,6 +148,14 @@ fn env_dict(env: &[(String, String)]) -> Result<Dict, ConfigError> {
             return Err(ConfigError::invalid(
                 &key,
                 format!("{name:?} is not a config key: a part of its name is empty"),
+            ));
+        }
+        if nesting(value) > MAX_ENV_NESTING {
+            // figment's value parser recurses once per level: a few thousand `[` overflow
+            // the stack.
+            return Err(ConfigError::invalid(
+                &key,
+                format!("{name} nests lists or tables more than {MAX_ENV_NESTING} deep"),
             ));
         }
         let parsed: Value = if value.contains('\\') && !value.is_ascii() {
@@ -241,6 +272,23 @@ mod tests {
             assert!(error.key().is_some_and(|key| !key.is_empty()), "{name}");
             assert!(error.to_string().contains(name), "{error}");
         }
+    }
+
+    #[test]
+    fn a_value_nested_too_deep_is_refused_naming_it_instead_of_overflowing_the_stack() {
+        let deep = "[".repeat(5000);
+        let error = env_dict(&env(&[("IDLEGATE_PROXY__TRUSTED_PROXIES", &deep)])).unwrap_err();
+        assert_eq!(error.key(), Some("proxy.trusted_proxies"), "{error}");
+        let fine = env(&[(
+            "IDLEGATE_PROXY__TRUSTED_PROXIES",
+            "[\"10.0.0.0/8\", \"[::1]\"]",
+        )]);
+        assert!(env_dict(&fine).is_ok());
+        assert_eq!(
+            nesting("[[\"[[[\"]]"),
+            2,
+            "brackets in strings do not count"
+        );
     }
 
     #[test]
