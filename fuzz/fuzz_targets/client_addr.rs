@@ -20,6 +20,7 @@ static PROXIES: LazyLock<ProxyConfig> = LazyLock::new(|| {
         r#"[proxy]
         trusted_proxies = ["10.0.0.0/8", "192.168.1.1", "::1", "2001:db8::/32"]"#,
     )
+    // A constant config: it parses, or the target itself is wrong.
     .expect("valid config")
     .proxy
 });
@@ -39,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&choice, rest)) = data.split_first() else {
         return;
     };
+    // PEERS are address literals.
     let peer: SocketAddr = PEERS[usize::from(choice) % PEERS.len()].parse().unwrap();
     let mut headers = HeaderMap::new();
     for field in rest.split(|b| *b == 0) {

@@ -58,6 +58,7 @@ fuzz_target!(|data: &[u8]| {
     let at = data.len() % cookie.len();
     let mut changed = cookie.into_bytes();
     changed[at] = if changed[at] == b'A' { b'B' } else { b'A' };
+    // The sealed cookie is ASCII (base64url and a dot), and one byte became `A` or `B`.
     let changed = String::from_utf8(changed).expect("ASCII");
     assert!(
         SEAL.open(&changed, &state, NOW).is_none(),

@@ -65,8 +65,13 @@ pub fn cgroup_memory_limit() -> Option<u64> {
     let read = |path: &str| std::fs::read_to_string(path).ok();
     let text = read("/sys/fs/cgroup/memory.max")
         .or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes"))?;
+    parse_limit(&text)
+}
+
+/// A cgroup memory limit file's bytes; `None` for `max` (v2) or the near-2^63 value v1
+/// writes for "no limit".
+fn parse_limit(text: &str) -> Option<u64> {
     let limit: u64 = text.trim().parse().ok()?;
-    // v1 writes "no limit" as the largest page-aligned i64.
     (limit < 1 << 62).then_some(limit)
 }
 
@@ -96,9 +101,10 @@ mod tests {
     }
 
     #[test]
-    fn the_cgroup_limit_is_a_number_or_unlimited() {
-        if let Some(limit) = cgroup_memory_limit() {
-            assert!(limit > 1024 * 1024, "{limit}");
-        }
+    fn a_cgroup_limit_is_its_bytes_and_no_limit_is_none() {
+        assert_eq!(parse_limit("536870912\n"), Some(536_870_912));
+        assert_eq!(parse_limit("max\n"), None);
+        assert_eq!(parse_limit("9223372036854771712\n"), None, "v1's no limit");
+        assert_eq!(parse_limit(""), None);
     }
 }

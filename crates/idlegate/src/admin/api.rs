@@ -358,13 +358,15 @@ pub async fn end_user(
     Extension(caller): Extension<Caller>,
     Path(user): Path<String>,
 ) -> Response {
+    // The store's index by user, not a view of every tab.
     let tabs: Vec<String> = state
         .tracker
-        .views()
+        .stores()
+        .tabs
+        .of_user(&user)
         .into_iter()
-        .filter(|v| v.user.as_deref() == Some(user.as_str()))
-        .filter(|v| state.tracker.end(v.tab, EndReason::Admin))
-        .map(|v| state.handles.handle(v.tab))
+        .filter(|record| state.tracker.end(record.tab, EndReason::Admin))
+        .map(|record| state.handles.handle(record.tab))
         .collect();
     let logins = state.auth.end_logins_of(&user, EndReason::Admin);
     if tabs.is_empty() && logins == 0 {

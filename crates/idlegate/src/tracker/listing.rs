@@ -44,11 +44,6 @@ impl TabActivity {
             Self::Active => "active",
         }
     }
-
-    /// Parses [`TabActivity::as_str`] back.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == name)
-    }
 }
 
 /// One open tab as operators see it, at the instant it was read.
