@@ -20,7 +20,7 @@ pub use kind::{BasePathCheck, Kind, LaunchPlan, LaunchRequest, ProcessHook, Runt
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use crate::limits::{work::Queue, Limits};
 
 use crate::config::AppKind;
 use crate::lifecycle::{Event, Subscriber};
@@ -34,19 +34,20 @@ pub fn kind(kind: AppKind) -> &'static dyn Kind {
 }
 
 /// Tells the app each ended tab's session id ([`App::session_ended`]), on a task of its own:
-/// ending a session for good may write files and signal the app's process.
-pub struct SessionEnds(mpsc::UnboundedSender<String>);
+/// ending a session for good may write files and signal the app's process. The ids wait in
+/// a bounded [`Queue`].
+pub struct SessionEnds(Queue<String>);
 
 impl SessionEnds {
-    /// A subscriber that tells `app`.
-    pub fn start(app: Arc<dyn App>) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    /// A subscriber that tells `app`, counting dropped ids in `limits`.
+    pub fn start(app: Arc<dyn App>, limits: Arc<Limits>) -> Self {
+        let (queue, mut rx) = Queue::<String>::new(limits);
         tokio::spawn(async move {
             while let Some(id) = rx.recv().await {
                 app.session_ended(&id);
             }
         });
-        Self(tx)
+        Self(queue)
     }
 }
 
@@ -54,8 +55,7 @@ impl Subscriber for SessionEnds {
     fn on_event(&self, event: &Event) {
         if let Event::TabEnded(end) = event {
             if let Some(id) = &end.app_session {
-                // The task stops only with the runtime; nothing is left to end then.
-                let _ = self.0.send(id.clone());
+                self.0.push(id.clone());
             }
         }
     }

@@ -10,7 +10,8 @@
 //!   accept, then closed after `limits.idle_timeout` with no request in progress);
 //! - sign-in: [`keys::check_form`] (field lengths), [`keys::address_key`] (an IPv6 client
 //!   is its /64), [`sign_in::SignInLimits`] (who may try, and what a failure costs);
-//! - work: [`work::Bound`] (a bounded number at once, a bounded wait for a turn).
+//! - work: [`work::Bound`] (a bounded number at once, a bounded wait for a turn) and
+//!   [`work::Queue`] (a bounded number waiting for a background task, the rest dropped).
 //!
 //! `docs/security.md` ("Resource limits") states the threat each limit answers.
 
@@ -67,11 +68,15 @@ pub enum Limit {
     /// A request to idlegate's own routes took longer than [`keys::OWN_ROUTE_DEADLINE`]
     /// (a body sent too slowly, say) and got 408.
     RequestDeadline,
+    /// Work for the app after a tab ended (releasing its uploads, ending its session there)
+    /// was dropped: [`work::QUEUE_SIZE`] items already waited for an app that answers too
+    /// slowly.
+    AppWorkDropped,
 }
 
 impl Limit {
     /// Every limit, in counter order.
-    pub const ALL: [Limit; 12] = [
+    pub const ALL: [Limit; 13] = [
         Limit::ConnectionsTotal,
         Limit::ConnectionsPerAddress,
         Limit::HeaderTimeout,
@@ -84,6 +89,7 @@ impl Limit {
         Limit::RewriteSkipped,
         Limit::RateKeysEvicted,
         Limit::RequestDeadline,
+        Limit::AppWorkDropped,
     ];
 
     /// The name in logs and metrics.
@@ -101,6 +107,7 @@ impl Limit {
             Limit::RewriteSkipped => "rewrite_skipped",
             Limit::RateKeysEvicted => "rate_keys_evicted",
             Limit::RequestDeadline => "request_deadline",
+            Limit::AppWorkDropped => "app_work_dropped",
         }
     }
 

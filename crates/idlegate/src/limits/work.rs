@@ -1,11 +1,17 @@
 //! A bound on expensive work at once (Argon2 checks, page rewrites): a fixed number of turns,
-//! and a bounded wait for one.
+//! and a bounded wait for one. And a bound on work handed to a background task
+//! ([`Queue`]): a fixed number of items waiting, the rest dropped and counted.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+use super::{Limit, Limits};
+
+/// How many items a [`Queue`] holds at most.
+pub const QUEUE_SIZE: usize = 4096;
 
 /// At most `size` at once; a caller waits at most `wait` for a turn.
 #[derive(Debug)]
@@ -79,6 +85,33 @@ impl Bound {
     }
 }
 
+/// Work for a background task that talks to the app (releasing an ended tab's uploads,
+/// ending its session there), handed over without waiting. At most [`QUEUE_SIZE`] items
+/// wait; while the app answers too slowly for that, further items are dropped and counted
+/// as [`Limit::AppWorkDropped`]: an unbounded queue grew with every ended tab behind a slow
+/// app, and waiting would put the app's pace on the path that ends tabs.
+#[derive(Debug)]
+pub struct Queue<T> {
+    items: mpsc::Sender<T>,
+    limits: Arc<Limits>,
+}
+
+impl<T> Queue<T> {
+    /// A queue and the receiver its task reads.
+    pub fn new(limits: Arc<Limits>) -> (Self, mpsc::Receiver<T>) {
+        let (items, rx) = mpsc::channel(QUEUE_SIZE);
+        (Self { items, limits }, rx)
+    }
+
+    /// Hands `item` over, or drops it (counted) when the queue is full. An item for a task
+    /// that has stopped (the runtime is ending) is dropped silently.
+    pub fn push(&self, item: T) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.items.try_send(item) {
+            self.limits.hit(Limit::AppWorkDropped);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +134,25 @@ mod tests {
         let (turn, ()) = tokio::join!(bound.turn(), release);
         assert!(turn.unwrap().waited);
         assert_eq!(bound.peak(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_queue_holds_a_bounded_number_and_counts_the_rest() {
+        let limits = Limits::new(&crate::Config::builder().build().unwrap());
+        let (queue, mut rx) = Queue::new(limits.clone());
+        // A task that never reads (an app that never answers): the queue stops growing.
+        for i in 0..QUEUE_SIZE + 10 {
+            queue.push(vec![0u8; 64 + i % 2]);
+        }
+        assert_eq!(limits.hits().get(Limit::AppWorkDropped), 10);
+        assert_eq!(rx.len(), QUEUE_SIZE);
+        // Room again once the task catches up.
+        rx.recv().await.unwrap();
+        queue.push(vec![1]);
+        assert_eq!(limits.hits().get(Limit::AppWorkDropped), 10);
+        // A stopped task is not a limit.
+        drop(rx);
+        queue.push(vec![2]);
+        assert_eq!(limits.hits().get(Limit::AppWorkDropped), 10);
     }
 }

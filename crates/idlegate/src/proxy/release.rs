@@ -6,6 +6,7 @@
 //! to tab ends and hands their releases to [`run`], which replays them one after another on
 //! its own task, never on a request's path.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Request;
@@ -14,18 +15,20 @@ use tokio::sync::mpsc;
 use super::{Body, UpstreamClient};
 use crate::config::Upstream;
 use crate::lifecycle::{Event, Release, Subscriber};
+use crate::limits::{work::Queue, Limits};
 use crate::redact::short_hash;
 
 /// Hands the releases of every ended tab (and of uploads the app stored after their tab
-/// ended) to [`run`].
-pub struct Releaser(mpsc::UnboundedSender<Vec<Release>>);
+/// ended) to [`run`], through a bounded [`Queue`].
+pub struct Releaser(Queue<Vec<Release>>);
 
 impl Releaser {
-    /// A subscriber whose releases `run` replays to the app at `upstream`.
-    pub fn start(client: UpstreamClient, upstream: Upstream) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// A subscriber whose releases `run` replays to the app at `upstream`, counting dropped
+    /// batches in `limits`.
+    pub fn start(client: UpstreamClient, upstream: Upstream, limits: Arc<Limits>) -> Self {
+        let (queue, rx) = Queue::new(limits);
         tokio::spawn(run(rx, client, upstream));
-        Self(tx)
+        Self(queue)
     }
 }
 
@@ -36,8 +39,7 @@ impl Subscriber for Releaser {
             Event::LateRelease(release) => vec![release.clone()],
             _ => return,
         };
-        // The worker stops only with the runtime; nothing is left to release then.
-        let _ = self.0.send(batch);
+        self.0.push(batch);
     }
 }
 
@@ -46,7 +48,7 @@ const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Replays each batch of releases until the sender is gone.
 pub async fn run(
-    mut batches: mpsc::UnboundedReceiver<Vec<Release>>,
+    mut batches: mpsc::Receiver<Vec<Release>>,
     client: UpstreamClient,
     upstream: Upstream,
 ) {

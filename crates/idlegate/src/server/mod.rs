@@ -136,8 +136,12 @@ impl Server {
         let app = apps::kind(config.app.kind).app(&config, &upstream, runtime);
         let mut subscribers: Vec<Arc<dyn Subscriber>> = vec![
             Arc::new(LogSubscriber),
-            Arc::new(Releaser::start(client.clone(), upstream.clone())),
-            Arc::new(SessionEnds::start(app.clone())),
+            Arc::new(Releaser::start(
+                client.clone(),
+                upstream.clone(),
+                limits.clone(),
+            )),
+            Arc::new(SessionEnds::start(app.clone(), limits.clone())),
         ];
         subscribers.extend(extra_subscribers);
         let (audit, metrics) = operators_subscribers(&config, &mut subscribers)?;

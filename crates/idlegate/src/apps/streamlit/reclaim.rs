@@ -27,13 +27,13 @@
 //! default TTL, and memory is given back then at the latest.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use base64::Engine;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use super::message::encode_set_run_on_save;
@@ -53,13 +53,21 @@ const POKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// (`config.py`, `_server_disconnected_session_ttl`).
 const DEFAULT_APP_TTL: Duration = Duration::from_secs(120);
 
+/// How often the task looks whether its reclaimers are gone while no poke is due.
+const IDLE_CHECK: Duration = Duration::from_secs(60);
+
 /// Called after each successful reclaim (the launcher uses it for a garbage collection).
 pub type AfterReclaim = Arc<dyn Fn() + Send + Sync>;
 
 /// Handle to the reclaim task. Cheap to clone.
+///
+/// Asking for a poke never waits and never queues: it only marks a time in [`Schedule`],
+/// whose size is bounded by time, not by how many sessions closed. A poke can take up to
+/// [`POKE_TIMEOUT`] (an app that is busy, or not Streamlit at all, may never answer), and
+/// sessions keep closing meanwhile; a queue of requests would grow with every close.
 #[derive(Clone)]
 pub struct Reclaimer {
-    due: mpsc::UnboundedSender<Poke>,
+    due: Arc<Schedule>,
     delay: Duration,
     /// The `Host` the poke names: the last one the app accepted a page's socket with, since
     /// `server.allowedHosts` refuses others (it applies to WebSocket handshakes only).
@@ -82,23 +90,26 @@ impl Reclaimer {
         ttl: Duration,
         after: Option<AfterReclaim>,
     ) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let delay = ttl + MARGIN;
-        let host = Arc::new(Mutex::new(None));
+        let reclaimer = Self::idle(ttl);
         tokio::spawn(run(
-            rx,
+            Arc::downgrade(&reclaimer.due),
             Target {
                 upstream,
                 path: stream_path,
-                host: host.clone(),
+                host: reclaimer.host.clone(),
             },
             after,
-            delay,
+            reclaimer.delay,
         ));
+        reclaimer
+    }
+
+    /// A reclaimer whose pokes nobody carries out (for tests of the schedule).
+    fn idle(ttl: Duration) -> Self {
         Self {
-            due: tx,
-            delay,
-            host,
+            due: Arc::new(Schedule::default()),
+            delay: ttl + MARGIN,
+            host: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -113,14 +124,14 @@ impl Reclaimer {
     /// A session socket closed just now.
     pub fn session_closed(&self) {
         let now = Instant::now();
-        let _ = self.due.send(Poke {
+        self.due.add(Poke {
             at: now + self.delay,
             second: false,
         });
         // The app may keep it for its default TTL instead (see the module docs).
         let fallback = DEFAULT_APP_TTL + MARGIN;
         if self.delay < fallback {
-            let _ = self.due.send(Poke {
+            self.due.add(Poke {
                 at: now + fallback,
                 second: true,
             });
@@ -129,10 +140,62 @@ impl Reclaimer {
 
     /// A session was ended for good in the app just now: poke once it is gone.
     pub fn soon(&self) {
-        let _ = self.due.send(Poke {
+        self.due.add(Poke {
             at: Instant::now() + SOON,
             second: true,
         });
+    }
+}
+
+/// The pokes due, by time, each `true` when a second poke must follow it; pokes within
+/// [`COALESCE`] of each other are one entry. So it holds at most one entry per
+/// [`COALESCE`] of the span between the oldest poke not yet done and the latest asked for
+/// (at most [`DEFAULT_APP_TTL`] + the longest a poke takes ahead): about 250 entries,
+/// whatever the rate of closes.
+#[derive(Debug, Default)]
+struct Schedule {
+    due: Mutex<BTreeMap<Instant, bool>>,
+    changed: Notify,
+}
+
+impl Schedule {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Instant, bool>> {
+        self.due.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self, poke: Poke) {
+        let earliest = {
+            let mut due = self.lock();
+            schedule(&mut due, poke);
+            due.keys().next() == Some(&poke.at)
+        };
+        if earliest {
+            self.changed.notify_one();
+        }
+    }
+
+    /// When the next poke is due.
+    fn next(&self) -> Option<Instant> {
+        self.lock().keys().next().copied()
+    }
+
+    /// Takes every poke due by `now` (and within [`COALESCE`] after it): `None` if there is
+    /// none, else whether a second poke must follow.
+    fn take_due(&self, now: Instant) -> Option<bool> {
+        let mut due = self.lock();
+        let mut taken = None;
+        while let Some(entry) = due.first_entry() {
+            if *entry.key() > now + COALESCE {
+                break;
+            }
+            taken = Some(taken.unwrap_or(false) | entry.remove());
+        }
+        taken
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
     }
 }
 
@@ -143,63 +206,107 @@ struct Target {
     host: Arc<Mutex<Option<String>>>,
 }
 
+/// Carries out the pokes of `schedule` until every [`Reclaimer`] is gone.
 async fn run(
-    mut requests: mpsc::UnboundedReceiver<Poke>,
+    schedule: Weak<Schedule>,
     target: Target,
     after: Option<AfterReclaim>,
     delay: Duration,
 ) {
+    let mut failing = FailureStreak::default();
     let mut warned_host = false;
-    // Due pokes by time; `true` when a second poke must follow.
-    let mut due: BTreeMap<Instant, bool> = BTreeMap::new();
     loop {
-        let next = due.keys().next().copied();
+        let Some(due) = schedule.upgrade() else {
+            return;
+        };
+        let next = due.next();
+        let changed = due.changed.notified();
+        // With nothing due, look again now and then: the task ends once every reclaimer is.
+        let wake = sleep_until(next.unwrap_or_else(|| Instant::now() + IDLE_CHECK));
         tokio::select! {
-            request = requests.recv() => {
-                let Some(poke) = request else { return };
-                schedule(&mut due, poke);
+            () = changed => continue,
+            () = wake => {}
+        }
+        let Some(followed) = due.take_due(Instant::now()) else {
+            continue;
+        };
+        drop(due);
+        let host = target
+            .host
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| target.upstream.authority());
+        let outcome = match timeout(POKE_TIMEOUT, poke(&target.upstream, &host, &target.path)).await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer in time",
+            )),
+        };
+        match outcome {
+            Ok(()) => {
+                if failing.succeeded() {
+                    tracing::info!(
+                        "the app answers idlegate's connection that frees closed sessions again"
+                    );
+                }
+                tracing::debug!("asked the app to release closed sessions");
+                if let Some(after) = &after {
+                    after();
+                }
             }
-            () = sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
-                let now = Instant::now();
-                let mut followed = false;
-                while let Some(entry) = due.first_entry() {
-                    if *entry.key() > now + COALESCE {
-                        break;
-                    }
-                    followed |= entry.remove();
+            Err(e) if e.to_string().contains(" 403 ") => {
+                if !std::mem::replace(&mut warned_host, true) {
+                    tracing::warn!(
+                        %host,
+                        "the app refused idlegate's connection that frees closed \
+                         sessions (403): its server.allowedHosts does not allow this \
+                         host; add the host browsers use, or 127.0.0.1, to \
+                         server.allowedHosts"
+                    );
                 }
-                let host = target
-                    .host
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone()
-                    .unwrap_or_else(|| target.upstream.authority());
-                match timeout(POKE_TIMEOUT, poke(&target.upstream, &host, &target.path)).await {
-                    Ok(Ok(())) => {
-                        tracing::debug!("asked the app to release closed sessions");
-                        if let Some(after) = &after {
-                            after();
-                        }
-                    }
-                    Ok(Err(e)) if e.to_string().contains(" 403 ") => {
-                        if !std::mem::replace(&mut warned_host, true) {
-                            tracing::warn!(
-                                %host,
-                                "the app refused idlegate's connection that frees closed \
-                                 sessions (403): its server.allowedHosts does not allow this \
-                                 host; add the host browsers use, or 127.0.0.1, to \
-                                 server.allowedHosts"
-                            );
-                        }
-                    }
-                    Ok(Err(e)) => tracing::warn!(error = %e, "could not ask the app to release closed sessions"),
-                    Err(_) => tracing::warn!("asking the app to release closed sessions timed out"),
-                }
-                if followed {
-                    schedule(&mut due, Poke { at: Instant::now() + delay, second: true });
+            }
+            Err(e) => {
+                if failing.failed() {
+                    tracing::warn!(
+                        error = %e,
+                        "could not ask the app to release closed sessions; idlegate keeps \
+                         trying and says when it succeeds again (further failures at debug level)"
+                    );
+                } else {
+                    tracing::debug!(error = %e, "could not ask the app to release closed sessions");
                 }
             }
         }
+        if followed {
+            if let Some(due) = schedule.upgrade() {
+                due.add(Poke {
+                    at: Instant::now() + delay,
+                    second: true,
+                });
+            }
+        }
+    }
+}
+
+/// Whether a run of failures is new (worth a warning) or over (worth saying so): a failing
+/// app is reported once, not once per poke.
+#[derive(Debug, Default)]
+struct FailureStreak {
+    failing: bool,
+}
+
+impl FailureStreak {
+    /// A failure: `true` if it starts a streak.
+    fn failed(&mut self) -> bool {
+        !std::mem::replace(&mut self.failing, true)
+    }
+
+    /// A success: `true` if it ends a streak.
+    fn succeeded(&mut self) -> bool {
+        std::mem::replace(&mut self.failing, false)
     }
 }
 
@@ -305,36 +412,105 @@ pub async fn poke(upstream: &Upstream, host: &str, path: &str) -> std::io::Resul
 mod tests {
     use super::*;
 
-    fn reclaimer(ttl: Duration) -> (Reclaimer, mpsc::UnboundedReceiver<Poke>) {
-        let (due, rx) = mpsc::unbounded_channel();
-        let reclaimer = Reclaimer {
-            due,
-            delay: ttl + MARGIN,
-            host: Arc::new(Mutex::new(None)),
-        };
-        (reclaimer, rx)
+    fn pokes(reclaimer: &Reclaimer) -> Vec<(Instant, bool)> {
+        reclaimer
+            .due
+            .lock()
+            .iter()
+            .map(|(at, f)| (*at, *f))
+            .collect()
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_close_is_followed_by_a_poke_at_the_ttl_and_one_at_the_apps_default() {
-        let (reclaimer, mut pokes) = reclaimer(Duration::from_secs(20));
+        let reclaimer = Reclaimer::idle(Duration::from_secs(20));
         let now = Instant::now();
         reclaimer.session_closed();
-        let first = pokes.try_recv().unwrap();
-        assert_eq!(first.at, now + Duration::from_secs(21));
-        assert!(!first.second, "a second poke follows it");
-        let fallback = pokes.try_recv().unwrap();
-        assert_eq!(fallback.at, now + Duration::from_secs(121));
-        assert!(pokes.try_recv().is_err());
+        assert_eq!(
+            pokes(&reclaimer),
+            vec![
+                // A second poke follows the first, a TTL after it.
+                (now + Duration::from_secs(21), true),
+                (now + Duration::from_secs(121), false),
+            ]
+        );
         // An app whose TTL is the default or longer needs no extra poke.
-        let (reclaimer, mut pokes) = reclaimer_with_default_or_more();
+        let reclaimer = Reclaimer::idle(DEFAULT_APP_TTL);
         reclaimer.session_closed();
-        assert!(pokes.try_recv().is_ok());
-        assert!(pokes.try_recv().is_err());
+        assert_eq!(pokes(&reclaimer).len(), 1);
     }
 
-    fn reclaimer_with_default_or_more() -> (Reclaimer, mpsc::UnboundedReceiver<Poke>) {
-        reclaimer(DEFAULT_APP_TTL)
+    #[tokio::test(start_paused = true)]
+    async fn closes_take_room_by_time_not_by_number() {
+        // 100,000 closes over ten minutes, with no poke carried out (an app that never
+        // answers): the schedule holds an entry per COALESCE of time, not one per close.
+        let reclaimer = Reclaimer::idle(Duration::from_secs(20));
+        let span = Duration::from_secs(600);
+        for _ in 0..100_000 {
+            reclaimer.session_closed();
+            tokio::time::advance(span / 100_000).await;
+        }
+        let bound = 2 * (span + DEFAULT_APP_TTL).as_millis() / COALESCE.as_millis() + 2;
+        let held = reclaimer.due.len();
+        assert!(held <= bound as usize, "{held} entries for 100,000 closes");
+        // Taking what is due empties the past in one go.
+        assert!(reclaimer.due.take_due(Instant::now()).is_some());
+        let left = reclaimer.due.len();
+        assert!(
+            left as u128 <= 2 * (DEFAULT_APP_TTL + MARGIN).as_millis() / COALESCE.as_millis() + 2,
+            "{left} entries ahead"
+        );
+        assert!(reclaimer.due.take_due(Instant::now()).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_poke_is_done_once_an_app_answers() {
+        use tokio::net::TcpListener;
+        // A Streamlit-like socket: answers the upgrade, then a binary message, then closes.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let served = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let mut seen = Vec::new();
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                seen.extend_from_slice(&buf[..n]);
+            }
+            let mut answer = b"HTTP/1.1 101 Switching Protocols\r\n\r\n".to_vec();
+            encode_frame(&mut answer, Opcode::Binary, true, b"status", None);
+            socket.write_all(&answer).await.unwrap();
+            let _ = socket.read(&mut buf).await;
+        });
+        let upstream = Upstream::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = done.clone();
+        let after: AfterReclaim =
+            Arc::new(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+        let reclaimer = Reclaimer::start(
+            upstream,
+            "/_stcore/stream".into(),
+            Duration::ZERO,
+            Some(after),
+        );
+        // Due a MARGIN after the close (real time: the poke talks to a real socket).
+        reclaimer.session_closed();
+        served.await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "the poke was not carried out");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[test]
+    fn a_failing_app_is_reported_once_per_streak() {
+        let mut streak = FailureStreak::default();
+        assert!(streak.failed(), "the first failure starts a streak");
+        assert!(!streak.failed(), "later ones do not");
+        assert!(streak.succeeded(), "a success ends it");
+        assert!(!streak.succeeded());
+        assert!(streak.failed(), "and a new streak is reported again");
     }
 
     #[test]
