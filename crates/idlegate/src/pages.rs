@@ -165,6 +165,22 @@ pub fn refused_page(texts: &Texts, max_per_user: usize, reload_href: &str) -> St
     )
 }
 
+/// The page a new tab over the server's limit gets (`tabs.max_total`).
+pub fn busy_page(texts: &Texts, reload_href: &str) -> String {
+    let title = escape(&texts.busy_title);
+    page(
+        &texts.lang,
+        &title,
+        &format!(
+            "<main data-idlegate-refused=\"server_cap\">\n<h1>{title}</h1>\n<p>{}</p>\n\
+             <p><a class=\"button\" href=\"{}\">{}</a></p>\n</main>",
+            escape(&texts.busy),
+            escape(reload_href),
+            escape(&texts.try_again),
+        ),
+    )
+}
+
 /// The page shown when the app cannot be reached.
 pub fn unavailable_page(detail: &str) -> String {
     page(

@@ -139,16 +139,7 @@ fn texts(raw: &RawTexts) -> Result<Texts, ConfigError> {
         "max_lifetime",
         "reconnect_grace",
     ];
-    let lang = raw.lang.trim();
-    if lang.is_empty() || !lang.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err(ConfigError::invalid(
-            "browser.texts.lang",
-            format!(
-                "{:?} is not a language tag like \"en\" or \"pt-BR\"",
-                raw.lang
-            ),
-        ));
-    }
+    let lang = lang(&raw.lang)?;
     let plain = [
         ("warning_title", &raw.warning_title),
         ("keep_working", &raw.keep_working),
@@ -156,6 +147,9 @@ fn texts(raw: &RawTexts) -> Result<Texts, ConfigError> {
         ("ended_title", &raw.ended_title),
         ("ended_note", &raw.ended_note),
         ("start_new", &raw.start_new),
+        ("busy_title", &raw.busy_title),
+        ("busy", &raw.busy),
+        ("try_again", &raw.try_again),
     ];
     for (name, text) in plain {
         check_text(name, text, &[])?;
@@ -208,6 +202,18 @@ fn texts(raw: &RawTexts) -> Result<Texts, ConfigError> {
         lang: lang.to_owned(),
         ..raw.clone()
     })
+}
+
+/// `browser.texts.lang`: a language tag like `en` or `pt-BR`, trimmed.
+fn lang(raw: &str) -> Result<&str, ConfigError> {
+    let lang = raw.trim();
+    if lang.is_empty() || !lang.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(ConfigError::invalid(
+            "browser.texts.lang",
+            format!("{raw:?} is not a language tag like \"en\" or \"pt-BR\""),
+        ));
+    }
+    Ok(lang)
 }
 
 /// A text must not be empty and may only use the `{placeholders}` listed.

@@ -109,11 +109,24 @@ impl ConfigBuilder {
     pub fn max_per_user(mut self, tabs: u32, on_limit: OnLimit) -> Self {
         self.raw.tabs.max_per_user = tabs;
         self.raw.tabs.on_limit = match on_limit {
+            OnLimit::EndLeastRecentlyActive => "end_least_recently_active",
             OnLimit::EndOldest => "end_oldest",
             OnLimit::Refuse => "refuse",
         }
         .to_owned();
         self
+    }
+
+    /// `tabs.max_total` (`0`: no limit).
+    pub fn max_total(mut self, tabs: u32) -> Self {
+        self.raw.tabs.max_total = tabs;
+        self
+    }
+
+    /// `tabs.on_limit`.
+    pub fn on_limit(self, on_limit: OnLimit) -> Self {
+        let tabs = self.raw.tabs.max_per_user;
+        self.max_per_user(tabs, on_limit)
     }
 
     /// `admin.listen` and `admin.tokens` (`name:token[,name:token…]`).
@@ -394,7 +407,7 @@ mod tests {
             .build()
             .unwrap();
         let file = Config::from_toml(
-            "[tabs]\nidle_timeout = \"5m\"\nmax_per_user = 3\n\
+            "[tabs]\nidle_timeout = \"5m\"\nmax_per_user = 3\non_limit = \"end_oldest\"\n\
              [login]\nmode = \"header\"\n[proxy]\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
         )
         .unwrap();

@@ -25,7 +25,9 @@ pub struct TabPolicy {
     pub login_max_lifetime: Option<Duration>,
     /// At most this many open tabs per signed-in user.
     pub max_per_user: Option<usize>,
-    /// What happens to a tab over `max_per_user`.
+    /// At most this many open tabs on this server.
+    pub max_total: Option<usize>,
+    /// What happens to a tab over `max_per_user` or `max_total`.
     pub on_limit: OnLimit,
     /// How long an ended tab's ids are remembered, so a page coming back is told why.
     pub ended_notice_ttl: Duration,
@@ -47,16 +49,21 @@ impl TabPolicy {
             login_idle_timeout: None,
             login_max_lifetime: None,
             max_per_user: None,
+            max_total: None,
             on_limit: OnLimit::EndOldest,
             ended_notice_ttl: Duration::from_secs(3600),
         }
     }
 }
 
-/// What a tab over the per-user limit does.
+/// What a new tab over the per-user or the server's limit does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnLimit {
-    /// The user's oldest tab ends (reason `evicted_user_cap`).
+    /// The tab that went longest without a person's activity ends (see
+    /// [`crate::tracker::capacity`] for the order), reason `evicted_user_cap` or
+    /// `evicted_capacity`.
+    EndLeastRecentlyActive,
+    /// The oldest tab ends (the user's own for the per-user limit).
     EndOldest,
     /// The new tab is refused with a page that says why.
     Refuse,
@@ -70,12 +77,16 @@ pub(super) fn tabs(raw: &RawTabs, login: &LoginConfig) -> Result<TabPolicy, Conf
         n => Some(n as usize),
     };
     let on_limit = match raw.on_limit.as_str() {
+        "end_least_recently_active" => OnLimit::EndLeastRecentlyActive,
         "end_oldest" => OnLimit::EndOldest,
         "refuse" => OnLimit::Refuse,
         other => {
             return Err(ConfigError::invalid(
                 "tabs.on_limit",
-                format!("{other:?} is not \"end_oldest\" or \"refuse\""),
+                format!(
+                    "{other:?} is not \"end_least_recently_active\", \"end_oldest\" or \
+                     \"refuse\""
+                ),
             ))
         }
     };
@@ -100,6 +111,7 @@ pub(super) fn tabs(raw: &RawTabs, login: &LoginConfig) -> Result<TabPolicy, Conf
         login_idle_timeout: login.enabled().then_some(login.idle_timeout),
         login_max_lifetime: login.max_lifetime.filter(|_| login.enabled()),
         max_per_user,
+        max_total: (raw.max_total > 0).then_some(raw.max_total as usize),
         on_limit,
         ended_notice_ttl: required_duration("tabs.ended_notice_ttl", &raw.ended_notice_ttl)?,
     })

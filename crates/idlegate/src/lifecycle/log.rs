@@ -46,6 +46,9 @@ impl Subscriber for LogSubscriber {
                 idle_s = millis(end.human_idle),
                 "tab session ended"
             ),
+            Event::TabRefused { limit } => {
+                tracing::info!(limit, "a new tab was refused: the limit is reached")
+            }
             Event::AdminAction {
                 caller,
                 action,

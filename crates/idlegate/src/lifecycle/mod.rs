@@ -229,6 +229,10 @@ pub enum Event {
     Disconnected { tab: TabId },
     /// The tab ended.
     TabEnded(Box<TabEnd>),
+    /// A new tab was refused: its user had `tabs.max_per_user` tabs open (`limit`
+    /// `"max_per_user"`), or the server `tabs.max_total` (`"max_total"`), with `tabs.on_limit
+    /// = "refuse"`.
+    TabRefused { limit: &'static str },
     /// The app stored an upload for a tab that had already ended: free it at once.
     LateRelease(Release),
     /// A person signed in (`user`: the user's key).

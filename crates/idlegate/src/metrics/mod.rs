@@ -41,6 +41,7 @@ pub struct Metrics {
     logins_started: Counter,
     logins_ended: ByReason,
     upstream_errors: Family<[(&'static str, &'static str); 1], Counter>,
+    tabs_refused: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 /// Buckets of a tab's lifetime, seconds: 1 minute to 12 hours.
@@ -73,7 +74,11 @@ impl Metrics {
             logins_started: Counter::default(),
             logins_ended: ByReason::default(),
             upstream_errors: Family::default(),
+            tabs_refused: Family::default(),
         };
+        for limit in ["max_per_user", "max_total"] {
+            let _ = metrics.tabs_refused.get_or_create(&[("limit", limit)]);
+        }
         for fault in ["connect", "timeout", "response"] {
             let _ = metrics.upstream_errors.get_or_create(&[("fault", fault)]);
         }
@@ -162,6 +167,12 @@ impl Metrics {
              unreachable), timeout (no connection in time), response (the answer broke off)",
             self.upstream_errors.clone(),
         );
+        r.register(
+            "tab_sessions_refused",
+            "New tabs refused (tabs.on_limit = \"refuse\"), by the limit they were over: \
+             max_per_user or max_total",
+            self.tabs_refused.clone(),
+        );
     }
 
     /// The metrics in OpenMetrics 1.0 text (what the library writes; Prometheus asks for it).
@@ -203,6 +214,9 @@ impl Subscriber for Metrics {
             }
             Event::KeptWorking { .. } => {
                 self.kept_working.inc();
+            }
+            Event::TabRefused { limit } => {
+                self.tabs_refused.get_or_create(&[("limit", limit)]).inc();
             }
             Event::LoginStarted { .. } => {
                 self.logins_started.inc();

@@ -11,7 +11,7 @@ use super::UpstreamClient;
 use crate::apps::{App, EndText, Farewell, Placement};
 use crate::config::{Config, Upstream};
 use crate::pages;
-use crate::tracker::{EndNotice, EndReason, Tracker};
+use crate::tracker::{EndNotice, EndReason, Refused, Tracker};
 use crate::web;
 
 /// The proxy's shared context.
@@ -73,6 +73,15 @@ impl Context {
     /// URL of the page a tab over the per-user limit gets.
     pub fn refused_url(&self) -> String {
         web::refused_url(&self.config.app.base_path)
+    }
+
+    /// The farewell of a page refused a tab: sent to the page that says why.
+    pub fn refusal(&self, refused: &Refused) -> Farewell {
+        match refused {
+            Refused::Ended(notice) => self.farewell(notice),
+            Refused::OverUserCap => self.redirect(&self.refused_url()),
+            Refused::ServerBusy => self.redirect(&web::busy_url(&self.config.app.base_path)),
+        }
     }
 }
 

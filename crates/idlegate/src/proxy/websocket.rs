@@ -132,6 +132,7 @@ fn refuse(
     resume: Option<&str>,
     token: Option<&str>,
 ) -> Result<Response<Body>, ProxyError> {
+    cx.tracker.refused(&refused);
     match refused {
         Refused::Ended(notice) => {
             let farewell = cx.farewell(&notice);
@@ -141,8 +142,12 @@ fn refuse(
             answer_with(cx, req, farewell, notice.reason.as_str())
         }
         Refused::OverUserCap => {
-            let farewell = cx.redirect(&cx.refused_url());
+            let farewell = cx.refusal(&refused);
             answer_with(cx, req, farewell, "over the per-user tab limit")
+        }
+        Refused::ServerBusy => {
+            let farewell = cx.refusal(&refused);
+            answer_with(cx, req, farewell, "over the server's tab limit")
         }
     }
 }
@@ -235,11 +240,8 @@ async fn relay_tab(
             // The session ended (or the user reached the tab limit) while the app was
             // accepting this connection.
             drop(app);
-            let farewell = match refused {
-                Refused::Ended(notice) => cx.farewell(&notice),
-                Refused::OverUserCap => cx.redirect(&cx.refused_url()),
-            };
-            relay::farewell_alone(browser, farewell).await;
+            cx.tracker.refused(&refused);
+            relay::farewell_alone(browser, cx.refusal(&refused)).await;
         }
     }
 }

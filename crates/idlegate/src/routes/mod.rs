@@ -51,6 +51,7 @@ pub fn router(state: Arc<RouteState>) -> Router {
         .route(&format!("{prefix}ended"), get(ended))
         .route(&format!("{prefix}client.js"), get(script))
         .route(&format!("{prefix}refused"), get(refused))
+        .route(&format!("{prefix}busy"), get(busy))
         .route(
             &format!("{prefix}login"),
             get(sign_in::sign_in_form).post(sign_in::sign_in).layer(
@@ -125,6 +126,24 @@ async fn refused(State(state): State<Arc<RouteState>>) -> Response {
         StatusCode::OK,
         pages::refused_page(&state.texts, limit, &reload),
     )
+}
+
+/// How long a page refused for a full server is told to wait (`Retry-After`, RFC 9110
+/// §10.2.3), in seconds: about how long a tab takes to end when `tabs.on_limit` refuses.
+pub const BUSY_RETRY_AFTER_SECS: u32 = 30;
+
+/// The page a new tab over `tabs.max_total` gets: 503 with `Retry-After`.
+async fn busy(State(state): State<Arc<RouteState>>) -> Response {
+    let reload = format!("{}/", state.base_path);
+    let mut response = html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        pages::busy_page(&state.texts, &reload),
+    );
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from(BUSY_RETRY_AFTER_SECS),
+    );
+    response
 }
 
 async fn script(State(state): State<Arc<RouteState>>, headers: HeaderMap) -> Response {

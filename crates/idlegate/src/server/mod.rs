@@ -14,18 +14,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{Admin, AdminState, Handles, MemoryHistory, Sessions};
-use crate::apps::{self, Runtime, SessionEnds};
+use crate::apps::{self, App, Runtime, SessionEnds};
 use crate::audit::Audit;
 use crate::auth::Auth;
 use crate::client::ClientScript;
-use crate::config::Config;
+use crate::config::{Config, Upstream};
 use crate::dispatch::Gateway;
 use crate::lifecycle::{LogSubscriber, Publisher, Subscriber};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::proxy::inject::Injector;
 use crate::proxy::release::Releaser;
-use crate::proxy::{upstream_client, Context};
+use crate::proxy::{upstream_client, Context, UpstreamClient};
 use crate::routes::{self, RouteState};
 use crate::store::Stores;
 use crate::tracker::{EndReason, Tracker};
@@ -134,15 +134,7 @@ impl Server {
         let client = upstream_client(config.proxy.connect_timeout);
         let app_runtime = runtime.clone();
         let app = apps::kind(config.app.kind).app(&config, &upstream, runtime);
-        let mut subscribers: Vec<Arc<dyn Subscriber>> = vec![
-            Arc::new(LogSubscriber),
-            Arc::new(Releaser::start(
-                client.clone(),
-                upstream.clone(),
-                limits.clone(),
-            )),
-            Arc::new(SessionEnds::start(app.clone(), limits.clone())),
-        ];
+        let mut subscribers = app_subscribers(&client, &upstream, &app, &limits);
         subscribers.extend(extra_subscribers);
         let (audit, metrics) = operators_subscribers(&config, &mut subscribers)?;
         let events = Publisher::new(subscribers);
@@ -326,6 +318,25 @@ impl Server {
 /// The audit log (`audit.path`) and the metrics (with `[admin]`), added to `subscribers`
 /// when configured.
 type OperatorsSubscribers = (Option<Arc<Audit>>, Option<Arc<Metrics>>);
+
+/// The subscribers every gateway has: the log, and the work for the app after a tab ends
+/// (releasing its uploads, ending its session there), on bounded queues counted in `limits`.
+fn app_subscribers(
+    client: &UpstreamClient,
+    upstream: &Upstream,
+    app: &Arc<dyn App>,
+    limits: &Arc<Limits>,
+) -> Vec<Arc<dyn Subscriber>> {
+    vec![
+        Arc::new(LogSubscriber),
+        Arc::new(Releaser::start(
+            client.clone(),
+            upstream.clone(),
+            limits.clone(),
+        )),
+        Arc::new(SessionEnds::start(app.clone(), limits.clone())),
+    ]
+}
 
 fn operators_subscribers(
     config: &Config,

@@ -37,6 +37,9 @@ pub enum Refused {
     /// The user has as many tabs open as allowed, and new ones are refused.
     #[error("the user has as many tabs open as allowed")]
     OverUserCap,
+    /// The server has `tabs.max_total` tabs open, and new ones are refused.
+    #[error("the server has as many tabs open as allowed")]
+    ServerBusy,
 }
 
 /// What admission decided for a connection that may go ahead.
@@ -44,8 +47,8 @@ struct Decision {
     entry: Entry,
     /// The open tab of this login the entry names (a reconnect).
     joins: Option<Arc<Tab>>,
-    /// The user's tab to end to make room for a new one.
-    evict: Option<TabId>,
+    /// The tab to end to make room for a new one, and why.
+    evict: Option<(TabId, EndReason)>,
 }
 
 impl Tracker {
@@ -67,8 +70,9 @@ impl Tracker {
     /// session or the page token of a tab of this login, the connection joins that tab (a
     /// reconnect); otherwise it starts a new tab session.
     ///
-    /// `login` is the signed-in browser the tab belongs to. Over the per-user limit, the
-    /// user's oldest tab is ended or this one refused (`Err(OverUserCap)`), as configured.
+    /// `login` is the signed-in browser the tab belongs to. Over the per-user limit or the
+    /// server's, a tab is ended to make room or this one refused (`Err(OverUserCap)`,
+    /// `Err(ServerBusy)`), as `tabs.on_limit` says.
     pub fn connect(
         &self,
         entry: &Entry,
@@ -95,8 +99,8 @@ impl Tracker {
         }
         let (tab, rx) = self.open(&mut registry, &entry, login, now);
         drop(registry);
-        if let Some(oldest) = evict {
-            self.end(oldest, EndReason::EvictedUserCap);
+        if let Some((victim, reason)) = evict {
+            self.end(victim, reason);
         }
         self.publish(|| Event::TabOpened {
             tab: tab.id,
@@ -116,7 +120,8 @@ impl Tracker {
     }
 
     /// The one admission rule: ended ids are told so; ids of another login's tab are
-    /// dropped; a new tab over the user's limit is refused or makes room, as configured.
+    /// dropped; a new tab over the user's limit or the server's is refused or makes room, as
+    /// configured.
     fn decide(
         &self,
         registry: &Registry,
@@ -137,19 +142,27 @@ impl Tracker {
         if joins.is_none() && self.is_draining() {
             return Err(Refused::Ended(EndNotice::reason(EndReason::Shutdown)));
         }
-        let evict = match (&joins, self.over_user_cap(login)) {
-            (None, Some(OnLimit::Refuse)) => return Err(Refused::OverUserCap),
-            (None, Some(OnLimit::EndOldest)) => login.and_then(|login| {
-                let oldest = self.shared.stores.tabs.of_user(&login.identity.user);
-                oldest.first().map(|record| record.tab)
-            }),
-            _ => None,
+        let evict = if joins.is_some() {
+            None
+        } else {
+            self.make_room(registry, login)?
         };
         Ok(Decision {
             entry,
             joins,
             evict,
         })
+    }
+
+    /// Tells subscribers that a page was refused a new tab for a limit (nothing for an ended
+    /// tab's page).
+    pub fn refused(&self, refused: &Refused) {
+        let limit = match refused {
+            Refused::OverUserCap => "max_per_user",
+            Refused::ServerBusy => "max_total",
+            Refused::Ended(_) => return,
+        };
+        self.publish(|| Event::TabRefused { limit });
     }
 
     /// Whether a page that may not reach the app (it is not signed in) comes from before
@@ -170,6 +183,35 @@ impl Tracker {
         app_session
             .and_then(|id| stores.ended.find(EndedId::AppSession(id), now))
             .or_else(|| client.and_then(|token| stores.ended.find(EndedId::PageToken(token), now)))
+    }
+
+    /// The tab to end so a new tab of `login` fits under the per-user limit and the server's
+    /// (ending one of the user's own makes room under both).
+    fn make_room(
+        &self,
+        registry: &Registry,
+        login: Option<&Arc<LoginSession>>,
+    ) -> Result<Option<(TabId, EndReason)>, Refused> {
+        let user = login.map(|login| login.identity.user.as_str());
+        let own = match (self.over_user_cap(login), user) {
+            (Some(OnLimit::Refuse), _) => return Err(Refused::OverUserCap),
+            (Some(OnLimit::EndOldest), Some(user)) => {
+                let oldest = self.shared.stores.tabs.of_user(user);
+                oldest.first().map(|record| record.tab)
+            }
+            (Some(rule), Some(user)) => self
+                .eviction_order_in(registry, Some(user), rule)
+                .first()
+                .map(|view| view.tab),
+            _ => None,
+        };
+        if let Some(own) = own {
+            return Ok(Some((own, EndReason::EvictedUserCap)));
+        }
+        match self.over_total_cap(registry) {
+            Ok(victim) => Ok(victim.map(|tab| (tab, EndReason::EvictedCapacity))),
+            Err(()) => Err(Refused::ServerBusy),
+        }
     }
 
     /// What to do for a new tab of `login`'s user, if they are at the limit.

@@ -82,7 +82,7 @@ impl Tracker {
         Some(self.view_of(&tab, Instant::now()))
     }
 
-    fn view_of(&self, tab: &Tab, now: Instant) -> TabView {
+    pub(super) fn view_of(&self, tab: &Tab, now: Instant) -> TabView {
         let state = self.state_of(tab);
         let policy = &self.shared.policy;
         let deadline = policy::deadline(&state, policy);

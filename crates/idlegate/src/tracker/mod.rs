@@ -21,6 +21,7 @@
 
 mod admission;
 mod attribution;
+pub mod capacity;
 mod connection;
 mod ending;
 mod listing;

@@ -594,6 +594,65 @@ async fn over_the_user_limit_the_oldest_tab_ends_or_the_new_one_is_refused() {
     assert!(refusing.is_empty());
 }
 
+#[tokio::test(start_paused = true)]
+async fn over_the_server_limit_the_least_recently_active_tab_ends_not_a_busy_or_recent_one() {
+    let tracker = Tracker::start(TabPolicy {
+        max_total: Some(3),
+        on_limit: OnLimit::EndLeastRecentlyActive,
+        busy_timeout: Some(Duration::from_secs(3600)),
+        ..policy(3600)
+    });
+    // Three tabs: the oldest busy (an upload) and untouched the longest, one idle for nine
+    // minutes, one used just now.
+    let busy = tracker.connect(&entry(None, None), None).unwrap();
+    busy.signal(Signal::SessionId("busy".into()));
+    let _upload = tracker.upload_started("busy", None).unwrap();
+    advance(Duration::from_secs(60)).await;
+    let idle = tracker.connect(&entry(None, None), None).unwrap();
+    advance(Duration::from_secs(540)).await;
+    let recent = tracker.connect(&entry(None, None), None).unwrap();
+    advance(Duration::from_secs(5)).await;
+    recent.signal(Signal::PersonMessage);
+    let fourth = tracker.connect(&entry(None, None), None).unwrap();
+    let ending = ending_within(&idle, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(ending.notice.reason, EndReason::EvictedCapacity);
+    assert_eq!(tracker.len(), 3);
+    // Next: the one used within the minute goes before the busy one...
+    let _fifth = tracker.connect(&entry(None, None), None).unwrap();
+    let ending = ending_within(&recent, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(ending.notice.reason, EndReason::EvictedCapacity);
+    // ...and the fourth (its page loaded a moment ago, untouched since) is older than the
+    // fifth, so it ends before the busy one too.
+    let _sixth = tracker.connect(&entry(None, None), None).unwrap();
+    let ending = ending_within(&fourth, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(ending.notice.reason, EndReason::EvictedCapacity);
+    settle().await;
+    assert!(
+        tracker.view(busy.tab_id()).is_some(),
+        "the busy tab is kept"
+    );
+
+    // Refusing: the fourth is turned away; a page coming back to its own tab is not.
+    let refusing = Tracker::start(TabPolicy {
+        max_total: Some(1),
+        on_limit: OnLimit::Refuse,
+        ..policy(600)
+    });
+    let _one = refusing.connect(&entry(None, Some(TOKEN)), None).unwrap();
+    assert_eq!(
+        refusing.connect(&entry(None, None), None).err(),
+        Some(Refused::ServerBusy)
+    );
+    assert_eq!(
+        refusing.admit(None, Some(TOKEN), None),
+        Ok(entry(None, Some(TOKEN)))
+    );
+}
+
 /// A tab whose page script has reported (the input rule judges it), opened at the returned
 /// instant, whose page-load run has finished.
 async fn scripted_tab(tracker: &Tracker, token: &str) -> (TabConnection, Instant) {

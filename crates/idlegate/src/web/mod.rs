@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 
 pub use respond::{error_response, html, see_other, text, uncached, Form};
 pub use urls::{
-    ended_url, ended_url_returning, is_app_path, refused_url, sign_in_url, PREFIX, TAB_API,
+    busy_url, ended_url, ended_url_returning, is_app_path, refused_url, sign_in_url, PREFIX,
+    TAB_API,
 };
 
 /// Body type of every response idlegate sends.

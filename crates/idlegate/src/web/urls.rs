@@ -14,6 +14,11 @@ pub fn refused_url(base_path: &str) -> String {
     format!("{base_path}{PREFIX}refused")
 }
 
+/// URL of the page a new tab over the server's limit gets ("the server is busy").
+pub fn busy_url(base_path: &str) -> String {
+    format!("{base_path}{PREFIX}busy")
+}
+
 /// URL of the sign-in page, returning to `return_to` afterwards.
 pub fn sign_in_url(base_path: &str, return_to: &str) -> String {
     let query = serde_urlencoded::to_string([("return", return_to)]).unwrap_or_default();

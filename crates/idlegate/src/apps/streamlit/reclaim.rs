@@ -245,39 +245,11 @@ async fn run(
                 "no answer in time",
             )),
         };
-        match outcome {
-            Ok(()) => {
-                if failing.succeeded() {
-                    tracing::info!(
-                        "the app answers idlegate's connection that frees closed sessions again"
-                    );
-                }
-                tracing::debug!("asked the app to release closed sessions");
-                if let Some(after) = &after {
-                    after();
-                }
-            }
-            Err(e) if e.to_string().contains(" 403 ") => {
-                if !std::mem::replace(&mut warned_host, true) {
-                    tracing::warn!(
-                        %host,
-                        "the app refused idlegate's connection that frees closed \
-                         sessions (403): its server.allowedHosts does not allow this \
-                         host; add the host browsers use, or 127.0.0.1, to \
-                         server.allowedHosts"
-                    );
-                }
-            }
-            Err(e) => {
-                if failing.failed() {
-                    tracing::warn!(
-                        error = %e,
-                        "could not ask the app to release closed sessions; idlegate keeps \
-                         trying and says when it succeeds again (further failures at debug level)"
-                    );
-                } else {
-                    tracing::debug!(error = %e, "could not ask the app to release closed sessions");
-                }
+        let answered = outcome.is_ok();
+        log_outcome(outcome, &host, &mut failing, &mut warned_host);
+        if answered {
+            if let Some(after) = &after {
+                after();
             }
         }
         if followed {
@@ -286,6 +258,48 @@ async fn run(
                     at: Instant::now() + delay,
                     second: true,
                 });
+            }
+        }
+    }
+}
+
+/// Logs how a poke went: a failing app once per run of failures (see [`FailureStreak`]), a
+/// host the app refuses once for good.
+fn log_outcome(
+    outcome: std::io::Result<()>,
+    host: &str,
+    failing: &mut FailureStreak,
+    warned_host: &mut bool,
+) {
+    match outcome {
+        Ok(()) => {
+            if failing.succeeded() {
+                tracing::info!(
+                    "the app answers idlegate's connection that frees closed sessions again"
+                );
+            }
+            tracing::debug!("asked the app to release closed sessions");
+        }
+        Err(e) if e.to_string().contains(" 403 ") => {
+            if !std::mem::replace(warned_host, true) {
+                tracing::warn!(
+                    %host,
+                    "the app refused idlegate's connection that frees closed \
+                     sessions (403): its server.allowedHosts does not allow this \
+                     host; add the host browsers use, or 127.0.0.1, to \
+                     server.allowedHosts"
+                );
+            }
+        }
+        Err(e) => {
+            if failing.failed() {
+                tracing::warn!(
+                    error = %e,
+                    "could not ask the app to release closed sessions; idlegate keeps \
+                     trying and says when it succeeds again (further failures at debug level)"
+                );
+            } else {
+                tracing::debug!(error = %e, "could not ask the app to release closed sessions");
             }
         }
     }

@@ -75,6 +75,15 @@ pub struct RawTexts {
     pub refused_title: String,
     /// Why a tab was not opened; `{max_per_user}` is the limit. Default `"You already have {max_per_user} tabs of this app open. Close one of them, then reload this page."`.
     pub refused_user_cap: String,
+    /// Title of the page a new tab over `tabs.max_total` gets (with `tabs.on_limit =
+    /// "refuse"`). Default `"The server is busy"`.
+    pub busy_title: String,
+    /// Why that tab was not opened. Default `"The server has as many sessions open as it can
+    /// hold right now. Try again in a moment."`.
+    pub busy: String,
+    /// The busy page's button, which reloads the page the tab was opened on. Default `"Try
+    /// again"`.
+    pub try_again: String,
     /// Why a session ended, one text per end reason.
     pub reasons: RawReasonTexts,
 }
@@ -163,6 +172,11 @@ impl Default for RawTexts {
             sign_out: "Sign out".to_owned(),
             refused_title: "Too many tabs".to_owned(),
             refused_user_cap: "You already have {max_per_user} tabs of this app open. Close one of them, then reload this page.".to_owned(),
+            busy_title: "The server is busy".to_owned(),
+            busy: "The server has as many sessions open as it can hold right now. Try again in \
+                   a moment."
+                .to_owned(),
+            try_again: "Try again".to_owned(),
             reasons: RawReasonTexts::default(),
         }
     }

@@ -115,9 +115,17 @@ pub struct RawTabs {
     /// At most this many open tabs per signed-in user (needs `login.mode`). `0` means no
     /// limit. Default `0`.
     pub max_per_user: u32,
-    /// What happens when a user opens a tab over `max_per_user`: `"end_oldest"` ends their
-    /// oldest tab (it shows the ended page, reason `evicted_user_cap`); `"refuse"` shows the
-    /// new tab a page saying why it was not opened. Default `"end_oldest"`.
+    /// At most this many open tabs on this server, for everyone together. `0` means no
+    /// limit. Default `0`.
+    pub max_total: u32,
+    /// What happens to a new tab over `max_per_user` or `max_total`:
+    /// `"end_least_recently_active"` ends the tab that went longest without a person's
+    /// activity (the user's own for `max_per_user`, anyone's for `max_total`), never a busy
+    /// one before an idle one, nor one a person used in the last minute while another is
+    /// left; `"end_oldest"` ends the oldest such tab; either way that tab shows the ended
+    /// page (reason `evicted_user_cap` or `evicted_capacity`). `"refuse"` sends the new tab
+    /// to a page saying why it was not opened (for `max_total`: "the server is busy", with
+    /// `Retry-After`). Default `"end_least_recently_active"`.
     pub on_limit: String,
     /// How long an ended tab is remembered, so that its page, coming back (a reconnect after
     /// a laptop slept, a reload, the back button), shows why it ended instead of starting
@@ -356,7 +364,8 @@ impl Default for RawTabs {
             warn_before: None,
             hidden_timeout: None,
             max_per_user: 0,
-            on_limit: "end_oldest".to_owned(),
+            max_total: 0,
+            on_limit: "end_least_recently_active".to_owned(),
             ended_notice_ttl: "1h".to_owned(),
         }
     }
