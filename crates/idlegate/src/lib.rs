@@ -19,6 +19,7 @@ pub mod admin;
 pub mod apps;
 pub mod audit;
 pub mod auth;
+pub mod capacity;
 pub mod cli;
 pub mod client;
 pub mod config;

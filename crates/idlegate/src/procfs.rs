@@ -1,5 +1,5 @@
-//! Reading a process tree's memory from Linux's `/proc` (proc(5)): the app's resident set, for
-//! the metrics in launcher mode.
+//! Reading memory from Linux: a process tree's resident set from `/proc` (proc(5)), for the
+//! metrics and memory pressure in launcher mode, and the container's from its cgroup.
 
 use std::collections::HashMap;
 
@@ -68,6 +68,38 @@ pub fn cgroup_memory_limit() -> Option<u64> {
     parse_limit(&text)
 }
 
+/// The working set of this process's cgroup, in bytes: memory in use less the page cache the
+/// kernel can drop at once, as the kubelet counts it for evictions and `kubectl top` shows
+/// it. cgroup v2: `memory.current` less `inactive_file` of `memory.stat`; v1:
+/// `memory.usage_in_bytes` less `total_inactive_file`. `None` when unreadable (no cgroup
+/// memory controller here).
+pub fn cgroup_working_set() -> Option<u64> {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    if let (Some(current), Some(stat)) = (
+        read("/sys/fs/cgroup/memory.current"),
+        read("/sys/fs/cgroup/memory.stat"),
+    ) {
+        return working_set(&current, &stat, "inactive_file");
+    }
+    working_set(
+        &read("/sys/fs/cgroup/memory/memory.usage_in_bytes")?,
+        &read("/sys/fs/cgroup/memory/memory.stat")?,
+        "total_inactive_file",
+    )
+}
+
+/// `usage` (a counter file's text) less the `inactive` line of `stat` (a `memory.stat`
+/// text), never below zero.
+fn working_set(usage: &str, stat: &str, inactive: &str) -> Option<u64> {
+    let usage: u64 = usage.trim().parse().ok()?;
+    let inactive: u64 = stat
+        .lines()
+        .find_map(|line| line.strip_prefix(inactive)?.strip_prefix(' '))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    Some(usage.saturating_sub(inactive))
+}
+
 /// A cgroup memory limit file's bytes; `None` for `max` (v2) or the near-2^63 value v1
 /// writes for "no limit".
 fn parse_limit(text: &str) -> Option<u64> {
@@ -98,6 +130,18 @@ mod tests {
             "{with_child} {alone} {child_rss}"
         );
         assert_eq!(tree_resident_bytes(u32::MAX), None);
+    }
+
+    #[test]
+    fn a_working_set_is_usage_less_inactive_file() {
+        let stat = "anon 5000\nactive_file 300\ninactive_file 2000\ninactive_anon 1\n";
+        assert_eq!(working_set("10000\n", stat, "inactive_file"), Some(8000));
+        // v1 names it total_inactive_file; inactive_file alone is not that line.
+        let v1 = "inactive_file 1\ntotal_inactive_file 4000\n";
+        assert_eq!(working_set("10000", v1, "total_inactive_file"), Some(6000));
+        assert_eq!(working_set("100", stat, "inactive_file"), Some(0));
+        assert_eq!(working_set("100", "anon 5\n", "inactive_file"), Some(100));
+        assert_eq!(working_set("max", stat, "inactive_file"), None);
     }
 
     #[test]

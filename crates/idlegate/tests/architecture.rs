@@ -27,7 +27,7 @@ const LAYERS: &[&[&str]] = &[
     ],
     &["store", "pages", "web"],
     &["apps", "tracker"],
-    &["auth", "client", "metrics", "audit"],
+    &["auth", "client", "metrics", "audit", "capacity"],
     &["proxy"],
     &["routes", "admin"],
     &["dispatch"],

@@ -102,3 +102,146 @@ async fn over_max_total_a_refused_tab_lands_on_the_busy_page_with_retry_after() 
     let _next = open_tab(&gw).await?;
     Ok(())
 }
+
+const MIB: u64 = 1 << 20;
+/// What each session of `tests/apps/memory.py` holds.
+const SESSION: u64 = 50 * MIB;
+
+/// Opens a tab of the memory app and waits for its page-load run (its 50 MiB is held then).
+async fn open_heavy_tab(url: &str) -> Result<StClient> {
+    let mut tab = StClient::connect(url, None).await?;
+    tab.send_rerun(false).await?;
+    tab.run_until_finished(Duration::from_secs(60)).await?;
+    Ok(tab)
+}
+
+/// The memory app's command after `--`.
+fn memory_app() -> Result<Vec<String>> {
+    let streamlit = testkit::venv::streamlit_bin();
+    let app = testkit::venv::repo_path("tests/apps/memory.py");
+    Ok(vec![
+        streamlit.to_str().context("venv path")?.to_owned(),
+        "run".to_owned(),
+        app.to_str().context("app path")?.to_owned(),
+    ])
+}
+
+/// The resident memory of the app idlegate (`pid`) started, with one session open.
+async fn rss_with_one_session(bin: &std::path::Path, command: &[&str]) -> Result<u64> {
+    let mut args = vec!["--"];
+    args.extend_from_slice(command);
+    let gw = testkit::gateway::GatewayProcess::start(bin, &args).await?;
+    let app = app_pid(gw.pid())?;
+    let _tab = open_heavy_tab(&gw.url()).await?;
+    testkit::proc::try_rss_bytes(app)
+}
+
+fn app_pid(idlegate: u32) -> Result<u32> {
+    testkit::proc::children_of(idlegate)
+        .into_iter()
+        .next()
+        .context("idlegate has no child process")
+}
+
+/// The `tab=N` of each log line of a tab ended with `reason`.
+fn ended_for(output: &str, reason: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter(|line| line.contains("tab session ended") && line.contains(reason))
+        .filter_map(|line| {
+            line.split_whitespace()
+                .find_map(|field| field.strip_prefix("tab=").map(str::to_owned))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn over_memory_high_the_least_recently_active_idle_tab_ends_and_a_busy_one_stays(
+) -> Result<()> {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_idlegate"));
+    let command = memory_app()?;
+    let command: Vec<&str> = command.iter().map(String::as_str).collect();
+    // The app with one session, measured on an idlegate of its own: the marks are set from
+    // it, just above three sessions' worth (high) and just under (low).
+    let one = rss_with_one_session(bin, &command).await?;
+    let high = one + SESSION * 5 / 2;
+    let low = one + SESSION * 19 / 10;
+    let (high_s, low_s) = (high.to_string(), low.to_string());
+    let mut args = vec!["--idle-timeout", "10m", "--"];
+    args.extend_from_slice(&command);
+    let gw = testkit::gateway::GatewayProcess::start_with_env(
+        bin,
+        &args,
+        &[
+            ("IDLEGATE_CAPACITY__MEMORY_HIGH", &high_s),
+            ("IDLEGATE_CAPACITY__MEMORY_LOW", &low_s),
+            ("IDLEGATE_CAPACITY__MEASURE", "app"),
+            ("IDLEGATE_CAPACITY__CHECK_EVERY", "500ms"),
+        ],
+    )
+    .await?;
+    let app = app_pid(gw.pid())?;
+    let url = gw.url();
+    // Tab 1 is the oldest and left alone the longest, but busy: a run a person waits for.
+    let mut busy = open_heavy_tab(&url).await?;
+    busy.send_rerun_request(&testkit::stproto::RerunRequest {
+        query_string: "sleep=120".into(),
+        ..Default::default()
+    })
+    .await?;
+    let mut second = open_heavy_tab(&url).await?;
+    let mut third = open_heavy_tab(&url).await?;
+    // A fourth session goes over the high water mark: the second tab, idle the longest of
+    // the idle ones, ends.
+    let mut fourth = open_heavy_tab(&url).await?;
+    let redirect = second
+        .wait_for_auth_redirect(Duration::from_secs(30))
+        .await
+        .with_context(|| gw.output())?;
+    ensure!(redirect.ends_with("reason=evicted_capacity"), "{redirect}");
+    second.close().await.ok();
+    // And a fifth: the third.
+    let mut fifth = open_heavy_tab(&url).await?;
+    let redirect = third
+        .wait_for_auth_redirect(Duration::from_secs(30))
+        .await
+        .with_context(|| gw.output())?;
+    ensure!(redirect.ends_with("reason=evicted_capacity"), "{redirect}");
+    third.close().await.ok();
+    // The app gives the memory back and stays under the high water mark.
+    let rss = testkit::wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(250),
+        async || {
+            let rss = testkit::proc::try_rss_bytes(app)?;
+            ensure!(
+                rss < high,
+                "RSS {} MiB, high water {} MiB",
+                rss / MIB,
+                high / MIB
+            );
+            Ok(rss)
+        },
+    )
+    .await
+    .with_context(|| gw.output())?;
+    eprintln!(
+        "one session {} MiB; high {} MiB, low {} MiB; after: {} MiB",
+        one / MIB,
+        high / MIB,
+        low / MIB,
+        rss / MIB
+    );
+    // Exactly those two ended; the busy tab, the fourth and the fifth are open and work.
+    let output = gw.output();
+    ensure!(
+        ended_for(&output, "evicted_capacity") == ["2", "3"],
+        "{output}"
+    );
+    for tab in [&mut fourth, &mut fifth] {
+        tab.send_rerun(false).await?;
+        tab.run_until_finished(RUN).await?;
+    }
+    ensure!(!busy.is_closed(), "the busy tab is open");
+    Ok(())
+}

@@ -117,6 +117,23 @@ impl ConfigBuilder {
         self
     }
 
+    /// `[capacity]`: `memory_high`, `memory_low` (as in a file: `"2GiB"`, `"85%"`),
+    /// `measure` (`"auto"`, `"app"`, `"cgroup"`) and `check_every`.
+    pub fn memory_pressure(
+        mut self,
+        high: &str,
+        low: Option<&str>,
+        measure: &str,
+        check_every: Duration,
+    ) -> Self {
+        let capacity = &mut self.raw.capacity;
+        capacity.memory_high = Some(high.to_owned());
+        capacity.memory_low = low.map(str::to_owned);
+        capacity.measure = measure.to_owned();
+        capacity.check_every = config_syntax(check_every);
+        self
+    }
+
     /// `tabs.max_total` (`0`: no limit).
     pub fn max_total(mut self, tabs: u32) -> Self {
         self.raw.tabs.max_total = tabs;

@@ -12,6 +12,7 @@ mod admin;
 mod app;
 mod browser;
 mod builder;
+mod capacity;
 mod duration;
 pub mod file;
 mod limits;
@@ -27,6 +28,7 @@ pub use admin::{AdminConfig, AdminToken, MIN_TOKEN_CHARS};
 pub use app::{normalize_base_path, AppConfig, AppKind, Upstream};
 pub use browser::{fill as fill_placeholders, BrowserConfig, ReasonTexts, Texts, MIN_WARNING};
 pub use builder::{ConfigBuilder, OidcProvider, SignIn};
+pub use capacity::{CapacityConfig, MemoryAmount, MemoryMeasure};
 pub use duration::{config_syntax, human as human_duration};
 pub use file::RawConfig;
 pub use limits::LimitsConfig;
@@ -84,6 +86,8 @@ pub struct Config {
     pub audit: Option<AuditTarget>,
     /// After SIGTERM, how long open tabs keep working (`shutdown.grace`; zero: none).
     pub shutdown_grace: Duration,
+    /// Memory pressure on the app.
+    pub capacity: CapacityConfig,
 }
 
 impl Config {
@@ -161,6 +165,7 @@ impl Config {
             audit: audit_target(raw.audit.path.as_deref())?,
             shutdown_grace: optional_duration("shutdown.grace", &raw.shutdown.grace)?
                 .unwrap_or_default(),
+            capacity: capacity::capacity(&raw.capacity)?,
         })
     }
 }

@@ -59,6 +59,8 @@ pub enum StartError {
     LocalAddr(#[source] std::io::Error),
     #[error("cannot open the audit log (audit.path)")]
     Audit(#[source] std::io::Error),
+    #[error(transparent)]
+    Capacity(#[from] crate::capacity::CapacityError),
 }
 
 /// What an embedder (or a test) adds to a server besides its config.
@@ -140,6 +142,7 @@ impl Server {
         let events = Publisher::new(subscribers);
         let stores = Stores::memory();
         let tracker = Tracker::new(config.tabs.clone(), stores.clone(), events.clone());
+        crate::capacity::start(&config.capacity, tracker.clone(), app_runtime.clone())?;
         let tracker_for_admin = tracker.clone();
         let admin_events = events.clone();
         let config_admin = config.admin.clone();

@@ -51,6 +51,42 @@ pub struct RawConfig {
     pub audit: RawAudit,
     /// Stopping on SIGTERM or SIGINT.
     pub shutdown: RawShutdown,
+    /// Memory pressure on the app.
+    pub capacity: RawCapacity,
+}
+
+/// `[capacity]`: ending tabs when the app's memory runs high.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCapacity {
+    /// Memory high water mark: above it, tabs end with reason `evicted_capacity` (the one
+    /// left alone longest first, never a busy tab while an idle one is left, nor one used in
+    /// the last minute while another is left) until memory is below `memory_low`. An amount
+    /// (`"2GiB"`, `"1500MB"`, bytes) or a share of the memory limit of idlegate's container
+    /// (`"85%"` of its cgroup's `memory.max`). Default: unset (off).
+    pub memory_high: Option<String>,
+    /// Memory low water mark, where ending tabs stops; below `memory_high`, in the same
+    /// forms. Default: unset, 90% of `memory_high`.
+    pub memory_low: Option<String>,
+    /// What is measured: `"app"` the resident memory of the app's processes (idlegate
+    /// starts the app), `"cgroup"` the working set of idlegate's container (`memory.current`
+    /// less `inactive_file`, as Kubernetes counts it; the app shares the container when
+    /// idlegate starts it), `"auto"` the container when it has a memory limit, else the app.
+    /// Default `"auto"`.
+    pub measure: String,
+    /// How often memory is measured. Default `"2s"`.
+    pub check_every: String,
+}
+
+impl Default for RawCapacity {
+    fn default() -> Self {
+        Self {
+            memory_high: None,
+            memory_low: None,
+            measure: "auto".to_owned(),
+            check_every: "2s".to_owned(),
+        }
+    }
 }
 
 /// `[shutdown]`: stopping on SIGTERM or SIGINT.
@@ -312,6 +348,7 @@ impl Default for RawConfig {
             admin: RawAdmin::default(),
             audit: RawAudit::default(),
             shutdown: RawShutdown::default(),
+            capacity: RawCapacity::default(),
         }
     }
 }

@@ -1,0 +1,274 @@
+//! Memory pressure (`[capacity]`): when the app's memory goes over `capacity.memory_high`,
+//! tabs end with reason `evicted_capacity`, one at a time in the order of
+//! [`crate::tracker::capacity::order`] (the tab left alone longest first; never a busy one
+//! while an idle one is left, nor one used in the last minute while another is left), until
+//! memory is below `capacity.memory_low`.
+//!
+//! Memory is measured on the app's process tree (launcher mode) or on the container's cgroup
+//! ([`crate::procfs`]) every `capacity.check_every`. After each end the monitor waits for
+//! memory to fall (by [`FALL`]), at most [`SETTLE`], before it may end another: the app lets
+//! go of an ended session's memory only after idlegate has asked it to (a poke a few seconds
+//! later, [`crate::apps::streamlit`]), and ending the next tab before that would end one too
+//! many.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::apps::Runtime;
+use crate::config::{CapacityConfig, MemoryAmount, MemoryMeasure, OnLimit};
+use crate::tracker::{EndReason, Tracker};
+
+/// The longest the monitor waits for memory to fall after ending a tab.
+pub const SETTLE: Duration = Duration::from_secs(10);
+/// A fall of memory this large, in bytes, after an end means the app gave the memory back.
+pub const FALL: u64 = 1 << 20;
+
+/// Why memory pressure cannot start.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CapacityError {
+    #[error(
+        "capacity.memory_high: there is nothing to measure: idlegate does not start the app \
+         (it has an upstream) and its container has no memory limit; start the app with \
+         idlegate, or set capacity.measure = \"cgroup\" if the app shares idlegate's container"
+    )]
+    NothingToMeasure,
+    #[error(
+        "capacity.measure = \"app\" needs idlegate to start the app (idlegate [options] -- \
+         COMMAND)"
+    )]
+    NoApp,
+    #[error("capacity.measure = \"cgroup\": this process's cgroup memory cannot be read")]
+    NoCgroup,
+    #[error(
+        "{0}: a percentage needs a memory limit, and idlegate's container has none \
+         (its cgroup's memory.max is \"max\"); give an amount like \"2GiB\" instead"
+    )]
+    NoLimit(&'static str),
+}
+
+/// Where memory is read.
+#[derive(Clone)]
+enum Source {
+    App(Arc<dyn Runtime>),
+    Cgroup,
+}
+
+impl Source {
+    fn measure(&self) -> Option<u64> {
+        match self {
+            Self::App(app) => app.resident_bytes(),
+            Self::Cgroup => crate::procfs::cgroup_working_set(),
+        }
+    }
+}
+
+/// The water marks in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marks {
+    pub high: u64,
+    pub low: u64,
+}
+
+impl Marks {
+    /// Resolves `config`'s marks against the container's memory `limit`; `memory_low`
+    /// defaults to 90% of `memory_high`. `None` when memory pressure is off.
+    pub fn resolve(
+        config: &CapacityConfig,
+        limit: Option<u64>,
+    ) -> Result<Option<Self>, CapacityError> {
+        let Some(high) = config.memory_high else {
+            return Ok(None);
+        };
+        let bytes =
+            |amount: MemoryAmount, key| amount.bytes(limit).ok_or(CapacityError::NoLimit(key));
+        let high = bytes(high, "capacity.memory_high")?;
+        let low = match config.memory_low {
+            Some(low) => bytes(low, "capacity.memory_low")?.min(high),
+            None => high / 10 * 9,
+        };
+        Ok(Some(Self { high, low }))
+    }
+}
+
+/// Whether the monitor is ending tabs: from above the high mark until below the low one.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pressure {
+    relieving: bool,
+}
+
+impl Pressure {
+    /// Given memory in use, whether a tab must end now.
+    pub fn must_end(&mut self, used: u64, marks: Marks) -> bool {
+        if used > marks.high {
+            self.relieving = true;
+        } else if used <= marks.low {
+            self.relieving = false;
+        }
+        self.relieving
+    }
+}
+
+/// Starts the memory pressure monitor for `config` on the current runtime, ending `tracker`'s
+/// tabs; `app` is the app's process in launcher mode. Does nothing when `memory_high` is
+/// unset.
+pub fn start(
+    config: &CapacityConfig,
+    tracker: Tracker,
+    app: Option<Arc<dyn Runtime>>,
+) -> Result<(), CapacityError> {
+    let limit = crate::procfs::cgroup_memory_limit();
+    let Some(marks) = Marks::resolve(config, limit)? else {
+        return Ok(());
+    };
+    let cgroup = || {
+        crate::procfs::cgroup_working_set()
+            .map(|_| Source::Cgroup)
+            .ok_or(CapacityError::NoCgroup)
+    };
+    let source = match (config.measure, app) {
+        (MemoryMeasure::App, Some(app)) => Source::App(app),
+        (MemoryMeasure::App, None) => return Err(CapacityError::NoApp),
+        (MemoryMeasure::Cgroup, _) => cgroup()?,
+        (MemoryMeasure::Auto, app) => match (limit, app) {
+            (Some(_), _) if cgroup().is_ok() => Source::Cgroup,
+            (_, Some(app)) => Source::App(app),
+            _ => return Err(CapacityError::NothingToMeasure),
+        },
+    };
+    let what = match source {
+        Source::App(_) => "the app's processes",
+        Source::Cgroup => "the container",
+    };
+    tracing::info!(
+        high_bytes = marks.high,
+        low_bytes = marks.low,
+        measured = what,
+        "memory pressure on: tabs end above the high water mark"
+    );
+    tokio::spawn(watch(source, marks, config.check_every, tracker));
+    Ok(())
+}
+
+async fn watch(source: Source, marks: Marks, every: Duration, tracker: Tracker) {
+    let mut pressure = Pressure::default();
+    let mut warned_empty = false;
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(used) = source.measure() else {
+            continue;
+        };
+        if !pressure.must_end(used, marks) {
+            warned_empty = false;
+            continue;
+        }
+        let order = tracker.eviction_order(None, OnLimit::EndLeastRecentlyActive);
+        let Some(victim) = order.first() else {
+            if !std::mem::replace(&mut warned_empty, true) {
+                tracing::warn!(
+                    used_bytes = used,
+                    high_bytes = marks.high,
+                    "memory is over capacity.memory_high with no tab open to end"
+                );
+            }
+            continue;
+        };
+        if tracker.end(victim.tab, EndReason::EvictedCapacity) {
+            tracing::info!(
+                tab = victim.tab,
+                used_bytes = used,
+                high_bytes = marks.high,
+                human_idle_s = victim.human_idle.as_secs(),
+                "memory over its high water mark: ended the tab left alone longest"
+            );
+            settle(&source, used, every).await;
+        }
+    }
+}
+
+/// Waits until memory is [`FALL`] below `used`, or [`SETTLE`] has passed.
+async fn settle(source: &Source, used: u64, every: Duration) {
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(every).await;
+        if source
+            .measure()
+            .is_some_and(|now| now.saturating_add(FALL) <= used)
+        {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(high: Option<MemoryAmount>, low: Option<MemoryAmount>) -> CapacityConfig {
+        CapacityConfig {
+            memory_high: high,
+            memory_low: low,
+            measure: MemoryMeasure::Auto,
+            check_every: Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn marks_resolve_against_the_limit_and_low_defaults_to_ninety_percent() {
+        let gib = 1u64 << 30;
+        let marks = Marks::resolve(&config(Some(MemoryAmount::Bytes(gib)), None), None);
+        assert_eq!(
+            marks,
+            Ok(Some(Marks {
+                high: gib,
+                low: gib / 10 * 9
+            }))
+        );
+        let percent = config(
+            Some(MemoryAmount::Percent(80.0)),
+            Some(MemoryAmount::Percent(50.0)),
+        );
+        assert_eq!(
+            Marks::resolve(&percent, Some(2 * gib)),
+            Ok(Some(Marks {
+                high: 1_717_986_918, // 80% of 2 GiB, rounded down
+                low: gib
+            }))
+        );
+        assert_eq!(
+            Marks::resolve(&percent, None),
+            Err(CapacityError::NoLimit("capacity.memory_high"))
+        );
+        // A low mark in bytes above a high one in percent is clamped to it.
+        let mixed = config(
+            Some(MemoryAmount::Percent(50.0)),
+            Some(MemoryAmount::Bytes(4 * gib)),
+        );
+        assert_eq!(
+            Marks::resolve(&mixed, Some(2 * gib)),
+            Ok(Some(Marks {
+                high: gib,
+                low: gib
+            }))
+        );
+        assert_eq!(Marks::resolve(&config(None, None), None), Ok(None));
+    }
+
+    #[test]
+    fn tabs_end_from_above_high_water_until_below_low_water() {
+        let marks = Marks { high: 100, low: 80 };
+        let mut pressure = Pressure::default();
+        let steps = [
+            (90, false),
+            (100, false),
+            (101, true),
+            (95, true),
+            (81, true),
+            (80, false),
+            (95, false),
+            (120, true),
+        ];
+        for (used, must_end) in steps {
+            assert_eq!(pressure.must_end(used, marks), must_end, "at {used}");
+        }
+    }
+}
