@@ -65,6 +65,17 @@ impl Audit {
         let _ = self.queue.try_send(Command::Reopen);
     }
 
+    /// Writes that the configuration was reloaded (`"event": "config_reloaded"`):
+    /// `result` is `"success"` or `"failure"`; `keys` the changed keys that took effect, or
+    /// with a failure the key that was refused (when the error names one); `restart` the
+    /// changed keys that wait for a restart. Key names only, never values.
+    pub fn config_reloaded(&self, result: &str, keys: &[String], restart: &[String]) {
+        self.send(line(
+            "config_reloaded",
+            json!({ "result": result, "keys": keys, "restart_needed": restart }),
+        ));
+    }
+
     fn send(&self, line: Value) {
         let lost = self.dropped.swap(0, Ordering::Relaxed);
         if lost > 0 {
