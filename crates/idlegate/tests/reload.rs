@@ -39,7 +39,7 @@ impl Files {
             format!(
                 "[login]\nmode = \"password\"\nattempts_per_minute = {attempts}\nusers_file = \"{}\"\n\
                  [admin]\nlisten = \"127.0.0.1:{}\"\ntokens_file = \"{}\"\n\
-                 [browser.texts]\nended_title = \"{title}\"\n{extra}",
+                 [browser.texts]\nended_title = \"{title}\"\nwarning_title = \"{title}?\"\n{extra}",
                 self.users.display(),
                 self.admin,
                 self.tokens.display(),
@@ -144,6 +144,11 @@ async fn sighup_applies_a_changed_file_and_keeps_serving_after_a_bad_one() -> Re
         .await
         .map_err(|e| anyhow::anyhow!("{e}\n{}", gw.output()))?;
     ensure!(ended_page(&gw).await?.contains("New title"));
+    let script = web::get(&format!("{}/_idlegate/client.js", gw.url())).await?;
+    ensure!(
+        script.text().contains("New title?"),
+        "the page script has the new warning"
+    );
     ensure!(admin(files.admin, "/api/v1/logins", OLD_TOKEN).await?.0 == StatusCode::UNAUTHORIZED);
     ensure!(admin(files.admin, "/api/v1/logins", NEW_TOKEN).await?.0 == StatusCode::OK);
     ensure!(sign_in(&gw, "bob", "bob-pw").await? == StatusCode::SEE_OTHER);

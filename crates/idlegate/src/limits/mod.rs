@@ -257,6 +257,33 @@ fn millis(duration: Duration) -> u64 {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn update_changes_the_live_limits_only() {
+        use std::net::{IpAddr, Ipv4Addr};
+        let config = |toml: &str| Config::from_toml(toml).unwrap();
+        let limits = Limits::new(&config(""));
+        let client = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let slot = limits.connections.admit(client, false).unwrap();
+        limits.update(&config(
+            "[limits]\nidle_timeout = \"5s\"\nmax_connections_per_address = 1\n\
+             [login]\nattempts_per_minute = 1\n",
+        ));
+        assert_eq!(limits.idle_timeout(), Duration::from_secs(5));
+        // The open connection stays; a second one from the address is refused.
+        assert_eq!(
+            limits.connections.admit(client, false).err(),
+            Some(connections::Refused::PerAddress)
+        );
+        drop(slot);
+        assert!(limits.connections.admit(client, false).is_ok());
+        let now = Instant::now();
+        assert_eq!(limits.sign_ins.admit(client, "a", now).refusal, None);
+        assert_eq!(
+            limits.sign_ins.admit(client, "a", now).refusal,
+            Some(sign_in::Refusal::Address)
+        );
+    }
+
     #[test]
     fn hits_are_counted_and_warned_once_a_minute() {
         let hits = Hits::default();
