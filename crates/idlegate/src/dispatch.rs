@@ -69,6 +69,11 @@ impl Gateway {
         }
     }
 
+    /// What idlegate's own routes read (a configuration reload swaps some of it).
+    pub(crate) fn route_state(&self) -> &Arc<RouteState> {
+        &self.route_state
+    }
+
     /// Handles one request (phases 2 to 4 above). Never fails: errors become responses.
     pub async fn handle(
         self: Arc<Self>,

@@ -44,4 +44,4 @@ pub mod web;
 pub mod ws;
 
 pub use config::Config;
-pub use server::Server;
+pub use server::{Reloaded, Reloader, Server};

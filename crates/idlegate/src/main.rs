@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 use idlegate::cli::{Action, Cli};
-use idlegate::config::{Config, LogFormat, Sources};
+use idlegate::config::{Config, LogFormat, RawConfig, Sources};
 use idlegate::launcher::{self, LaunchError, LaunchedApp};
 use idlegate::tracker::EndReason;
 use idlegate::Server;
@@ -28,8 +28,12 @@ fn main() -> ExitCode {
         env: std::env::vars().collect(),
         flags: cli.flag_values(),
     };
-    let config = match Config::load(&sources) {
-        Ok(config) => config,
+    // The merged sources are kept with the config: a reload (SIGHUP) loads the same sources
+    // again and names the keys that changed since.
+    let loaded = Config::merge(&sources)
+        .and_then(|raw| Config::from_raw(raw.clone()).map(|config| (raw, config)));
+    let (started, config) = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => return usage_error(&e.to_string()),
     };
     match (config.upstream.is_some(), cli.command.is_empty()) {
@@ -52,7 +56,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, config)) {
+    let reload = Reload { sources, started };
+    match runtime.block_on(run(cli.command, config, reload)) {
         Ok(code) => code,
         Err(e) => {
             // One line on standard error, as for configuration errors (the log goes there
@@ -152,24 +157,33 @@ async fn check_upstream_base_path(config: &Config) -> Result<(), String> {
     }
 }
 
-/// The gateway on `listener`, announced by [`banner`].
+/// What a reload (SIGHUP) loads again: the sources the config came from, and what they
+/// merged to at start.
+struct Reload {
+    sources: Sources,
+    started: RawConfig,
+}
+
+/// The gateway on `listener`, announced by [`banner`]. SIGHUP reloads its configuration (and
+/// reopens the audit log, after logrotate moved it).
 fn serve(
     listener: tokio::net::TcpListener,
     config: Config,
     runtime: Option<std::sync::Arc<dyn idlegate::apps::Runtime>>,
+    reload: Reload,
 ) -> anyhow::Result<Server> {
     let banner = banner(&config);
     let server = Server::with_app_runtime(listener, config, runtime)?;
-    if let Some(audit) = server.audit() {
-        // SIGHUP reopens the audit log, after logrotate moved it.
-        let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
-        tokio::spawn(async move {
-            while hangup.recv().await.is_some() {
-                tracing::info!("SIGHUP: reopening the audit log");
-                audit.reopen();
-            }
-        });
-    }
+    let reloader = server.reloader(reload.sources, reload.started);
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration and reopening the audit log");
+            let reloader = reloader.clone();
+            // It logs and counts its outcome itself; a refused file changes nothing.
+            let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+        }
+    });
     if let Some(banner) = banner {
         eprintln!("{banner}");
     }
@@ -252,7 +266,7 @@ impl StopSignals {
     }
 }
 
-async fn run(command: Vec<String>, mut config: Config) -> anyhow::Result<ExitCode> {
+async fn run(command: Vec<String>, mut config: Config, reload: Reload) -> anyhow::Result<ExitCode> {
     let signals = StopSignals::listen()?;
     // Bind first: a busy port should fail before the app is started.
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -263,7 +277,7 @@ async fn run(command: Vec<String>, mut config: Config) -> anyhow::Result<ExitCod
         if let Err(message) = check_upstream_base_path(&config).await {
             return Ok(usage_error(&message));
         }
-        let server = serve(listener, config, None)?;
+        let server = serve(listener, config, None, reload)?;
         server
             .run_graceful(
                 async {
@@ -287,7 +301,7 @@ async fn run(command: Vec<String>, mut config: Config) -> anyhow::Result<ExitCod
     };
     config.upstream = Some(app.upstream.clone());
     config.app.base_path = app.base_path.clone();
-    let server = serve(listener, config, app.runtime())?;
+    let server = serve(listener, config, app.runtime(), reload)?;
 
     enum Stop {
         Signal(Signal),

@@ -1,6 +1,6 @@
 //! The audit log of the real binary: a failed sign-in is written as a JSON line, and after
 //! the file is moved away (log rotation) SIGHUP makes idlegate write to a new one, still
-//! serving.
+//! serving (and records the configuration reload SIGHUP also makes).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -107,8 +107,26 @@ async fn failed_sign_ins_are_audited_and_sighup_reopens_the_rotated_log() -> Res
     ensure!(rotated.lines().count() >= 1);
     let fresh = lines(&log, 1).await?;
     ensure!(
-        fresh.iter().all(|l| l["event"] == "sign_in_failed"),
+        fresh
+            .iter()
+            .all(|l| l["event"] == "sign_in_failed" || l["event"] == "config_reloaded"),
         "{fresh:?}"
     );
+    // SIGHUP also reloads the configuration, which the new file records.
+    wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        async || {
+            let text = std::fs::read_to_string(&log)?;
+            let reloaded = text
+                .lines()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .find(|line| line["event"] == "config_reloaded")
+                .ok_or_else(|| anyhow::anyhow!("no config_reloaded line yet"))?;
+            ensure!(reloaded["result"] == "success", "{reloaded}");
+            Ok(())
+        },
+    )
+    .await?;
     Ok(())
 }

@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -102,7 +103,11 @@ impl Default for Handles {
 
 /// What the admin handlers read and act on.
 pub struct AdminState {
+    /// The listener's settings. Its `tokens` are those at start: callers are checked against
+    /// [`AdminState::tokens`], which a configuration reload replaces.
     pub config: AdminConfig,
+    /// Who may call: `admin.tokens_file` and `admin.tokens` as last (re)loaded.
+    pub tokens: Arc<ArcSwap<Vec<AdminToken>>>,
     /// Where admin actions are told (the audit log, the log).
     pub events: Publisher,
     pub tracker: Tracker,
@@ -132,6 +137,11 @@ impl Admin {
             listener: TcpListener::from_std(listener)?,
             state: Arc::new(state),
         })
+    }
+
+    /// Who may call, as a configuration reload replaces it.
+    pub fn tokens(&self) -> Arc<ArcSwap<Vec<AdminToken>>> {
+        self.state.tokens.clone()
     }
 
     /// The address it listens on.
@@ -248,7 +258,7 @@ async fn require_token(
                 .then_some(token.trim())
         });
     let found = match presented {
-        Some(token) => caller(&state.config.tokens, token),
+        Some(token) => caller(&state.tokens.load(), token),
         None => cookie_caller(&state, &req),
     };
     match found {

@@ -154,7 +154,7 @@ pub async fn login(
     if !from_own_page(&headers) {
         return token_form(StatusCode::FORBIDDEN, Some("Sign in from this page."));
     }
-    let Some(name) = caller(&state.config.tokens, form.token.trim()) else {
+    let Some(name) = caller(&state.tokens.load(), form.token.trim()) else {
         return token_form(
             StatusCode::UNAUTHORIZED,
             Some("That is not an admin token."),

@@ -1,8 +1,9 @@
 //! The audit log (`audit.path`): one JSON line per lifecycle event an audit asks about (OWASP's
 //! session lifecycle events): tab started, warned, kept working, ended (with the reason and
-//! the human idle time), signed in, sign-in failed, login ended, and administrator actions
-//! with the caller. Session ids appear only as short hashes ([`crate::redact::short_hash`]);
-//! user keys appear as they are, for an audit must say whose session it was.
+//! the human idle time), signed in, sign-in failed, login ended, administrator actions with
+//! the caller, and configuration reloads. Session ids appear only as short hashes
+//! ([`crate::redact::short_hash`]); user keys appear as they are, for an audit must say whose
+//! session it was.
 //!
 //! Writing never waits on the data path: lines go through a bounded queue to a thread that
 //! owns the file. When the queue is full a line is dropped and counted, and the next line
@@ -63,6 +64,17 @@ impl Audit {
     /// Reopens the file (after log rotation). Nothing to do for standard output.
     pub fn reopen(&self) {
         let _ = self.queue.try_send(Command::Reopen);
+    }
+
+    /// Writes that the configuration was reloaded (`"event": "config_reloaded"`):
+    /// `result` is `"success"` or `"failure"`; `keys` the changed keys that took effect, or
+    /// with a failure the key that was refused (when the error names one); `restart` the
+    /// changed keys that wait for a restart. Key names only, never values.
+    pub fn config_reloaded(&self, result: &str, keys: &[String], restart: &[String]) {
+        self.send(line(
+            "config_reloaded",
+            json!({ "result": result, "keys": keys, "restart_needed": restart }),
+        ));
     }
 
     fn send(&self, line: Value) {

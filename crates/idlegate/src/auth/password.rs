@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+use arc_swap::ArcSwap;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
@@ -30,10 +31,11 @@ pub fn hash(password: &str) -> Result<String, String> {
         .map_err(|e| format!("cannot hash the password: {e}"))
 }
 
-/// The users of password mode.
+/// The users of password mode. Clones share one list, which [`Users::replace`] swaps (on a
+/// configuration reload) without disturbing checks in progress.
 #[derive(Clone)]
 pub struct Users {
-    hashes: Arc<HashMap<String, String>>,
+    hashes: Arc<ArcSwap<HashMap<String, String>>>,
     /// Bounds the checks running at once (`limits.password_checks`).
     limits: Arc<Limits>,
 }
@@ -42,9 +44,14 @@ impl Users {
     /// The users of `hashes` (username → PHC string), their checks bounded by `limits`.
     pub fn new(hashes: HashMap<String, String>, limits: Arc<Limits>) -> Self {
         Self {
-            hashes: Arc::new(hashes),
+            hashes: Arc::new(ArcSwap::from_pointee(hashes)),
             limits,
         }
+    }
+
+    /// Replaces the users (username → PHC string); sign-ins from now on check the new list.
+    pub fn replace(&self, hashes: HashMap<String, String>) {
+        self.hashes.store(Arc::new(hashes));
     }
 
     /// Whether `password` is `user`'s. Runs Argon2 (19 MiB) on a blocking thread, at most
@@ -62,7 +69,7 @@ impl Users {
         if turn.waited {
             self.limits.hit(Limit::PasswordCheckWait);
         }
-        let stored = self.hashes.get(user).cloned();
+        let stored = self.hashes.load().get(user).cloned();
         let password = password.to_owned();
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| dummy_hash().to_owned());
@@ -107,5 +114,11 @@ mod tests {
         assert_eq!(users.check("alice", "wrong").await, Ok(false));
         assert_eq!(users.check("bob", "correct horse").await, Ok(false));
         assert_eq!(users.check("alice", "").await, Ok(false));
+        // A clone sees a replaced list.
+        let shared = users.clone();
+        let bob = hash("battery staple").unwrap();
+        users.replace(HashMap::from([("bob".to_owned(), bob)]));
+        assert_eq!(shared.check("bob", "battery staple").await, Ok(true));
+        assert_eq!(shared.check("alice", "correct horse").await, Ok(false));
     }
 }

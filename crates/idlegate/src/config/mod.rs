@@ -18,6 +18,7 @@ pub mod file;
 mod limits;
 pub mod login;
 mod proxy;
+pub mod reload;
 mod sources;
 mod tabs;
 

@@ -19,6 +19,7 @@ use std::num::NonZeroU32;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::time::Instant;
 
 /// A rate: `burst` at once, then one per `interval`.
@@ -54,7 +55,8 @@ impl Rate {
 /// Keys to buckets, at most `capacity` of them.
 #[derive(Debug)]
 pub struct Buckets<K> {
-    rate: Rate,
+    /// Swapped by [`Buckets::set_rate`]; read once per operation.
+    rate: ArcSwap<Rate>,
     capacity: usize,
     map: Mutex<HashMap<K, Instant>>,
 }
@@ -72,10 +74,20 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     /// An empty store of at most `capacity` keys (at least 8).
     pub fn new(rate: Rate, capacity: usize) -> Self {
         Self {
-            rate,
+            rate: ArcSwap::from_pointee(rate),
             capacity: capacity.max(8),
             map: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Charges at `rate` from now on; what keys owe already stays owed (capped at the new
+    /// ceiling by the next charge).
+    pub fn set_rate(&self, rate: Rate) {
+        self.rate.store(std::sync::Arc::new(rate));
+    }
+
+    fn rate(&self) -> Rate {
+        **self.rate.load()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<K, Instant>> {
@@ -92,16 +104,17 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
 
     /// Charges `key` one if it has room.
     pub fn try_take(&self, key: &K, now: Instant) -> Taken {
+        let rate = self.rate();
         let mut map = self.lock();
         let debt = Self::debt(&map, key, now);
-        if debt + self.rate.interval > self.rate.ceiling() {
+        if debt + rate.interval > rate.ceiling() {
             return Taken {
                 allowed: false,
                 evicted: 0,
             };
         }
         let evicted = self.make_room(&mut map, key, now);
-        map.insert(key.clone(), now + debt + self.rate.interval);
+        map.insert(key.clone(), now + debt + rate.interval);
         Taken {
             allowed: true,
             evicted,
@@ -111,17 +124,19 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     /// Charges `key` one whether or not it has room (its debt stays within the ceiling).
     /// Returns how many other keys were forgotten to make room.
     pub fn add(&self, key: &K, now: Instant) -> usize {
+        let rate = self.rate();
         let mut map = self.lock();
         let debt = Self::debt(&map, key, now);
         let evicted = self.make_room(&mut map, key, now);
-        let owed = (debt + self.rate.interval).min(self.rate.ceiling());
+        let owed = (debt + rate.interval).min(rate.ceiling());
         map.insert(key.clone(), now + owed);
         evicted
     }
 
     /// Whether `key` has no room left: its next [`Buckets::try_take`] would fail.
     pub fn over(&self, key: &K, now: Instant) -> bool {
-        Self::debt(&self.lock(), key, now) + self.rate.interval > self.rate.ceiling()
+        let rate = self.rate();
+        Self::debt(&self.lock(), key, now) + rate.interval > rate.ceiling()
     }
 
     /// Whether `key` owes anything (was charged within the last `burst × interval`).

@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -39,7 +40,8 @@ pub enum Refused {
 pub struct Slots {
     total: Arc<Semaphore>,
     max: usize,
-    per_address: Option<usize>,
+    /// The per-address cap; 0: none. Changed by [`Slots::set_per_address`].
+    per_address: AtomicUsize,
     by_address: PerAddress,
 }
 
@@ -71,9 +73,20 @@ impl Slots {
         Self {
             total: Arc::new(Semaphore::new(max)),
             max,
-            per_address,
+            per_address: AtomicUsize::new(per_address.unwrap_or(0)),
             by_address: Arc::default(),
         }
+    }
+
+    /// Caps connections per address at `per_address` from now on (`None`: no cap); open
+    /// connections over a lowered cap stay open.
+    pub fn set_per_address(&self, per_address: Option<usize>) {
+        self.per_address
+            .store(per_address.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    fn per_address(&self) -> Option<usize> {
+        Some(self.per_address.load(Ordering::Relaxed)).filter(|cap| *cap > 0)
     }
 
     /// A place for a connection from `peer`; `exempt` peers (trusted proxies, which carry
@@ -87,7 +100,7 @@ impl Slots {
             .clone()
             .try_acquire_owned()
             .map_err(|_| Refused::Total)?;
-        let address = match self.per_address {
+        let address = match self.per_address() {
             Some(cap) if !exempt => {
                 let key = address_key(peer);
                 let mut map = self

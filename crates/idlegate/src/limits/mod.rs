@@ -172,6 +172,8 @@ pub struct Limits {
     pub password_checks: work::Bound,
     /// Page rewrites at once.
     pub rewrites: work::Bound,
+    /// `limits.idle_timeout` in milliseconds, read when a connection is accepted.
+    idle_timeout_ms: AtomicU64,
 }
 
 impl Limits {
@@ -189,7 +191,28 @@ impl Limits {
             sign_ins: sign_in::SignInLimits::new(config.login.attempts_per_minute),
             password_checks: work::Bound::new(limits.password_checks, PASSWORD_CHECK_WAIT),
             rewrites: work::Bound::new(limits.page_rewrites, REWRITE_WAIT),
+            idle_timeout_ms: AtomicU64::new(millis(limits.idle_timeout)),
         })
+    }
+
+    /// Applies the limits of `config` that can change while idlegate runs (a configuration
+    /// reload): `limits.max_connections_per_address`, `limits.idle_timeout` (for connections
+    /// accepted from now on) and `login.attempts_per_minute`. The others
+    /// (`limits.max_connections`, `limits.password_checks`, `limits.page_rewrites`) size
+    /// what is already shared and take a restart.
+    pub fn update(&self, config: &Config) {
+        let limits = &config.limits;
+        self.connections
+            .set_per_address(limits.max_connections_per_address);
+        self.idle_timeout_ms
+            .store(millis(limits.idle_timeout), Ordering::Relaxed);
+        self.sign_ins
+            .set_per_minute(config.login.attempts_per_minute);
+    }
+
+    /// How long a connection may sit with no request in progress (`limits.idle_timeout`).
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms.load(Ordering::Relaxed))
     }
 
     /// The hit counters.
@@ -226,9 +249,40 @@ impl Limits {
     }
 }
 
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn update_changes_the_live_limits_only() {
+        use std::net::{IpAddr, Ipv4Addr};
+        let config = |toml: &str| Config::from_toml(toml).unwrap();
+        let limits = Limits::new(&config(""));
+        let client = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let slot = limits.connections.admit(client, false).unwrap();
+        limits.update(&config(
+            "[limits]\nidle_timeout = \"5s\"\nmax_connections_per_address = 1\n\
+             [login]\nattempts_per_minute = 1\n",
+        ));
+        assert_eq!(limits.idle_timeout(), Duration::from_secs(5));
+        // The open connection stays; a second one from the address is refused.
+        assert_eq!(
+            limits.connections.admit(client, false).err(),
+            Some(connections::Refused::PerAddress)
+        );
+        drop(slot);
+        assert!(limits.connections.admit(client, false).is_ok());
+        let now = Instant::now();
+        assert_eq!(limits.sign_ins.admit(client, "a", now).refusal, None);
+        assert_eq!(
+            limits.sign_ins.admit(client, "a", now).refusal,
+            Some(sign_in::Refusal::Address)
+        );
+    }
 
     #[test]
     fn hits_are_counted_and_warned_once_a_minute() {

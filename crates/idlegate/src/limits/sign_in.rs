@@ -77,6 +77,14 @@ impl SignInLimits {
         }
     }
 
+    /// Allows `per_minute` attempts per address and failures per username from now on
+    /// (`login.attempts_per_minute`, on a configuration reload).
+    pub fn set_per_minute(&self, per_minute: NonZeroU32) {
+        let rate = Rate::per_minute(per_minute);
+        self.by_address.set_rate(rate);
+        self.user_failures.set_rate(rate);
+    }
+
     /// Decides on an attempt for `user` from `client` (rules 1 and 3), charging the address.
     pub fn admit(&self, client: IpAddr, user: &str, now: Instant) -> Decision {
         let address = address_key(client);

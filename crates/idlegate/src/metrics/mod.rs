@@ -14,7 +14,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
@@ -42,6 +42,8 @@ pub struct Metrics {
     logins_ended: ByReason,
     upstream_errors: Family<[(&'static str, &'static str); 1], Counter>,
     tabs_refused: Family<[(&'static str, &'static str); 1], Counter>,
+    config_reloads: Family<[(&'static str, &'static str); 1], Counter>,
+    last_reload_success: Gauge,
 }
 
 /// Buckets of a tab's lifetime, seconds: 1 minute to 12 hours.
@@ -75,9 +77,14 @@ impl Metrics {
             logins_ended: ByReason::default(),
             upstream_errors: Family::default(),
             tabs_refused: Family::default(),
+            config_reloads: Family::default(),
+            last_reload_success: Gauge::default(),
         };
         for limit in ["max_per_user", "max_total"] {
             let _ = metrics.tabs_refused.get_or_create(&[("limit", limit)]);
+        }
+        for result in ["success", "failure"] {
+            let _ = metrics.config_reloads.get_or_create(&[("result", result)]);
         }
         for fault in ["connect", "timeout", "response"] {
             let _ = metrics.upstream_errors.get_or_create(&[("fault", fault)]);
@@ -173,6 +180,40 @@ impl Metrics {
              max_per_user or max_total",
             self.tabs_refused.clone(),
         );
+        r.register(
+            "config_reloads",
+            "Configuration reloads (SIGHUP), by result: success (the new values apply) or \
+             failure (the file was refused and the running configuration kept)",
+            self.config_reloads.clone(),
+        );
+        r.register_with_unit(
+            "config_last_reload_success_timestamp",
+            "When the configuration was last loaded successfully (at start or by a reload), \
+             in seconds since the Unix epoch",
+            Unit::Seconds,
+            self.last_reload_success.clone(),
+        );
+        self.loaded_now();
+    }
+
+    /// Counts a configuration reload; a successful one also sets the time of the last
+    /// successful load to now.
+    pub fn config_reloaded(&self, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.config_reloads
+            .get_or_create(&[("result", result)])
+            .inc();
+        if success {
+            self.loaded_now();
+        }
+    }
+
+    fn loaded_now(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        self.last_reload_success
+            .set(i64::try_from(now).unwrap_or(i64::MAX));
     }
 
     /// The metrics in OpenMetrics 1.0 text (what the library writes; Prometheus asks for it).

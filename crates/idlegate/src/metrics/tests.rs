@@ -48,6 +48,32 @@ async fn every_label_value_is_there_at_zero_from_the_start() {
 }
 
 #[tokio::test]
+async fn config_reloads_are_counted_by_result_and_a_success_is_timed() {
+    let (metrics, ..) = metrics();
+    let text = metrics.render();
+    for result in ["success", "failure"] {
+        let series = format!("idlegate_config_reloads_total{{result=\"{result}\"}}");
+        assert_eq!(sample(&text, &series), Some(0.0), "{series}\n{text}");
+    }
+    let at_start = sample(
+        &text,
+        "idlegate_config_last_reload_success_timestamp_seconds",
+    )
+    .unwrap();
+    assert!(at_start > 1.7e9, "{at_start}");
+    metrics.config_reloaded(false);
+    metrics.config_reloaded(true);
+    metrics.config_reloaded(false);
+    let text = metrics.render();
+    let failure = "idlegate_config_reloads_total{result=\"failure\"}";
+    let success = "idlegate_config_reloads_total{result=\"success\"}";
+    assert_eq!(sample(&text, failure), Some(2.0));
+    assert_eq!(sample(&text, success), Some(1.0));
+    let last = "idlegate_config_last_reload_success_timestamp_seconds";
+    assert!(sample(&text, last).unwrap() >= at_start);
+}
+
+#[tokio::test]
 async fn counters_move_with_events_and_gauges_with_the_open_tabs() {
     let (metrics, tracker, limits) = metrics();
     let entry = crate::tracker::Entry {

@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use tokio_util::task::TaskTracker;
 
 use super::inject::Injector;
 use super::UpstreamClient;
 use crate::apps::{App, EndText, Farewell, Placement};
-use crate::config::{Config, Upstream};
+use crate::config::{Config, Texts, Upstream};
 use crate::pages;
 use crate::tracker::{EndNotice, EndReason, Refused, Tracker};
 use crate::web;
@@ -25,6 +26,8 @@ pub struct Context {
     pub tasks: TaskTracker,
     /// Adds the page script's tag to HTML pages.
     pub injector: Injector,
+    /// `[browser.texts]` as last (re)loaded, shared with the routes.
+    pub texts: Arc<ArcSwap<Texts>>,
 }
 
 impl Context {
@@ -35,8 +38,8 @@ impl Context {
         let base = &self.config.app.base_path;
         let page = notice.page.as_deref();
         let url = web::ended_url_returning(base, notice.reason, page);
-        let texts = &self.config.browser.texts;
-        let message = pages::end_message(Some(notice.reason), &self.config.tabs, texts);
+        let texts = self.texts.load();
+        let message = pages::end_message(Some(notice.reason), &self.config.tabs, &texts);
         let home = format!("{base}/");
         let start_href = page
             .filter(|page| web::is_app_path(base, page))

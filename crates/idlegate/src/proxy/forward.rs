@@ -47,7 +47,7 @@ pub async fn forward(
     let (mut parts, body) = req.into_parts();
     prepare_request_head(cx, &mut parts, peer, login.map(|l| &l.identity))?;
     if inject {
-        inject::prepare_request(&mut parts.headers, cx.injector.version());
+        inject::prepare_request(&mut parts.headers, &cx.injector.version());
     }
     let request = Request::from_parts(parts, Body::new(body));
     let response = cx.client.request(request).await.map_err(|e| {

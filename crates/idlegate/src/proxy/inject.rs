@@ -22,6 +22,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, StreamExt};
 use http::header::{
@@ -47,12 +48,18 @@ const CACHE_ENTRIES: usize = 8;
 /// Only pages up to this size are kept (64 KiB × 8 at most, per idlegate).
 const CACHE_MAX_PAGE: usize = 64 * 1024;
 
-/// Adds one script tag to pages, remembering its last few results.
-pub struct Injector {
+/// The page script's tag and the version it names.
+struct Script {
     tag: String,
     version: String,
-    /// (page as the app sent it, page with the tag), newest last.
-    recent: Mutex<VecDeque<(Bytes, Bytes)>>,
+}
+
+/// Adds one script tag to pages, remembering its last few results.
+pub struct Injector {
+    /// The tag and its version; [`Injector::set_script`] replaces them.
+    script: ArcSwap<Script>,
+    /// (page as the app sent it, script version, page with the tag), newest last.
+    recent: Mutex<VecDeque<(Bytes, String, Bytes)>>,
     /// Bounds the rewrites at once (`limits.page_rewrites`).
     limits: Arc<Limits>,
 }
@@ -62,16 +69,31 @@ impl Injector {
     /// rewrites at once.
     pub fn new(tag: &str, version: &str, limits: Arc<Limits>) -> Self {
         Self {
-            tag: tag.to_owned(),
-            version: version.to_owned(),
+            script: ArcSwap::from_pointee(Script {
+                tag: tag.to_owned(),
+                version: version.to_owned(),
+            }),
             recent: Mutex::new(VecDeque::with_capacity(CACHE_ENTRIES)),
             limits,
         }
     }
 
     /// The script version, for [`prepare_request`].
-    pub fn version(&self) -> &str {
-        &self.version
+    pub fn version(&self) -> String {
+        self.script.load().version.clone()
+    }
+
+    /// Adds `tag` (script version `version`) from now on, after the page script's settings
+    /// changed (a configuration reload); pages rewritten with the old tag are forgotten.
+    pub fn set_script(&self, tag: &str, version: &str) {
+        self.script.store(Arc::new(Script {
+            tag: tag.to_owned(),
+            version: version.to_owned(),
+        }));
+        self.recent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
     }
 
     /// [`add_tag`], answered from the recent results when the app sent the same page again.
@@ -80,11 +102,15 @@ impl Injector {
             .recent
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((_, done)) = recent.iter().find(|(original, _)| original == page) {
+        let script = self.script.load_full();
+        if let Some((_, _, done)) = recent
+            .iter()
+            .find(|(original, version, _)| original == page && *version == script.version)
+        {
             return Some(done.clone());
         }
         drop(recent);
-        let done = Bytes::from(add_tag(page, &self.tag)?);
+        let done = Bytes::from(add_tag(page, &script.tag)?);
         if page.len() <= CACHE_MAX_PAGE {
             let mut recent = self
                 .recent
@@ -93,7 +119,7 @@ impl Injector {
             if recent.len() == CACHE_ENTRIES {
                 recent.pop_front();
             }
-            recent.push_back((page.clone(), done.clone()));
+            recent.push_back((page.clone(), script.version.clone(), done.clone()));
         }
         Some(done)
     }
@@ -147,7 +173,7 @@ pub async fn rewrite(
     head: bool,
     injector: &Injector,
 ) -> Result<Response<Body>, ProxyError> {
-    let version = injector.version();
+    let version = &injector.version();
     let (mut parts, body) = response.into_parts();
     let status = parts.status;
     if status == StatusCode::NOT_MODIFIED {

@@ -9,6 +9,7 @@ pub mod tab;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -36,8 +37,11 @@ pub struct RouteState {
     pub policy: TabPolicy,
     pub base_path: String,
     pub tracker: Tracker,
-    pub script: ClientScript,
-    pub texts: Texts,
+    /// The page script; a configuration reload replaces it when its texts change.
+    pub script: ArcSwap<ClientScript>,
+    /// `[browser.texts]`, shared with the proxy's farewells; a configuration reload
+    /// replaces them.
+    pub texts: Arc<ArcSwap<Texts>>,
     pub auth: Arc<Auth>,
     pub app: Arc<dyn App>,
 }
@@ -124,7 +128,7 @@ async fn refused(State(state): State<Arc<RouteState>>) -> Response {
     let reload = format!("{}/", state.base_path);
     html(
         StatusCode::OK,
-        pages::refused_page(&state.texts, limit, &reload),
+        pages::refused_page(&state.texts.load(), limit, &reload),
     )
 }
 
@@ -137,7 +141,7 @@ async fn busy(State(state): State<Arc<RouteState>>) -> Response {
     let reload = format!("{}/", state.base_path);
     let mut response = html(
         StatusCode::SERVICE_UNAVAILABLE,
-        pages::busy_page(&state.texts, &reload),
+        pages::busy_page(&state.texts.load(), &reload),
     );
     response.headers_mut().insert(
         http::header::RETRY_AFTER,
@@ -147,7 +151,7 @@ async fn busy(State(state): State<Arc<RouteState>>) -> Response {
 }
 
 async fn script(State(state): State<Arc<RouteState>>, headers: HeaderMap) -> Response {
-    state.script.respond(&headers)
+    state.script.load().respond(&headers)
 }
 
 #[derive(Deserialize)]
@@ -183,7 +187,7 @@ async fn ended(State(state): State<Arc<RouteState>>, Query(query): Query<EndedQu
     }
     html(
         StatusCode::OK,
-        pages::ended_page(reason, &state.policy, &state.texts, &restart),
+        pages::ended_page(reason, &state.policy, &state.texts.load(), &restart),
     )
 }
 

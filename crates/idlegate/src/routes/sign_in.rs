@@ -78,7 +78,7 @@ pub async fn sign_in_form(
         return html(
             StatusCode::OK,
             pages::signed_out_page(
-                &state.texts,
+                &state.texts.load(),
                 &format!("{}&reauth=1", web::sign_in_url(&state.base_path, &to)),
             ),
         );
@@ -119,13 +119,14 @@ pub async fn sign_in_form(
     if !state.auth.has_form() {
         return web::text(StatusCode::NOT_FOUND, "not found");
     }
+    let texts = state.texts.load();
     let message = query
         .signed_out
         .is_some()
-        .then_some(state.texts.signed_out.as_str());
+        .then_some(texts.signed_out.as_str());
     html(
         StatusCode::OK,
-        pages::sign_in_page(&state.texts, &action(&state, "login"), &to, message),
+        pages::sign_in_page(&texts, &action(&state, "login"), &to, message),
     )
 }
 
@@ -155,7 +156,12 @@ pub async fn sign_in(
     let form_page = |code, message: &str| {
         html(
             code,
-            pages::sign_in_page(&state.texts, &action(&state, "login"), &to, Some(message)),
+            pages::sign_in_page(
+                &state.texts.load(),
+                &action(&state, "login"),
+                &to,
+                Some(message),
+            ),
         )
     };
     if auth.config.login.cookie_secure && crate::csrf::from_plain_http_page(&headers) {
@@ -163,19 +169,25 @@ pub async fn sign_in(
             "a sign-in came from a page opened over plain HTTP: the browser would drop the \
              Secure login cookie; serve idlegate over HTTPS (login.cookie_secure)"
         );
-        return form_page(StatusCode::BAD_REQUEST, &state.texts.sign_in_needs_https);
+        return form_page(
+            StatusCode::BAD_REQUEST,
+            &state.texts.load().sign_in_needs_https,
+        );
     }
     let user = form.username.trim();
     if let Err(refusal) = auth.attempt_allowed(peer, user) {
         tracing::info!(client = %peer.ip(), ?refusal, "sign-in attempts over the limit");
-        return form_page(StatusCode::TOO_MANY_REQUESTS, &state.texts.sign_in_limited);
+        return form_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &state.texts.load().sign_in_limited,
+        );
     }
     match users.check(user, &form.password).await {
         Ok(true) => {}
         Ok(false) => {
             auth.attempt_failed(peer, user);
             tracing::info!(client = %peer.ip(), "sign-in refused");
-            return form_page(StatusCode::UNAUTHORIZED, &state.texts.sign_in_failed);
+            return form_page(StatusCode::UNAUTHORIZED, &state.texts.load().sign_in_failed);
         }
         Err(Busy) => return busy(),
     }
@@ -253,7 +265,7 @@ fn failure_page(state: &RouteState, code: StatusCode, message: &str, to: &str) -
     html(
         code,
         pages::sign_in_failed_page(
-            &state.texts,
+            &state.texts.load(),
             message,
             &web::sign_in_url(&state.base_path, to),
         ),

@@ -24,7 +24,7 @@ pub async fn sign_out_form(State(state): State<Arc<RouteState>>) -> Response {
     }
     html(
         StatusCode::OK,
-        pages::sign_out_page(&state.texts, &logout_url(&state.base_path)),
+        pages::sign_out_page(&state.texts.load(), &logout_url(&state.base_path)),
     )
 }
 
@@ -89,7 +89,7 @@ pub fn app_sign_out(state: &RouteState, headers: &HeaderMap, authority: &Authori
     }
     html(
         StatusCode::OK,
-        pages::sign_out_page(&state.texts, &logout_url(&state.base_path)),
+        pages::sign_out_page(&state.texts.load(), &logout_url(&state.base_path)),
     )
 }
 

@@ -133,7 +133,7 @@ async fn serve(
     let until = close_when(
         seen,
         config.proxy.header_read_timeout,
-        config.limits.idle_timeout,
+        limits.idle_timeout(),
     );
     let service = service_fn(move |req| {
         let gateway = gateway.clone();

@@ -9,16 +9,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{Admin, AdminState, Handles, MemoryHistory, Sessions};
-use crate::apps::{self, App, Runtime, SessionEnds};
+use crate::apps::{self, App, PageHints, Runtime, SessionEnds};
 use crate::audit::Audit;
 use crate::auth::Auth;
 use crate::client::ClientScript;
-use crate::config::{Config, Upstream};
+use crate::config::{Config, RawConfig, Sources, Upstream};
 use crate::dispatch::Gateway;
 use crate::lifecycle::{LogSubscriber, Publisher, Subscriber};
 use crate::limits::Limits;
@@ -35,8 +36,10 @@ use crate::tracker::{EndReason, Tracker};
 /// seconds whatever the clients do.
 pub(super) const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 mod connections;
+mod reload;
 
 use connections::{http_builder, Accepting};
+pub use reload::{Reloaded, Reloader};
 
 /// A server that cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +84,10 @@ pub struct Server {
     admin: Option<Admin>,
     /// The audit log, when `audit.path` is set.
     audit: Option<Arc<Audit>>,
+    /// What the page script is told about the app's pages (rebuilt on reload).
+    hints: PageHints,
+    /// The metrics of the admin listener, when `[admin]` sets one.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Server {
@@ -125,29 +132,24 @@ impl Server {
         config: Config,
         extras: Extras,
     ) -> Result<Self, StartError> {
-        let Extras {
-            app_runtime: runtime,
-            subscribers: extra_subscribers,
-        } = extras;
         let upstream = config.upstream.clone().ok_or(StartError::NoUpstream)?;
         let config = Arc::new(config);
         let limits = Limits::new(&config);
         limits.start_sweeping();
         let client = upstream_client(config.proxy.connect_timeout);
-        let app_runtime = runtime.clone();
-        let app = apps::kind(config.app.kind).app(&config, &upstream, runtime);
+        let app_runtime = extras.app_runtime.clone();
+        let app = apps::kind(config.app.kind).app(&config, &upstream, extras.app_runtime);
         let mut subscribers = app_subscribers(&client, &upstream, &app, &limits);
-        subscribers.extend(extra_subscribers);
+        subscribers.extend(extras.subscribers);
         let (audit, metrics) = operators_subscribers(&config, &mut subscribers)?;
         let events = Publisher::new(subscribers);
         let stores = Stores::memory();
         let tracker = Tracker::new(config.tabs.clone(), stores.clone(), events.clone());
         crate::capacity::start(&config.capacity, tracker.clone(), app_runtime.clone())?;
-        let tracker_for_admin = tracker.clone();
-        let admin_events = events.clone();
-        let config_admin = config.admin.clone();
-        let script = ClientScript::new(&config, &app.page_hints());
-        let auth = Auth::start(config.clone(), stores, events, limits.clone());
+        let hints = app.page_hints();
+        let script = ClientScript::new(&config, &hints);
+        let texts = Arc::new(ArcSwap::from_pointee(config.browser.texts.clone()));
+        let auth = Auth::start(config.clone(), stores, events.clone(), limits.clone());
         let route_state = Arc::new(RouteState {
             client: client.clone(),
             upstream: upstream.clone(),
@@ -155,28 +157,30 @@ impl Server {
             policy: config.tabs.clone(),
             base_path: config.app.base_path.clone(),
             tracker: tracker.clone(),
-            script: script.clone(),
-            texts: config.browser.texts.clone(),
+            script: ArcSwap::from_pointee(script.clone()),
+            texts: texts.clone(),
             auth: auth.clone(),
             app: app.clone(),
         });
         let routes = routes::router(route_state.clone());
         let proxy = Arc::new(Context {
             injector: Injector::new(script.tag(), script.version(), limits.clone()),
-            config,
+            config: config.clone(),
             upstream,
-            tracker,
+            tracker: tracker.clone(),
             app,
             client,
             tasks: TaskTracker::new(),
+            texts,
         });
-        let admin = match (config_admin, metrics) {
+        let admin = match (&config.admin, &metrics) {
             (Some(admin_config), Some(metrics)) => Some(bind_admin(AdminState {
-                config: admin_config,
-                events: admin_events,
-                tracker: tracker_for_admin,
+                config: admin_config.clone(),
+                tokens: Arc::new(ArcSwap::from_pointee(admin_config.tokens.clone())),
+                events,
+                tracker,
                 auth: auth.clone(),
-                metrics,
+                metrics: metrics.clone(),
                 handles: Handles::new(),
                 sessions: Sessions::default(),
                 memory: MemoryHistory::default(),
@@ -191,7 +195,27 @@ impl Server {
             limits,
             admin,
             audit,
+            hints,
+            metrics,
         })
+    }
+
+    /// What reloads this server's configuration from `sources`, which must be the sources it
+    /// was started from; `started` is what they merged to then ([`Config::merge`]), to name
+    /// the keys a reload changes. Call [`Reloader::reload`] on SIGHUP.
+    pub fn reloader(&self, sources: Sources, started: RawConfig) -> Reloader {
+        Reloader::new(
+            sources,
+            started,
+            reload::Parts {
+                limits: self.limits.clone(),
+                gateway: self.gateway.clone(),
+                hints: self.hints.clone(),
+                admin_tokens: self.admin.as_ref().map(Admin::tokens),
+                metrics: self.metrics.clone(),
+                audit: self.audit.clone(),
+            },
+        )
     }
 
     /// The address browsers connect to.
@@ -255,6 +279,8 @@ impl Server {
             limits,
             admin,
             audit: _,
+            hints: _,
+            metrics: _,
         } = self;
         let accept = Accepting {
             builder: Arc::new(http_builder(&gateway.proxy.config)),

@@ -119,6 +119,23 @@ fn the_same_page_is_rewritten_once() {
 }
 
 #[test]
+fn a_new_script_replaces_the_tag_and_the_remembered_pages() {
+    let injector = Injector::new(
+        TAG,
+        "v1",
+        Limits::new(&crate::Config::builder().build().unwrap()),
+    );
+    let page = Bytes::from_static(b"<html><head></head><body></body></html>");
+    let old = injector.add_tag_cached(&page).unwrap();
+    let tag = "<script src=\"/_idlegate/client.js?v=v2\" defer></script>";
+    injector.set_script(tag, "v2");
+    assert_eq!(injector.version(), "v2");
+    let new = injector.add_tag_cached(&page).unwrap();
+    assert_ne!(new, old);
+    assert!(String::from_utf8_lossy(&new).contains(tag));
+}
+
+#[test]
 fn html_answers_vary_on_what_decides_the_rewrite() {
     let html = |extra: Option<&str>| {
         let mut headers = HeaderMap::new();

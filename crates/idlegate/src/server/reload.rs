@@ -1,0 +1,185 @@
+//! Configuration reload (SIGHUP): the sources are loaded and validated again exactly as at
+//! start, and the values that can change while idlegate runs are swapped in for requests from
+//! then on, without closing connections: the browser texts (and the page script that shows
+//! them), the connection and sign-in limits of [`crate::config::reload::LIVE_KEYS`], the
+//! password users file and the admin tokens. Other changed keys are named in a warning: they
+//! take effect at the next start. A configuration that does not load is refused as a whole,
+//! with an error naming its key; the running one stays. Every reload also reopens the audit
+//! log, is counted in the metrics and written to the audit log.
+//!
+//! This module decides nothing about the values themselves: loading and validating is
+//! [`Config::load`]'s, classifying keys is [`crate::config::reload`]'s.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::apps::PageHints;
+use crate::audit::Audit;
+use crate::auth::password::Users;
+use crate::client::ClientScript;
+use crate::config::reload::{changed_keys, needs_restart};
+use crate::config::{AdminToken, Config, ConfigError, LoginMode, RawConfig, Sources};
+use crate::dispatch::Gateway;
+use crate::limits::Limits;
+use crate::metrics::Metrics;
+
+/// What a successful reload did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reloaded {
+    /// Changed keys whose new values now apply.
+    pub applied: Vec<String>,
+    /// Changed keys whose new values wait for a restart (the running values stay).
+    pub restart_needed: Vec<String>,
+}
+
+/// The parts of a running gateway a reload swaps. Cheap to clone.
+#[derive(Clone)]
+pub struct Reloader {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sources: Sources,
+    /// The configuration the gateway was built from (launcher mode: with the app's address).
+    running: Arc<Config>,
+    /// The merged sources at start, to name the keys a reload changes.
+    started: RawConfig,
+    limits: Arc<Limits>,
+    gateway: Arc<Gateway>,
+    hints: PageHints,
+    users: Option<Users>,
+    admin_tokens: Option<Arc<ArcSwap<Vec<AdminToken>>>>,
+    metrics: Option<Arc<Metrics>>,
+    audit: Option<Arc<Audit>>,
+    /// One reload at a time: two SIGHUPs in a row must not interleave their swaps.
+    busy: std::sync::Mutex<()>,
+}
+
+/// What [`super::Server::reloader`] hands over.
+pub(super) struct Parts {
+    pub(super) limits: Arc<Limits>,
+    pub(super) gateway: Arc<Gateway>,
+    pub(super) hints: PageHints,
+    pub(super) admin_tokens: Option<Arc<ArcSwap<Vec<AdminToken>>>>,
+    pub(super) metrics: Option<Arc<Metrics>>,
+    pub(super) audit: Option<Arc<Audit>>,
+}
+
+impl Reloader {
+    pub(super) fn new(sources: Sources, started: RawConfig, parts: Parts) -> Self {
+        let running = parts.gateway.proxy.config.clone();
+        let users = parts.gateway.auth.users.clone();
+        Self {
+            inner: Arc::new(Inner {
+                sources,
+                running,
+                started,
+                limits: parts.limits,
+                gateway: parts.gateway,
+                hints: parts.hints,
+                users,
+                admin_tokens: parts.admin_tokens,
+                metrics: parts.metrics,
+                audit: parts.audit,
+                busy: std::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Reopens the audit log, loads the sources again and applies what changed; logs the
+    /// outcome, counts it in `idlegate_config_reloads_total` and writes it to the audit log.
+    /// Blocking (it reads files): call it off the async threads.
+    ///
+    /// # Errors
+    /// The [`ConfigError`] of a configuration that does not load (naming its key); nothing
+    /// was changed then.
+    pub fn reload(&self) -> Result<Reloaded, ConfigError> {
+        let inner = &self.inner;
+        let _one = inner.busy.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(audit) = &inner.audit {
+            audit.reopen();
+        }
+        let loaded = Config::merge(&inner.sources)
+            .and_then(|raw| Config::from_raw(raw.clone()).map(|config| (raw, config)));
+        let outcome = loaded.map(|(raw, config)| self.apply(&raw, config));
+        self.report(&outcome);
+        outcome
+    }
+
+    /// Swaps in the live values of `config` (merged from `raw`).
+    fn apply(&self, raw: &RawConfig, config: Config) -> Reloaded {
+        let inner = &self.inner;
+        let (restart_needed, applied) = changed_keys(&inner.started, raw)
+            .into_iter()
+            .partition(|key| needs_restart(key));
+        inner.limits.update(&config);
+        if let (Some(users), LoginMode::Password { users: hashes }) =
+            (&inner.users, &config.login.mode)
+        {
+            users.replace(hashes.clone());
+        }
+        if let (Some(tokens), Some(admin)) = (&inner.admin_tokens, &config.admin) {
+            tokens.store(Arc::new(admin.tokens.clone()));
+        }
+        self.apply_texts(config);
+        Reloaded {
+            applied,
+            restart_needed,
+        }
+    }
+
+    /// The new `[browser.texts]`, with everything else the page script shows as running.
+    fn apply_texts(&self, config: Config) {
+        let inner = &self.inner;
+        let gateway = &inner.gateway;
+        if **gateway.proxy.texts.load() == config.browser.texts {
+            return;
+        }
+        let mut shown = (*inner.running).clone();
+        shown.browser.texts = config.browser.texts;
+        let script = ClientScript::new(&shown, &inner.hints);
+        gateway
+            .proxy
+            .injector
+            .set_script(script.tag(), script.version());
+        gateway.route_state().script.store(Arc::new(script));
+        gateway.proxy.texts.store(Arc::new(shown.browser.texts));
+    }
+
+    fn report(&self, outcome: &Result<Reloaded, ConfigError>) {
+        let inner = &self.inner;
+        if let Some(metrics) = &inner.metrics {
+            metrics.config_reloaded(outcome.is_ok());
+        }
+        match outcome {
+            Ok(done) => {
+                for key in &done.restart_needed {
+                    tracing::warn!(
+                        key = %key,
+                        "configuration reload: {key} changed, but takes effect only after a restart; the running value stays"
+                    );
+                }
+                tracing::info!(
+                    applied = ?done.applied,
+                    restart_needed = ?done.restart_needed,
+                    "configuration reloaded"
+                );
+                if let Some(audit) = &inner.audit {
+                    audit.config_reloaded("success", &done.applied, &done.restart_needed);
+                }
+            }
+            Err(e) => {
+                tracing::error!(
+                    key = e.key().unwrap_or_default(),
+                    error = %e,
+                    "configuration reload refused; the running configuration stays"
+                );
+                if let Some(audit) = &inner.audit {
+                    let keys: Vec<String> = e.key().map(str::to_owned).into_iter().collect();
+                    audit.config_reloaded("failure", &keys, &[]);
+                }
+            }
+        }
+    }
+}
