@@ -27,6 +27,7 @@ use axum::extract::ConnectInfo;
 use http::header::{ACCEPT, SET_COOKIE};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
+use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::auth::{Access, Auth};
@@ -34,6 +35,7 @@ use crate::csrf::Authority;
 use crate::error::ProxyError;
 use crate::limits::keys::OWN_ROUTE_DEADLINE;
 use crate::limits::Limit;
+use crate::metrics::{Metrics, RouteClass};
 use crate::paths;
 use crate::proxy::{forward, headers, inject, websocket, Context};
 use crate::routes::{sign_out, RouteState};
@@ -49,16 +51,19 @@ pub struct Gateway {
     routes: axum::Router,
     route_state: Arc<RouteState>,
     routes_prefix: String,
+    /// Where request latencies go, with the admin listener.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Gateway {
     /// A gateway relaying with `proxy`, signing in with `auth`, and serving idlegate's own
-    /// routes with `routes` (whose state is `route_state`).
+    /// routes with `routes` (whose state is `route_state`); request latencies go to
+    /// `metrics`.
     pub(crate) fn new(
         proxy: Arc<Context>,
         auth: Arc<Auth>,
-        routes: axum::Router,
-        route_state: Arc<RouteState>,
+        (routes, route_state): (axum::Router, Arc<RouteState>),
+        metrics: Option<Arc<Metrics>>,
     ) -> Self {
         Self {
             routes_prefix: format!("{}{PREFIX}", proxy.config.app.base_path),
@@ -66,6 +71,7 @@ impl Gateway {
             auth,
             routes,
             route_state,
+            metrics,
         }
     }
 
@@ -74,20 +80,34 @@ impl Gateway {
         &self.route_state
     }
 
-    /// Handles one request (phases 2 to 4 above). Never fails: errors become responses.
+    /// Handles one request (phases 2 to 4 above), timing it by [`RouteClass`]. Never fails:
+    /// errors become responses.
     pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let started = Instant::now();
+        let (class, response) = self.clone().respond(req, peer).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.observe_request(class, started.elapsed());
+        }
+        response
+    }
+
+    async fn respond(
         self: Arc<Self>,
         mut req: Request<Incoming>,
         peer: SocketAddr,
-    ) -> Response<Body> {
+    ) -> (RouteClass, Response<Body>) {
         // One view of the path for every decision below, and the one the app gets.
         if let Err(e) = canonicalize(&mut req) {
             let path = req.uri().path().to_owned();
-            return web::error_response(&e, &path, Form::Text);
+            return (RouteClass::Own, web::error_response(&e, &path, Form::Text));
         }
         let path = req.uri().path().to_owned();
         if path.starts_with(&self.routes_prefix) {
-            return self.own_route(req, peer).await;
+            return (RouteClass::Own, self.own_route(req, peer).await);
         }
         let cx = &self.proxy;
         let form = self.form(&req, &path);
@@ -95,13 +115,24 @@ impl Gateway {
         let navigation = inject::is_navigation(&req);
         if self.auth.enabled() && cx.app.sign_out_path().as_deref() == Some(path.as_str()) {
             let authority = self.authority(&req, peer);
-            return sign_out::app_sign_out(&self.route_state, req.headers(), &authority);
+            let response = sign_out::app_sign_out(&self.route_state, req.headers(), &authority);
+            return (RouteClass::Own, response);
         }
         let (login, set_cookie) = match self.auth.check(req.headers(), peer, navigation) {
             Access::Open => (None, None),
             Access::Signed { login, set_cookie } => (Some(login), set_cookie),
-            Access::SignInNeeded => return self.sign_in_needed(req, upgrade, form),
-            Access::SignOutFirst { url } => return self.sign_out_first(req, upgrade, form, &url),
+            Access::SignInNeeded => {
+                return (RouteClass::Own, self.sign_in_needed(req, upgrade, form))
+            }
+            Access::SignOutFirst { url } => {
+                let response = self.sign_out_first(req, upgrade, form, &url);
+                return (RouteClass::Own, response);
+            }
+        };
+        let class = match (upgrade, navigation) {
+            (true, _) => RouteClass::Socket,
+            (false, true) => RouteClass::Page,
+            (false, false) => RouteClass::App,
         };
         let result = if upgrade {
             websocket::upgrade(cx.clone(), req, peer, login).await
@@ -117,7 +148,7 @@ impl Gateway {
         if let Some(cookie) = set_cookie {
             response.headers_mut().append(SET_COOKIE, cookie);
         }
-        response
+        (class, response)
     }
 
     /// Serves `<base>/_idlegate/*`, telling the handlers who is asking.

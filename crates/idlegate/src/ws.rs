@@ -27,6 +27,7 @@
 use std::fmt;
 
 pub mod subprotocol;
+pub mod traffic;
 
 #[cfg(test)]
 mod tests;

@@ -126,6 +126,27 @@ async fn promtool_passes_the_metrics_and_prometheus_sees_counters_move() -> Resu
                 started == Some(1.0) && open == Some(1.0),
                 "{started:?} {open:?}"
             );
+            // The page's rerun went to the app and the run's messages came back; the socket's
+            // upgrade was timed.
+            let up = query(
+                &url,
+                "idlegate_websocket_frames_total{direction=\"to_app\"}",
+            )
+            .await?;
+            let down = query(
+                &url,
+                "idlegate_websocket_bytes_total{direction=\"to_browser\"}",
+            )
+            .await?;
+            let upgrades = query(
+                &url,
+                "idlegate_http_request_duration_seconds_count{route=\"socket\"}",
+            )
+            .await?;
+            ensure!(
+                up >= Some(1.0) && down > Some(100.0) && upgrades == Some(1.0),
+                "{up:?} {down:?} {upgrades:?}"
+            );
             Ok(())
         })
         .await?;

@@ -122,6 +122,35 @@ pub struct AdminState {
     pub app: Option<Arc<dyn Runtime>>,
 }
 
+/// What an admin listener needs from the gateway it watches.
+pub struct Watched {
+    pub events: Publisher,
+    pub tracker: Tracker,
+    pub auth: Arc<Auth>,
+    pub metrics: Arc<Metrics>,
+    /// The app's process, when idlegate started it.
+    pub app: Option<Arc<dyn Runtime>>,
+}
+
+impl AdminState {
+    /// The state of a listener with `config` (its tokens as at start), watching `watched`,
+    /// with no handles, sessions or memory history yet.
+    pub fn new(config: AdminConfig, watched: Watched) -> Self {
+        Self {
+            tokens: Arc::new(ArcSwap::from_pointee(config.tokens.clone())),
+            config,
+            events: watched.events,
+            tracker: watched.tracker,
+            auth: watched.auth,
+            metrics: watched.metrics,
+            handles: Handles::new(),
+            sessions: Sessions::default(),
+            memory: MemoryHistory::default(),
+            app: watched.app,
+        }
+    }
+}
+
 /// The admin listener, bound, with what it serves.
 pub struct Admin {
     listener: TcpListener,

@@ -10,18 +10,19 @@
 
 use std::sync::{Arc, Mutex};
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::apps::Runtime;
 use crate::lifecycle::{ActivityRule, EndReason, Event, Subscriber};
-use crate::limits::{Limit, Limits};
-use crate::tracker::{TabActivity, Tracker};
+use crate::limits::Limits;
+use crate::tracker::Tracker;
+use crate::ws::traffic::Traffic;
 
 /// `{reason="..."}`.
 type ByReason = Family<[(&'static str, &'static str); 1], Counter>;
@@ -42,8 +43,51 @@ pub struct Metrics {
     logins_ended: ByReason,
     upstream_errors: Family<[(&'static str, &'static str); 1], Counter>,
     tabs_refused: Family<[(&'static str, &'static str); 1], Counter>,
+    request_family: RequestFamily,
+    /// The family's histograms by [`RouteClass`], in its order.
+    requests: [Histogram; 4],
     config_reloads: Family<[(&'static str, &'static str); 1], Counter>,
     last_reload_success: Gauge,
+}
+
+/// What kind of request a latency is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteClass {
+    /// Answered by idlegate itself: its routes, the sign-in redirects, refusals.
+    Own,
+    /// A page navigation relayed to the app (its HTML may get the page script).
+    Page,
+    /// Any other request relayed to the app (assets, uploads, its API and health).
+    App,
+    /// A session socket's upgrade, up to the app's `101`.
+    Socket,
+}
+
+impl RouteClass {
+    /// Every class, in histogram order.
+    pub const ALL: [RouteClass; 4] = [Self::Own, Self::Page, Self::App, Self::Socket];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Own => "own",
+            Self::Page => "page",
+            Self::App => "app",
+            Self::Socket => "socket",
+        }
+    }
+}
+
+/// Buckets of the time to a response's head, seconds: 1 ms to 10 s.
+const REQUEST_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// Request latencies by `route`.
+type RequestFamily = Family<[(&'static str, &'static str); 1], Histogram, fn() -> Histogram>;
+
+fn request_histogram() -> Histogram {
+    Histogram::new(REQUEST_BUCKETS)
 }
 
 /// Buckets of a tab's lifetime, seconds: 1 minute to 12 hours.
@@ -64,7 +108,7 @@ impl Metrics {
     /// then [`Metrics::attach`] what is read at scrape (the tracker is built with its
     /// subscribers, so it comes second).
     pub fn new() -> Arc<Self> {
-        let metrics = Self {
+        let mut metrics = Self {
             registry: Mutex::new(Registry::with_prefix("idlegate")),
             tabs_started: Counter::default(),
             tabs_ended: ByReason::default(),
@@ -77,9 +121,17 @@ impl Metrics {
             logins_ended: ByReason::default(),
             upstream_errors: Family::default(),
             tabs_refused: Family::default(),
+            request_family: RequestFamily::new_with_constructor(request_histogram),
+            requests: std::array::from_fn(|_| request_histogram()),
             config_reloads: Family::default(),
             last_reload_success: Gauge::default(),
         };
+        metrics.requests = RouteClass::ALL.map(|class| {
+            metrics
+                .request_family
+                .get_or_create(&[("route", class.as_str())])
+                .clone()
+        });
         for limit in ["max_per_user", "max_total"] {
             let _ = metrics.tabs_refused.get_or_create(&[("limit", limit)]);
         }
@@ -106,15 +158,27 @@ impl Metrics {
         Arc::new(metrics)
     }
 
-    /// Reads open tabs from `tracker`, limit hits from `limits` and, in launcher mode, the
-    /// app's memory from `app` at each scrape.
-    pub fn attach(&self, tracker: Tracker, limits: Arc<Limits>, app: Option<Arc<dyn Runtime>>) {
+    /// Reads open tabs from `tracker`, limit hits from `limits`, WebSocket counts from
+    /// `traffic` and, in launcher mode, the app's memory from `app` at each scrape.
+    pub fn attach(
+        &self,
+        tracker: Tracker,
+        limits: Arc<Limits>,
+        traffic: Arc<Traffic>,
+        app: Option<Arc<dyn Runtime>>,
+    ) {
         let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         registry.register_collector(Box::new(Snapshot {
             tracker,
             limits,
             app,
+            traffic,
         }));
+    }
+
+    /// Records how long a request of `class` took to its response's head.
+    pub fn observe_request(&self, class: RouteClass, took: Duration) {
+        self.requests[class as usize].observe(took.as_secs_f64());
     }
 
     fn register(&self) {
@@ -158,6 +222,14 @@ impl Metrics {
             Unit::Seconds,
             self.human_idle.clone(),
         );
+        drop(registry);
+        self.register_operations();
+    }
+
+    /// The metrics of logins, the app and the proxy, and reloads.
+    fn register_operations(&self) {
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let r = &mut *registry;
         r.register(
             "logins_started",
             "Sign-ins that started a login session",
@@ -179,6 +251,14 @@ impl Metrics {
             "New tabs refused (tabs.on_limit = \"refuse\"), by the limit they were over: \
              max_per_user or max_total",
             self.tabs_refused.clone(),
+        );
+        r.register_with_unit(
+            "http_request_duration",
+            "Time from a request's arrival to its response's head, by route class: own \
+             (idlegate's pages and refusals), page (navigations relayed to the app), app \
+             (other requests relayed), socket (session socket upgrades, to the app's 101)",
+            Unit::Seconds,
+            self.request_family.clone(),
         );
         r.register(
             "config_reloads",
@@ -315,81 +395,8 @@ pub fn openmetrics_to_text(openmetrics: &str) -> String {
     out
 }
 
-/// What is read at each scrape: open tabs by state, login sessions, limit hits.
-#[derive(Clone)]
-struct Snapshot {
-    tracker: Tracker,
-    limits: Arc<Limits>,
-    app: Option<Arc<dyn Runtime>>,
-}
-
-impl std::fmt::Debug for Snapshot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Snapshot").finish_non_exhaustive()
-    }
-}
-
-impl Collector for Snapshot {
-    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let views = self.tracker.views();
-        let gauge = ConstGauge::new(0i64);
-        {
-            let mut family = encoder.encode_descriptor(
-                "tab_sessions",
-                "Open tab sessions, by state",
-                None,
-                gauge.metric_type(),
-            )?;
-            for state in TabActivity::ALL {
-                let n = views.iter().filter(|v| v.activity == state).count();
-                ConstGauge::new(n as i64)
-                    .encode(family.encode_family(&[("state", state.as_str())])?)?;
-            }
-        }
-        let logins = self.tracker.stores().logins.all().len();
-        let metric = encoder.encode_descriptor(
-            "login_sessions",
-            "Login sessions not ended",
-            None,
-            gauge.metric_type(),
-        )?;
-        ConstGauge::new(logins as i64).encode(metric)?;
-        {
-            let counter = ConstCounter::new(0u64);
-            let mut family = encoder.encode_descriptor(
-                "limit_hits",
-                "Times a limit of [limits] (or the sign-in limits) refused or cut something, by limit",
-                None,
-                counter.metric_type(),
-            )?;
-            for limit in Limit::ALL {
-                let hits = self.limits.hits().get(limit);
-                ConstCounter::new(hits)
-                    .encode(family.encode_family(&[("limit", limit.name())])?)?;
-            }
-        }
-        if let Some(limit) = crate::procfs::cgroup_memory_limit() {
-            let metric = encoder.encode_descriptor(
-                "memory_limit_bytes",
-                "Memory limit of idlegate's cgroup (its container, which the app shares in \
-                 launcher mode); absent when unlimited",
-                None,
-                gauge.metric_type(),
-            )?;
-            ConstGauge::new(i64::try_from(limit).unwrap_or(i64::MAX)).encode(metric)?;
-        }
-        if let Some(bytes) = self.app.as_ref().and_then(|app| app.resident_bytes()) {
-            let metric = encoder.encode_descriptor(
-                "app_resident_memory_bytes",
-                "Resident memory of the app's process tree (launcher mode)",
-                None,
-                gauge.metric_type(),
-            )?;
-            ConstGauge::new(i64::try_from(bytes).unwrap_or(i64::MAX)).encode(metric)?;
-        }
-        Ok(())
-    }
-}
-
+mod snapshot;
 #[cfg(test)]
 mod tests;
+
+use snapshot::Snapshot;

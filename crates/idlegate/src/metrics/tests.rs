@@ -3,13 +3,80 @@ use std::time::Duration;
 use super::*;
 use crate::config::{Config, TabPolicy};
 use crate::lifecycle::TabEnd;
+use crate::limits::Limit;
+use crate::tracker::TabActivity;
 
 fn metrics() -> (Arc<Metrics>, Tracker, Arc<Limits>) {
+    let (metrics, tracker, limits, _) = with_traffic();
+    (metrics, tracker, limits)
+}
+
+fn with_traffic() -> (Arc<Metrics>, Tracker, Arc<Limits>, Arc<Traffic>) {
     let tracker = Tracker::start(TabPolicy::for_tests(60, 3600));
     let limits = Limits::new(&Config::builder().build().unwrap());
     let metrics = Metrics::new();
-    metrics.attach(tracker.clone(), limits.clone(), None);
-    (metrics, tracker, limits)
+    let traffic = Arc::new(Traffic::default());
+    metrics.attach(tracker.clone(), limits.clone(), traffic.clone(), None);
+    (metrics, tracker, limits, traffic)
+}
+
+#[tokio::test]
+async fn request_latencies_and_websocket_traffic_are_counted_by_class_and_direction() {
+    use crate::ws::traffic::Direction;
+    let (metrics, _, _, traffic) = with_traffic();
+    let text = metrics.render();
+    for class in RouteClass::ALL {
+        let series = format!(
+            "idlegate_http_request_duration_seconds_count{{route=\"{}\"}}",
+            class.as_str()
+        );
+        assert_eq!(sample(&text, &series), Some(0.0), "{series}\n{text}");
+    }
+    for direction in ["to_app", "to_browser"] {
+        for name in ["frames", "bytes"] {
+            let series = format!("idlegate_websocket_{name}_total{{direction=\"{direction}\"}}");
+            assert_eq!(sample(&text, &series), Some(0.0), "{series}\n{text}");
+        }
+    }
+    metrics.observe_request(RouteClass::Page, Duration::from_millis(30));
+    metrics.observe_request(RouteClass::Page, Duration::from_millis(3));
+    metrics.observe_request(RouteClass::Socket, Duration::from_secs(20));
+    traffic.add(Direction::ToBrowser, 3, 1200);
+    let text = metrics.render();
+    let page = "idlegate_http_request_duration_seconds";
+    assert_eq!(
+        sample(&text, &format!("{page}_count{{route=\"page\"}}")),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("{page}_bucket{{le=\"0.005\",route=\"page\"}}")
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("{page}_bucket{{le=\"+Inf\",route=\"socket\"}}")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "idlegate_websocket_frames_total{direction=\"to_browser\"}"
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "idlegate_websocket_bytes_total{direction=\"to_browser\"}"
+        ),
+        Some(1200.0)
+    );
 }
 
 /// The value of the sample `name{labels}` (or `name` without labels) in `text`.

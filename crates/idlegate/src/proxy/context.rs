@@ -14,6 +14,7 @@ use crate::config::{Config, Texts, Upstream};
 use crate::pages;
 use crate::tracker::{EndNotice, EndReason, Refused, Tracker};
 use crate::web;
+use crate::ws::traffic::Traffic;
 
 /// The proxy's shared context.
 pub struct Context {
@@ -28,6 +29,8 @@ pub struct Context {
     pub injector: Injector,
     /// `[browser.texts]` as last (re)loaded, shared with the routes.
     pub texts: Arc<ArcSwap<Texts>>,
+    /// Frames and bytes the relays passed on, for the metrics.
+    pub traffic: Arc<Traffic>,
 }
 
 impl Context {

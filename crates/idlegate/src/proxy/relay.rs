@@ -21,10 +21,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
-use crate::apps::{App, DecodeError, Farewell, Message, MessageDecoder, MessageKind};
+use crate::apps::{App, Farewell, Message};
 use crate::error::chain;
 use crate::tracker::{EndNotice, Ending, TabConnection};
-use crate::ws::{close_payload, encode_frame, FrameError, FrameEvent, FrameReader, Opcode, Role};
+use crate::ws::traffic::Traffic;
+use crate::ws::{close_payload, encode_frame, FrameEvent, FrameReader, Opcode, Role};
 
 /// Read buffer per direction while little flows: an idle tab costs this much per direction.
 const BUFFER_MIN: usize = 1024;
@@ -43,6 +44,8 @@ pub struct RelayOptions<'a> {
     pub max_message_bytes: u64,
     /// What a page is told when its tab ends.
     pub farewell: &'a (dyn Fn(&EndNotice) -> Farewell + Sync),
+    /// Where frames and bytes relayed are counted.
+    pub traffic: &'a Traffic,
 }
 
 /// Why a relay stopped.
@@ -56,96 +59,6 @@ pub enum Outcome {
     Ended(Ending),
     /// A protocol error on either side.
     ProtocolError,
-}
-
-#[derive(Debug, thiserror::Error)]
-enum InspectError {
-    #[error(transparent)]
-    Frame(#[from] FrameError),
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-}
-
-/// One direction's view of the stream.
-struct Inspector {
-    reader: FrameReader,
-    decoder: Box<dyn MessageDecoder>,
-    /// Decode errors close the connection (browser side) or skip the message (app side).
-    strict: bool,
-    /// Whether the message in progress is one the decoder reads.
-    reading: bool,
-    data_frame: bool,
-    poisoned: bool,
-}
-
-impl Inspector {
-    fn new(role: Role, max: u64, decoder: Box<dyn MessageDecoder>) -> Self {
-        Self {
-            reader: FrameReader::new(role, max),
-            decoder,
-            strict: role == Role::FromClient,
-            reading: false,
-            data_frame: false,
-            poisoned: false,
-        }
-    }
-
-    fn inspect(&mut self, bytes: &[u8], conn: &TabConnection) -> Result<(), InspectError> {
-        let Self {
-            reader,
-            decoder,
-            strict,
-            reading,
-            data_frame,
-            poisoned,
-        } = self;
-        let mut error: Option<DecodeError> = None;
-        reader.feed(bytes, &mut |event| match event {
-            FrameEvent::Header(header) => {
-                let kind = match header.opcode {
-                    Opcode::Binary => Some(MessageKind::Binary),
-                    Opcode::Text => Some(MessageKind::Text),
-                    Opcode::Continuation | Opcode::Close | Opcode::Ping | Opcode::Pong => None,
-                };
-                *data_frame = match (kind, header.opcode) {
-                    (Some(kind), _) => {
-                        *reading = decoder.reads(kind);
-                        if *reading {
-                            *poisoned = false;
-                            decoder.begin(kind);
-                        }
-                        *reading
-                    }
-                    (None, Opcode::Continuation) => *reading,
-                    (None, _) => false,
-                };
-            }
-            FrameEvent::Payload(piece) => {
-                if *data_frame && !*poisoned {
-                    if let Err(e) = decoder.feed(piece) {
-                        *poisoned = true;
-                        error.get_or_insert(e);
-                    }
-                }
-            }
-            FrameEvent::End(header) => {
-                if *data_frame && header.fin && !*poisoned {
-                    if let Err(e) = decoder.finish(&mut |signal| conn.signal(signal)) {
-                        *poisoned = true;
-                        error.get_or_insert(e);
-                    }
-                }
-            }
-        })?;
-        match error {
-            Some(e) if *strict => Err(e.into()),
-            Some(e) => {
-                tracing::debug!(tab = conn.tab_id(), error = %chain(&e), "skipped an app message idlegate could not read");
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
 }
 
 /// Relays until the browser or the app goes away, or the tab ends.
@@ -163,9 +76,13 @@ where
     let (client_read, client_write) = tokio::io::split(client);
     let (app_read, app_write) = tokio::io::split(upstream);
     let (browser_decoder, app_decoder) = app.decoders();
-    let mut from_browser =
-        Inspector::new(Role::FromClient, options.max_message_bytes, browser_decoder);
-    let mut from_app = Inspector::new(Role::FromServer, u64::MAX, app_decoder);
+    let mut from_browser = Inspector::new(
+        Role::FromClient,
+        options.max_message_bytes,
+        browser_decoder,
+        options.traffic,
+    );
+    let mut from_app = Inspector::new(Role::FromServer, u64::MAX, app_decoder, options.traffic);
     let (stop, stopped) = watch::channel(None::<Outcome>);
 
     let up = browser_to_app(
@@ -284,7 +201,7 @@ async fn send_messages<W: AsyncWrite + Unpin>(
 async fn browser_to_app<R, W>(
     mut from: R,
     mut to: W,
-    inspector: &mut Inspector,
+    inspector: &mut Inspector<'_>,
     conn: &TabConnection,
     stop: &watch::Sender<Option<Outcome>>,
     mut stopped: watch::Receiver<Option<Outcome>>,
@@ -337,7 +254,7 @@ where
 async fn app_to_browser<R, W>(
     mut from: R,
     mut to: W,
-    inspector: &mut Inspector,
+    inspector: &mut Inspector<'_>,
     conn: &TabConnection,
     stop: &watch::Sender<Option<Outcome>>,
     mut stopped: watch::Receiver<Option<Outcome>>,
@@ -426,7 +343,7 @@ impl ReadBuffer {
 async fn finish_frame<R, W>(
     from: &mut R,
     to: &mut W,
-    inspector: &mut Inspector,
+    inspector: &mut Inspector<'_>,
     conn: &TabConnection,
     buf: &mut [u8],
 ) -> bool
@@ -479,5 +396,8 @@ async fn drain<R: AsyncRead + Unpin>(from: &mut R, deadline: Instant) {
     }
 }
 
+mod inspector;
 #[cfg(test)]
 mod tests;
+
+use inspector::Inspector;

@@ -231,6 +231,7 @@ async fn relay_tab(
             let options = RelayOptions {
                 max_message_bytes: cx.config.proxy.max_message_bytes,
                 farewell: &farewell,
+                traffic: &cx.traffic,
             };
             let outcome = relay::run(browser, app, &conn, cx.app.as_ref(), &options).await;
             tracing::debug!(tab = conn.tab_id(), ?outcome, "tab connection finished");

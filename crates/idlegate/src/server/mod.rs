@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin::{Admin, AdminState, Handles, MemoryHistory, Sessions};
+use crate::admin::{Admin, AdminState, Watched};
 use crate::apps::{self, App, PageHints, Runtime, SessionEnds};
 use crate::audit::Audit;
 use crate::auth::Auth;
@@ -30,6 +30,7 @@ use crate::proxy::{upstream_client, Context, UpstreamClient};
 use crate::routes::{self, RouteState};
 use crate::store::Stores;
 use crate::tracker::{EndReason, Tracker};
+use crate::ws::traffic::Traffic;
 
 /// How long shutdown waits, once every tab ended, for connections and relays to finish (the
 /// pages' farewells to be sent): short, so idlegate exits within `shutdown.grace` plus 2
@@ -172,23 +173,28 @@ impl Server {
             client,
             tasks: TaskTracker::new(),
             texts,
+            traffic: Arc::new(Traffic::default()),
         });
         let admin = match (&config.admin, &metrics) {
-            (Some(admin_config), Some(metrics)) => Some(bind_admin(AdminState {
-                config: admin_config.clone(),
-                tokens: Arc::new(ArcSwap::from_pointee(admin_config.tokens.clone())),
-                events,
-                tracker,
-                auth: auth.clone(),
-                metrics: metrics.clone(),
-                handles: Handles::new(),
-                sessions: Sessions::default(),
-                memory: MemoryHistory::default(),
-                app: app_runtime,
-            })?),
+            (Some(admin_config), Some(metrics)) => {
+                let watched = Watched {
+                    events,
+                    tracker,
+                    auth: auth.clone(),
+                    metrics: metrics.clone(),
+                    app: app_runtime,
+                };
+                let state = AdminState::new(admin_config.clone(), watched);
+                Some(bind_admin(state, proxy.traffic.clone())?)
+            }
             _ => None,
         };
-        let gateway = Arc::new(Gateway::new(proxy, auth, routes, route_state));
+        let gateway = Arc::new(Gateway::new(
+            proxy,
+            auth,
+            (routes, route_state),
+            metrics.clone(),
+        ));
         Ok(Self {
             listener,
             gateway,
@@ -387,13 +393,13 @@ fn operators_subscribers(
     Ok((audit, metrics))
 }
 
-/// Binds the admin listener; its metrics read the tracker, the limits and the app's memory
-/// (`app`, in launcher mode) from now on.
-fn bind_admin(state: AdminState) -> Result<Admin, StartError> {
+/// Binds the admin listener; its metrics read the tracker, the limits, the relays' `traffic`
+/// and the app's memory (`app`, in launcher mode) from now on.
+fn bind_admin(state: AdminState, traffic: Arc<Traffic>) -> Result<Admin, StartError> {
     let limits = state.auth.bounds.clone();
     state
         .metrics
-        .attach(state.tracker.clone(), limits, state.app.clone());
+        .attach(state.tracker.clone(), limits, traffic, state.app.clone());
     let listen = state.config.listen;
     let admin = Admin::bind(state).map_err(|source| StartError::BindAdmin {
         addr: listen,

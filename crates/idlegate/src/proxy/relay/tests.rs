@@ -6,6 +6,7 @@ use super::*;
 use crate::apps::streamlit::Streamlit;
 use crate::config::TabPolicy;
 use crate::tracker::{EndReason, Entry, Tracker};
+use crate::ws::traffic::Direction;
 
 fn policy() -> TabPolicy {
     TabPolicy {
@@ -57,6 +58,7 @@ async fn read_to_end(stream: &mut DuplexStream) -> Vec<u8> {
 
 struct Harness {
     tracker: Tracker,
+    traffic: std::sync::Arc<Traffic>,
     browser: DuplexStream,
     app: DuplexStream,
     relay: tokio::task::JoinHandle<Outcome>,
@@ -80,10 +82,13 @@ fn start_with<A: App>(kind: A, farewell: fn(&EndNotice) -> Farewell) -> Harness 
     let (browser, browser_side) = duplex(64 * 1024);
     let (app, app_side) = duplex(64 * 1024);
     let conn = tracker.connect(&Entry::default(), None).unwrap();
+    let traffic = std::sync::Arc::new(Traffic::default());
+    let counted = traffic.clone();
     let relay = tokio::spawn(async move {
         let options = RelayOptions {
             max_message_bytes: 1 << 20,
             farewell: &farewell,
+            traffic: &counted,
         };
         let outcome = run(browser_side, app_side, &conn, &kind, &options).await;
         conn.closed();
@@ -91,6 +96,7 @@ fn start_with<A: App>(kind: A, farewell: fn(&EndNotice) -> Farewell) -> Harness 
     });
     Harness {
         tracker,
+        traffic,
         browser,
         app,
         relay,
@@ -116,6 +122,11 @@ async fn bytes_pass_through_unchanged_and_the_session_id_is_learned() {
     .concat();
     h.browser.write_all(&up).await.unwrap();
     assert_eq!(read_exactly(&mut h.app, up.len()).await, up);
+    // Every frame and byte relayed is counted, per direction.
+    assert_eq!(h.traffic.frames(Direction::ToBrowser), 2);
+    assert_eq!(h.traffic.bytes(Direction::ToBrowser), down.len() as u64);
+    assert_eq!(h.traffic.frames(Direction::ToApp), 2);
+    assert_eq!(h.traffic.bytes(Direction::ToApp), up.len() as u64);
 
     // The tab now answers to its app session id.
     let tab = h
