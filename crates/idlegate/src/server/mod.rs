@@ -154,7 +154,6 @@ impl Server {
             client: client.clone(),
             upstream: upstream.clone(),
             health_path: app.health_path(),
-            policy: config.tabs.clone(),
             base_path: config.app.base_path.clone(),
             tracker: tracker.clone(),
             script: ArcSwap::from_pointee(script.clone()),
