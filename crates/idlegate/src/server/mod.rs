@@ -88,6 +88,8 @@ pub struct Server {
     hints: PageHints,
     /// The metrics of the admin listener, when `[admin]` sets one.
     metrics: Option<Arc<Metrics>>,
+    /// The memory pressure monitor, when `capacity.memory_high` is set.
+    capacity: Option<Arc<crate::capacity::Monitor>>,
 }
 
 impl Server {
@@ -145,7 +147,8 @@ impl Server {
         let events = Publisher::new(subscribers);
         let stores = Stores::memory();
         let tracker = Tracker::new(config.tabs.clone(), stores.clone(), events.clone());
-        crate::capacity::start(&config.capacity, tracker.clone(), app_runtime.clone())?;
+        let capacity =
+            crate::capacity::start(&config.capacity, tracker.clone(), app_runtime.clone())?;
         let hints = app.page_hints();
         let script = ClientScript::new(&config, &hints);
         let texts = Arc::new(ArcSwap::from_pointee(config.browser.texts.clone()));
@@ -196,6 +199,7 @@ impl Server {
             audit,
             hints,
             metrics,
+            capacity,
         })
     }
 
@@ -213,6 +217,7 @@ impl Server {
                 admin_tokens: self.admin.as_ref().map(Admin::tokens),
                 metrics: self.metrics.clone(),
                 audit: self.audit.clone(),
+                capacity: self.capacity.clone(),
             },
         )
     }
@@ -280,6 +285,7 @@ impl Server {
             audit: _,
             hints: _,
             metrics: _,
+            capacity: _,
         } = self;
         let accept = Accepting {
             builder: Arc::new(http_builder(&gateway.proxy.config)),

@@ -18,6 +18,7 @@ use arc_swap::ArcSwap;
 use crate::apps::PageHints;
 use crate::audit::Audit;
 use crate::auth::password::Users;
+use crate::capacity::Monitor;
 use crate::client::ClientScript;
 use crate::config::reload::{changed_keys, judges_tabs, needs_restart};
 use crate::config::{AdminToken, Config, ConfigError, LoginMode, RawConfig, Sources};
@@ -54,6 +55,7 @@ struct Inner {
     admin_tokens: Option<Arc<ArcSwap<Vec<AdminToken>>>>,
     metrics: Option<Arc<Metrics>>,
     audit: Option<Arc<Audit>>,
+    capacity: Option<Arc<Monitor>>,
     /// One reload at a time: two SIGHUPs in a row must not interleave their swaps.
     busy: std::sync::Mutex<()>,
 }
@@ -66,6 +68,7 @@ pub(super) struct Parts {
     pub(super) admin_tokens: Option<Arc<ArcSwap<Vec<AdminToken>>>>,
     pub(super) metrics: Option<Arc<Metrics>>,
     pub(super) audit: Option<Arc<Audit>>,
+    pub(super) capacity: Option<Arc<Monitor>>,
 }
 
 impl Reloader {
@@ -84,6 +87,7 @@ impl Reloader {
                 admin_tokens: parts.admin_tokens,
                 metrics: parts.metrics,
                 audit: parts.audit,
+                capacity: parts.capacity,
                 busy: std::sync::Mutex::new(()),
             }),
         }
@@ -120,10 +124,12 @@ impl Reloader {
         // with sign-in turned on or off (a restart), they wait for that restart too.
         let tabs_live = config.login.enabled() == inner.running.login.enabled();
         if !tabs_live {
-            let (wait, live) = applied.into_iter().partition(|key| judges_tabs(key));
-            applied = live;
-            restart_needed.extend::<Vec<String>>(wait);
-            restart_needed.sort();
+            defer(&mut applied, &mut restart_needed, judges_tabs);
+        }
+        if !self.apply_capacity(&config) {
+            defer(&mut applied, &mut restart_needed, |key| {
+                key.starts_with("capacity.")
+            });
         }
         inner.limits.update(&config);
         if let (Some(users), LoginMode::Password { users: hashes }) =
@@ -145,6 +151,22 @@ impl Reloader {
         Reloaded {
             applied,
             restart_needed,
+        }
+    }
+
+    /// The new memory marks and interval, when memory pressure was on and stays on; whether
+    /// they apply (turning it on or off needs a restart).
+    fn apply_capacity(&self, config: &Config) -> bool {
+        match (&self.inner.capacity, config.capacity.memory_high) {
+            (Some(monitor), Some(_)) => match monitor.update(&config.capacity) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "configuration reload: [capacity] stays as running");
+                    false
+                }
+            },
+            (None, None) => true,
+            _ => false,
         }
     }
 
@@ -224,4 +246,14 @@ impl Reloader {
             }
         }
     }
+}
+
+/// Moves the keys of `applied` that `wait` names to `restart_needed`.
+fn defer(applied: &mut Vec<String>, restart_needed: &mut Vec<String>, wait: impl Fn(&str) -> bool) {
+    let (later, now): (Vec<String>, Vec<String>) = std::mem::take(applied)
+        .into_iter()
+        .partition(|key| wait(key));
+    *applied = now;
+    restart_needed.extend(later);
+    restart_needed.sort();
 }
