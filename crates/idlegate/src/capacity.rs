@@ -14,6 +14,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+
 use crate::apps::Runtime;
 use crate::config::{CapacityConfig, MemoryAmount, MemoryMeasure, OnLimit};
 use crate::tracker::{EndReason, Tracker};
@@ -44,6 +46,8 @@ pub enum CapacityError {
          (its cgroup's memory.max is \"max\"); give an amount like \"2GiB\" instead"
     )]
     NoLimit(&'static str),
+    #[error("capacity.memory_high: memory pressure is on; turning it off needs a restart")]
+    Off,
 }
 
 /// Where memory is read.
@@ -108,17 +112,50 @@ impl Pressure {
     }
 }
 
+/// What the monitor checks against: the marks, and how often memory is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Settings {
+    marks: Marks,
+    every: Duration,
+}
+
+/// The running monitor's marks and interval; a configuration reload replaces them
+/// ([`Monitor::update`]). Where memory is measured (`capacity.measure`) stays as started.
+pub struct Monitor {
+    settings: ArcSwap<Settings>,
+    /// The container's memory limit at start, in bytes, for percentages.
+    limit: Option<u64>,
+}
+
+impl Monitor {
+    /// Applies `config`'s `memory_high`, `memory_low` and `check_every` from the monitor's
+    /// next check on.
+    ///
+    /// # Errors
+    /// [`CapacityError::Off`] when `config` turns memory pressure off (that needs a restart),
+    /// [`CapacityError::NoLimit`] for a percentage without a container limit; the running
+    /// values stay then.
+    pub fn update(&self, config: &CapacityConfig) -> Result<(), CapacityError> {
+        let marks = Marks::resolve(config, self.limit)?.ok_or(CapacityError::Off)?;
+        self.settings.store(Arc::new(Settings {
+            marks,
+            every: config.check_every,
+        }));
+        Ok(())
+    }
+}
+
 /// Starts the memory pressure monitor for `config` on the current runtime, ending `tracker`'s
-/// tabs; `app` is the app's process in launcher mode. Does nothing when `memory_high` is
-/// unset.
+/// tabs; `app` is the app's process in launcher mode. Does nothing (`None`) when
+/// `memory_high` is unset.
 pub fn start(
     config: &CapacityConfig,
     tracker: Tracker,
     app: Option<Arc<dyn Runtime>>,
-) -> Result<(), CapacityError> {
+) -> Result<Option<Arc<Monitor>>, CapacityError> {
     let limit = crate::procfs::cgroup_memory_limit();
     let Some(marks) = Marks::resolve(config, limit)? else {
-        return Ok(());
+        return Ok(None);
     };
     let cgroup = || {
         crate::procfs::cgroup_working_set()
@@ -145,14 +182,23 @@ pub fn start(
         measured = what,
         "memory pressure on: tabs end above the high water mark"
     );
-    tokio::spawn(watch(source, marks, config.check_every, tracker));
-    Ok(())
+    let monitor = Arc::new(Monitor {
+        settings: ArcSwap::from_pointee(Settings {
+            marks,
+            every: config.check_every,
+        }),
+        limit,
+    });
+    tokio::spawn(watch(source, monitor.clone(), tracker));
+    Ok(Some(monitor))
 }
 
-async fn watch(source: Source, marks: Marks, every: Duration, tracker: Tracker) {
+async fn watch(source: Source, monitor: Arc<Monitor>, tracker: Tracker) {
     let mut pressure = Pressure::default();
     let mut warned_empty = false;
     loop {
+        // One snapshot per check: a reload applies from the next one.
+        let Settings { marks, every } = **monitor.settings.load();
         tokio::time::sleep(every).await;
         let Some(used) = source.measure() else {
             continue;
@@ -270,5 +316,36 @@ mod tests {
         for (used, must_end) in steps {
             assert_eq!(pressure.must_end(used, marks), must_end, "at {used}");
         }
+    }
+
+    #[test]
+    fn a_reload_replaces_the_marks_but_cannot_turn_pressure_off_or_use_a_missing_limit() {
+        let gib = 1u64 << 30;
+        let marks = |high| Marks {
+            high,
+            low: high / 10 * 9,
+        };
+        let monitor = Monitor {
+            settings: ArcSwap::from_pointee(Settings {
+                marks: marks(gib),
+                every: Duration::from_secs(2),
+            }),
+            limit: None,
+        };
+        let mut lower = config(Some(MemoryAmount::Bytes(gib / 2)), None);
+        lower.check_every = Duration::from_secs(5);
+        assert_eq!(monitor.update(&lower), Ok(()));
+        let now = Settings {
+            marks: marks(gib / 2),
+            every: Duration::from_secs(5),
+        };
+        assert_eq!(**monitor.settings.load(), now);
+        assert_eq!(monitor.update(&config(None, None)), Err(CapacityError::Off));
+        let percent = config(Some(MemoryAmount::Percent(80.0)), None);
+        assert_eq!(
+            monitor.update(&percent),
+            Err(CapacityError::NoLimit("capacity.memory_high"))
+        );
+        assert_eq!(**monitor.settings.load(), now);
     }
 }

@@ -1,7 +1,8 @@
 //! Configuration reload of the real binary: after the file changes and SIGHUP, new browser
 //! texts, a new user in the users file, a rotated admin token and a lower sign-in limit apply
-//! to new requests while a connection opened before keeps working; a key that needs a restart
-//! is named in a warning. A bad file is refused with an error naming its key, counted, and
+//! to new requests while a connection opened before keeps working; a shorter
+//! `tabs.idle_timeout` ends a tab opened before at the new limit, and new pages get the page
+//! script with the new warning lead; a key that needs a restart is named in a warning. A bad file is refused with an error naming its key, counted, and
 //! idlegate keeps serving with the values it had.
 
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 use testkit::gateway::GatewayProcess;
 use testkit::http as web;
-use testkit::{free_port, wait_until, FakeUpstream, Reply};
+use testkit::{free_port, wait_until, FakeUpstream, Reply, StClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -138,7 +139,7 @@ async fn sighup_applies_a_changed_file_and_keeps_serving_after_a_bad_one() -> Re
     let bob = idlegate::auth::password::hash("bob-pw").map_err(anyhow::Error::msg)?;
     std::fs::write(&files.users, format!("alice:{alice}\nbob:{bob}\n"))?;
     std::fs::write(&files.tokens, format!("ops:{NEW_TOKEN}\n"))?;
-    files.write_config("New title", 2, "[tabs]\nidle_timeout = \"7m\"\n")?;
+    files.write_config("New title", 2, "[limits]\nmax_connections = 777\n")?;
     GatewayProcess::signal(gw.pid(), "HUP")?;
     wait_for_reloads(files.admin, "success", 1.0)
         .await
@@ -158,7 +159,7 @@ async fn sighup_applies_a_changed_file_and_keeps_serving_after_a_bad_one() -> Re
     still_answers(&mut conn).await?;
     let output = gw.output();
     ensure!(
-        output.contains("tabs.idle_timeout changed, but takes effect only after a restart"),
+        output.contains("limits.max_connections changed, but takes effect only after a restart"),
         "{output}"
     );
 
@@ -183,5 +184,65 @@ async fn sighup_applies_a_changed_file_and_keeps_serving_after_a_bad_one() -> Re
     ensure!(gw.output().contains("login.users_file"));
     ensure!(ended_page(&gw).await?.contains("New title"));
     still_answers(&mut conn).await?;
+    Ok(())
+}
+
+/// The page script idlegate serves now.
+async fn client_js(gw: &GatewayProcess) -> Result<String> {
+    Ok(web::get(&format!("{}/_idlegate/client.js", gw.url()))
+        .await?
+        .text())
+}
+
+#[tokio::test]
+async fn sighup_with_a_shorter_idle_limit_ends_an_open_tab_by_it_and_retimes_the_warning(
+) -> Result<()> {
+    let app = FakeUpstream::start().await?;
+    app.reply("/_stcore/health", Reply::ok("ok"));
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("idlegate.toml");
+    let admin_port = free_port();
+    let write = |tabs: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[tabs]\n{tabs}\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\
+                 tokens = \"ops:{NEW_TOKEN}\"\n"
+            ),
+        )
+    };
+    write("idle_timeout = \"1h\"\nwarn_before = \"5m\"")?;
+    let path = config.to_string_lossy().into_owned();
+    let gw = GatewayProcess::start(bin(), &["--upstream", &app.url(), "--config", &path]).await?;
+    ensure!(client_js(&gw).await?.contains("\"warnBeforeMs\":300000"));
+    let mut tab = StClient::connect(&gw.url(), None).await?;
+
+    write("idle_timeout = \"4s\"\nwarn_before = \"off\"")?;
+    GatewayProcess::signal(gw.pid(), "HUP")?;
+    let reloaded = tokio::time::Instant::now();
+    wait_for_reloads(admin_port, "success", 1.0)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", gw.output()))?;
+    let script = client_js(&gw).await?;
+    ensure!(
+        script.contains("\"warnBeforeMs\":null") && script.contains("\"reportIntervalMs\":1000"),
+        "the page script keeps the old timings"
+    );
+    // Opened before the reload, idle since: it ends by the new limit, not in an hour.
+    let ended = tab
+        .wait_for_auth_redirect(Duration::from_secs(15))
+        .await
+        .with_context(|| gw.output())?;
+    ensure!(ended.contains("reason=idle"), "{ended}");
+    ensure!(
+        reloaded.elapsed() < Duration::from_secs(10),
+        "ended {:?} after the reload",
+        reloaded.elapsed()
+    );
+    let page = web::get(&format!("{}/_idlegate/ended?reason=idle", gw.url()))
+        .await?
+        .text();
+    ensure!(page.contains("after 4 seconds"), "{page}");
+    ensure!(!gw.output().contains("tabs.idle_timeout changed, but"));
     Ok(())
 }

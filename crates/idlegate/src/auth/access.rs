@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use http::HeaderMap;
 use tokio::time::Instant;
 
@@ -54,7 +55,9 @@ pub struct NotSignedIn;
 /// Sign-in state and checks, shared by all requests.
 pub struct Auth {
     mode: LoginMode,
-    limits: LoginLimits,
+    /// `login.idle_timeout` and `login.max_lifetime`; a configuration reload replaces them
+    /// ([`Auth::set_limits`]).
+    limits: ArcSwap<LoginLimits>,
     pub(crate) config: Arc<Config>,
     stores: Stores,
     events: Publisher,
@@ -81,10 +84,10 @@ impl Auth {
         let login = &config.login;
         let auth = Arc::new(Self {
             mode: login.mode.clone(),
-            limits: LoginLimits {
+            limits: ArcSwap::from_pointee(LoginLimits {
                 idle_timeout: Some(login.idle_timeout),
                 max_lifetime: login.max_lifetime,
-            },
+            }),
             stores,
             events,
             cookie: LoginCookie::new(&login.cookie_keys, login.cookie_secure),
@@ -104,6 +107,12 @@ impl Auth {
             tokio::spawn(sweep(Arc::downgrade(&auth)));
         }
         auth
+    }
+
+    /// Replaces the login limits (a configuration reload): every login, signed in before or
+    /// after, is judged by them from now on.
+    pub fn set_limits(&self, limits: LoginLimits) {
+        self.limits.store(Arc::new(limits));
     }
 
     /// Whether people sign in at all.
@@ -212,7 +221,7 @@ impl Auth {
     /// expired is revoked on the way.
     pub fn live(&self, id: &str) -> Option<Arc<LoginSession>> {
         let login = self.stores.logins.get(id)?;
-        if login.expired(&self.limits, self.stores.clock.now_ms()) {
+        if login.expired(&self.limits.load(), self.stores.clock.now_ms()) {
             self.end(&login, EndReason::LoginExpired);
             return None;
         }
@@ -247,12 +256,13 @@ impl Auth {
     /// Ends the logins past their deadline. Returns how many ended.
     fn sweep_expired(&self) -> usize {
         let now = self.stores.clock.now_ms();
+        let limits = self.limits.load();
         let expired: Vec<_> = self
             .stores
             .logins
             .all()
             .into_iter()
-            .filter(|login| login.expired(&self.limits, now))
+            .filter(|login| login.expired(&limits, now))
             .collect();
         for login in &expired {
             self.end(login, EndReason::LoginExpired);
@@ -317,12 +327,13 @@ impl Auth {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = self.stores.clock.now_ms();
+        let limits = self.limits.load();
         let existing = self
             .stores
             .logins
             .of_user(&who.user)
             .into_iter()
-            .filter(|login| login.identity == who && !login.expired(&self.limits, now))
+            .filter(|login| login.identity == who && !login.expired(&limits, now))
             .max_by_key(|login| login.last_activity());
         existing.unwrap_or_else(|| self.sign_in(who))
     }

@@ -11,6 +11,12 @@ use super::file::RawConfig;
 /// reload, changed path or not.
 pub const LIVE_KEYS: &[&str] = &[
     "browser.texts",
+    "tabs",
+    "login.idle_timeout",
+    "login.max_lifetime",
+    "capacity.memory_high",
+    "capacity.memory_low",
+    "capacity.check_every",
     "limits.max_connections_per_address",
     "limits.idle_timeout",
     "login.attempts_per_minute",
@@ -25,6 +31,12 @@ pub fn needs_restart(key: &str) -> bool {
         key.strip_prefix(live)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
     })
+}
+
+/// Whether `key` is one of the tab session limits (`[tabs]`, and the login limits the tabs are
+/// also judged by): they go live together, and only while sign-in stays on or off.
+pub fn judges_tabs(key: &str) -> bool {
+    key.starts_with("tabs.") || key == "login.idle_timeout" || key == "login.max_lifetime"
 }
 
 /// The dotted keys whose values differ between `old` and `new` (set in one and not the other
@@ -77,6 +89,22 @@ mod tests {
             "limits.idle_timeout",
             "login.attempts_per_minute",
             "login.users_file",
+            "login.idle_timeout",
+            "login.max_lifetime",
+            "tabs.idle_timeout",
+            "tabs.max_lifetime",
+            "tabs.busy_timeout",
+            "tabs.hidden_timeout",
+            "tabs.warn_before",
+            "tabs.reconnect_grace",
+            "tabs.end_while_running",
+            "tabs.max_per_user",
+            "tabs.max_total",
+            "tabs.on_limit",
+            "tabs.ended_notice_ttl",
+            "capacity.memory_high",
+            "capacity.memory_low",
+            "capacity.check_every",
             "admin.tokens",
             "admin.tokens_file",
         ] {
@@ -88,7 +116,9 @@ mod tests {
             "limits.max_connections",
             "limits.idle_timeout_extra",
             "browser.report_interval",
-            "tabs.idle_timeout",
+            "tabs_extra",
+            "login.cookie_secure",
+            "capacity.measure",
             "admin.listen",
             "app.kind",
         ] {
@@ -113,5 +143,19 @@ mod tests {
             .filter(|key| needs_restart(key))
             .collect();
         assert_eq!(restart, ["listen"]);
+    }
+
+    #[test]
+    fn the_tab_limits_are_the_tabs_section_and_the_login_limits() {
+        for key in ["tabs.idle_timeout", "tabs.on_limit", "login.idle_timeout"] {
+            assert!(judges_tabs(key), "{key}");
+        }
+        for key in [
+            "login.mode",
+            "limits.idle_timeout",
+            "browser.texts.reasons.idle",
+        ] {
+            assert!(!judges_tabs(key), "{key}");
+        }
     }
 }

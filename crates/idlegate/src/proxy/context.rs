@@ -42,7 +42,7 @@ impl Context {
         let page = notice.page.as_deref();
         let url = web::ended_url_returning(base, notice.reason, page);
         let texts = self.texts.load();
-        let message = pages::end_message(Some(notice.reason), &self.config.tabs, &texts);
+        let message = pages::end_message(Some(notice.reason), &self.tracker.policy(), &texts);
         let home = format!("{base}/");
         let start_href = page
             .filter(|page| web::is_app_path(base, page))

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use crate::apps::App;
 use crate::auth::Auth;
 use crate::client::ClientScript;
-use crate::config::{TabPolicy, Texts, Upstream};
+use crate::config::{Texts, Upstream};
 use crate::pages;
 use crate::proxy::UpstreamClient;
 use crate::tracker::{EndReason, Tracker};
@@ -34,10 +34,10 @@ pub struct RouteState {
     pub client: UpstreamClient,
     pub upstream: Upstream,
     pub health_path: String,
-    pub policy: TabPolicy,
     pub base_path: String,
     pub tracker: Tracker,
-    /// The page script; a configuration reload replaces it when its texts change.
+    /// The page script; a configuration reload replaces it when its texts or the tab limits
+    /// it shows change.
     pub script: ArcSwap<ClientScript>,
     /// `[browser.texts]`, shared with the proxy's farewells; a configuration reload
     /// replaces them.
@@ -124,7 +124,7 @@ async fn readyz(State(state): State<Arc<RouteState>>) -> Response {
 }
 
 async fn refused(State(state): State<Arc<RouteState>>) -> Response {
-    let limit = state.policy.max_per_user.unwrap_or_default();
+    let limit = state.tracker.policy().max_per_user.unwrap_or_default();
     let reload = format!("{}/", state.base_path);
     html(
         StatusCode::OK,
@@ -187,7 +187,12 @@ async fn ended(State(state): State<Arc<RouteState>>, Query(query): Query<EndedQu
     }
     html(
         StatusCode::OK,
-        pages::ended_page(reason, &state.policy, &state.texts.load(), &restart),
+        pages::ended_page(
+            reason,
+            &state.tracker.policy(),
+            &state.texts.load(),
+            &restart,
+        ),
     )
 }
 

@@ -89,6 +89,8 @@ pub struct Server {
     hints: PageHints,
     /// The metrics of the admin listener, when `[admin]` sets one.
     metrics: Option<Arc<Metrics>>,
+    /// The memory pressure monitor, when `capacity.memory_high` is set.
+    capacity: Option<Arc<crate::capacity::Monitor>>,
 }
 
 impl Server {
@@ -146,7 +148,8 @@ impl Server {
         let events = Publisher::new(subscribers);
         let stores = Stores::memory();
         let tracker = Tracker::new(config.tabs.clone(), stores.clone(), events.clone());
-        crate::capacity::start(&config.capacity, tracker.clone(), app_runtime.clone())?;
+        let capacity =
+            crate::capacity::start(&config.capacity, tracker.clone(), app_runtime.clone())?;
         let hints = app.page_hints();
         let script = ClientScript::new(&config, &hints);
         let texts = Arc::new(ArcSwap::from_pointee(config.browser.texts.clone()));
@@ -155,7 +158,6 @@ impl Server {
             client: client.clone(),
             upstream: upstream.clone(),
             health_path: app.health_path(),
-            policy: config.tabs.clone(),
             base_path: config.app.base_path.clone(),
             tracker: tracker.clone(),
             script: ArcSwap::from_pointee(script.clone()),
@@ -203,6 +205,7 @@ impl Server {
             audit,
             hints,
             metrics,
+            capacity,
         })
     }
 
@@ -220,6 +223,7 @@ impl Server {
                 admin_tokens: self.admin.as_ref().map(Admin::tokens),
                 metrics: self.metrics.clone(),
                 audit: self.audit.clone(),
+                capacity: self.capacity.clone(),
             },
         )
     }
@@ -287,6 +291,7 @@ impl Server {
             audit: _,
             hints: _,
             metrics: _,
+            capacity: _,
         } = self;
         let accept = Accepting {
             builder: Arc::new(http_builder(&gateway.proxy.config)),

@@ -1,8 +1,9 @@
 //! Configuration reload (SIGHUP): the sources are loaded and validated again exactly as at
 //! start, and the values that can change while idlegate runs are swapped in for requests from
 //! then on, without closing connections: the browser texts (and the page script that shows
-//! them), the connection and sign-in limits of [`crate::config::reload::LIVE_KEYS`], the
-//! password users file and the admin tokens. Other changed keys are named in a warning: they
+//! them), the tab and login limits (open tabs are judged by the new ones at once, and new
+//! pages get a page script with the new warning lead), the connection and sign-in limits of
+//! [`crate::config::reload::LIVE_KEYS`], the password users file and the admin tokens. Other changed keys are named in a warning: they
 //! take effect at the next start. A configuration that does not load is refused as a whole,
 //! with an error naming its key; the running one stays. Every reload also reopens the audit
 //! log, is counted in the metrics and written to the audit log.
@@ -17,12 +18,14 @@ use arc_swap::ArcSwap;
 use crate::apps::PageHints;
 use crate::audit::Audit;
 use crate::auth::password::Users;
+use crate::capacity::Monitor;
 use crate::client::ClientScript;
-use crate::config::reload::{changed_keys, needs_restart};
+use crate::config::reload::{changed_keys, judges_tabs, needs_restart};
 use crate::config::{AdminToken, Config, ConfigError, LoginMode, RawConfig, Sources};
 use crate::dispatch::Gateway;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::store::LoginLimits;
 
 /// What a successful reload did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -52,6 +55,7 @@ struct Inner {
     admin_tokens: Option<Arc<ArcSwap<Vec<AdminToken>>>>,
     metrics: Option<Arc<Metrics>>,
     audit: Option<Arc<Audit>>,
+    capacity: Option<Arc<Monitor>>,
     /// One reload at a time: two SIGHUPs in a row must not interleave their swaps.
     busy: std::sync::Mutex<()>,
 }
@@ -64,6 +68,7 @@ pub(super) struct Parts {
     pub(super) admin_tokens: Option<Arc<ArcSwap<Vec<AdminToken>>>>,
     pub(super) metrics: Option<Arc<Metrics>>,
     pub(super) audit: Option<Arc<Audit>>,
+    pub(super) capacity: Option<Arc<Monitor>>,
 }
 
 impl Reloader {
@@ -82,6 +87,7 @@ impl Reloader {
                 admin_tokens: parts.admin_tokens,
                 metrics: parts.metrics,
                 audit: parts.audit,
+                capacity: parts.capacity,
                 busy: std::sync::Mutex::new(()),
             }),
         }
@@ -110,9 +116,21 @@ impl Reloader {
     /// Swaps in the live values of `config` (merged from `raw`).
     fn apply(&self, raw: &RawConfig, config: Config) -> Reloaded {
         let inner = &self.inner;
-        let (restart_needed, applied) = changed_keys(&inner.started, raw)
-            .into_iter()
-            .partition(|key| needs_restart(key));
+        let (mut restart_needed, mut applied): (Vec<String>, Vec<String>) =
+            changed_keys(&inner.started, raw)
+                .into_iter()
+                .partition(|key| needs_restart(key));
+        // The tab limits carry the login's, and `tabs.max_per_user` needs people to sign in:
+        // with sign-in turned on or off (a restart), they wait for that restart too.
+        let tabs_live = config.login.enabled() == inner.running.login.enabled();
+        if !tabs_live {
+            defer(&mut applied, &mut restart_needed, judges_tabs);
+        }
+        if !self.apply_capacity(&config) {
+            defer(&mut applied, &mut restart_needed, |key| {
+                key.starts_with("capacity.")
+            });
+        }
         inner.limits.update(&config);
         if let (Some(users), LoginMode::Password { users: hashes }) =
             (&inner.users, &config.login.mode)
@@ -122,29 +140,75 @@ impl Reloader {
         if let (Some(tokens), Some(admin)) = (&inner.admin_tokens, &config.admin) {
             tokens.store(Arc::new(admin.tokens.clone()));
         }
-        self.apply_texts(config);
+        let report_interval_live = tabs_live
+            && !restart_needed
+                .iter()
+                .any(|key| key == "browser.report_interval");
+        if tabs_live {
+            self.apply_tabs(&config);
+        }
+        self.apply_script(config, tabs_live, report_interval_live);
         Reloaded {
             applied,
             restart_needed,
         }
     }
 
-    /// The new `[browser.texts]`, with everything else the page script shows as running.
-    fn apply_texts(&self, config: Config) {
+    /// The new memory marks and interval, when memory pressure was on and stays on; whether
+    /// they apply (turning it on or off needs a restart).
+    fn apply_capacity(&self, config: &Config) -> bool {
+        match (&self.inner.capacity, config.capacity.memory_high) {
+            (Some(monitor), Some(_)) => match monitor.update(&config.capacity) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "configuration reload: [capacity] stays as running");
+                    false
+                }
+            },
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    /// The new tab and login limits: open tabs and logins are judged by them from now on.
+    fn apply_tabs(&self, config: &Config) {
+        let gateway = &self.inner.gateway;
+        gateway.auth.set_limits(LoginLimits {
+            idle_timeout: Some(config.login.idle_timeout),
+            max_lifetime: config.login.max_lifetime,
+        });
+        let tracker = &gateway.proxy.tracker;
+        if *tracker.policy() != config.tabs {
+            tracker.set_policy(config.tabs.clone());
+        }
+    }
+
+    /// The page script with the new `[browser.texts]` and, when they are live, the new
+    /// warning lead (`tabs.warn_before`) and report interval (shortened for short tab
+    /// limits); everything else it shows as running. Swapped in only when it changed.
+    fn apply_script(&self, config: Config, tabs_live: bool, report_interval_live: bool) {
         let inner = &self.inner;
         let gateway = &inner.gateway;
-        if **gateway.proxy.texts.load() == config.browser.texts {
-            return;
-        }
         let mut shown = (*inner.running).clone();
         shown.browser.texts = config.browser.texts;
+        if tabs_live {
+            shown.tabs = config.tabs;
+        }
+        if report_interval_live {
+            shown.browser.report_interval = config.browser.report_interval;
+        }
         let script = ClientScript::new(&shown, &inner.hints);
-        gateway
-            .proxy
-            .injector
-            .set_script(script.tag(), script.version());
-        gateway.route_state().script.store(Arc::new(script));
-        gateway.proxy.texts.store(Arc::new(shown.browser.texts));
+        let route_state = gateway.route_state();
+        if script.version() != route_state.script.load().version() {
+            gateway
+                .proxy
+                .injector
+                .set_script(script.tag(), script.version());
+            route_state.script.store(Arc::new(script));
+        }
+        if **gateway.proxy.texts.load() != shown.browser.texts {
+            gateway.proxy.texts.store(Arc::new(shown.browser.texts));
+        }
     }
 
     fn report(&self, outcome: &Result<Reloaded, ConfigError>) {
@@ -182,4 +246,14 @@ impl Reloader {
             }
         }
     }
+}
+
+/// Moves the keys of `applied` that `wait` names to `restart_needed`.
+fn defer(applied: &mut Vec<String>, restart_needed: &mut Vec<String>, wait: impl Fn(&str) -> bool) {
+    let (later, now): (Vec<String>, Vec<String>) = std::mem::take(applied)
+        .into_iter()
+        .partition(|key| wait(key));
+    *applied = now;
+    restart_needed.extend(later);
+    restart_needed.sort();
 }

@@ -14,7 +14,7 @@ use super::tab::TabInner;
 use super::{
     lock, EndNotice, EndReason, Registry, Tab, TabConnection, TabId, Tracker, PAGE_RERUN_WINDOW,
 };
-use crate::config::OnLimit;
+use crate::config::{OnLimit, TabPolicy};
 use crate::lifecycle::Event;
 use crate::store::{EndedId, LoginSession, TabRecord};
 
@@ -192,8 +192,9 @@ impl Tracker {
         registry: &Registry,
         login: Option<&Arc<LoginSession>>,
     ) -> Result<Option<(TabId, EndReason)>, Refused> {
+        let policy = self.policy();
         let user = login.map(|login| login.identity.user.as_str());
-        let own = match (self.over_user_cap(login), user) {
+        let own = match (self.over_user_cap(login, &policy), user) {
             (Some(OnLimit::Refuse), _) => return Err(Refused::OverUserCap),
             (Some(OnLimit::EndOldest), Some(user)) => {
                 let oldest = self.shared.stores.tabs.of_user(user);
@@ -208,17 +209,21 @@ impl Tracker {
         if let Some(own) = own {
             return Ok(Some((own, EndReason::EvictedUserCap)));
         }
-        match self.over_total_cap(registry) {
+        match self.over_total_cap(registry, &policy) {
             Ok(victim) => Ok(victim.map(|tab| (tab, EndReason::EvictedCapacity))),
             Err(()) => Err(Refused::ServerBusy),
         }
     }
 
     /// What to do for a new tab of `login`'s user, if they are at the limit.
-    fn over_user_cap(&self, login: Option<&Arc<LoginSession>>) -> Option<OnLimit> {
-        let limit = self.shared.policy.max_per_user?;
+    fn over_user_cap(
+        &self,
+        login: Option<&Arc<LoginSession>>,
+        policy: &TabPolicy,
+    ) -> Option<OnLimit> {
+        let limit = policy.max_per_user?;
         let open = self.shared.stores.tabs.count_of(&login?.identity.user);
-        (open >= limit).then_some(self.shared.policy.on_limit)
+        (open >= limit).then_some(policy.on_limit)
     }
 
     /// A new tab for `entry`, registered here and in the directory.

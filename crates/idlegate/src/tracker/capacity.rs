@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::listing::{TabActivity, TabView};
 use super::{Registry, TabId, Tracker};
-use crate::config::OnLimit;
+use crate::config::{OnLimit, TabPolicy};
 
 /// A tab a person used within this long is ended to make room only when no other is left.
 pub const RECENTLY_USED: Duration = Duration::from_secs(60);
@@ -49,6 +49,7 @@ impl Tracker {
         on_limit: OnLimit,
     ) -> Vec<TabView> {
         let now = Instant::now();
+        let policy = self.policy();
         let mut views: Vec<TabView> = registry
             .tabs
             .values()
@@ -59,7 +60,7 @@ impl Tracker {
                         .is_some_and(|login| login.identity.user == user)
                 })
             })
-            .map(|tab| self.view_of(tab, now))
+            .map(|tab| self.view_of(tab, now, &policy))
             .collect();
         order(&mut views, on_limit);
         views
@@ -67,8 +68,11 @@ impl Tracker {
 
     /// The tab to end so a new tab fits under `tabs.max_total`, when the server is at it:
     /// `Ok(None)` when there is room, `Err(())` when the new tab must be refused.
-    pub(super) fn over_total_cap(&self, registry: &Registry) -> Result<Option<TabId>, ()> {
-        let policy = &self.shared.policy;
+    pub(super) fn over_total_cap(
+        &self,
+        registry: &Registry,
+        policy: &TabPolicy,
+    ) -> Result<Option<TabId>, ()> {
         match policy.max_total {
             Some(max) if registry.tabs.len() >= max => match policy.on_limit {
                 OnLimit::Refuse => Err(()),

@@ -30,14 +30,14 @@ impl Tracker {
                 let id = EndedId::AppSession(app_session);
                 stores
                     .ended
-                    .bury(id, &notice, now_ms, self.shared.policy.ended_notice_ttl);
+                    .bury(id, &notice, now_ms, self.policy().ended_notice_ttl);
             }
             if let Some(client) = &inner.client {
                 registry.by_client.remove(client);
                 let id = EndedId::PageToken(client);
                 stores
                     .ended
-                    .bury(id, &notice, now_ms, self.shared.policy.ended_notice_ttl);
+                    .bury(id, &notice, now_ms, self.policy().ended_notice_ttl);
             }
             drop(inner);
             stores.tabs.close(id);
@@ -103,7 +103,7 @@ impl Tracker {
             if stores.ended.find(id, now).is_some() {
                 stores
                     .ended
-                    .bury(id, &told, now, self.shared.policy.ended_notice_ttl);
+                    .bury(id, &told, now, self.policy().ended_notice_ttl);
             }
         }
     }

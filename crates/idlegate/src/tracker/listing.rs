@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{lock, policy, ActivityRule, Deadline, Tab, TabId, Tracker};
+use crate::config::TabPolicy;
 
 /// The state an operator filters tabs by, in this order of precedence: a tab that is both
 /// disconnected and hidden is `Disconnected`.
@@ -73,18 +74,21 @@ impl Tracker {
         let now = Instant::now();
         let mut tabs: Vec<_> = self.registry().tabs.values().cloned().collect();
         tabs.sort_unstable_by_key(|tab| tab.id);
-        tabs.iter().map(|tab| self.view_of(tab, now)).collect()
+        let policy = self.policy();
+        tabs.iter()
+            .map(|tab| self.view_of(tab, now, &policy))
+            .collect()
     }
 
     /// One open tab, as of now.
     pub fn view(&self, id: TabId) -> Option<TabView> {
         let tab = self.registry().tabs.get(&id).cloned()?;
-        Some(self.view_of(&tab, Instant::now()))
+        Some(self.view_of(&tab, Instant::now(), &self.policy()))
     }
 
-    pub(super) fn view_of(&self, tab: &Tab, now: Instant) -> TabView {
-        let state = self.state_of(tab);
-        let policy = &self.shared.policy;
+    /// The tab as of `now`, judged by `policy`.
+    pub(super) fn view_of(&self, tab: &Tab, now: Instant, policy: &TabPolicy) -> TabView {
+        let state = self.state_of(tab, policy);
         let deadline = policy::deadline(&state, policy);
         let rule = lock(&tab.inner).rule();
         let suspended = state.running.is_some_and(policy::RunCause::is_awaited) || state.uploading;

@@ -38,6 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -96,7 +97,9 @@ pub struct Tracker {
 }
 
 struct Shared {
-    policy: TabPolicy,
+    /// The limits, swapped whole by a configuration reload ([`Tracker::set_policy`]). Each
+    /// decision reads one snapshot ([`Tracker::policy`]) and judges by it throughout.
+    policy: ArcSwap<TabPolicy>,
     stores: Stores,
     events: Publisher,
     epoch: Instant,
@@ -132,7 +135,7 @@ impl Tracker {
         let quota = Quota::per_second(REPORTS_PER_SECOND).allow_burst(REPORT_BURST);
         let tracker = Self {
             shared: Arc::new(Shared {
-                policy,
+                policy: ArcSwap::from_pointee(policy),
                 stores,
                 events,
                 epoch: Instant::now(),
@@ -163,9 +166,21 @@ impl Tracker {
         self.shared.draining.load(Ordering::Relaxed)
     }
 
-    /// The configured limits.
-    pub fn policy(&self) -> &TabPolicy {
-        &self.shared.policy
+    /// The limits in force now: a snapshot, unchanged by a later [`Tracker::set_policy`].
+    pub fn policy(&self) -> Arc<TabPolicy> {
+        self.shared.policy.load_full()
+    }
+
+    /// Replaces the limits (a configuration reload): every open tab is judged by `policy`
+    /// from now on. Each tab's deadline is computed again from its state, so a tab already
+    /// past its new deadline ends at once with its usual reason, and a longer limit moves its
+    /// end later. The caps (`max_per_user`, `max_total`) apply to the next new tab: tabs open
+    /// over a lowered cap are not ended for it.
+    pub fn set_policy(&self, policy: TabPolicy) {
+        self.shared.policy.store(Arc::new(policy));
+        for id in self.open_tabs() {
+            self.reschedule(id);
+        }
     }
 
     /// The stores it keeps shared state in.
@@ -193,7 +208,8 @@ impl Tracker {
     /// The current deadline of a tab, if it is open.
     pub fn deadline_of(&self, id: TabId) -> Option<Deadline> {
         let tab = self.registry().tabs.get(&id).cloned()?;
-        policy::deadline(&self.state_of(&tab), &self.shared.policy)
+        let policy = self.policy();
+        policy::deadline(&self.state_of(&tab, &policy), &policy)
     }
 
     /// Which rule judges a tab now, if it is open.
@@ -203,7 +219,8 @@ impl Tracker {
         Some(rule)
     }
 
-    fn state_of(&self, tab: &Tab) -> TabState {
+    /// The tab's state, its login's deadline by `policy`'s login limits.
+    fn state_of(&self, tab: &Tab, policy: &TabPolicy) -> TabState {
         let inner = lock(&tab.inner);
         let clock = &self.shared.stores.clock;
         TabState {
@@ -216,15 +233,8 @@ impl Tracker {
             login_deadline: tab
                 .login
                 .as_ref()
-                .and_then(|login| login.deadline(&self.login_limits()))
+                .and_then(|login| login.deadline(&login_limits(policy)))
                 .map(|at| clock.instant(at)),
-        }
-    }
-
-    fn login_limits(&self) -> LoginLimits {
-        LoginLimits {
-            idle_timeout: self.shared.policy.login_idle_timeout,
-            max_lifetime: self.shared.policy.login_max_lifetime,
         }
     }
 
@@ -282,6 +292,13 @@ impl Tracker {
             .get(app_session)
             .and_then(|id| registry.tabs.get(id))
             .cloned()
+    }
+}
+
+fn login_limits(policy: &TabPolicy) -> LoginLimits {
+    LoginLimits {
+        idle_timeout: policy.login_idle_timeout,
+        max_lifetime: policy.login_max_lifetime,
     }
 }
 

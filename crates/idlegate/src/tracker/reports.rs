@@ -209,8 +209,9 @@ impl Tracker {
         if let Some(reason) = lock(&tab.inner).ended {
             return TabStatus::Ended(reason);
         }
-        let state = self.state_of(tab);
-        let deadline = policy::deadline(&state, &self.shared.policy);
+        let policy = self.policy();
+        let state = self.state_of(tab, &policy);
+        let deadline = policy::deadline(&state, &policy);
         TabStatus::Open {
             ends_in: deadline.map(|d| d.at.saturating_duration_since(now)),
             reason: deadline.map(|d| d.reason),

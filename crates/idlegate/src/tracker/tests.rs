@@ -1165,3 +1165,74 @@ async fn a_flood_of_visibility_reports_does_not_crowd_out_input() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_shorter_idle_limit_ends_an_idle_tab_at_once_when_it_is_past_it() {
+    let tracker = Tracker::start(policy(60));
+    let conn = tracker.connect(&entry(None, None), None).unwrap();
+    advance(Duration::from_secs(20)).await;
+    settle().await;
+    assert_eq!(tracker.len(), 1);
+    let swapped = Instant::now();
+    tracker.set_policy(policy(10));
+    assert_eq!(tracker.policy().idle_timeout, Some(Duration::from_secs(10)));
+    let ending = ending_within(&conn, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(ending.notice.reason, EndReason::Idle);
+    assert!(Instant::now() - swapped <= Duration::from_millis(5));
+    assert_eq!(tracker.len(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_idle_limit_moves_an_open_tabs_deadline_both_ways() {
+    let tracker = Tracker::start(policy(60));
+    let t0 = Instant::now();
+    let conn = tracker.connect(&entry(None, None), None).unwrap();
+    advance(Duration::from_secs(5)).await;
+    // Shorter, not yet past: ends 10 s after its last activity, not 60 s.
+    tracker.set_policy(policy(10));
+    assert_eq!(
+        tracker.deadline_of(conn.tab_id()).map(|d| d.at),
+        Some(t0 + Duration::from_secs(10))
+    );
+    // Longer: the old deadline passes and the tab stays, until the new one.
+    tracker.set_policy(policy(120));
+    assert!(ending_within(&conn, Duration::from_secs(100))
+        .await
+        .is_none());
+    let ending = ending_within(&conn, Duration::from_secs(20)).await.unwrap();
+    assert_eq!(ending.notice.reason, EndReason::Idle);
+    let lived = Instant::now() - t0;
+    assert!(
+        lived >= Duration::from_secs(120) && lived <= Duration::from_secs(121),
+        "{lived:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lowered_max_total_applies_to_the_next_new_tab() {
+    let tracker = Tracker::start(policy(600));
+    let first = tracker.connect(&entry(None, None), None).unwrap();
+    let _second = tracker.connect(&entry(None, None), None).unwrap();
+    tracker.set_policy(TabPolicy {
+        max_total: Some(2),
+        on_limit: OnLimit::Refuse,
+        ..policy(600)
+    });
+    // The open tabs stay; a third is refused.
+    settle().await;
+    assert_eq!(tracker.len(), 2);
+    assert_eq!(
+        tracker.connect(&entry(None, None), None).err(),
+        Some(Refused::ServerBusy)
+    );
+    // Ending the oldest instead makes room by ending one.
+    tracker.set_policy(TabPolicy {
+        max_total: Some(2),
+        on_limit: OnLimit::EndOldest,
+        ..policy(600)
+    });
+    let _third = tracker.connect(&entry(None, None), None).unwrap();
+    let ending = ending_within(&first, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(ending.notice.reason, EndReason::EvictedCapacity);
+    assert_eq!(tracker.len(), 2);
+}
