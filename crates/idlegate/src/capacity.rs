@@ -224,6 +224,7 @@ async fn watch(source: Source, monitor: Arc<Monitor>, tracker: Tracker) {
                 used_bytes = used,
                 high_bytes = marks.high,
                 human_idle_s = victim.human_idle.as_secs(),
+                state = victim.activity.as_str(),
                 "memory over its high water mark: ended the tab left alone longest"
             );
             settle(&source, used, every).await;

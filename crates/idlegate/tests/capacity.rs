@@ -167,6 +167,10 @@ async fn over_memory_high_the_least_recently_active_idle_tab_ends_and_a_busy_one
     let high = one + SESSION * 5 / 2;
     let low = one + SESSION * 19 / 10;
     let (high_s, low_s) = (high.to_string(), low.to_string());
+    let admin_port = testkit::ports::free_port();
+    let admin_listen = format!("127.0.0.1:{admin_port}");
+    let token = "t".repeat(idlegate::config::MIN_TOKEN_CHARS);
+    let tokens = format!("test:{token}");
     let mut args = vec!["--idle-timeout", "10m", "--"];
     args.extend_from_slice(&command);
     let gw = testkit::gateway::GatewayProcess::start_with_env(
@@ -177,6 +181,8 @@ async fn over_memory_high_the_least_recently_active_idle_tab_ends_and_a_busy_one
             ("IDLEGATE_CAPACITY__MEMORY_LOW", &low_s),
             ("IDLEGATE_CAPACITY__MEASURE", "app"),
             ("IDLEGATE_CAPACITY__CHECK_EVERY", "500ms"),
+            ("IDLEGATE_ADMIN__LISTEN", &admin_listen),
+            ("IDLEGATE_ADMIN__TOKENS", &tokens),
         ],
     )
     .await?;
@@ -189,6 +195,23 @@ async fn over_memory_high_the_least_recently_active_idle_tab_ends_and_a_busy_one
         ..Default::default()
     })
     .await?;
+    // Busy as soon as the app runs it: seen so through the admin API.
+    let busy_tabs = format!("http://{admin_listen}/api/v1/tabs?state=busy");
+    testkit::wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        async || {
+            let request = http::Request::get(&busy_tabs)
+                .header("authorization", format!("Bearer {token}"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))?;
+            let answer = testkit::http::send(request).await?;
+            let listed: serde_json::Value = serde_json::from_slice(&answer.body)?;
+            ensure!(listed["total"] == 1, "{listed}");
+            Ok(())
+        },
+    )
+    .await
+    .with_context(|| gw.output())?;
     let mut second = open_heavy_tab(&url).await?;
     let mut third = open_heavy_tab(&url).await?;
     // A fourth session goes over the high water mark: the second tab, idle the longest of

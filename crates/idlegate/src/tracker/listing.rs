@@ -14,7 +14,8 @@ use crate::config::TabPolicy;
 pub enum TabActivity {
     /// The browser's connection dropped; the page may still come back.
     Disconnected,
-    /// A run (or an upload) the person waits for holds the idle limit off.
+    /// A run the person waits for (asked for or in progress), or an upload, holds the idle
+    /// limit off.
     Busy,
     /// The page is in the background.
     Hidden,
@@ -90,8 +91,15 @@ impl Tracker {
     pub(super) fn view_of(&self, tab: &Tab, now: Instant, policy: &TabPolicy) -> TabView {
         let state = self.state_of(tab, policy);
         let deadline = policy::deadline(&state, policy);
-        let rule = lock(&tab.inner).rule();
-        let suspended = state.running.is_some_and(policy::RunCause::is_awaited) || state.uploading;
+        let (rule, asked) = {
+            let inner = lock(&tab.inner);
+            (inner.rule(), inner.requested.map(|work| work.cause))
+        };
+        // A run a person asked for is waited for from the request on, before the app starts
+        // it (a busy app may take a while to).
+        let suspended = state.running.is_some_and(policy::RunCause::is_awaited)
+            || asked.is_some_and(policy::RunCause::is_awaited)
+            || state.uploading;
         let warned = rule == ActivityRule::Input
             && deadline
                 .zip(policy.warn_before)
