@@ -158,10 +158,15 @@ async fn counter_behind(config: ConfigBuilder) -> Result<(StreamlitApp, TestGate
 
 #[tokio::test]
 async fn browser_warning_counts_down_to_the_deadline_and_keep_working_extends_it() -> Result<()> {
+    let token = "metrics-token-0123456789-abcdefghijkl";
     let (app, gw, browser) = counter_behind(
         Config::builder()
             .idle_timeout(Some(secs(30)))
-            .warn_before(Some(secs(20))),
+            .warn_before(Some(secs(20)))
+            .admin(
+                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                &format!("metrics:{token}"),
+            ),
     )
     .await?;
     explain(&browser, &app, async {
@@ -221,6 +226,21 @@ async fn browser_warning_counts_down_to_the_deadline_and_keep_working_extends_it
             .await?;
         wait_until(LOAD, POLL, async || {
             ensure!(!warning_open(&browser).await?, "the warning is still open");
+            Ok(())
+        })
+        .await?;
+        // The metrics counted the warning the page showed and the person's answer.
+        wait_until(LOAD, POLL, async || {
+            let metrics = gw.metrics_text(token).await?;
+            for counter in [
+                "idlegate_warnings_shown_total 1",
+                "idlegate_warnings_kept_working_total 1",
+            ] {
+                ensure!(
+                    metrics.lines().any(|l| l == counter),
+                    "no {counter:?}: {metrics}"
+                );
+            }
             Ok(())
         })
         .await?;

@@ -6,9 +6,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::Full;
 use idlegate::config::Config;
 use serde_json::Value;
 use testkit::gateway::TestGateway;
@@ -23,15 +20,7 @@ const RUN: Duration = Duration::from_secs(20);
 const SCRAPED: Duration = Duration::from_secs(30);
 
 async fn metrics_text(gw: &TestGateway) -> Result<String> {
-    let url = format!("{}/metrics", gw.admin_url().context("no admin listener")?);
-    let req = Request::builder()
-        .method(Method::GET)
-        .uri(url)
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .body(Full::new(Bytes::new()))?;
-    let response = web::send(req).await?;
-    ensure!(response.status == StatusCode::OK, "{}", response.status);
-    Ok(response.text())
+    gw.metrics_text(TOKEN).await
 }
 
 /// Prometheus's value of `query` (an instant vector with one sample), if it has one.

@@ -300,6 +300,17 @@ impl TestGateway {
         self.admin.map(|addr| format!("http://{addr}"))
     }
 
+    /// The admin listener's `/metrics` text, asked for with the bearer `token`.
+    pub async fn metrics_text(&self, token: &str) -> Result<String> {
+        let admin = self.admin_url().context("no admin listener")?;
+        let request = http::Request::get(format!("{admin}/metrics"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))?;
+        let response = crate::http::send(request).await?;
+        ensure!(response.status == 200, "/metrics: {}", response.status);
+        Ok(response.text())
+    }
+
     /// The gateway's tab registry.
     pub fn tracker(&self) -> &Tracker {
         &self.tracker

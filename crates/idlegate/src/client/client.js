@@ -502,9 +502,11 @@
 
   function countActivity() {
     if (warn.open && !warn.lifetime) {
-      // Someone is here while warned: tell the server at once; its answer closes the dialog.
+      // Someone is here while warned: they kept working (the key or press that reaches the
+      // button arrives here first). Tell the server at once; its answer closes the dialog.
       if (!warn.activitySent) {
         warn.activitySent = true;
+        activity.kept = true;
         reportActivity(true);
       }
       return;
