@@ -266,5 +266,29 @@ async fn over_memory_high_the_least_recently_active_idle_tab_ends_and_a_busy_one
         tab.run_until_finished(RUN).await?;
     }
     ensure!(!busy.is_closed(), "the busy tab is open");
+    // The metrics tell what the app gave back after the ends: at least most of a session
+    // (the fifth tab's session, opened meanwhile, hides what the first end gave back).
+    let metrics = format!("http://{admin_listen}/metrics");
+    testkit::wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+        async || {
+            let request = http::Request::get(&metrics)
+                .header("authorization", format!("Bearer {token}"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))?;
+            let text = testkit::http::send(request).await?.text();
+            let released: f64 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("idlegate_app_memory_released_bytes_total "))
+                .with_context(|| format!("no released memory in\n{text}"))?
+                .parse()?;
+            ensure!(
+                released >= (SESSION * 4 / 5) as f64,
+                "released {released} bytes"
+            );
+            Ok(())
+        },
+    )
+    .await?;
     Ok(())
 }

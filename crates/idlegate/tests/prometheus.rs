@@ -222,6 +222,7 @@ async fn the_dashboard_and_the_alerts_use_only_metrics_idlegate_exposes() -> Res
     // the first).
     let conditional = [
         "idlegate_app_resident_memory_bytes",
+        "idlegate_app_memory_released_bytes_total",
         "idlegate_memory_limit_bytes",
     ];
     let dashboard =

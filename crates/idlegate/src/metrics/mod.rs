@@ -33,6 +33,9 @@ type ByReason = Family<[(&'static str, &'static str); 1], Counter>;
 pub struct Metrics {
     registry: Mutex<Registry>,
     tabs_started: Counter,
+    /// What the app gave back after ends ([`released`]), and where ends are told to it.
+    released: Counter,
+    ended: Arc<tokio::sync::Notify>,
     tabs_ended: ByReason,
     activity: Family<[(&'static str, &'static str); 1], Counter>,
     warnings: Counter,
@@ -111,6 +114,8 @@ impl Metrics {
         let mut metrics = Self {
             registry: Mutex::new(Registry::with_prefix("idlegate")),
             tabs_started: Counter::default(),
+            released: Counter::default(),
+            ended: Arc::new(tokio::sync::Notify::new()),
             tabs_ended: ByReason::default(),
             activity: Family::default(),
             warnings: Counter::default(),
@@ -168,6 +173,21 @@ impl Metrics {
         app: Option<Arc<dyn Runtime>>,
     ) {
         let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(app) = &app {
+            tokio::spawn(released::watch(
+                app.clone(),
+                self.ended.clone(),
+                self.released.clone(),
+            ));
+            registry.register_with_unit(
+                "app_memory_released",
+                "Memory the app gave back after tab sessions ended (launcher mode): the fall \
+                 of its resident memory from the first end of a burst of ends to 10 s after \
+                 the last; a lower bound, as tabs opened meanwhile add memory",
+                Unit::Bytes,
+                self.released.clone(),
+            );
+        }
         registry.register_collector(Box::new(Snapshot {
             tracker,
             limits,
@@ -319,6 +339,7 @@ impl Subscriber for Metrics {
                 self.tabs_started.inc();
             }
             Event::TabEnded(end) => {
+                self.ended.notify_one();
                 self.tabs_ended
                     .get_or_create(&[("reason", end.reason.as_str())])
                     .inc();
@@ -395,6 +416,7 @@ pub fn openmetrics_to_text(openmetrics: &str) -> String {
     out
 }
 
+pub mod released;
 mod snapshot;
 #[cfg(test)]
 mod tests;
