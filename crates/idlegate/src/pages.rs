@@ -147,36 +147,51 @@ pub fn sign_out_page(texts: &Texts, action: &str) -> String {
 
 /// The page a tab over the per-user limit gets.
 pub fn refused_page(texts: &Texts, max_per_user: usize, reload_href: &str) -> String {
-    let title = escape(&texts.refused_title);
     let message = fill_placeholders(
         &texts.refused_user_cap,
         &[("max_per_user", &max_per_user.to_string())],
     );
-    page(
-        &texts.lang,
-        &title,
-        &format!(
-            "<main data-idlegate-refused=\"user_cap\">\n<h1>{title}</h1>\n<p>{}</p>\n\
-             <p><a class=\"button\" href=\"{}\">{}</a></p>\n</main>",
-            escape(&message),
-            escape(reload_href),
-            escape(&texts.start_new),
-        ),
-    )
+    let refused = Refusal {
+        cap: "user_cap",
+        title: &texts.refused_title,
+        message: &message,
+        button: &texts.start_new,
+    };
+    refusal_page(texts, &refused, reload_href)
 }
 
 /// The page a new tab over the server's limit gets (`tabs.max_total`).
 pub fn busy_page(texts: &Texts, reload_href: &str) -> String {
-    let title = escape(&texts.busy_title);
+    let refused = Refusal {
+        cap: "server_cap",
+        title: &texts.busy_title,
+        message: &texts.busy,
+        button: &texts.try_again,
+    };
+    refusal_page(texts, &refused, reload_href)
+}
+
+/// What a refused tab's page says: which cap (`data-idlegate-refused`), its title, why, and
+/// the button that reloads the app.
+struct Refusal<'a> {
+    cap: &'static str,
+    title: &'a str,
+    message: &'a str,
+    button: &'a str,
+}
+
+fn refusal_page(texts: &Texts, refused: &Refusal<'_>, reload_href: &str) -> String {
+    let title = escape(refused.title);
     page(
         &texts.lang,
         &title,
         &format!(
-            "<main data-idlegate-refused=\"server_cap\">\n<h1>{title}</h1>\n<p>{}</p>\n\
+            "<main data-idlegate-refused=\"{}\">\n<h1>{title}</h1>\n<p>{}</p>\n\
              <p><a class=\"button\" href=\"{}\">{}</a></p>\n</main>",
-            escape(&texts.busy),
+            refused.cap,
+            escape(refused.message),
             escape(reload_href),
-            escape(&texts.try_again),
+            escape(refused.button),
         ),
     )
 }

@@ -136,6 +136,14 @@ async fn rss_with_one_session(bin: &std::path::Path, command: &[&str]) -> Result
     testkit::proc::try_rss_bytes(app)
 }
 
+/// `GET url` on the admin listener with the bearer `token`.
+async fn admin_get(url: &str, token: &str) -> Result<testkit::http::Response> {
+    let request = http::Request::get(url)
+        .header("authorization", format!("Bearer {token}"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))?;
+    testkit::http::send(request).await
+}
+
 fn app_pid(idlegate: u32) -> Result<u32> {
     testkit::proc::children_of(idlegate)
         .into_iter()
@@ -201,10 +209,7 @@ async fn over_memory_high_the_least_recently_active_idle_tab_ends_and_a_busy_one
         Duration::from_secs(10),
         Duration::from_millis(100),
         async || {
-            let request = http::Request::get(&busy_tabs)
-                .header("authorization", format!("Bearer {token}"))
-                .body(http_body_util::Full::new(bytes::Bytes::new()))?;
-            let answer = testkit::http::send(request).await?;
+            let answer = admin_get(&busy_tabs, &token).await?;
             let listed: serde_json::Value = serde_json::from_slice(&answer.body)?;
             ensure!(listed["total"] == 1, "{listed}");
             Ok(())
@@ -273,10 +278,7 @@ async fn over_memory_high_the_least_recently_active_idle_tab_ends_and_a_busy_one
         Duration::from_secs(30),
         Duration::from_millis(500),
         async || {
-            let request = http::Request::get(&metrics)
-                .header("authorization", format!("Bearer {token}"))
-                .body(http_body_util::Full::new(bytes::Bytes::new()))?;
-            let text = testkit::http::send(request).await?.text();
+            let text = admin_get(&metrics, &token).await?.text();
             let released: f64 = text
                 .lines()
                 .find_map(|l| l.strip_prefix("idlegate_app_memory_released_bytes_total "))

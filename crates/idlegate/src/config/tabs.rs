@@ -60,7 +60,7 @@ impl TabPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnLimit {
     /// The tab that went longest without a person's activity ends (see
-    /// [`crate::tracker::capacity`] for the order), reason `evicted_user_cap` or
+    /// the tracker's `capacity` module for the order), reason `evicted_user_cap` or
     /// `evicted_capacity`.
     EndLeastRecentlyActive,
     /// The oldest tab ends (the user's own for the per-user limit).
