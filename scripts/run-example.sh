@@ -11,14 +11,15 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
 scripts/python-env.sh
-if [[ ! -x target/release/idlegate ]]; then
-    echo "run-example.sh: building idlegate (release; the first build takes a few minutes)" >&2
+binary="${CARGO_TARGET_DIR:-target}/release/idlegate"
+if [[ ! -x "$binary" ]]; then
+    echo "run-example.sh: building idlegate (release; the first build takes 5 to 15 minutes on two cores)" >&2
 fi
 # Cargo shows its progress: a bar on a terminal, a line per crate elsewhere.
 cargo build --release -p idlegate
 
 # idlegate prints the address to open once the app is ready.
-exec target/release/idlegate \
+exec "$binary" \
     --listen 127.0.0.1:8080 \
     --idle-timeout "${IDLE_TIMEOUT:-5m}" \
     "$@" \

@@ -42,8 +42,8 @@ pub enum CapacityError {
     #[error("capacity.measure = \"cgroup\": this process's cgroup memory cannot be read")]
     NoCgroup,
     #[error(
-        "{0}: a percentage needs a memory limit, and idlegate's container has none \
-         (its cgroup's memory.max is \"max\"); give an amount like \"2GiB\" instead"
+        "{0}: a percentage needs a memory limit, and idlegate's container has none (its \
+         cgroup sets no memory limit); give an amount like \"2GiB\" instead"
     )]
     NoLimit(&'static str),
     #[error("capacity.memory_high: memory pressure is on; turning it off needs a restart")]
@@ -145,6 +145,37 @@ impl Monitor {
     }
 }
 
+/// What to measure for `measure`, given the container's memory `limit`, whether the cgroup's
+/// memory can be read and whether idlegate starts the app (`app`).
+fn source_kind(
+    measure: MemoryMeasure,
+    limit: Option<u64>,
+    cgroup_readable: bool,
+    app: bool,
+) -> Result<MemoryMeasure, CapacityError> {
+    match (measure, app) {
+        (MemoryMeasure::App, true) => Ok(MemoryMeasure::App),
+        (MemoryMeasure::App, false) => Err(CapacityError::NoApp),
+        (MemoryMeasure::Cgroup, _) if cgroup_readable => Ok(MemoryMeasure::Cgroup),
+        (MemoryMeasure::Cgroup, _) => Err(CapacityError::NoCgroup),
+        (MemoryMeasure::Auto, _) if limit.is_some() && cgroup_readable => Ok(MemoryMeasure::Cgroup),
+        (MemoryMeasure::Auto, true) => Ok(MemoryMeasure::App),
+        (MemoryMeasure::Auto, false) => Err(CapacityError::NothingToMeasure),
+    }
+}
+
+/// Whether memory pressure as `config` sets it can work on this machine, for a gateway that
+/// starts its app (`launches_app`) or not: checked before the app is started, so a bad
+/// setting stops idlegate at once as a configuration error.
+pub fn check(config: &CapacityConfig, launches_app: bool) -> Result<(), CapacityError> {
+    let limit = crate::procfs::cgroup_memory_limit();
+    if Marks::resolve(config, limit)?.is_some() {
+        let readable = crate::procfs::cgroup_working_set().is_some();
+        source_kind(config.measure, limit, readable, launches_app)?;
+    }
+    Ok(())
+}
+
 /// Starts the memory pressure monitor for `config` on the current runtime, ending `tracker`'s
 /// tabs; `app` is the app's process in launcher mode. Does nothing (`None`) when
 /// `memory_high` is unset.
@@ -157,20 +188,13 @@ pub fn start(
     let Some(marks) = Marks::resolve(config, limit)? else {
         return Ok(None);
     };
-    let cgroup = || {
-        crate::procfs::cgroup_working_set()
-            .map(|_| Source::Cgroup)
-            .ok_or(CapacityError::NoCgroup)
-    };
-    let source = match (config.measure, app) {
+    let readable = crate::procfs::cgroup_working_set().is_some();
+    let source = match (
+        source_kind(config.measure, limit, readable, app.is_some())?,
+        app,
+    ) {
         (MemoryMeasure::App, Some(app)) => Source::App(app),
-        (MemoryMeasure::App, None) => return Err(CapacityError::NoApp),
-        (MemoryMeasure::Cgroup, _) => cgroup()?,
-        (MemoryMeasure::Auto, app) => match (limit, app) {
-            (Some(_), _) if cgroup().is_ok() => Source::Cgroup,
-            (_, Some(app)) => Source::App(app),
-            _ => return Err(CapacityError::NothingToMeasure),
-        },
+        _ => Source::Cgroup,
     };
     let what = match source {
         Source::App(_) => "the app's processes",
@@ -298,6 +322,33 @@ mod tests {
             }))
         );
         assert_eq!(Marks::resolve(&config(None, None), None), Ok(None));
+    }
+
+    #[test]
+    fn what_is_measured_follows_the_setting_and_what_this_machine_has() {
+        use MemoryMeasure::{App, Auto, Cgroup};
+        let gib = Some(1u64 << 30);
+        // (measure, container limit, cgroup readable, idlegate starts the app) -> result
+        let cases = [
+            ((App, None, false, true), Ok(App)),
+            ((App, gib, true, false), Err(CapacityError::NoApp)),
+            ((Cgroup, None, true, false), Ok(Cgroup)),
+            ((Cgroup, gib, false, true), Err(CapacityError::NoCgroup)),
+            ((Auto, gib, true, true), Ok(Cgroup)),
+            ((Auto, gib, false, true), Ok(App)),
+            ((Auto, None, true, true), Ok(App)),
+            (
+                (Auto, None, true, false),
+                Err(CapacityError::NothingToMeasure),
+            ),
+        ];
+        for ((measure, limit, readable, app), expected) in cases {
+            assert_eq!(
+                source_kind(measure, limit, readable, app),
+                expected,
+                "{measure:?} {limit:?} {readable} {app}"
+            );
+        }
     }
 
     #[test]

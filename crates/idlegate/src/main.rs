@@ -45,6 +45,11 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
+    // Checked on this machine before the app starts: a setting that cannot work here is a
+    // configuration error.
+    if let Err(e) = idlegate::capacity::check(&config.capacity, !cli.command.is_empty()) {
+        return usage_error(&e.to_string());
+    }
     let rust_log = std::env::var("RUST_LOG").ok();
     if let Err(e) = idlegate::logging::init(&config.log, rust_log.as_deref()) {
         return usage_error(&idlegate::error::chain(&e));

@@ -55,6 +55,19 @@ fn a_bad_environment_value_names_the_key() {
 }
 
 #[test]
+fn memory_pressure_that_cannot_work_here_is_a_configuration_error() {
+    // Nothing to measure: the app's processes without starting the app.
+    let out = idlegate(
+        &["--upstream", "http://127.0.0.1:9"],
+        &[
+            ("IDLEGATE_CAPACITY__MEMORY_HIGH", "1GiB"),
+            ("IDLEGATE_CAPACITY__MEASURE", "app"),
+        ],
+    );
+    assert_usage_error(&out, "capacity.measure");
+}
+
+#[test]
 fn a_bad_config_file_names_the_key() {
     let dir = std::env::temp_dir().join(format!("idlegate-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -163,6 +163,20 @@ async fn sighup_applies_a_changed_file_and_keeps_serving_after_a_bad_one() -> Re
         "{output}"
     );
 
+    // The same file again: nothing is applied anew, and the key that needs a restart is
+    // still named (it still differs from the running value).
+    GatewayProcess::signal(gw.pid(), "HUP")?;
+    wait_for_reloads(files.admin, "success", 2.0).await?;
+    let output = gw.output();
+    let last = output
+        .lines()
+        .rfind(|line| line.contains("configuration reloaded"))
+        .context("no reload line")?;
+    ensure!(
+        last.contains("applied=[]") && last.contains("limits.max_connections"),
+        "{last}"
+    );
+
     // A bad value: refused, named, counted; everything stays as it was.
     files.write_config("Bad title", 2, "[limits]\nidle_timeout = \"soon\"\n")?;
     GatewayProcess::signal(gw.pid(), "HUP")?;

@@ -46,8 +46,10 @@ struct Inner {
     sources: Sources,
     /// The configuration the gateway was built from (launcher mode: with the app's address).
     running: Arc<Config>,
-    /// The merged sources at start, to name the keys a reload changes.
+    /// The merged sources at start: a key that needs a restart keeps its value from then.
     started: RawConfig,
+    /// The merged sources as of the last successful load, to name the keys a reload changes.
+    last: std::sync::Mutex<RawConfig>,
     limits: Arc<Limits>,
     gateway: Arc<Gateway>,
     hints: PageHints,
@@ -79,6 +81,7 @@ impl Reloader {
             inner: Arc::new(Inner {
                 sources,
                 running,
+                last: std::sync::Mutex::new(started.clone()),
                 started,
                 limits: parts.limits,
                 gateway: parts.gateway,
@@ -108,7 +111,11 @@ impl Reloader {
         }
         let loaded = Config::merge(&inner.sources)
             .and_then(|raw| Config::from_raw(raw.clone()).map(|config| (raw, config)));
-        let outcome = loaded.map(|(raw, config)| self.apply(&raw, config));
+        let outcome = loaded.map(|(raw, config)| {
+            let done = self.apply(&raw, config);
+            *inner.last.lock().unwrap_or_else(|p| p.into_inner()) = raw;
+            done
+        });
         self.report(&outcome);
         outcome
     }
@@ -116,18 +123,27 @@ impl Reloader {
     /// Swaps in the live values of `config` (merged from `raw`).
     fn apply(&self, raw: &RawConfig, config: Config) -> Reloaded {
         let inner = &self.inner;
-        let (mut restart_needed, mut applied): (Vec<String>, Vec<String>) =
-            changed_keys(&inner.started, raw)
-                .into_iter()
-                .partition(|key| needs_restart(key));
+        // Live keys changed since the last load apply now; keys that need a restart keep
+        // their value from the start, and are named as long as they differ from it.
+        let since_start = changed_keys(&inner.started, raw);
+        let last = inner.last.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut applied: Vec<String> = changed_keys(&last, raw)
+            .into_iter()
+            .filter(|key| !needs_restart(key))
+            .collect();
+        let mut restart_needed: Vec<String> = since_start
+            .iter()
+            .filter(|key| needs_restart(key))
+            .cloned()
+            .collect();
         // The tab limits carry the login's, and `tabs.max_per_user` needs people to sign in:
         // with sign-in turned on or off (a restart), they wait for that restart too.
         let tabs_live = config.login.enabled() == inner.running.login.enabled();
         if !tabs_live {
-            defer(&mut applied, &mut restart_needed, judges_tabs);
+            defer(&mut applied, &mut restart_needed, &since_start, judges_tabs);
         }
         if !self.apply_capacity(&config) {
-            defer(&mut applied, &mut restart_needed, |key| {
+            defer(&mut applied, &mut restart_needed, &since_start, |key| {
                 key.starts_with("capacity.")
             });
         }
@@ -234,11 +250,17 @@ impl Reloader {
                 }
             }
             Err(e) => {
-                tracing::error!(
-                    key = e.key().unwrap_or_default(),
-                    error = %e,
-                    "configuration reload refused; the running configuration stays"
-                );
+                match e.key() {
+                    Some(key) => tracing::error!(
+                        key,
+                        error = %e,
+                        "configuration reload refused; the running configuration stays"
+                    ),
+                    None => tracing::error!(
+                        error = %e,
+                        "configuration reload refused; the running configuration stays"
+                    ),
+                }
                 if let Some(audit) = &inner.audit {
                     let keys: Vec<String> = e.key().map(str::to_owned).into_iter().collect();
                     audit.config_reloaded("failure", &keys, &[]);
@@ -248,12 +270,16 @@ impl Reloader {
     }
 }
 
-/// Moves the keys of `applied` that `wait` names to `restart_needed`.
-fn defer(applied: &mut Vec<String>, restart_needed: &mut Vec<String>, wait: impl Fn(&str) -> bool) {
-    let (later, now): (Vec<String>, Vec<String>) = std::mem::take(applied)
-        .into_iter()
-        .partition(|key| wait(key));
-    *applied = now;
-    restart_needed.extend(later);
+/// Keys that `wait` names need a restart after all: out of `applied`, and into
+/// `restart_needed` as long as they differ from the start (`since_start`).
+fn defer(
+    applied: &mut Vec<String>,
+    restart_needed: &mut Vec<String>,
+    since_start: &[String],
+    wait: impl Fn(&str) -> bool,
+) {
+    applied.retain(|key| !wait(key));
+    restart_needed.extend(since_start.iter().filter(|key| wait(key)).cloned());
     restart_needed.sort();
+    restart_needed.dedup();
 }
