@@ -9,9 +9,14 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
-if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+# The Debian packages the tests run (scripts/install-system-deps.sh installs them all).
+missing=()
+for tool in chromium chromedriver redis-server prometheus promtool podman debootstrap; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
     if [[ "$(id -u)" -ne 0 ]]; then
-        echo "test.sh: Chromium and chromedriver are missing; install them once as root:" >&2
+        echo "test.sh: missing ${missing[*]}; install the tests' packages once as root:" >&2
         echo "    sudo $repo_root/scripts/install-system-deps.sh" >&2
         exit 1
     fi
