@@ -4,6 +4,10 @@
 //! while an idle one is left, nor one used in the last minute while another is left), until
 //! memory is below `capacity.memory_low`.
 //!
+//! While memory is between the marks on the way down, new tabs are refused with the busy
+//! page: each would add to it (a flood of new tabs would otherwise grow the app's memory past
+//! the mark faster than ending tabs brings it down).
+//!
 //! Memory is measured on the app's process tree (launcher mode) or on the container's cgroup
 //! ([`crate::procfs`]) every `capacity.check_every`. After each end the monitor waits for
 //! memory to fall (by [`FALL`]), at most [`SETTLE`], before it may end another: the app lets
@@ -48,6 +52,11 @@ pub enum CapacityError {
     NoLimit(&'static str),
     #[error("capacity.memory_high: memory pressure is on; turning it off needs a restart")]
     Off,
+    #[error(
+        "capacity.memory_low ({low} bytes here) must be below capacity.memory_high ({high} \
+         bytes here)"
+    )]
+    LowNotBelowHigh { low: u64, high: u64 },
 }
 
 /// Where memory is read.
@@ -87,9 +96,12 @@ impl Marks {
             |amount: MemoryAmount, key| amount.bytes(limit).ok_or(CapacityError::NoLimit(key));
         let high = bytes(high, "capacity.memory_high")?;
         let low = match config.memory_low {
-            Some(low) => bytes(low, "capacity.memory_low")?.min(high),
+            Some(low) => bytes(low, "capacity.memory_low")?,
             None => high / 10 * 9,
         };
+        if low >= high {
+            return Err(CapacityError::LowNotBelowHigh { low, high });
+        }
         Ok(Some(Self { high, low }))
     }
 }
@@ -227,7 +239,9 @@ async fn watch(source: Source, monitor: Arc<Monitor>, tracker: Tracker) {
         let Some(used) = source.measure() else {
             continue;
         };
-        if !pressure.must_end(used, marks) {
+        let relieving = pressure.must_end(used, marks);
+        tracker.set_memory_full(relieving);
+        if !relieving {
             warned_empty = false;
             continue;
         }
@@ -309,17 +323,17 @@ mod tests {
             Marks::resolve(&percent, None),
             Err(CapacityError::NoLimit("capacity.memory_high"))
         );
-        // A low mark in bytes above a high one in percent is clamped to it.
+        // A low mark in bytes not below a high one in percent, once resolved, is refused.
         let mixed = config(
             Some(MemoryAmount::Percent(50.0)),
             Some(MemoryAmount::Bytes(4 * gib)),
         );
         assert_eq!(
             Marks::resolve(&mixed, Some(2 * gib)),
-            Ok(Some(Marks {
-                high: gib,
-                low: gib
-            }))
+            Err(CapacityError::LowNotBelowHigh {
+                low: 4 * gib,
+                high: gib
+            })
         );
         assert_eq!(Marks::resolve(&config(None, None), None), Ok(None));
     }

@@ -56,10 +56,10 @@ fn amount(key: &str, value: &str) -> Result<MemoryAmount, ConfigError> {
         let percent: f64 = number.trim().parse().map_err(|_| {
             ConfigError::invalid(key, format!("{value:?} is not a percentage like \"85%\""))
         })?;
-        if !(percent > 0.0 && percent <= 100.0) {
+        if !(1.0..=100.0).contains(&percent) {
             return Err(ConfigError::invalid(
                 key,
-                format!("{value:?} is not between 0% and 100%"),
+                format!("{value:?} is not between 1% and 100%"),
             ));
         }
         return Ok(MemoryAmount::Percent(percent));
@@ -165,7 +165,18 @@ mod tests {
             Some(1 << 29)
         );
         assert_eq!(MemoryAmount::Percent(50.0).bytes(None), None);
-        for bad in ["", "lots", "0", "0%", "101%", "-5%", "12 parsecs"] {
+        for bad in [
+            "",
+            "lots",
+            "0",
+            "0%",
+            "0.5%",
+            "1e-9%",
+            "101%",
+            "-5%",
+            "NaN%",
+            "12 parsecs",
+        ] {
             let e = amount(key, bad).unwrap_err();
             assert_eq!(e.key(), Some(key), "{bad:?}");
         }

@@ -347,6 +347,39 @@ fn claim_name(key: &str, value: &str) -> Result<String, ConfigError> {
     Ok(name.to_owned())
 }
 
+/// The most memory an Argon2id hash of the users file may ask for per check, in KiB (256 MiB;
+/// `idlegate hash-password` uses 19 MiB). Each sign-in attempt costs that much, up to
+/// `limits.password_checks` at once; a hash asking for more (up to 4 TiB) would abort the
+/// process at its first sign-in.
+pub const MAX_HASH_MEMORY_KIB: u32 = 256 * 1024;
+/// The most passes and lanes an Argon2id hash of the users file may ask for.
+pub const MAX_HASH_PASSES: u32 = 16;
+pub const MAX_HASH_LANES: u32 = 16;
+
+/// Whether `hash` is a whole Argon2id hash (PHC string format) within the bounds above.
+fn check_hash(hash: &str) -> Result<(), String> {
+    let parsed =
+        argon2::PasswordHash::new(hash).map_err(|e| format!("not an Argon2id hash ({e})"))?;
+    if parsed.hash.is_none() {
+        return Err("the hash has no output part".to_owned());
+    }
+    let params =
+        argon2::Params::try_from(&parsed).map_err(|e| format!("bad Argon2id parameters ({e})"))?;
+    if params.m_cost() > MAX_HASH_MEMORY_KIB
+        || params.t_cost() > MAX_HASH_PASSES
+        || params.p_cost() > MAX_HASH_LANES
+    {
+        return Err(format!(
+            "the hash asks for m={}, t={}, p={}; at most m={MAX_HASH_MEMORY_KIB} (KiB), \
+             t={MAX_HASH_PASSES}, p={MAX_HASH_LANES}",
+            params.m_cost(),
+            params.t_cost(),
+            params.p_cost()
+        ));
+    }
+    Ok(())
+}
+
 fn read_users(path: &str) -> Result<HashMap<String, String>, ConfigError> {
     let key = "login.users_file";
     let text = std::fs::read_to_string(path)
@@ -369,6 +402,12 @@ fn read_users(path: &str) -> Result<HashMap<String, String>, ConfigError> {
                      (`idlegate hash-password` prints one)",
                     n + 1
                 ),
+            ));
+        }
+        if let Err(why) = check_hash(hash.trim()) {
+            return Err(ConfigError::invalid(
+                key,
+                format!("{path} line {}: {why}", n + 1),
             ));
         }
         if users

@@ -199,6 +199,25 @@ fn insert_path(dict: &mut Dict, dotted: &str, value: Value) {
     }
 }
 
+/// A parser's message on one line, without the lines that quote the file (`3 | tokens = …`
+/// and the `^` marker under it): a line of a config file may hold a secret, and the message
+/// is logged (on a reload) and printed.
+fn without_quoted_source(message: &str) -> String {
+    let quoted = |line: &str| {
+        let line = line.trim_start();
+        let rest = line
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .trim_start();
+        rest.starts_with('|')
+    };
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !quoted(line))
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 /// Rewrites a figment error so it starts with the full dotted key.
 fn describe_figment_error(error: figment::Error) -> ConfigError {
     let mut lines = Vec::new();
@@ -214,7 +233,7 @@ fn describe_figment_error(error: figment::Error) -> ConfigError {
                 }
                 format!("unknown key; expected one of: {}", expected.join(", "))
             }
-            kind => kind.to_string(),
+            kind => without_quoted_source(&kind.to_string()),
         };
         let origin = e
             .metadata
@@ -236,6 +255,20 @@ fn describe_figment_error(error: figment::Error) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parse_error_does_not_quote_the_file() {
+        let text = "[admin]\ntokens = \"ops:s3cret-token-never-to-be-logged\n";
+        let e = crate::config::Config::load(&Sources {
+            toml: Some(text.to_owned()),
+            ..Sources::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(!e.contains("s3cret"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+        assert!(e.contains("line 2"), "{e}");
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

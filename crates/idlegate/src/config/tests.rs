@@ -428,6 +428,20 @@ fn login_is_checked_and_reads_its_files() {
     );
     let none = Config::from_toml("").unwrap();
     assert_eq!(none.tabs.login_idle_timeout, None);
+    // A hash asking for 4 TiB per check (it would abort the process at the first sign-in),
+    // too many passes, or without its output, is refused naming the file.
+    for hash in [
+        "$argon2id$v=19$m=4294967295,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+        "$argon2id$v=19$m=19456,t=1000,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ",
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$bad!",
+    ] {
+        std::fs::write(&users, format!("alice:{hash}\n")).unwrap();
+        let e = err(&format!(
+            "[login]\nmode = \"password\"\nusers_file = {users:?}\n"
+        ));
+        assert_eq!(e.key(), Some("login.users_file"), "{hash}");
+    }
 }
 
 #[test]

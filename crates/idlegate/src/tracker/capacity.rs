@@ -1,10 +1,17 @@
 //! Making room: which open tabs end first when a new tab is over a cap (`tabs.max_per_user`,
 //! `tabs.max_total`) or the app's memory is over its high water mark (`capacity.memory_high`).
 //!
-//! The order is one rule, [`order`]: a tab a person waits on (a run or an upload) comes after
-//! every idle one; a tab a person used within [`RECENTLY_USED`] comes after every other one;
-//! among the rest, the tab that went longest without a person's activity first. So a full
-//! server ends the tab nobody has touched for an hour, not the one someone is reading.
+//! The order is one rule, [`order`]: a tab whose page is gone (its connection dropped, it
+//! waits out `tabs.reconnect_grace`) comes first; a tab a person waits on (a run or an
+//! upload) comes after every idle one; a tab a person used within [`RECENTLY_USED`] comes
+//! after every other one; among the rest, the tab that went longest without a person's
+//! activity first. So a full server ends the tab nobody has touched for an hour, not the one
+//! someone is reading; and pages that connect and leave at once (a script filling the cap)
+//! make room for the next tab instead of holding the server full for the grace period.
+//!
+//! Even with `tabs.on_limit = "refuse"`, a tab whose page is gone makes room before a new tab
+//! is refused. While the app's memory is over its high water mark, new tabs are refused
+//! ([`Tracker::set_memory_full`]): each would add to it.
 
 use std::cmp::Reverse;
 use std::time::Duration;
@@ -21,10 +28,12 @@ pub const RECENTLY_USED: Duration = Duration::from_secs(60);
 /// Sorts `tabs` into the order they end in to make room: `EndOldest` by age (oldest first),
 /// otherwise least recently active first (see the module docs). Ties go to the older tab.
 pub fn order(tabs: &mut [TabView], on_limit: OnLimit) {
+    let present = |view: &TabView| view.activity != TabActivity::Disconnected;
     match on_limit {
-        OnLimit::EndOldest => tabs.sort_by_key(|view| (Reverse(view.age), view.tab)),
+        OnLimit::EndOldest => tabs.sort_by_key(|view| (present(view), Reverse(view.age), view.tab)),
         OnLimit::EndLeastRecentlyActive | OnLimit::Refuse => tabs.sort_by_key(|view| {
             (
+                present(view),
                 view.activity == TabActivity::Busy,
                 view.human_idle < RECENTLY_USED,
                 Reverse(view.human_idle),
@@ -67,22 +76,42 @@ impl Tracker {
     }
 
     /// The tab to end so a new tab fits under `tabs.max_total`, when the server is at it:
-    /// `Ok(None)` when there is room, `Err(())` when the new tab must be refused.
+    /// `Ok(None)` when there is room, `Err(())` when the new tab must be refused (the server
+    /// is full and refuses, or the app's memory is over its high water mark).
     pub(super) fn over_total_cap(
         &self,
         registry: &Registry,
         policy: &TabPolicy,
     ) -> Result<Option<TabId>, ()> {
-        match policy.max_total {
-            Some(max) if registry.tabs.len() >= max => match policy.on_limit {
-                OnLimit::Refuse => Err(()),
-                rule => Ok(self
-                    .eviction_order_in(registry, None, rule)
-                    .first()
-                    .map(|view| view.tab)),
-            },
-            _ => Ok(None),
+        if self
+            .shared
+            .memory_full
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(());
         }
+        if policy.max_total.is_none_or(|max| registry.tabs.len() < max) {
+            return Ok(None);
+        }
+        let first = self
+            .eviction_order_in(registry, None, policy.on_limit)
+            .into_iter()
+            .next();
+        match (policy.on_limit, first) {
+            (OnLimit::Refuse, Some(gone)) if gone.activity == TabActivity::Disconnected => {
+                Ok(Some(gone.tab))
+            }
+            (OnLimit::Refuse, _) => Err(()),
+            (_, first) => Ok(first.map(|view| view.tab)),
+        }
+    }
+
+    /// Whether the app's memory is over its high water mark (set by the memory pressure
+    /// monitor): new tabs are refused meanwhile.
+    pub fn set_memory_full(&self, full: bool) {
+        self.shared
+            .memory_full
+            .store(full, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -119,12 +148,13 @@ mod tests {
             view(5, 5000, 10, TabActivity::Busy),
             view(6, 700, 400, TabActivity::Disconnected),
             view(7, 50, 5, TabActivity::Active),
+            view(8, 2, 1, TabActivity::Disconnected),
         ];
         order(&mut tabs, OnLimit::EndLeastRecentlyActive);
-        // Idle the longest first (ties to the older tab), then those used in the last
-        // minute, then busy ones: a busy tab idle for 50 minutes still comes after a tab
-        // used 5 seconds ago.
-        assert_eq!(ids(&tabs), vec![3, 6, 4, 2, 7, 1, 5]);
+        // Pages that are gone first (even one that left a second ago), then idle the longest
+        // (ties to the older tab), then those used in the last minute, then busy ones: a busy
+        // tab idle for 50 minutes still comes after a tab used 5 seconds ago.
+        assert_eq!(ids(&tabs), vec![6, 8, 3, 4, 2, 7, 1, 5]);
     }
 
     #[test]

@@ -110,6 +110,8 @@ struct Shared {
     reports: DefaultKeyedRateLimiter<(TabId, bool)>,
     /// Shutting down: open tabs keep working, new ones are refused.
     draining: std::sync::atomic::AtomicBool,
+    /// The app's memory is over its high water mark: new tabs are refused.
+    memory_full: std::sync::atomic::AtomicBool,
 }
 
 /// The tabs of this process and the ids that find them.
@@ -144,6 +146,7 @@ impl Tracker {
                 reaper: tx,
                 reports: RateLimiter::keyed(quota),
                 draining: std::sync::atomic::AtomicBool::new(false),
+                memory_full: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         tokio::spawn(reaper::run(Arc::downgrade(&tracker.shared), rx));

@@ -636,6 +636,30 @@ async fn over_the_server_limit_the_least_recently_active_tab_ends_not_a_busy_or_
         "the busy tab is kept"
     );
 
+    // A page that is gone makes room first, even when new tabs are otherwise refused.
+    let refusing = Tracker::start(TabPolicy {
+        max_total: Some(2),
+        on_limit: OnLimit::Refuse,
+        ..policy(600)
+    });
+    let staying = refusing.connect(&entry(None, None), None).unwrap();
+    let left = refusing.connect(&entry(None, None), None).unwrap();
+    let left_id = left.tab_id();
+    left.closed();
+    let _new = refusing.connect(&entry(None, None), None).unwrap();
+    assert!(
+        refusing.view(left_id).is_none(),
+        "the page that left made room"
+    );
+    assert!(refusing.view(staying.tab_id()).is_some());
+    // While the app's memory is over its high water mark, new tabs are refused.
+    refusing.set_memory_full(true);
+    assert_eq!(
+        refusing.connect(&entry(None, None), None).err(),
+        Some(Refused::ServerBusy)
+    );
+    refusing.set_memory_full(false);
+
     // Refusing: the fourth is turned away; a page coming back to its own tab is not.
     let refusing = Tracker::start(TabPolicy {
         max_total: Some(1),
