@@ -40,8 +40,9 @@ fuzz_target!(|data: &[u8]| {
     let Some((&choice, rest)) = data.split_first() else {
         return;
     };
-    // PEERS are address literals.
-    let peer: SocketAddr = PEERS[usize::from(choice) % PEERS.len()].parse().unwrap();
+    let peer: SocketAddr = PEERS[usize::from(choice) % PEERS.len()]
+        .parse()
+        .expect("PEERS are address literals");
     let mut headers = HeaderMap::new();
     for field in rest.split(|b| *b == 0) {
         if let Ok(value) = HeaderValue::from_bytes(field) {

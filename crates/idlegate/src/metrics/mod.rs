@@ -111,7 +111,9 @@ impl Metrics {
     /// then [`Metrics::attach`] what is read at scrape (the tracker is built with its
     /// subscribers, so it comes second).
     pub fn new() -> Arc<Self> {
-        let mut metrics = Self {
+        // Each route's histogram, kept apart so a request never looks its label up.
+        let request_family = RequestFamily::new_with_constructor(request_histogram);
+        let metrics = Self {
             registry: Mutex::new(Registry::with_prefix("idlegate")),
             tabs_started: Counter::default(),
             released: Counter::default(),
@@ -126,17 +128,15 @@ impl Metrics {
             logins_ended: ByReason::default(),
             upstream_errors: Family::default(),
             tabs_refused: Family::default(),
-            request_family: RequestFamily::new_with_constructor(request_histogram),
-            requests: std::array::from_fn(|_| request_histogram()),
+            requests: RouteClass::ALL.map(|class| {
+                request_family
+                    .get_or_create(&[("route", class.as_str())])
+                    .clone()
+            }),
+            request_family,
             config_reloads: Family::default(),
             last_reload_success: Gauge::default(),
         };
-        metrics.requests = RouteClass::ALL.map(|class| {
-            metrics
-                .request_family
-                .get_or_create(&[("route", class.as_str())])
-                .clone()
-        });
         for limit in ["max_per_user", "max_total"] {
             let _ = metrics.tabs_refused.get_or_create(&[("limit", limit)]);
         }
