@@ -2,8 +2,10 @@
 # Tests idlegate's container images and Kubernetes manifests, from any directory, as root
 # (debootstrap and podman need it):
 #
-#   1. validates deploy/kubernetes/ against Kubernetes' API schemas (kubernetes-validate,
-#      strict, Kubernetes 1.29 and 1.37), with no network;
+#   1. checks deploy/kubernetes/ (scripts/check-manifests.sh): renders the replicas layout
+#      with `kubectl kustomize` and validates it and the other manifests against
+#      Kubernetes' API schemas (kubernetes-validate, strict, Kubernetes 1.29 and 1.37), with
+#      no network;
 #   2. builds both images (scripts/build-image.sh), checks their user, files and binary, and
 #      builds the example app image on top of the app base image (examples/Containerfile);
 #   3. runs the example app image, and the sidecar image in front of Streamlit started here
@@ -104,24 +106,7 @@ check_clean_stop() {
 
 # --- 1. The Kubernetes manifests ----------------------------------------------------------
 
-kv_venv="$image_dir/kubernetes-validate"
-kv_requirements=scripts/kubernetes-validate-requirements.txt
-kv_hash="$(sha256sum "$kv_requirements" | cut -d' ' -f1)"
-if [[ "$(cat "$kv_venv/.requirements.sha256" 2>/dev/null)" != "$kv_hash" ]]; then
-    say "installing kubernetes-validate into $kv_venv"
-    rm -rf "$kv_venv"
-    python3 -m venv "$kv_venv"
-    "$kv_venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$kv_requirements"
-    echo "$kv_hash" >"$kv_venv/.requirements.sha256"
-fi
-say "validating deploy/kubernetes/ (kubernetes-validate, without network)"
-manifests=(deploy/kubernetes/*.yaml deploy/kubernetes/sidecar/*.yaml)
-# --quiet prints only problems. A kind or apiVersion it has no schema for is only a warning
-# (exit code 0), so any output fails.
-problems="$(unshare --net "$kv_venv/bin/kubernetes-validate" --strict --quiet \
-    --kubernetes-version 1.29.0 --kubernetes-version 1.37.0 "${manifests[@]}" 2>&1)" \
-    || { echo "$problems" >&2; die "the Kubernetes manifests do not validate"; }
-[[ -z "$problems" ]] || { echo "$problems" >&2; die "kubernetes-validate warned"; }
+scripts/check-manifests.sh
 
 # --- 2. The images ------------------------------------------------------------------------
 
