@@ -38,7 +38,7 @@ use crate::limits::Limit;
 use crate::metrics::{Metrics, RouteClass};
 use crate::paths;
 use crate::proxy::{forward, headers, inject, websocket, Context};
-use crate::routes::{sign_out, RouteState};
+use crate::routes::{sign_in, sign_out, RouteState};
 use crate::tracker::{EndNotice, EndReason};
 use crate::web::{self, Body, Form, Peer, PREFIX};
 
@@ -127,6 +127,10 @@ impl Gateway {
             Access::SignOutFirst { url } => {
                 let response = self.sign_out_first(req, upgrade, form, &url);
                 return (RouteClass::Own, response);
+            }
+            Access::SignInUnavailable => {
+                let text = self.route_state.texts.load().sign_in_unavailable.clone();
+                return (RouteClass::Own, sign_in::unavailable(&text));
             }
         };
         let class = match (upgrade, navigation) {

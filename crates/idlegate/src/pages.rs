@@ -196,6 +196,16 @@ fn refusal_page(texts: &Texts, refused: &Refusal<'_>, reload_href: &str) -> Stri
     )
 }
 
+/// The page a sign-in gets while the shared store cannot be reached.
+pub fn sign_in_unavailable_page(text: &str) -> String {
+    let text = escape(text);
+    page(
+        "en",
+        &text,
+        &format!("<main data-idlegate-refused=\"store\">\n<h1>{text}</h1>\n</main>"),
+    )
+}
+
 /// The page shown when the app cannot be reached.
 pub fn unavailable_page(detail: &str) -> String {
     page(

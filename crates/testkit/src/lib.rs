@@ -21,6 +21,7 @@
 //! - [`upload`]: uploading a file as Streamlit's file uploader does, at a set rate.
 //! - [`idp`]: a real OpenID provider (npm `oidc-provider`) on loopback.
 //! - [`netfault`]: a TCP relay that cuts connections, like a load balancer that drops them.
+//! - [`redis`]: a real `redis-server` on loopback, to kill and start again.
 
 pub mod browser;
 pub mod gateway;
@@ -29,6 +30,7 @@ pub mod idp;
 pub mod netfault;
 pub mod ports;
 pub mod proc;
+pub mod redis;
 pub mod stclient;
 pub mod stproto;
 pub mod streamlit;

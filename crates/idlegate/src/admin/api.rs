@@ -12,8 +12,9 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{AdminState, Caller};
+use super::{AdminState, Caller, Handles};
 use crate::lifecycle::{EndReason, Event};
+use crate::store::{TabRecord, UnixMillis};
 use crate::tracker::{TabActivity, TabView};
 
 /// Most tabs one page of a listing holds.
@@ -46,7 +47,9 @@ pub struct Tab {
     /// The signed-in user's key; absent when nobody signs in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    /// `active`, `warned`, `hidden`, `busy` or `disconnected`.
+    /// `active`, `warned`, `hidden`, `busy` or `disconnected`; `remote` for a tab another
+    /// replica holds (with a shared `store.url`): only its handle, user, age and human idle
+    /// time are known here, so `script` is false and `rule` is `unknown`.
     pub state: String,
     /// Seconds since the tab opened.
     pub age_seconds: f64,
@@ -173,6 +176,33 @@ pub struct LoginQuery {
     pub user: Option<String>,
 }
 
+/// A tab another replica holds, as far as the store knows it.
+fn remote_tab(record: &TabRecord, now: UnixMillis) -> Tab {
+    let seconds = |since: UnixMillis| round(now.saturating_sub(since) as f64 / 1000.0);
+    Tab {
+        handle: Handles::handle_of(record.replica, record.tab),
+        user: record.user.clone(),
+        state: "remote".to_owned(),
+        age_seconds: seconds(record.opened),
+        human_idle_seconds: seconds(record.last_activity),
+        ends_in_seconds: None,
+        ends_for: None,
+        script: false,
+        rule: "unknown".to_owned(),
+    }
+}
+
+/// The tabs other replicas hold (none with one process's memory).
+fn remote_tabs(state: &AdminState) -> Vec<TabRecord> {
+    let stores = state.tracker.stores();
+    stores
+        .tabs
+        .all()
+        .into_iter()
+        .filter(|record| record.replica != stores.replica)
+        .collect()
+}
+
 fn tab(state: &AdminState, view: &TabView) -> Tab {
     Tab {
         handle: state.handles.handle(view.tab),
@@ -190,6 +220,14 @@ fn tab(state: &AdminState, view: &TabView) -> Tab {
 /// Milliseconds are plenty for people.
 fn round(seconds: f64) -> f64 {
     (seconds * 1000.0).round() / 1000.0
+}
+
+/// The tab another replica holds that `handle` names.
+fn remote(state: &AdminState, handle: &str) -> Option<TabRecord> {
+    let (replica, tab) = Handles::parse(handle)?;
+    remote_tabs(state)
+        .into_iter()
+        .find(|record| record.replica == replica && record.tab == tab)
 }
 
 /// Lists open tabs, filtered, sorted and paged.
@@ -213,32 +251,38 @@ pub async fn list_tabs(
         return error(StatusCode::BAD_REQUEST, "limit must be 1 to 500");
     }
     let wanted = query.state.map(TabActivity::from);
-    let mut views: Vec<TabView> = state
+    let now = state.tracker.stores().clock.now_ms();
+    let mut tabs: Vec<Tab> = state
         .tracker
         .views()
-        .into_iter()
+        .iter()
         .filter(|v| query.user.is_none() || v.user == query.user)
         .filter(|v| wanted.is_none_or(|s| v.activity == s))
-        .collect();
-    match query.sort.unwrap_or_default() {
-        Sort::Idle => views.sort_by_key(|v| std::cmp::Reverse(v.human_idle)),
-        Sort::Age => views.sort_by_key(|v| std::cmp::Reverse(v.age)),
-        // Soonest first; tabs nothing would end come last, oldest first.
-        Sort::Deadline => views.sort_by(|a, b| match (a.remaining, b.remaining) {
-            (Some(x), Some(y)) => x.cmp(&y),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => a.tab.cmp(&b.tab),
-        }),
-    }
-    let total = views.len();
-    let offset = query.offset.unwrap_or(0);
-    let items = views
-        .iter()
-        .skip(offset)
-        .take(limit)
         .map(|v| tab(&state, v))
         .collect();
+    if wanted.is_none() {
+        tabs.extend(
+            remote_tabs(&state)
+                .iter()
+                .filter(|r| query.user.is_none() || r.user == query.user)
+                .map(|r| remote_tab(r, now)),
+        );
+    }
+    let by = |x: f64, y: f64| y.total_cmp(&x);
+    match query.sort.unwrap_or_default() {
+        Sort::Idle => tabs.sort_by(|a, b| by(a.human_idle_seconds, b.human_idle_seconds)),
+        Sort::Age => tabs.sort_by(|a, b| by(a.age_seconds, b.age_seconds)),
+        // Soonest first; tabs nothing would end come last, oldest first.
+        Sort::Deadline => tabs.sort_by(|a, b| match (a.ends_in_seconds, b.ends_in_seconds) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => by(a.age_seconds, b.age_seconds),
+        }),
+    }
+    let total = tabs.len();
+    let offset = query.offset.unwrap_or(0);
+    let items = tabs.into_iter().skip(offset).take(limit).collect();
     Json(TabPage {
         total,
         offset,
@@ -258,12 +302,16 @@ pub async fn list_tabs(
     ),
     security(("bearer" = [])))]
 pub async fn get_tab(State(state): State<Arc<AdminState>>, Path(handle): Path<String>) -> Response {
-    match state
+    if let Some(view) = state
         .handles
         .tab(&handle)
         .and_then(|id| state.tracker.view(id))
     {
-        Some(view) => Json(tab(&state, &view)).into_response(),
+        return Json(tab(&state, &view)).into_response();
+    }
+    let now = state.tracker.stores().clock.now_ms();
+    match remote(&state, &handle) {
+        Some(record) => Json(remote_tab(&record, now)).into_response(),
         None => error(StatusCode::NOT_FOUND, "no open tab has this handle"),
     }
 }
@@ -282,10 +330,17 @@ pub async fn end_tab(
     Extension(caller): Extension<Caller>,
     Path(handle): Path<String>,
 ) -> Response {
-    let Some(id) = state.handles.tab(&handle) else {
-        return error(StatusCode::NOT_FOUND, "no open tab has this handle");
+    let ended = match (state.handles.tab(&handle), remote(&state, &handle)) {
+        (Some(id), _) => state.tracker.end(id, EndReason::Admin),
+        // The replica holding it ends it, within a second.
+        (None, Some(record)) => {
+            let tracker = &state.tracker;
+            tracker.end_anywhere(record.replica, record.tab, EndReason::Admin);
+            true
+        }
+        (None, None) => false,
     };
-    if !state.tracker.end(id, EndReason::Admin) {
+    if !ended {
         return error(StatusCode::NOT_FOUND, "no open tab has this handle");
     }
     state.events.publish(|| Event::AdminAction {
@@ -358,16 +413,16 @@ pub async fn end_user(
     Extension(caller): Extension<Caller>,
     Path(user): Path<String>,
 ) -> Response {
-    // The store's index by user, not a view of every tab.
+    // The store's index by user, not a view of every tab; other replicas end theirs.
     let tabs: Vec<String> = state
         .tracker
         .stores()
         .tabs
         .of_user(&user)
         .into_iter()
-        .filter(|record| state.tracker.end(record.tab, EndReason::Admin))
-        .map(|record| state.handles.handle(record.tab))
+        .map(|record| Handles::handle_of(record.replica, record.tab))
         .collect();
+    state.tracker.end_user(&user, EndReason::Admin);
     let logins = state.auth.end_logins_of(&user, EndReason::Admin);
     if tabs.is_empty() && logins == 0 {
         return error(StatusCode::NOT_FOUND, "the user has no tab and no login");

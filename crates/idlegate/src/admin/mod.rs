@@ -40,6 +40,7 @@ use crate::auth::Auth;
 use crate::config::{AdminConfig, AdminToken};
 use crate::lifecycle::Publisher;
 use crate::metrics::Metrics;
+use crate::store::Replica;
 use crate::tracker::{TabId, Tracker};
 
 pub use api::{Ended, ErrorBody, Login, LoginList, Tab, TabPage, DEFAULT_LIMIT, MAX_LIMIT};
@@ -60,44 +61,53 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 #[derive(Debug, Clone)]
 pub struct Caller(pub String);
 
-/// Stable, opaque tab handles: `t` and 16 hex digits of this process's random key, then the
-/// tab's number in hex. A handle of another process (a restart, another replica) finds
-/// nothing here.
+/// Stable, opaque tab handles: `t` and 16 hex digits of the replica holding the tab (a
+/// random number each process draws at start, [`Stores::replica`](crate::store::Stores)),
+/// then the tab's number in hex. A handle of a process that is gone (restarted) finds
+/// nothing.
 #[derive(Debug, Clone)]
 pub struct Handles {
-    process: u64,
+    process: Replica,
 }
 
 impl Handles {
-    /// Handles of a new process.
-    pub fn new() -> Self {
-        Self {
-            process: rand::random(),
-        }
+    /// Handles of the process `replica`.
+    pub fn of(replica: Replica) -> Self {
+        Self { process: replica }
     }
 
-    /// The handle of tab `id`.
+    /// The handle of this process's tab `id`.
     pub fn handle(&self, id: TabId) -> String {
-        format!("t{:016x}{id:x}", self.process)
+        Self::handle_of(self.process, id)
     }
 
-    /// The tab a handle names in this process; `None` for anything else.
-    pub fn tab(&self, handle: &str) -> Option<TabId> {
+    /// The handle of tab `id` of `replica`.
+    pub fn handle_of(replica: Replica, id: TabId) -> String {
+        format!("t{replica:016x}{id:x}")
+    }
+
+    /// The replica and tab a handle names; `None` for anything that is not a handle.
+    pub fn parse(handle: &str) -> Option<(Replica, TabId)> {
         let rest = handle.strip_prefix('t')?;
         if rest.len() <= 16 || rest.len() > 32 || !rest.is_char_boundary(16) {
             return None;
         }
         let (process, id) = rest.split_at(16);
-        let process = u64::from_str_radix(process, 16).ok()?;
-        (process == self.process && id.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| u64::from_str_radix(id, 16).ok())
-            .flatten()
+        let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex(process) || !hex(id) {
+            return None;
+        }
+        Some((
+            u64::from_str_radix(process, 16).ok()?,
+            u64::from_str_radix(id, 16).ok()?,
+        ))
     }
-}
 
-impl Default for Handles {
-    fn default() -> Self {
-        Self::new()
+    /// The tab a handle names in this process; `None` for anything else.
+    pub fn tab(&self, handle: &str) -> Option<TabId> {
+        Self::parse(handle)
+            .filter(|(process, _)| *process == self.process)
+            .map(|(_, id)| id)
     }
 }
 
@@ -136,6 +146,7 @@ impl AdminState {
     /// The state of a listener with `config` (its tokens as at start), watching `watched`,
     /// with no handles, sessions or memory history yet.
     pub fn new(config: AdminConfig, watched: Watched) -> Self {
+        let replica = watched.tracker.stores().replica;
         Self {
             tokens: Arc::new(ArcSwap::from_pointee(config.tokens.clone())),
             config,
@@ -143,7 +154,7 @@ impl AdminState {
             tracker: watched.tracker,
             auth: watched.auth,
             metrics: watched.metrics,
-            handles: Handles::new(),
+            handles: Handles::of(replica),
             sessions: Sessions::default(),
             memory: MemoryHistory::default(),
             app: watched.app,
@@ -362,12 +373,17 @@ mod tests {
 
     #[test]
     fn handles_round_trip_and_refuse_other_processes_and_junk() {
-        let handles = Handles::new();
+        let handles = Handles::of(0x0123_4567_89ab_cdef);
         for id in [1, 42, u64::MAX] {
             assert_eq!(handles.tab(&handles.handle(id)), Some(id));
         }
-        let other = Handles::new();
+        let other = Handles::of(7);
         assert_eq!(other.tab(&handles.handle(7)), None);
+        assert_eq!(
+            Handles::parse(&handles.handle(9)),
+            Some((0x0123_4567_89ab_cdef, 9)),
+            "another replica's handle names its tab there"
+        );
         for junk in [
             "",
             "t",

@@ -13,11 +13,11 @@ use super::cookie::LoginCookie;
 use super::oidc::Oidc;
 use super::password::Users;
 use super::{identity, Identity, LoginSession};
-use crate::config::{Config, LoginMode};
+use crate::config::{Config, LoginMode, OnUnavailable};
 use crate::lifecycle::{EndReason, Event, Publisher};
 use crate::limits::sign_in::Refusal;
 use crate::limits::{Limit, Limits};
-use crate::store::{LoginLimits, Stores};
+use crate::store::{LoginLimits, Stores, UnixMillis};
 
 /// How often ended logins are forgotten.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -37,6 +37,9 @@ pub enum Access {
     /// Header mode: this browser's login ended (signed out, expired); it must sign out of
     /// the proxy in front, at this URL, before a new login is accepted.
     SignOutFirst { url: String },
+    /// Header mode: a new login is needed, and none may be made while the shared store
+    /// cannot be reached (`store.on_unavailable = "refuse"`).
+    SignInUnavailable,
 }
 
 /// Whether the browser says a person's action started this navigation (`Sec-Fetch-User: ?1`,
@@ -159,7 +162,9 @@ impl Auth {
             // only carries the login's clock, and must belong to that person.
             (Some(login), Some(who)) if login.identity == who => (login, None),
             (_, Some(who)) => {
-                let login = self.header_login(who);
+                let Some(login) = self.header_login(who) else {
+                    return Access::SignInUnavailable;
+                };
                 let cookie = self.cookie.set(login.id());
                 (login, Some(cookie))
             }
@@ -221,16 +226,23 @@ impl Auth {
     /// expired is revoked on the way.
     pub fn live(&self, id: &str) -> Option<Arc<LoginSession>> {
         let login = self.stores.logins.get(id)?;
-        if login.expired(&self.limits.load(), self.stores.clock.now_ms()) {
+        if self.expired(&login, &self.limits.load(), self.stores.clock.now_ms()) {
             self.end(&login, EndReason::LoginExpired);
             return None;
         }
         Some(login)
     }
 
+    /// Whether `login` is past its deadline at `now`, judged late by the store's lag (another
+    /// replica's activity may be on its way).
+    fn expired(&self, login: &LoginSession, limits: &LoginLimits, now: UnixMillis) -> bool {
+        let lag = self.stores.sync_lag.as_millis() as UnixMillis;
+        login.expired(limits, now.saturating_sub(lag))
+    }
+
     /// Ends a login (signed out, expired): revoked in the store, and told.
     fn end(&self, login: &LoginSession, reason: EndReason) {
-        if self.stores.logins.revoke(login.id()).is_some() || login.revoke() {
+        if self.stores.logins.revoke(login.key()).is_some() || login.revoke() {
             self.events.publish(|| Event::LoginEnded {
                 user: login.identity.user.clone(),
                 reason,
@@ -262,7 +274,7 @@ impl Auth {
             .logins
             .all()
             .into_iter()
-            .filter(|login| login.expired(&limits, now))
+            .filter(|login| self.expired(login, &limits, now))
             .collect();
         for login in &expired {
             self.end(login, EndReason::LoginExpired);
@@ -321,7 +333,8 @@ impl Auth {
     /// requests that never send a cookie back share one login per person instead of each
     /// making one (state stays bounded by the people, not the requests); the login's clock
     /// is the person's, across their clients.
-    fn header_login(&self, who: Identity) -> Arc<LoginSession> {
+    /// `None` when a new login is needed and none may be made now ([`Auth::sign_ins_open`]).
+    fn header_login(&self, who: Identity) -> Option<Arc<LoginSession>> {
         let _one = self
             .header_sign_in
             .lock()
@@ -333,9 +346,20 @@ impl Auth {
             .logins
             .of_user(&who.user)
             .into_iter()
-            .filter(|login| login.identity == who && !login.expired(&limits, now))
+            // Only a login this process can set the cookie of.
+            .filter(|login| login.identity == who && login.has_id() && !login.expired(&limits, now))
             .max_by_key(|login| login.last_activity());
-        existing.unwrap_or_else(|| self.sign_in(who))
+        match existing {
+            Some(login) => Some(login),
+            None if self.sign_ins_open() => Some(self.sign_in(who)),
+            None => None,
+        }
+    }
+
+    /// Whether new logins may be made now: the store is reachable, or
+    /// `store.on_unavailable` is `"local"`.
+    pub fn sign_ins_open(&self) -> bool {
+        self.config.store.on_unavailable == OnUnavailable::Local || self.stores.cluster.available()
     }
 
     /// Signs `identity` in: a new login session with a new id.

@@ -166,6 +166,7 @@ fn texts(raw: &RawTexts) -> Result<Texts, ConfigError> {
     check_text("sign_in", &raw.sign_in, &[])?;
     check_text("sign_in_failed", &raw.sign_in_failed, &[])?;
     check_text("sign_in_limited", &raw.sign_in_limited, &[])?;
+    check_text("sign_in_unavailable", &raw.sign_in_unavailable, &[])?;
     check_text("sign_in_needs_https", &raw.sign_in_needs_https, &[])?;
     check_text("signed_out", &raw.signed_out, &[])?;
     check_text("sign_out_title", &raw.sign_out_title, &[])?;

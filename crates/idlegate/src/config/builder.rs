@@ -292,6 +292,19 @@ impl ConfigBuilder {
         self
     }
 
+    /// `store.url` and `store.key_prefix`: Redis shared by replicas.
+    pub fn store(mut self, url: impl Into<String>, key_prefix: impl Into<String>) -> Self {
+        self.raw.store.url = url.into();
+        self.raw.store.key_prefix = key_prefix.into();
+        self
+    }
+
+    /// `store.on_unavailable = "local"` when `local`, else `"refuse"`.
+    pub fn sign_in_locally_when_store_unavailable(mut self, local: bool) -> Self {
+        self.raw.store.on_unavailable = if local { "local" } else { "refuse" }.to_owned();
+        self
+    }
+
     /// `login.attempts_per_minute`.
     pub fn attempts_per_minute(mut self, attempts: u32) -> Self {
         self.raw.login.attempts_per_minute = attempts;

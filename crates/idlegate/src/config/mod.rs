@@ -20,6 +20,7 @@ pub mod login;
 mod proxy;
 pub mod reload;
 mod sources;
+mod store;
 mod tabs;
 
 use std::net::SocketAddr;
@@ -36,6 +37,7 @@ pub use limits::LimitsConfig;
 pub use login::{CookieKey, IdentityHeaders, LoginConfig, LoginMode, OidcConfig, ProxyHeaders};
 pub use proxy::{LauncherConfig, LogConfig, LogFormat, ProxyConfig};
 pub use sources::{Sources, ENV_PREFIX};
+pub use store::{OnUnavailable, RedisUrl, StoreBackend, StoreConfig};
 pub use tabs::{OnLimit, TabPolicy};
 
 /// A config key with a bad value, or a config source that could not be read.
@@ -89,6 +91,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Memory pressure on the app.
     pub capacity: CapacityConfig,
+    /// Where the state several replicas share is kept.
+    pub store: StoreConfig,
 }
 
 impl Config {
@@ -111,7 +115,7 @@ impl Config {
     }
 
     /// The effective configuration of `sources` as TOML, secrets replaced with
-    /// `"<redacted>"` (`login.oidc.client_secret`, `admin.tokens`), after validating it.
+    /// `"<redacted>"` (`login.oidc.client_secret`, `admin.tokens`, a Redis `store.url`), after validating it.
     /// Every key is shown, defaults included.
     pub fn effective_toml(sources: &Sources) -> Result<String, ConfigError> {
         let mut raw = Self::merge(sources)?;
@@ -122,6 +126,10 @@ impl Config {
         }
         if raw.admin.tokens.is_some() {
             raw.admin.tokens = redacted();
+        }
+        if raw.store.url.trim() != "memory" {
+            // It may hold a password.
+            raw.store.url = "<redacted>".to_owned();
         }
         toml::to_string(&raw).map_err(|e| ConfigError::Source(format!("cannot show it: {e}")))
     }
@@ -151,6 +159,7 @@ impl Config {
         let login = login::login(&raw.login, listen)?;
         let tabs = tabs::tabs(&raw.tabs, &login)?;
         let browser = browser::browser(&raw.browser, &[tabs.idle_timeout, tabs.hidden_timeout])?;
+        let store = store::store(&raw.store, &login)?;
         Ok(Self {
             listen,
             upstream,
@@ -167,6 +176,7 @@ impl Config {
             shutdown_grace: optional_duration("shutdown.grace", &raw.shutdown.grace)?
                 .unwrap_or_default(),
             capacity: capacity::capacity(&raw.capacity)?,
+            store,
         })
     }
 }

@@ -45,6 +45,14 @@ impl Collector for Snapshot {
                     .encode(family.encode_family(&[("state", state.as_str())])?)?;
             }
         }
+        let up = self.tracker.stores().cluster.available();
+        let metric = encoder.encode_descriptor(
+            "store_up",
+            "1 while the store (store.url) can be reached, 0 while it cannot",
+            None,
+            gauge.metric_type(),
+        )?;
+        ConstGauge::new(i64::from(up)).encode(metric)?;
         let logins = self.tracker.stores().logins.all().len();
         let metric = encoder.encode_descriptor(
             "login_sessions",

@@ -103,7 +103,7 @@ async fn readyz(State(state): State<Arc<RouteState>>) -> Response {
     };
     let (code, line) =
         match tokio::time::timeout(READY_TIMEOUT, state.client.request(request)).await {
-            Ok(Ok(response)) if response.status().is_success() => (StatusCode::OK, "ready".into()),
+            Ok(Ok(response)) if response.status().is_success() => store_readiness(&state),
             Ok(Ok(response)) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
@@ -121,6 +121,28 @@ async fn readyz(State(state): State<Arc<RouteState>>) -> Response {
             ),
         };
     web::text(code, &line)
+}
+
+/// Ready, unless the shared store cannot be reached and new sign-ins are refused meanwhile
+/// (`store.on_unavailable = "refuse"`): then the load balancer sends new people to replicas
+/// that reach it, while open tabs here go on. With `"local"` this replica still signs
+/// people in, so it stays ready and says so.
+fn store_readiness(state: &RouteState) -> (StatusCode, String) {
+    if state.tracker.stores().cluster.available() {
+        return (StatusCode::OK, "ready".into());
+    }
+    if state.auth.sign_ins_open() {
+        return (
+            StatusCode::OK,
+            "ready: the shared store cannot be reached; signing people in on this replica alone"
+                .into(),
+        );
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not ready: the shared store cannot be reached, so nobody can sign in here (open tabs go on)"
+            .into(),
+    )
 }
 
 async fn refused(State(state): State<Arc<RouteState>>) -> Response {

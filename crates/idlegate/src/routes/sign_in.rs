@@ -83,6 +83,9 @@ pub async fn sign_in_form(
             ),
         );
     }
+    if state.auth.oidc.is_some() && !state.auth.sign_ins_open() {
+        return unavailable(&state.texts.load().sign_in_unavailable);
+    }
     if let Some(oidc) = &state.auth.oidc {
         if query
             .return_to
@@ -152,6 +155,9 @@ pub async fn sign_in(
         auth.bounds.hit(Limit::SignInForm);
         return web::text(StatusCode::BAD_REQUEST, &too_long.to_string());
     }
+    if !auth.sign_ins_open() {
+        return unavailable(&state.texts.load().sign_in_unavailable);
+    }
     let to = destination(&state, form.return_to.as_deref());
     let form_page = |code, message: &str| {
         html(
@@ -199,6 +205,24 @@ pub async fn sign_in(
     });
     tracing::info!(user = %short_hash(user), "signed in");
     see_other(&to, [auth.cookie.set(login.id())])
+}
+
+/// How long a browser refused a sign-in while the shared store is away is told to wait
+/// (`Retry-After`), in seconds.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 10;
+
+/// 503 with `Retry-After`: no sign-in while the shared store cannot be reached
+/// (`store.on_unavailable = "refuse"`), saying `text`.
+pub fn unavailable(text: &str) -> Response {
+    let mut response = html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        pages::sign_in_unavailable_page(text),
+    );
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS),
+    );
+    response
 }
 
 /// 503 with `Retry-After` (RFC 9110 §10.2.3): too many password checks at once.
@@ -301,6 +325,9 @@ pub async fn oidc_callback(
     };
     let cookie = cookies::find(&headers, ATTEMPT_COOKIE);
     match oidc.finish(attempt, cookie, code).await {
+        Ok(_) if !state.auth.sign_ins_open() => {
+            unavailable(&state.texts.load().sign_in_unavailable)
+        }
         Ok((identity, to)) => {
             let to = destination(&state, Some(&to));
             let user = identity.user.clone();

@@ -19,6 +19,7 @@ use crate::apps::{self, App, PageHints, Runtime, SessionEnds};
 use crate::audit::Audit;
 use crate::auth::Auth;
 use crate::client::ClientScript;
+use crate::config::StoreBackend;
 use crate::config::{Config, RawConfig, Sources, Upstream};
 use crate::dispatch::Gateway;
 use crate::lifecycle::{LogSubscriber, Publisher, Subscriber};
@@ -28,7 +29,8 @@ use crate::proxy::inject::Injector;
 use crate::proxy::release::Releaser;
 use crate::proxy::{upstream_client, Context, UpstreamClient};
 use crate::routes::{self, RouteState};
-use crate::store::Stores;
+use crate::store::redis::{RedisStore, Started};
+use crate::store::{LoginLimits, Stores};
 use crate::tracker::{EndReason, Tracker};
 use crate::ws::traffic::Traffic;
 
@@ -65,6 +67,8 @@ pub enum StartError {
     Audit(#[source] std::io::Error),
     #[error(transparent)]
     Capacity(#[from] crate::capacity::CapacityError),
+    #[error(transparent)]
+    Store(#[from] crate::store::redis::StoreError),
 }
 
 /// What an embedder (or a test) adds to a server besides its config.
@@ -91,6 +95,8 @@ pub struct Server {
     metrics: Option<Arc<Metrics>>,
     /// The memory pressure monitor, when `capacity.memory_high` is set.
     capacity: Option<Arc<crate::capacity::Monitor>>,
+    /// The Redis store, when `store.url` names one.
+    store: Option<RedisStore>,
 }
 
 impl Server {
@@ -146,8 +152,8 @@ impl Server {
         subscribers.extend(extras.subscribers);
         let (audit, metrics) = operators_subscribers(&config, &mut subscribers)?;
         let events = Publisher::new(subscribers);
-        let stores = Stores::memory();
-        let tracker = Tracker::new(config.tabs.clone(), stores.clone(), events.clone());
+        let (tracker, store) = track(&config, &events)?;
+        let stores = tracker.stores().clone();
         let capacity =
             crate::capacity::start(&config.capacity, tracker.clone(), app_runtime.clone())?;
         let hints = app.page_hints();
@@ -206,6 +212,7 @@ impl Server {
             hints,
             metrics,
             capacity,
+            store,
         })
     }
 
@@ -292,6 +299,7 @@ impl Server {
             hints: _,
             metrics: _,
             capacity: _,
+            store,
         } = self;
         let accept = Accepting {
             builder: Arc::new(http_builder(&gateway.proxy.config)),
@@ -352,7 +360,53 @@ impl Server {
         if let Some(admin) = admin {
             let _ = admin.await;
         }
+        if let Some(store) = store {
+            store.stop(STORE_STOP).await;
+        }
     }
+}
+
+/// How long a stopping replica waits for Redis to take its last changes.
+const STORE_STOP: Duration = Duration::from_secs(3);
+
+/// The stores `config` names: this process's memory, or Redis (with the commands other
+/// replicas send, to [`follow`]).
+fn open_store(config: &Config) -> Result<(Stores, Option<Started>), StartError> {
+    match &config.store.backend {
+        StoreBackend::Memory => Ok((Stores::memory(), None)),
+        StoreBackend::Redis(url) => {
+            let limits = LoginLimits {
+                idle_timeout: config.tabs.login_idle_timeout,
+                max_lifetime: config.tabs.login_max_lifetime,
+            };
+            let started = RedisStore::start(url, &config.store, limits)?;
+            Ok((started.stores.clone(), Some(started)))
+        }
+    }
+}
+
+/// The tab registry on the stores `config` names, doing what other replicas ask of it.
+fn track(config: &Config, events: &Publisher) -> Result<(Tracker, Option<RedisStore>), StartError> {
+    let (stores, shared) = open_store(config)?;
+    let tracker = Tracker::new(config.tabs.clone(), stores, events.clone());
+    let store = shared.map(|shared| follow(shared, &tracker));
+    Ok((tracker, store))
+}
+
+/// Does what other replicas ask of `tracker`, for as long as the store runs.
+fn follow(started: Started, tracker: &Tracker) -> RedisStore {
+    let Started {
+        store,
+        mut commands,
+        ..
+    } = started;
+    let tracker = tracker.clone();
+    tokio::spawn(async move {
+        while let Some(command) = commands.recv().await {
+            tracker.obey(command);
+        }
+    });
+    store
 }
 
 /// The audit log (`audit.path`) and the metrics (with `[admin]`), added to `subscribers`

@@ -48,12 +48,23 @@ fn logins_are_found_by_id_until_revoked(stores: &Stores) {
     assert_eq!(found.identity, identity("alice"), "with its identity");
     assert_eq!(found.started(), T0, "with its start time");
     assert!(
+        stores
+            .logins
+            .by_key(alice.key())
+            .is_some_and(|login| login.key() == alice.key()),
+        "found by its key"
+    );
+    assert!(
+        stores.logins.get(alice.key()).is_none(),
+        "the key is not a cookie id"
+    );
+    assert!(
         stores.logins.get("no-such-login").is_none(),
         "unknown ids find nothing"
     );
     let revoked = stores
         .logins
-        .revoke(alice.id())
+        .revoke(alice.key())
         .expect("revoking a live login");
     assert!(revoked.is_revoked(), "the revoked login says so");
     assert!(
@@ -65,7 +76,7 @@ fn logins_are_found_by_id_until_revoked(stores: &Stores) {
         "a revoked login is gone"
     );
     assert!(
-        stores.logins.revoke(alice.id()).is_none(),
+        stores.logins.revoke(alice.key()).is_none(),
         "revoked once only"
     );
     let bob = login(stores, "bob");
@@ -90,7 +101,7 @@ fn logins_are_listed_by_user(stores: &Stores) {
     let mut expected = vec![a1.id().to_owned(), a2.id().to_owned()];
     expected.sort();
     assert_eq!(of_alice, expected, "a user's logins, and only theirs");
-    stores.logins.revoke(a1.id());
+    stores.logins.revoke(a1.key());
     assert_eq!(
         stores.logins.of_user("alice").len(),
         1,
@@ -194,9 +205,11 @@ fn a_tombstone_buried_again_lasts_from_then(stores: &Stores) {
 fn open_tabs_are_counted_and_listed_per_user(stores: &Stores) {
     let tabs = &stores.tabs;
     let record = |tab, user: Option<&str>| TabRecord {
+        replica: stores.replica,
         tab,
         user: user.map(str::to_owned),
         opened: T0 + tab * 1000,
+        last_activity: T0 + tab * 1000,
     };
     tabs.open(record(3, Some("alice")));
     tabs.open(record(1, Some("alice")));
@@ -212,14 +225,38 @@ fn open_tabs_are_counted_and_listed_per_user(stores: &Stores) {
     );
     let all: Vec<u64> = tabs.all().iter().map(|r| r.tab).collect();
     assert_eq!(all, vec![1, 2, 3, 4], "every open tab, oldest first");
-    assert_eq!(tabs.close(1), Some(record(1, Some("alice"))));
-    assert_eq!(tabs.close(1), None, "closed once only");
+    assert_eq!(tabs.total(), 4);
+    tabs.touch(stores.replica, 2, T0 + 60_000);
+    tabs.touch(stores.replica, 2, T0 + 30_000);
+    assert_eq!(
+        tabs.of_user("bob")[0].last_activity,
+        T0 + 60_000,
+        "activity is kept, never moved back"
+    );
+    let elsewhere = TabRecord {
+        replica: stores.replica.wrapping_add(1),
+        ..record(1, Some("alice"))
+    };
+    tabs.open(elsewhere.clone());
+    assert_eq!(tabs.count_of("alice"), 3, "tab numbers are per replica");
+    assert_eq!(tabs.close(elsewhere.replica, 1), Some(elsewhere));
+    assert_eq!(
+        tabs.close(stores.replica, 1),
+        Some(record(1, Some("alice")))
+    );
+    assert_eq!(tabs.close(stores.replica, 1), None, "closed once only");
+    tabs.touch(stores.replica, 1, T0 + 60_000);
+    assert_eq!(tabs.total(), 3, "touching a closed tab opens nothing");
     assert_eq!(tabs.count_of("alice"), 1);
-    assert_eq!(tabs.close(3), Some(record(3, Some("alice"))));
+    assert_eq!(
+        tabs.close(stores.replica, 3),
+        Some(record(3, Some("alice")))
+    );
     assert_eq!(tabs.count_of("alice"), 0);
     assert!(tabs.of_user("alice").is_empty());
+    assert_eq!(tabs.total(), 2);
     assert_eq!(
-        tabs.close(4),
+        tabs.close(stores.replica, 4),
         Some(record(4, None)),
         "tabs of nobody close too"
     );

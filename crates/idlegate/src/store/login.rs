@@ -39,7 +39,11 @@ pub struct LoginLimits {
 
 /// One signed-in browser.
 pub struct LoginSession {
+    /// The secret id; empty for a login another replica made (only its key is shared).
     id: String,
+    /// SHA-256 of the id, in hex: what stores index and share, never the id itself, so a
+    /// dump of a shared store lets nobody make a cookie.
+    key: String,
     pub identity: Identity,
     started: UnixMillis,
     last_activity: AtomicU64,
@@ -68,15 +72,38 @@ impl LoginSession {
         )
     }
 
-    /// A login as a store holds it (for stores that keep logins elsewhere).
+    /// A login with a known secret id.
     pub fn restore(
         id: String,
         identity: Identity,
         started: UnixMillis,
         last_activity: UnixMillis,
     ) -> Self {
+        let key = key_of(&id);
+        Self::with_key(id, key, identity, started, last_activity)
+    }
+
+    /// A login another replica made, known by its key alone: its cookie works, this process
+    /// cannot issue one ([`LoginSession::has_id`] is false).
+    pub fn shared(
+        key: String,
+        identity: Identity,
+        started: UnixMillis,
+        last_activity: UnixMillis,
+    ) -> Self {
+        Self::with_key(String::new(), key, identity, started, last_activity)
+    }
+
+    fn with_key(
+        id: String,
+        key: String,
+        identity: Identity,
+        started: UnixMillis,
+        last_activity: UnixMillis,
+    ) -> Self {
         Self {
             id,
+            key,
             identity,
             started,
             last_activity: AtomicU64::new(last_activity),
@@ -84,9 +111,21 @@ impl LoginSession {
         }
     }
 
-    /// The secret id the cookie carries. Never log it.
+    /// The secret id the cookie carries; empty when another replica made the login. Never
+    /// log it.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Whether this process knows the secret id (it made or restored the login), so it can
+    /// set its cookie.
+    pub fn has_id(&self) -> bool {
+        !self.id.is_empty()
+    }
+
+    /// The login's key in stores: [`key_of`] its id. Not a secret, but not for logs either.
+    pub fn key(&self) -> &str {
+        &self.key
     }
 
     /// When it started.
@@ -131,6 +170,14 @@ impl LoginSession {
     }
 }
 
+/// The store key of the login whose secret id is `id`: SHA-256, 64 lowercase hex digits.
+/// The id has 256 random bits, so the hash needs no salt or stretching.
+pub fn key_of(id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +220,9 @@ mod tests {
         let (a, b) = (alice(0), alice(0));
         assert_ne!(a.id(), b.id());
         assert_eq!(a.id().len(), 43);
+        assert_eq!(a.key(), key_of(a.id()));
+        assert_eq!(a.key().len(), 64);
+        assert!(a.has_id());
         assert!(a.revoke());
         assert!(!a.revoke());
         assert!(a.is_revoked());

@@ -6,8 +6,10 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::login::key_of;
 use super::{
-    EndedId, EndedSessions, LoginSession, LoginStore, TabDirectory, TabRecord, UnixMillis,
+    Cluster, Command, EndedId, EndedSessions, LoginSession, LoginStore, Replica, TabDirectory,
+    TabRecord, UnixMillis,
 };
 use crate::lifecycle::{EndNotice, TabId};
 
@@ -93,11 +95,19 @@ impl Tombstones {
     }
 }
 
+/// Where a tab sits in the order they opened: its opening time, then its replica and number.
+type Slot = (UnixMillis, Replica, TabId);
+
 #[derive(Default)]
 struct Tabs {
-    /// Ordered by id, which is the order they opened.
-    open: BTreeMap<TabId, TabRecord>,
-    by_user: HashMap<String, BTreeSet<TabId>>,
+    /// In the order they opened.
+    open: BTreeMap<Slot, TabRecord>,
+    slots: HashMap<(Replica, TabId), UnixMillis>,
+    by_user: HashMap<String, BTreeSet<Slot>>,
+}
+
+fn slot(record: &TabRecord) -> Slot {
+    (record.opened, record.replica, record.tab)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -108,21 +118,25 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl LoginStore for MemoryStore {
     fn insert(&self, login: Arc<LoginSession>) {
-        lock(&self.logins).insert(login.id().to_owned(), login);
+        lock(&self.logins).insert(login.key().to_owned(), login);
     }
 
     fn get(&self, id: &str) -> Option<Arc<LoginSession>> {
+        self.by_key(&key_of(id))
+    }
+
+    fn by_key(&self, key: &str) -> Option<Arc<LoginSession>> {
         let mut logins = lock(&self.logins);
-        let login = logins.get(id)?.clone();
+        let login = logins.get(key)?.clone();
         if login.is_revoked() {
-            logins.remove(id);
+            logins.remove(key);
             return None;
         }
         Some(login)
     }
 
-    fn revoke(&self, id: &str) -> Option<Arc<LoginSession>> {
-        let login = lock(&self.logins).remove(id)?;
+    fn revoke(&self, key: &str) -> Option<Arc<LoginSession>> {
+        let login = lock(&self.logins).remove(key)?;
         login.revoke().then_some(login)
     }
 
@@ -166,23 +180,26 @@ impl EndedSessions for MemoryStore {
 
 impl TabDirectory for MemoryStore {
     fn open(&self, record: TabRecord) {
+        self.close(record.replica, record.tab);
         let mut tabs = lock(&self.tabs);
+        let at = slot(&record);
         if let Some(user) = &record.user {
-            tabs.by_user
-                .entry(user.clone())
-                .or_default()
-                .insert(record.tab);
+            tabs.by_user.entry(user.clone()).or_default().insert(at);
         }
-        tabs.open.insert(record.tab, record);
+        tabs.slots
+            .insert((record.replica, record.tab), record.opened);
+        tabs.open.insert(at, record);
     }
 
-    fn close(&self, tab: TabId) -> Option<TabRecord> {
+    fn close(&self, replica: Replica, tab: TabId) -> Option<TabRecord> {
         let mut tabs = lock(&self.tabs);
-        let record = tabs.open.remove(&tab)?;
+        let opened = tabs.slots.remove(&(replica, tab))?;
+        let at = (opened, replica, tab);
+        let record = tabs.open.remove(&at)?;
         if let Some(user) = &record.user {
-            if let Some(ids) = tabs.by_user.get_mut(user) {
-                ids.remove(&tab);
-                if ids.is_empty() {
+            if let Some(slots) = tabs.by_user.get_mut(user) {
+                slots.remove(&at);
+                if slots.is_empty() {
                     tabs.by_user.remove(user);
                 }
             }
@@ -190,8 +207,22 @@ impl TabDirectory for MemoryStore {
         Some(record)
     }
 
+    fn touch(&self, replica: Replica, tab: TabId, at: UnixMillis) {
+        let mut tabs = lock(&self.tabs);
+        let Some(&opened) = tabs.slots.get(&(replica, tab)) else {
+            return;
+        };
+        if let Some(record) = tabs.open.get_mut(&(opened, replica, tab)) {
+            record.last_activity = record.last_activity.max(at);
+        }
+    }
+
     fn count_of(&self, user: &str) -> usize {
         lock(&self.tabs).by_user.get(user).map_or(0, BTreeSet::len)
+    }
+
+    fn total(&self) -> usize {
+        lock(&self.tabs).open.len()
     }
 
     fn of_user(&self, user: &str) -> Vec<TabRecord> {
@@ -200,12 +231,21 @@ impl TabDirectory for MemoryStore {
             .get(user)
             .into_iter()
             .flatten()
-            .filter_map(|id| tabs.open.get(id).cloned())
+            .filter_map(|at| tabs.open.get(at).cloned())
             .collect()
     }
 
     fn all(&self) -> Vec<TabRecord> {
         lock(&self.tabs).open.values().cloned().collect()
+    }
+}
+
+/// One process: there is no other replica to tell, and its memory is always there.
+impl Cluster for MemoryStore {
+    fn send(&self, _command: Command) {}
+
+    fn available(&self) -> bool {
+        true
     }
 }
 

@@ -20,14 +20,15 @@
 pub(crate) mod conformance;
 mod login;
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-use crate::lifecycle::{EndNotice, TabId};
-pub use login::{Identity, LoginLimits, LoginSession};
+use crate::lifecycle::{EndNotice, EndReason, TabId};
+pub use login::{key_of, Identity, LoginLimits, LoginSession};
 
 /// Milliseconds since the Unix epoch (UTC).
 pub type UnixMillis = u64;
@@ -36,11 +37,14 @@ pub type UnixMillis = u64;
 pub trait LoginStore: Send + Sync {
     /// Stores a new login session.
     fn insert(&self, login: Arc<LoginSession>);
-    /// The login with this id, unless it is unknown or revoked. Expiry is the caller's to
-    /// judge ([`LoginSession::deadline`]).
+    /// The login whose cookie carries the secret `id`, unless it is unknown or revoked.
+    /// Expiry is the caller's to judge ([`LoginSession::deadline`]).
     fn get(&self, id: &str) -> Option<Arc<LoginSession>>;
-    /// Revokes the login with this id and forgets it; returns it when it was live.
-    fn revoke(&self, id: &str) -> Option<Arc<LoginSession>>;
+    /// The login with this key ([`LoginSession::key`]), unless it is unknown or revoked.
+    fn by_key(&self, key: &str) -> Option<Arc<LoginSession>>;
+    /// Revokes the login with this key ([`LoginSession::key`]) and forgets it; returns it
+    /// when it was live.
+    fn revoke(&self, key: &str) -> Option<Arc<LoginSession>>;
     /// The live logins of `user`.
     fn of_user(&self, user: &str) -> Vec<Arc<LoginSession>>;
     /// Every live login (the session listing; sweeping).
@@ -67,33 +71,73 @@ pub trait EndedSessions: Send + Sync {
 /// An open tab session, as the directory lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TabRecord {
+    /// The replica holding the tab's socket ([`Stores::replica`]).
+    pub replica: Replica,
+    /// The tab's number on that replica.
     pub tab: TabId,
     /// The signed-in user's key, when people sign in.
     pub user: Option<String>,
     pub opened: UnixMillis,
+    /// When a person was last active in it (or it opened).
+    pub last_activity: UnixMillis,
 }
 
-/// The open tab sessions.
+/// The open tab sessions of every replica.
 pub trait TabDirectory: Send + Sync {
     /// A tab opened.
     fn open(&self, record: TabRecord);
-    /// A tab ended; returns its record when it was open.
-    fn close(&self, tab: TabId) -> Option<TabRecord>;
+    /// Tab `tab` of `replica` ended; returns its record when it was open.
+    fn close(&self, replica: Replica, tab: TabId) -> Option<TabRecord>;
+    /// A person was active in tab `tab` of `replica` at `at` (never moves it back).
+    fn touch(&self, replica: Replica, tab: TabId, at: UnixMillis);
     /// How many tabs `user` has open.
     fn count_of(&self, user: &str) -> usize;
+    /// How many tabs are open.
+    fn total(&self) -> usize;
     /// The open tabs of `user`, oldest first.
     fn of_user(&self, user: &str) -> Vec<TabRecord>;
     /// Every open tab, oldest first.
     fn all(&self) -> Vec<TabRecord>;
 }
 
+/// A replica: one idlegate process, known by a random number drawn when it starts.
+pub type Replica = u64;
+
+/// What one replica asks the others to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// End every tab of `user` here (they signed out; an administrator ended them).
+    EndUser { user: String, reason: EndReason },
+    /// End tab `tab` if this replica holds it (an administrator; a cap making room).
+    EndTab {
+        replica: Replica,
+        tab: TabId,
+        reason: EndReason,
+    },
+}
+
+/// The other replicas, and the state of the link to them.
+pub trait Cluster: Send + Sync {
+    /// Sends `command` to every other replica (nothing when there is none).
+    fn send(&self, command: Command);
+    /// Whether the shared store can be reached now (always, for one process's memory).
+    fn available(&self) -> bool;
+}
+
 /// The stores one idlegate uses, and the clock that converts its times. Cheap to clone.
 #[derive(Clone)]
 pub struct Stores {
     pub clock: WallClock,
+    /// This process.
+    pub replica: Replica,
     pub logins: Arc<dyn LoginStore>,
     pub ended: Arc<dyn EndedSessions>,
     pub tabs: Arc<dyn TabDirectory>,
+    pub cluster: Arc<dyn Cluster>,
+    /// How late another replica's activity may reach this one's view: login deadlines are
+    /// judged this much later, so a login is never ended while its person is active
+    /// elsewhere. Zero for one process.
+    pub sync_lag: Duration,
 }
 
 impl Stores {
@@ -102,9 +146,12 @@ impl Stores {
         let store = Arc::new(memory::MemoryStore::default());
         Self {
             clock: WallClock::now(),
+            replica: rand::random(),
             logins: store.clone(),
             ended: store.clone(),
-            tabs: store,
+            tabs: store.clone(),
+            cluster: store,
+            sync_lag: Duration::ZERO,
         }
     }
 }

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::config::{OnLimit, TabPolicy};
 use crate::lifecycle::Event;
-use crate::store::{EndedId, LoginSession, TabRecord};
+use crate::store::{EndedId, LoginSession, Replica, TabRecord};
 
 /// The ids a connecting page may use: the ones that belong to its login. A page cannot take
 /// over another login's tab or app session by naming its id.
@@ -47,8 +47,8 @@ struct Decision {
     entry: Entry,
     /// The open tab of this login the entry names (a reconnect).
     joins: Option<Arc<Tab>>,
-    /// The tab to end to make room for a new one, and why.
-    evict: Option<(TabId, EndReason)>,
+    /// The tab to end to make room for a new one (on this replica or another), and why.
+    evict: Option<(Replica, TabId, EndReason)>,
 }
 
 impl Tracker {
@@ -99,8 +99,8 @@ impl Tracker {
         }
         let (tab, rx) = self.open(&mut registry, &entry, login, now);
         drop(registry);
-        if let Some((victim, reason)) = evict {
-            self.end(victim, reason);
+        if let Some((replica, victim, reason)) = evict {
+            self.end_anywhere(replica, victim, reason);
         }
         self.publish(|| Event::TabOpened {
             tab: tab.id,
@@ -191,28 +191,41 @@ impl Tracker {
         &self,
         registry: &Registry,
         login: Option<&Arc<LoginSession>>,
-    ) -> Result<Option<(TabId, EndReason)>, Refused> {
+    ) -> Result<Option<(Replica, TabId, EndReason)>, Refused> {
         let policy = self.policy();
+        let here = self.shared.stores.replica;
         let user = login.map(|login| login.identity.user.as_str());
         let own = match (self.over_user_cap(login, &policy), user) {
             (Some(OnLimit::Refuse), _) => return Err(Refused::OverUserCap),
-            (Some(OnLimit::EndOldest), Some(user)) => {
-                let oldest = self.shared.stores.tabs.of_user(user);
-                oldest.first().map(|record| record.tab)
-            }
+            (Some(OnLimit::EndOldest), Some(user)) => self.oldest_of(Some(user)),
+            // This replica's tabs of the user in the eviction order; when it holds none, the
+            // oldest elsewhere (other replicas know nothing of a tab's activity here).
             (Some(rule), Some(user)) => self
                 .eviction_order_in(registry, Some(user), rule)
                 .first()
-                .map(|view| view.tab),
+                .map(|view| (here, view.tab))
+                .or_else(|| self.oldest_of(Some(user))),
             _ => None,
         };
-        if let Some(own) = own {
-            return Ok(Some((own, EndReason::EvictedUserCap)));
+        if let Some((replica, tab)) = own {
+            return Ok(Some((replica, tab, EndReason::EvictedUserCap)));
         }
         match self.over_total_cap(registry, &policy) {
-            Ok(victim) => Ok(victim.map(|tab| (tab, EndReason::EvictedCapacity))),
+            Ok(victim) => {
+                Ok(victim.map(|(replica, tab)| (replica, tab, EndReason::EvictedCapacity)))
+            }
             Err(()) => Err(Refused::ServerBusy),
         }
+    }
+
+    /// The oldest open tab (of `user`, when given) on any replica.
+    pub(super) fn oldest_of(&self, user: Option<&str>) -> Option<(Replica, TabId)> {
+        let tabs = &self.shared.stores.tabs;
+        let oldest = match user {
+            Some(user) => tabs.of_user(user).into_iter().next(),
+            None => tabs.all().into_iter().next(),
+        };
+        oldest.map(|record| (record.replica, record.tab))
     }
 
     /// What to do for a new tab of `login`'s user, if they are at the limit.
@@ -239,9 +252,11 @@ impl Tracker {
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.shared.stores.tabs.open(TabRecord {
+            replica: self.shared.stores.replica,
             tab: id,
             user: login.as_ref().map(|login| login.identity.user.clone()),
             opened: self.shared.stores.clock.ms(now),
+            last_activity: self.shared.stores.clock.ms(now),
         });
         let (tx, rx) = watch::channel(None);
         let tab = Arc::new(Tab {

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use super::listing::{TabActivity, TabView};
 use super::{Registry, TabId, Tracker};
 use crate::config::{OnLimit, TabPolicy};
+use crate::store::Replica;
 
 /// A tab a person used within this long is ended to make room only when no other is left.
 pub const RECENTLY_USED: Duration = Duration::from_secs(60);
@@ -82,7 +83,7 @@ impl Tracker {
         &self,
         registry: &Registry,
         policy: &TabPolicy,
-    ) -> Result<Option<TabId>, ()> {
+    ) -> Result<Option<(Replica, TabId)>, ()> {
         if self
             .shared
             .memory_full
@@ -90,19 +91,26 @@ impl Tracker {
         {
             return Err(());
         }
-        if policy.max_total.is_none_or(|max| registry.tabs.len() < max) {
+        // Every replica's tabs count (the directory), and this one's too should the
+        // directory lag behind.
+        let open = self.shared.stores.tabs.total().max(registry.tabs.len());
+        if policy.max_total.is_none_or(|max| open < max) {
             return Ok(None);
         }
+        let here = self.shared.stores.replica;
         let first = self
             .eviction_order_in(registry, None, policy.on_limit)
             .into_iter()
             .next();
         match (policy.on_limit, first) {
             (OnLimit::Refuse, Some(gone)) if gone.activity == TabActivity::Disconnected => {
-                Ok(Some(gone.tab))
+                Ok(Some((here, gone.tab)))
             }
             (OnLimit::Refuse, _) => Err(()),
-            (_, first) => Ok(first.map(|view| view.tab)),
+            // This replica's tabs in the eviction order; when it holds none, the oldest
+            // elsewhere.
+            (_, Some(first)) => Ok(Some((here, first.tab))),
+            (_, None) => Ok(self.oldest_of(None)),
         }
     }
 

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::{lock, EndNotice, EndReason, Ending, TabId, Tracker};
 use crate::lifecycle::{Event, TabEnd};
-use crate::store::EndedId;
+use crate::store::{Command, EndedId, Replica};
 
 impl Tracker {
     /// Ends a tab session now. Returns `false` if it had already ended.
@@ -40,12 +40,12 @@ impl Tracker {
                     .bury(id, &notice, now_ms, self.policy().ended_notice_ttl);
             }
             drop(inner);
-            stores.tabs.close(id);
+            stores.tabs.close(stores.replica, id);
             tab
         };
         if let (Some(login), EndReason::LoginExpired) = (&tab.login, reason) {
             // Revoked in the store, and on the record itself should the store not hold it.
-            if stores.logins.revoke(login.id()).is_some() || login.revoke() {
+            if stores.logins.revoke(login.key()).is_some() || login.revoke() {
                 self.publish(|| Event::LoginEnded {
                     user: login.identity.user.clone(),
                     reason,
@@ -108,17 +108,59 @@ impl Tracker {
         }
     }
 
-    /// Ends every tab of a signed-in user (they signed out). Returns how many ended.
+    /// Ends tab `tab` of `replica`: here, or by asking the other replicas.
+    pub fn end_anywhere(&self, replica: Replica, tab: TabId, reason: EndReason) {
+        let stores = &self.shared.stores;
+        if replica == stores.replica {
+            self.end(tab, reason);
+        } else {
+            stores.cluster.send(Command::EndTab {
+                replica,
+                tab,
+                reason,
+            });
+        }
+    }
+
+    /// Ends every tab of a signed-in user (they signed out), on every replica. Returns how
+    /// many ended here.
     pub fn end_user(&self, user: &str, reason: EndReason) -> usize {
-        let ids: Vec<TabId> = self
-            .shared
-            .stores
+        self.shared.stores.cluster.send(Command::EndUser {
+            user: user.to_owned(),
+            reason,
+        });
+        self.end_user_here(user, reason)
+    }
+
+    /// Ends the tabs of `user` this replica holds. Returns how many ended.
+    pub fn end_user_here(&self, user: &str, reason: EndReason) -> usize {
+        let stores = &self.shared.stores;
+        let ids: Vec<TabId> = stores
             .tabs
             .of_user(user)
             .into_iter()
+            .filter(|record| record.replica == stores.replica)
             .map(|record| record.tab)
             .collect();
         ids.into_iter().filter(|id| self.end(*id, reason)).count()
+    }
+
+    /// Does what another replica asks.
+    pub fn obey(&self, command: Command) {
+        match command {
+            Command::EndUser { user, reason } => {
+                self.end_user_here(&user, reason);
+            }
+            Command::EndTab {
+                replica,
+                tab,
+                reason,
+            } => {
+                if replica == self.shared.stores.replica {
+                    self.end(tab, reason);
+                }
+            }
+        }
     }
 
     /// Ends every tab session (on shutdown).

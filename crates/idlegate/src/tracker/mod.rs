@@ -233,11 +233,12 @@ impl Tracker {
             uploading: inner.person_uploading(),
             disconnected_since: inner.disconnected_since,
             hidden_since: inner.hidden_since,
+            // Judged late by the store's lag: another replica's activity may be on its way.
             login_deadline: tab
                 .login
                 .as_ref()
                 .and_then(|login| login.deadline(&login_limits(policy)))
-                .map(|at| clock.instant(at)),
+                .map(|at| clock.instant(at) + self.shared.stores.sync_lag),
         }
     }
 
@@ -261,6 +262,10 @@ impl Tracker {
     fn touch_tab(&self, tab: &Tab, at: Instant) {
         tab.last_activity_ms
             .fetch_max(self.millis(at), Ordering::Relaxed);
+        let stores = &self.shared.stores;
+        stores
+            .tabs
+            .touch(stores.replica, tab.id, stores.clock.ms(at));
     }
 
     fn touch(&self, tab: &Tab, source: ActivityRule) {

@@ -60,6 +60,10 @@ pub struct RawTexts {
     pub sign_in_failed: String,
     /// Shown when there were too many attempts. Default `"Too many attempts. Wait a minute, then try again."`.
     pub sign_in_limited: String,
+    /// Shown instead of signing in while the shared store (`store.url`) cannot be reached
+    /// and `store.on_unavailable` is `"refuse"`. Default `"Signing in is not possible just
+    /// now. Try again in a minute."`.
+    pub sign_in_unavailable: String,
     /// Shown instead of signing in when the page was opened over plain HTTP (not on the local
     /// machine) while `login.cookie_secure` is on: the browser would drop the cookie. Default
     /// `"This page was opened over plain HTTP, where the browser cannot keep the sign-in. Open
@@ -164,6 +168,8 @@ impl Default for RawTexts {
             sign_in: "Sign in".to_owned(),
             sign_in_failed: "Wrong username or password.".to_owned(),
             sign_in_limited: "Too many attempts. Wait a minute, then try again.".to_owned(),
+            sign_in_unavailable: "Signing in is not possible just now. Try again in a minute."
+                .to_owned(),
             sign_in_needs_https: "This page was opened over plain HTTP, where the browser \
                                   cannot keep the sign-in. Open it with https:// instead."
                 .to_owned(),

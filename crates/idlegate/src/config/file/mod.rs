@@ -10,6 +10,7 @@ mod admin;
 mod audit;
 mod browser;
 mod limits;
+mod store;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,7 @@ pub use admin::RawAdmin;
 pub use audit::RawAudit;
 pub use browser::{RawBrowser, RawReasonTexts, RawTexts};
 pub use limits::RawLimits;
+pub use store::RawStore;
 
 /// Top level of the config file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -53,6 +55,8 @@ pub struct RawConfig {
     pub shutdown: RawShutdown,
     /// Memory pressure on the app.
     pub capacity: RawCapacity,
+    /// Where the state several replicas share is kept.
+    pub store: RawStore,
 }
 
 /// `[capacity]`: ending tabs when the app's memory runs high.
@@ -349,6 +353,7 @@ impl Default for RawConfig {
             audit: RawAudit::default(),
             shutdown: RawShutdown::default(),
             capacity: RawCapacity::default(),
+            store: RawStore::default(),
         }
     }
 }

@@ -1,0 +1,122 @@
+//! Validation of `[store]`: the in-memory store, or Redis/Valkey shared by replicas.
+
+use super::file::RawStore;
+use super::login::LoginConfig;
+use super::ConfigError;
+
+/// A Redis or Valkey URL. It may hold a password: its `Debug` shows only the scheme.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// The URL as written (with its password): for connecting only, never for logs.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the connection uses TLS (`rediss://`).
+    pub fn tls(&self) -> bool {
+        self.0.starts_with("rediss://")
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls() { "rediss" } else { "redis" };
+        write!(f, "RedisUrl({scheme}://<redacted>)")
+    }
+}
+
+/// Where the shared state is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// This process's memory.
+    Memory,
+    /// Redis or Valkey (same protocol), shared by every replica.
+    Redis(RedisUrl),
+}
+
+/// What new sign-ins get while Redis cannot be reached (`store.on_unavailable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnUnavailable {
+    /// A page saying nobody can sign in now.
+    Refuse,
+    /// A login on this replica alone, written to Redis once it is back.
+    Local,
+}
+
+/// Validated `[store]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub backend: StoreBackend,
+    /// Prefix of every key and channel in Redis.
+    pub key_prefix: String,
+    pub on_unavailable: OnUnavailable,
+}
+
+impl StoreConfig {
+    /// Whether several replicas share the state.
+    pub fn shared(&self) -> bool {
+        matches!(self.backend, StoreBackend::Redis(_))
+    }
+}
+
+/// Validates `[store]`; a shared store needs `login` to have cookie keys when people sign in.
+pub(super) fn store(raw: &RawStore, login: &LoginConfig) -> Result<StoreConfig, ConfigError> {
+    let url = raw.url.trim();
+    let backend = if url == "memory" {
+        StoreBackend::Memory
+    } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+        // The parser's message may quote the URL, and with it the password: not shown.
+        redis::parse_redis_url(url).ok_or_else(|| {
+            ConfigError::invalid(
+                "store.url",
+                "is not a valid Redis URL like \"redis://host:6379/0\" (not shown: it may hold a password)",
+            )
+        })?;
+        redis::IntoConnectionInfo::into_connection_info(url).map_err(|_| {
+            ConfigError::invalid(
+                "store.url",
+                "is not a Redis URL idlegate can connect with, like \"redis://host:6379/0\" (not shown: it may hold a password)",
+            )
+        })?;
+        StoreBackend::Redis(RedisUrl(url.to_owned()))
+    } else {
+        return Err(ConfigError::invalid(
+            "store.url",
+            "must be \"memory\", or a URL starting with redis:// or rediss:// (not shown: it may hold a password)",
+        ));
+    };
+    let prefix = &raw.key_prefix;
+    if prefix.is_empty()
+        || prefix.chars().count() > 64
+        || prefix.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ConfigError::invalid(
+            "store.key_prefix",
+            format!("{prefix:?} must be 1 to 64 printable characters without spaces"),
+        ));
+    }
+    let on_unavailable = match raw.on_unavailable.as_str() {
+        "refuse" => OnUnavailable::Refuse,
+        "local" => OnUnavailable::Local,
+        other => {
+            return Err(ConfigError::invalid(
+                "store.on_unavailable",
+                format!("{other:?} must be \"refuse\" or \"local\""),
+            ))
+        }
+    };
+    let config = StoreConfig {
+        backend,
+        key_prefix: prefix.clone(),
+        on_unavailable,
+    };
+    if config.shared() && login.enabled() && login.cookie_keys.is_empty() {
+        return Err(ConfigError::invalid(
+            "login.cookie_keys_file",
+            "is required with a shared store (store.url is Redis): without it each replica signs cookies with its own random key, so a login made on one is refused by the others and a restart signs everyone out",
+        ));
+    }
+    Ok(config)
+}

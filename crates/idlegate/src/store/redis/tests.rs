@@ -1,0 +1,193 @@
+//! The Redis store against a real `redis-server`: the conformance suite, and what replicas
+//! see of each other's changes, across a restart of a replica and of Redis itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use testkit::redis::RedisServer;
+
+use super::*;
+use crate::config::{Config, OnUnavailable};
+use crate::lifecycle::EndReason;
+use crate::store::{conformance, Identity};
+
+fn config(url: &str, prefix: &str) -> (RedisUrl, StoreConfig) {
+    let config = Config::from_toml(&format!(
+        "[store]\nurl = \"{url}\"\nkey_prefix = \"{prefix}\"\n"
+    ))
+    .expect("a Redis store config");
+    let crate::config::StoreBackend::Redis(url) = config.store.backend.clone() else {
+        panic!("a Redis URL")
+    };
+    assert_eq!(config.store.on_unavailable, OnUnavailable::Refuse);
+    (url, config.store)
+}
+
+const LIMITS: LoginLimits = LoginLimits {
+    idle_timeout: Some(Duration::from_secs(600)),
+    max_lifetime: Some(Duration::from_secs(3600)),
+};
+
+fn replica(redis: &RedisServer, prefix: &str) -> Started {
+    let (url, config) = config(&redis.url(), prefix);
+    RedisStore::start(&url, &config, LIMITS).expect("a Redis store")
+}
+
+/// Waits until `check` holds (the other replica's view follows within a second or two).
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn connected(started: &Started) {
+    eventually("connected to Redis", || started.stores.cluster.available()).await;
+}
+
+fn alice() -> Arc<LoginSession> {
+    let identity = Identity {
+        user: "alice".into(),
+        name: Some("Alice".into()),
+        email: None,
+        groups: vec!["analysts".into()],
+    };
+    Arc::new(LoginSession::new(identity, WallClock::now().now_ms()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_store_passes_the_conformance_suite() {
+    let redis = RedisServer::start().await.expect("redis-server");
+    let count = std::sync::atomic::AtomicUsize::new(0);
+    conformance::run(&|| {
+        let n = count.fetch_add(1, Ordering::Relaxed);
+        replica(&redis, &format!("conformance{n}:")).stores
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_see_each_others_logins_activity_revocations_ends_and_tabs() {
+    let redis = RedisServer::start().await.expect("redis-server");
+    let (a, mut b) = (replica(&redis, "app:"), replica(&redis, "app:"));
+    connected(&a).await;
+    connected(&b).await;
+    let login = alice();
+    a.stores.logins.insert(login.clone());
+    eventually("B knows A's login", || {
+        b.stores.logins.get(login.id()).is_some()
+    })
+    .await;
+    let seen = b.stores.logins.get(login.id()).expect("the login on B");
+    assert_eq!(seen.identity, login.identity);
+    assert!(!seen.has_id(), "B never learns the cookie's id");
+    // Activity on A reaches B after one flush.
+    login.touch(login.last_activity() + 5_000);
+    eventually("B sees A's activity", || {
+        seen.last_activity() == login.last_activity()
+    })
+    .await;
+    // A tab ended on A is remembered on B.
+    let notice = EndNotice::reason(EndReason::Idle);
+    let now = a.stores.clock.now_ms();
+    let ttl = Duration::from_secs(60);
+    a.stores
+        .ended
+        .bury(EndedId::AppSession("s-1"), &notice, now, ttl);
+    eventually("B knows the ended tab", || {
+        b.stores.ended.find(EndedId::AppSession("s-1"), now) == Some(notice.clone())
+    })
+    .await;
+    // Tabs count across replicas.
+    let record = |stores: &Stores, tab| TabRecord {
+        replica: stores.replica,
+        tab,
+        user: Some("alice".into()),
+        opened: now,
+        last_activity: now,
+    };
+    a.stores.tabs.open(record(&a.stores, 1));
+    b.stores.tabs.open(record(&b.stores, 1));
+    for stores in [&a.stores, &b.stores] {
+        eventually("both tabs counted", || stores.tabs.count_of("alice") == 2).await;
+        assert_eq!(stores.tabs.total(), 2);
+    }
+    // Commands reach the other replica.
+    a.stores.cluster.send(Command::EndUser {
+        user: "alice".into(),
+        reason: EndReason::Logout,
+    });
+    let command = tokio::time::timeout(Duration::from_secs(5), b.commands.recv()).await;
+    assert_eq!(
+        command.expect("a command within 5 s"),
+        Some(Command::EndUser {
+            user: "alice".into(),
+            reason: EndReason::Logout
+        })
+    );
+    // A revocation on B reaches A, and the login's holders.
+    b.stores.logins.revoke(login.key());
+    eventually("A forgets the revoked login", || {
+        a.stores.logins.get(login.id()).is_none()
+    })
+    .await;
+    assert!(login.is_revoked());
+    // A stopped replica's tabs are gone for the others.
+    b.store.stop(Duration::from_secs(3)).await;
+    eventually("A forgets B's tabs", || a.stores.tabs.total() == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_replica_reads_the_state_and_an_emptied_redis_is_filled_again() {
+    let mut redis = RedisServer::start().await.expect("redis-server");
+    let a = replica(&redis, "app:");
+    connected(&a).await;
+    let (kept, revoked) = (alice(), alice());
+    a.stores.logins.insert(kept.clone());
+    a.stores.logins.insert(revoked.clone());
+    a.stores.logins.revoke(revoked.key());
+    let now = a.stores.clock.now_ms();
+    a.stores.tabs.open(TabRecord {
+        replica: a.stores.replica,
+        tab: 7,
+        user: Some("alice".into()),
+        opened: now,
+        last_activity: now,
+    });
+    let notice = EndNotice::reason(EndReason::Admin);
+    let ttl = Duration::from_secs(60);
+    a.stores
+        .ended
+        .bury(EndedId::PageToken("p-1"), &notice, now, ttl);
+    // A replica started later (a rolling update) reads it all from Redis.
+    let later = |redis: &RedisServer| replica(redis, "app:");
+    let check = |c: &Started| {
+        c.stores.logins.get(kept.id()).is_some()
+            && c.stores.logins.get(revoked.id()).is_none()
+            && c.stores.tabs.count_of("alice") == 1
+            && c.stores.ended.find(EndedId::PageToken("p-1"), now) == Some(notice.clone())
+    };
+    let c = later(&redis);
+    eventually("the new replica read the state", || check(&c)).await;
+    c.store.stop(Duration::from_secs(3)).await;
+    // Redis dies and comes back empty: A notices, and fills it again.
+    redis.kill().await.expect("kill");
+    eventually("A sees Redis gone", || !a.stores.cluster.available()).await;
+    assert!(a.stores.logins.get(kept.id()).is_some(), "A's view goes on");
+    redis.restart().await.expect("restart");
+    connected(&a).await;
+    let d = later(&redis);
+    eventually("a replica after the fault reads A's state", || {
+        d.stores.logins.get(kept.id()).is_some() && d.stores.tabs.count_of("alice") == 1
+    })
+    .await;
+    // Every key has a time to live.
+    let keys = redis.command("KEYS *").await.expect("KEYS");
+    for key in keys.lines().filter(|line| line.starts_with("app:")) {
+        let ttl = redis.command(&format!("PTTL {key}")).await.expect("PTTL");
+        assert!(
+            ttl.starts_with(':') && !ttl.starts_with(":-"),
+            "{key}: {ttl}"
+        );
+    }
+}
