@@ -419,3 +419,158 @@ async fn without_redis_open_tabs_go_on_and_end_on_time_and_sign_ins_come_back_wi
     .await?;
     Ok(())
 }
+
+/// The admin listing's only tab: its age and how long until it ends, in seconds.
+async fn only_listed(admin: &str) -> Result<(f64, f64)> {
+    let bearer = format!("Bearer {OPS}");
+    let response = request(
+        Method::GET,
+        &format!("{admin}/api/v1/tabs"),
+        &[("authorization", &bearer)],
+        "",
+    )
+    .await?;
+    let listed: Value = serde_json::from_slice(&response.body)?;
+    ensure!(listed["total"] == 1, "{listed}");
+    let tab = &listed["items"][0];
+    Ok((
+        tab["age_seconds"].as_f64().context("age")?,
+        tab["ends_in_seconds"].as_f64().context("ends_in")?,
+    ))
+}
+
+#[tokio::test]
+async fn a_restarted_replica_takes_its_tab_over_with_its_deadline_and_the_login_survives(
+) -> Result<()> {
+    use testkit::gateway::GatewayProcess;
+    use testkit::ports::free_port;
+
+    let cluster = Cluster::start("restart:").await?;
+    let app = StreamlitApp::test_app("counter.py", None).await?;
+    let admin_port = free_port();
+    let config = cluster.path("idlegate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[login]\nmode = \"password\"\nusers_file = {:?}\ncookie_keys_file = {:?}\n\
+             cookie_secure = false\n[tabs]\nidle_timeout = \"40s\"\n\
+             [shutdown]\ngrace = \"0s\"\n[store]\nurl = \"{}\"\nkey_prefix = \"restart:\"\n\
+             [admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntokens = \"ops:{OPS}\"\n",
+            cluster.path("users"),
+            cluster.path("cookie-keys"),
+            cluster.redis.url(),
+        ),
+    )?;
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_idlegate"));
+    let port = free_port();
+    let args = [
+        "--config",
+        config.to_str().context("path")?,
+        "--upstream",
+        &app.base_url(),
+        "--log-format",
+        "json",
+    ];
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let mut first = GatewayProcess::start_on(bin, port, &args, &[]).await?;
+    let url = first.url();
+    let response = sign_in_at(&url, "alice").await?;
+    let cookie = response.context("no login cookie")?;
+    let token = "ReplicaRestartPageToken01";
+    let mut headers = StClient::default_headers(&url, None)?;
+    headers[1].1.push_str(&format!(", idlegate.tab.{token}"));
+    headers.push(("Cookie".to_owned(), cookie.clone()));
+    let mut tab = connect_page(&url, &headers).await?;
+    tab.send_rerun(false).await?;
+    tab.run_until_finished(RUN).await?;
+    let session = tab.session_id().context("no session id")?.to_owned();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (age, ends_in) = only_listed(&admin).await?;
+    let before = Instant::now();
+    // A rolling update: SIGTERM, and the next process on the same address.
+    GatewayProcess::signal(first.pid(), "TERM")?;
+    first.wait_exit(Duration::from_secs(20)).await?;
+    tab.wait_for_close(Duration::from_secs(10)).await?;
+    let second = GatewayProcess::start_on(bin, port, &args, &[]).await?;
+    let mut headers = StClient::default_headers(&second.url(), Some(&session))?;
+    headers[1].1.push_str(&format!(", idlegate.tab.{token}"));
+    headers.push(("Cookie".to_owned(), cookie.clone()));
+    let mut again = connect_page(&second.url(), &headers)
+        .await
+        .context(second.output())?;
+    let (age_after, ends_in_after) = only_listed(&admin).await.context(second.output())?;
+    let passed = before.elapsed().as_secs_f64();
+    ensure!(
+        (age_after - (age + passed)).abs() < 1.5,
+        "the tab's age went on: {age} then {age_after} after {passed:.1} s"
+    );
+    ensure!(
+        (ends_in_after - (ends_in - passed)).abs() < 1.5,
+        "the tab keeps its deadline: {ends_in} then {ends_in_after} after {passed:.1} s"
+    );
+    ensure!(
+        again
+            .wait_for_auth_redirect(Duration::from_secs(2))
+            .await
+            .is_err(),
+        "the page must go on, not be sent away"
+    );
+    // The login survived the restart.
+    let page = request(
+        Method::GET,
+        &format!("{}/", second.url()),
+        &[
+            ("cookie", &cookie),
+            ("sec-fetch-dest", "document"),
+            ("accept", "text/html"),
+        ],
+        "",
+    )
+    .await?;
+    ensure!(page.status == StatusCode::OK, "{}", page.status);
+    Ok(())
+}
+
+/// Signs `user` in at `url`; the login cookie, if one was set.
+async fn sign_in_at(url: &str, user: &str) -> Result<Option<String>> {
+    let body =
+        serde_urlencoded::to_string([("username", user), ("password", PASSWORD), ("return", "/")])?;
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("origin", url),
+        ("sec-fetch-site", "same-origin"),
+    ];
+    let response = request(
+        Method::POST,
+        &format!("{url}/_idlegate/login"),
+        &headers,
+        &body,
+    )
+    .await?;
+    ensure!(
+        response.status == StatusCode::SEE_OTHER,
+        "{}",
+        response.status
+    );
+    Ok(response
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        // Over plain HTTP (cookie_secure = false) the cookie has no `__Host-` prefix.
+        .find(|c| c.contains("idlegate-login="))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_owned))
+}
+
+/// Opens a session socket with exactly these headers.
+async fn connect_page(url: &str, headers: &[(String, String)]) -> Result<StClient> {
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    match StClient::connect_with_headers(url, &headers).await? {
+        Upgrade::Accepted(tab) => Ok(*tab),
+        Upgrade::Refused { status, body } => anyhow::bail!("refused: {status} {body}"),
+    }
+}

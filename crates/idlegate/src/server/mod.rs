@@ -308,6 +308,10 @@ impl Server {
             gateway,
             limits,
         };
+        if let Some(store) = &store {
+            // Tabs handed over by the process before this one are known before pages return.
+            store.connected(STORE_START).await;
+        }
         let admin = admin.map(|admin| tokio::spawn(admin.serve(accept.stop.clone())));
         tracing::info!(
             listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -315,28 +319,8 @@ impl Server {
             "idlegate is serving"
         );
         let reason = accept.until(&listener, shutdown).await;
-        let tracker = accept.gateway.proxy.tracker.clone();
-        if reason == EndReason::Shutdown && !grace.is_zero() && !tracker.is_empty() {
-            tracker.drain();
-            tracing::info!(
-                grace_s = grace.as_secs_f64(),
-                tabs = tracker.len(),
-                "shutting down: open tabs keep working for the grace, new ones are refused"
-            );
-            let tabs_gone = async {
-                while !tracker.is_empty() {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            };
-            accept
-                .until(&listener, async {
-                    tokio::select! {
-                        () = tokio::time::sleep(grace) => {}
-                        () = hurry => {}
-                        () = tabs_gone => {}
-                    }
-                })
-                .await;
+        if reason == EndReason::Shutdown {
+            serve_the_grace(&accept, &listener, hurry, grace).await;
         }
         let Accepting {
             gateway,
@@ -345,6 +329,10 @@ impl Server {
             ..
         } = accept;
         drop(listener);
+        // With a shared store, a stopping idlegate hands its tabs over instead of ending them.
+        if reason == EndReason::Shutdown {
+            gateway.proxy.tracker.hand_off_all();
+        }
         let ended = gateway.proxy.tracker.end_all(reason);
         tracing::info!(tabs_ended = ended, "shutting down");
         stop.cancel();
@@ -366,6 +354,42 @@ impl Server {
     }
 }
 
+/// After SIGTERM, open tabs keep working for `grace` (sooner once none is open, or when
+/// `hurry` resolves), while readiness fails and new tabs are refused.
+async fn serve_the_grace(
+    accept: &Accepting,
+    listener: &TcpListener,
+    hurry: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let tracker = accept.gateway.proxy.tracker.clone();
+    if grace.is_zero() || tracker.is_empty() {
+        return;
+    }
+    tracker.drain();
+    tracing::info!(
+        grace_s = grace.as_secs_f64(),
+        tabs = tracker.len(),
+        "shutting down: open tabs keep working for the grace, new ones are refused"
+    );
+    let tabs_gone = async {
+        while !tracker.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    accept
+        .until(listener, async {
+            tokio::select! {
+                () = tokio::time::sleep(grace) => {}
+                () = hurry => {}
+                () = tabs_gone => {}
+            }
+        })
+        .await;
+}
+
+/// How long a starting replica waits for Redis before it serves (it serves anyway then).
+const STORE_START: Duration = Duration::from_secs(5);
 /// How long a stopping replica waits for Redis to take its last changes.
 const STORE_STOP: Duration = Duration::from_secs(3);
 

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{EndedId, Identity, LoginSession, Stores, TabRecord, UnixMillis};
+use super::{EndedId, HandedOff, Identity, LoginSession, Stores, TabRecord, UnixMillis};
 use crate::lifecycle::{EndNotice, EndReason};
 use std::sync::Arc;
 
@@ -21,6 +21,7 @@ pub fn run(fresh: &dyn Fn() -> Stores) {
     tombstones_are_kept_per_kind_until_they_expire(&fresh());
     a_tombstone_buried_again_lasts_from_then(&fresh());
     open_tabs_are_counted_and_listed_per_user(&fresh());
+    a_tab_handed_off_is_taken_once_by_any_of_its_ids(&fresh());
 }
 
 fn identity(user: &str) -> Identity {
@@ -259,5 +260,48 @@ fn open_tabs_are_counted_and_listed_per_user(stores: &Stores) {
         tabs.close(stores.replica, 4),
         Some(record(4, None)),
         "tabs of nobody close too"
+    );
+}
+
+fn a_tab_handed_off_is_taken_once_by_any_of_its_ids(stores: &Stores) {
+    let tabs = &stores.tabs;
+    let left = HandedOff {
+        login: Some("login-key".to_owned()),
+        user: Some("alice".to_owned()),
+        opened: T0,
+        last_activity: T0 + 5_000,
+    };
+    let ids = [EndedId::AppSession("s-1"), EndedId::PageToken("p-1")];
+    let ttl = Duration::from_secs(15);
+    tabs.hand_off(&ids, left.clone(), T0, ttl);
+    assert_eq!(
+        tabs.handed_off(&[EndedId::AppSession("s-1")], T0 + 1),
+        Some(left.clone()),
+        "found by its app session"
+    );
+    assert_eq!(
+        tabs.handed_off(&[EndedId::PageToken("p-1")], T0 + 1),
+        Some(left.clone()),
+        "found by its page token"
+    );
+    assert_eq!(
+        tabs.handed_off(&[EndedId::AppSession("p-1")], T0 + 1),
+        None,
+        "kinds of ids are apart"
+    );
+    assert_eq!(
+        tabs.take_handed_off(&[EndedId::PageToken("p-1")], T0 + 2),
+        Some(left.clone())
+    );
+    assert_eq!(
+        tabs.handed_off(&[EndedId::AppSession("s-1")], T0 + 3),
+        None,
+        "taken under one id, gone under every id"
+    );
+    tabs.hand_off(&ids, left, T0, ttl);
+    assert_eq!(
+        tabs.take_handed_off(&ids, T0 + 15_000),
+        None,
+        "gone after its time"
     );
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::login::key_of;
 use super::{
-    Cluster, Command, EndedId, EndedSessions, LoginSession, LoginStore, Replica, TabDirectory,
-    TabRecord, UnixMillis,
+    Cluster, Command, EndedId, EndedSessions, HandedOff, LoginSession, LoginStore, Replica,
+    TabDirectory, TabRecord, UnixMillis,
 };
 use crate::lifecycle::{EndNotice, TabId};
 
@@ -23,6 +23,7 @@ pub struct MemoryStore {
     logins: Mutex<HashMap<String, Arc<LoginSession>>>,
     ended: Mutex<Tombstones>,
     tabs: Mutex<Tabs>,
+    handoffs: Mutex<Handoffs>,
 }
 
 /// Ended ids, kept small: at most [`TOMBSTONE_CAP`] of them, each a 64-bit keyed hash of its
@@ -217,6 +218,18 @@ impl TabDirectory for MemoryStore {
         }
     }
 
+    fn hand_off(&self, ids: &[EndedId<'_>], tab: HandedOff, now: UnixMillis, ttl: Duration) {
+        self.leave(ids, tab, now.saturating_add(ttl.as_millis() as UnixMillis));
+    }
+
+    fn handed_off(&self, ids: &[EndedId<'_>], now: UnixMillis) -> Option<HandedOff> {
+        self.left(ids, now, false).map(|(tab, _)| tab)
+    }
+
+    fn take_handed_off(&self, ids: &[EndedId<'_>], now: UnixMillis) -> Option<HandedOff> {
+        self.left(ids, now, true).map(|(tab, _)| tab)
+    }
+
     fn count_of(&self, user: &str) -> usize {
         lock(&self.tabs).by_user.get(user).map_or(0, BTreeSet::len)
     }
@@ -246,6 +259,61 @@ impl Cluster for MemoryStore {
 
     fn available(&self) -> bool {
         true
+    }
+
+    fn shared(&self) -> bool {
+        false
+    }
+}
+
+/// Tabs left for another process, by each id they are known by (kind and text).
+#[derive(Default)]
+struct Handoffs {
+    by_id: HashMap<(u8, String), (Arc<HandedOff>, UnixMillis)>,
+}
+
+fn handoff_id(id: &EndedId<'_>) -> (u8, String) {
+    match id {
+        EndedId::AppSession(id) => (0, (*id).to_owned()),
+        EndedId::PageToken(token) => (1, (*token).to_owned()),
+    }
+}
+
+impl MemoryStore {
+    /// Leaves a tab under `ids` (see [`TabDirectory::hand_off`]).
+    pub fn leave(&self, ids: &[EndedId<'_>], tab: HandedOff, until: UnixMillis) {
+        let tab = Arc::new(tab);
+        let mut handoffs = lock(&self.handoffs);
+        for id in ids {
+            handoffs.by_id.insert(handoff_id(id), (tab.clone(), until));
+        }
+    }
+
+    /// The tab left under any of `ids` at `now`; with `take`, it waits no longer, and the
+    /// texts of every id it was left under are returned with it.
+    pub fn left(
+        &self,
+        ids: &[EndedId<'_>],
+        now: UnixMillis,
+        take: bool,
+    ) -> Option<(HandedOff, Vec<String>)> {
+        let mut handoffs = lock(&self.handoffs);
+        handoffs.by_id.retain(|_, (_, until)| *until > now);
+        let found = ids
+            .iter()
+            .find_map(|id| handoffs.by_id.get(&handoff_id(id)))
+            .map(|(tab, _)| tab.clone())?;
+        let mut taken = Vec::new();
+        if take {
+            handoffs.by_id.retain(|(_, id), (tab, _)| {
+                let same = Arc::ptr_eq(tab, &found);
+                if same {
+                    taken.push(id.clone());
+                }
+                !same
+            });
+        }
+        Some((HandedOff::clone(&found), taken))
     }
 }
 

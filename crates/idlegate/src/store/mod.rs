@@ -90,6 +90,13 @@ pub trait TabDirectory: Send + Sync {
     fn close(&self, replica: Replica, tab: TabId) -> Option<TabRecord>;
     /// A person was active in tab `tab` of `replica` at `at` (never moves it back).
     fn touch(&self, replica: Replica, tab: TabId, at: UnixMillis);
+    /// Leaves `tab`, known by `ids`, for whichever replica its page reaches next, until
+    /// `ttl` after `now`.
+    fn hand_off(&self, ids: &[EndedId<'_>], tab: HandedOff, now: UnixMillis, ttl: Duration);
+    /// The tab left under any of `ids`, if one still waits at `now`.
+    fn handed_off(&self, ids: &[EndedId<'_>], now: UnixMillis) -> Option<HandedOff>;
+    /// Takes the tab left under any of `ids` (once: it waits no longer, under any id).
+    fn take_handed_off(&self, ids: &[EndedId<'_>], now: UnixMillis) -> Option<HandedOff>;
     /// How many tabs `user` has open.
     fn count_of(&self, user: &str) -> usize;
     /// How many tabs are open.
@@ -98,6 +105,18 @@ pub trait TabDirectory: Send + Sync {
     fn of_user(&self, user: &str) -> Vec<TabRecord>;
     /// Every open tab, oldest first.
     fn all(&self) -> Vec<TabRecord>;
+}
+
+/// A tab a stopping replica left for the next one its page reaches (a rolling update), so
+/// it goes on as the same tab session, with its deadline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandedOff {
+    /// The key of the login it was opened under ([`LoginSession::key`]): only that login
+    /// may take it over.
+    pub login: Option<String>,
+    pub user: Option<String>,
+    pub opened: UnixMillis,
+    pub last_activity: UnixMillis,
 }
 
 /// A replica: one idlegate process, known by a random number drawn when it starts.
@@ -122,6 +141,8 @@ pub trait Cluster: Send + Sync {
     fn send(&self, command: Command);
     /// Whether the shared store can be reached now (always, for one process's memory).
     fn available(&self) -> bool;
+    /// Whether other processes share the store (so a stopping one hands its tabs over).
+    fn shared(&self) -> bool;
 }
 
 /// The stores one idlegate uses, and the clock that converts its times. Cheap to clone.

@@ -49,6 +49,8 @@ struct Decision {
     joins: Option<Arc<Tab>>,
     /// The tab to end to make room for a new one (on this replica or another), and why.
     evict: Option<(Replica, TabId, EndReason)>,
+    /// Whether the entry names a tab another process handed over, to take over.
+    adopts: bool,
 }
 
 impl Tracker {
@@ -85,6 +87,7 @@ impl Tracker {
             entry,
             joins,
             evict,
+            adopts,
         } = self.decide(&registry, resume, client, login.as_ref())?;
         if let Some(tab) = joins {
             if let Some(token) = &entry.client {
@@ -97,7 +100,19 @@ impl Tracker {
             drop(registry);
             return Ok(self.attach(tab, now));
         }
-        let (tab, rx) = self.open(&mut registry, &entry, login, now);
+        let times = match adopts {
+            true => {
+                let (resume, client) = (entry.resume.as_deref(), entry.client.as_deref());
+                let left = self.handed_off(resume, client, login.as_ref(), true);
+                // Another replica took it meanwhile: the page is from before a restart.
+                let left = left.ok_or(Refused::Ended(EndNotice::reason(
+                    EndReason::ServerRestarted,
+                )))?;
+                self.times_of(&left)
+            }
+            false => (now, now),
+        };
+        let (tab, rx) = self.open(&mut registry, &entry, login, times);
         drop(registry);
         if let Some((replica, victim, reason)) = evict {
             self.end_anywhere(replica, victim, reason);
@@ -132,7 +147,10 @@ impl Tracker {
         if let Some(notice) = self.ended_notice(app_session, client) {
             return Err(Refused::Ended(notice));
         }
-        if registry.names_a_tab_before_restart(app_session, client) {
+        let before_restart = registry.names_a_tab_before_restart(app_session, client);
+        // A tab another process handed over goes on here, as a reconnect would.
+        let adopts = before_restart && self.handed_off(app_session, client, login, false).is_some();
+        if before_restart && !adopts {
             return Err(Refused::Ended(EndNotice::reason(
                 EndReason::ServerRestarted,
             )));
@@ -142,7 +160,7 @@ impl Tracker {
         if joins.is_none() && self.is_draining() {
             return Err(Refused::Ended(EndNotice::reason(EndReason::Shutdown)));
         }
-        let evict = if joins.is_some() {
+        let evict = if joins.is_some() || adopts {
             None
         } else {
             self.make_room(registry, login)?
@@ -151,6 +169,7 @@ impl Tracker {
             entry,
             joins,
             evict,
+            adopts,
         })
     }
 
@@ -239,13 +258,14 @@ impl Tracker {
         (open >= limit).then_some(policy.on_limit)
     }
 
-    /// A new tab for `entry`, registered here and in the directory.
+    /// A new tab for `entry`, registered here and in the directory, opened and last used at
+    /// these times (now for a new tab, earlier for one another process handed over).
     fn open(
         &self,
         registry: &mut Registry,
         entry: &Entry,
         login: Option<Arc<LoginSession>>,
-        now: Instant,
+        (opened, last): (Instant, Instant),
     ) -> (Arc<Tab>, watch::Receiver<Option<super::Ending>>) {
         let id = self
             .shared
@@ -255,15 +275,15 @@ impl Tracker {
             replica: self.shared.stores.replica,
             tab: id,
             user: login.as_ref().map(|login| login.identity.user.clone()),
-            opened: self.shared.stores.clock.ms(now),
-            last_activity: self.shared.stores.clock.ms(now),
+            opened: self.shared.stores.clock.ms(opened),
+            last_activity: self.shared.stores.clock.ms(last),
         });
         let (tx, rx) = watch::channel(None);
         let tab = Arc::new(Tab {
             id,
-            opened_at: now,
+            opened_at: opened,
             login,
-            last_activity_ms: AtomicU64::new(self.millis(now)),
+            last_activity_ms: AtomicU64::new(self.millis(last)),
             inner: Mutex::new(TabInner::new(
                 entry.resume.clone(),
                 entry.client.clone(),

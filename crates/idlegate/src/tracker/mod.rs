@@ -24,6 +24,7 @@ mod attribution;
 pub mod capacity;
 mod connection;
 mod ending;
+mod handoff;
 mod listing;
 pub mod policy;
 pub mod reaper;
@@ -140,7 +141,10 @@ impl Tracker {
                 policy: ArcSwap::from_pointee(policy),
                 stores,
                 events,
-                epoch: Instant::now(),
+                // Back a day, so a tab another process handed over keeps its earlier times.
+                epoch: Instant::now()
+                    .checked_sub(Duration::from_secs(24 * 3600))
+                    .unwrap_or_else(Instant::now),
                 next_id: AtomicU64::new(1),
                 registry: Mutex::new(Registry::default()),
                 reaper: tx,

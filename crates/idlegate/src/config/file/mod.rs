@@ -137,8 +137,9 @@ pub struct RawTabs {
     pub busy_timeout: Option<String>,
     /// How long a tab whose browser connection dropped may reconnect and resume its app
     /// session (a network blip, a laptop waking up). After that the session ends with reason
-    /// `closed` and the app frees its memory. Must be at least 2 seconds shorter than
-    /// `app.disconnected_session_ttl`. Default `"15s"`.
+    /// `closed` and the app frees its memory. With a shared `store.url`, also how long a tab
+    /// a stopping idlegate handed over waits for its page to reconnect to the next one. Must
+    /// be at least 2 seconds shorter than `app.disconnected_session_ttl`. Default `"15s"`.
     pub reconnect_grace: String,
     /// How long before a tab ends the browser shows a warning with a countdown and a "Keep
     /// working" button (needs `browser.inject`). At least `"20s"`, so people have time to

@@ -8,8 +8,8 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::{Pipeline, RedisResult};
 
-use super::wire::{LoginWire, NoticeWire, TabWire};
-use super::Shared;
+use super::wire::{HandOffWire, LoginWire, NoticeWire, TabWire};
+use super::{as_ids, Shared};
 use crate::store::{EndedId, EndedSessions, LoginStore, Replica, TabDirectory, UnixMillis};
 
 /// A replica not heard of for this long is gone (it crashed): its tabs are forgotten.
@@ -57,7 +57,44 @@ pub(super) async fn fill(conn: &mut MultiplexedConnection, shared: &Shared) -> R
     tabs.query_async::<()>(conn).await?;
     read_logins(conn, shared, now).await?;
     read_tabs(conn, shared, now).await?;
-    read_ended(conn, shared, now).await
+    read_ended(conn, shared, now).await?;
+    read_handoffs(conn, shared, now).await
+}
+
+/// The tabs stopped replicas handed over that still wait.
+async fn read_handoffs(
+    conn: &mut MultiplexedConnection,
+    shared: &Shared,
+    now: UnixMillis,
+) -> RedisResult<()> {
+    let hashes: Vec<(String, u64)> = redis::cmd("ZRANGE")
+        .arg(shared.keys.handoffs())
+        .arg(now)
+        .arg("+inf")
+        .arg("BYSCORE")
+        .arg("WITHSCORES")
+        .query_async(conn)
+        .await?;
+    for chunk in hashes.chunks(CHUNK) {
+        let mut read = redis::pipe();
+        for (hash, _) in chunk {
+            read.get(shared.keys.handoff(hash));
+        }
+        let found: Vec<Option<String>> = read.query_async(conn).await?;
+        for ((hash, until), json) in chunk.iter().zip(found) {
+            let tab = json.and_then(|json| serde_json::from_str::<HandOffWire>(&json).ok());
+            // Left once under all of its ids, when its first id is read.
+            if let Some(tab) = tab.filter(|tab| tab.hashes.first().is_none_or(|h| h == hash)) {
+                let hashes = if tab.hashes.is_empty() {
+                    vec![hash.clone()]
+                } else {
+                    tab.hashes.clone()
+                };
+                shared.view.leave(&as_ids(&hashes), tab.tab(), *until);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The milliseconds a login's keys live: past its deadline by [`LOGIN_SLACK`].
@@ -129,6 +166,7 @@ pub(super) fn heartbeat(pipe: &mut Pipeline, shared: &Shared, now: UnixMillis) {
     pipe.zrembyscore(keys.logins(), "-inf", now.saturating_sub(slack))
         .ignore();
     pipe.zrembyscore(keys.ended_index(), "-inf", now).ignore();
+    pipe.zrembyscore(keys.handoffs(), "-inf", now).ignore();
 }
 
 async fn read_logins(

@@ -25,12 +25,12 @@ use tokio::sync::mpsc;
 use super::login::key_of;
 use super::memory::MemoryStore;
 use super::{
-    Cluster, Command, EndedId, EndedSessions, LoginLimits, LoginSession, LoginStore, Replica,
-    Stores, TabDirectory, TabRecord, UnixMillis, WallClock,
+    Cluster, Command, EndedId, EndedSessions, HandedOff, LoginLimits, LoginSession, LoginStore,
+    Replica, Stores, TabDirectory, TabRecord, UnixMillis, WallClock,
 };
 use crate::config::{RedisUrl, StoreConfig};
 use crate::lifecycle::{EndNotice, TabId};
-use wire::{Keys, LoginWire, NoticeWire, TabWire};
+use wire::{HandOffWire, Keys, LoginWire, NoticeWire, TabWire};
 
 /// Logins whose activity moved are written at most this often.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(2);
@@ -55,6 +55,14 @@ enum Op {
     },
     TabOpened(TabWire),
     TabClosed(TabId),
+    HandOff {
+        hashes: Vec<String>,
+        tab: HandOffWire,
+        until: UnixMillis,
+    },
+    Taken {
+        hashes: Vec<String>,
+    },
     Command(Command),
     /// Stop: say this replica is gone, write the last activity, then answer.
     Stop(tokio::sync::oneshot::Sender<()>),
@@ -172,6 +180,17 @@ impl RedisStore {
         let _ = tokio::time::timeout(deadline, rx).await;
     }
 
+    /// Waits until Redis is connected and the view filled from it, at most `deadline`.
+    pub async fn connected(&self, deadline: Duration) {
+        let until = tokio::time::Instant::now() + deadline;
+        while !self.shared.up.load(Ordering::Relaxed) && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if !self.shared.up.load(Ordering::Relaxed) {
+            tracing::warn!("serving before the store reached Redis");
+        }
+    }
+
     /// Changes dropped because Redis was away too long.
     pub fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
@@ -188,6 +207,18 @@ fn ended_hash(id: EndedId<'_>) -> String {
     let mut hash = key_of(&format!("{kind}:{text}"));
     hash.truncate(32);
     hash
+}
+
+fn hashed(ids: &[EndedId<'_>]) -> Vec<String> {
+    ids.iter().map(|id| ended_hash(*id)).collect()
+}
+
+/// Hashed ids, as the view holds them.
+fn as_ids(hashes: &[String]) -> Vec<EndedId<'_>> {
+    hashes
+        .iter()
+        .map(|hash| EndedId::AppSession(hash))
+        .collect()
 }
 
 impl LoginStore for RedisStore {
@@ -269,6 +300,31 @@ impl TabDirectory for RedisStore {
         }
     }
 
+    fn hand_off(&self, ids: &[EndedId<'_>], tab: HandedOff, now: UnixMillis, ttl: Duration) {
+        let hashes = hashed(ids);
+        let until = now.saturating_add(ttl.as_millis() as UnixMillis);
+        self.shared.view.leave(&as_ids(&hashes), tab.clone(), until);
+        self.shared.queue(Op::HandOff {
+            tab: HandOffWire::of(&tab, &hashes),
+            hashes,
+            until,
+        });
+    }
+
+    fn handed_off(&self, ids: &[EndedId<'_>], now: UnixMillis) -> Option<HandedOff> {
+        let hashes = hashed(ids);
+        let (tab, _) = self.shared.view.left(&as_ids(&hashes), now, false)?;
+        Some(tab)
+    }
+
+    fn take_handed_off(&self, ids: &[EndedId<'_>], now: UnixMillis) -> Option<HandedOff> {
+        let hashes = hashed(ids);
+        // Gone under every id it was left under, here and everywhere.
+        let (tab, hashes) = self.shared.view.left(&as_ids(&hashes), now, true)?;
+        self.shared.queue(Op::Taken { hashes });
+        Some(tab)
+    }
+
     fn count_of(&self, user: &str) -> usize {
         self.shared.view.count_of(user)
     }
@@ -293,6 +349,10 @@ impl Cluster for RedisStore {
 
     fn available(&self) -> bool {
         self.shared.up.load(Ordering::Relaxed)
+    }
+
+    fn shared(&self) -> bool {
+        true
     }
 }
 

@@ -17,8 +17,8 @@ use super::fill::{
     adopt, fill, forget_replicas_except, heartbeat, index_login, index_ttl, login_ttl, write_login,
     CHUNK, REPLICA_TTL,
 };
-use super::wire::{Body, LoginWire, Message, TabWire};
-use super::{Op, Shared, FLUSH_EVERY};
+use super::wire::{Body, HandOffWire, Keys, LoginWire, Message, NoticeWire, TabWire};
+use super::{as_ids, Op, Shared, FLUSH_EVERY};
 use crate::lifecycle::EndReason;
 use crate::store::{
     Command, EndedId, EndedSessions, LoginStore, Replica, TabDirectory, UnixMillis,
@@ -221,23 +221,7 @@ impl Link<'_> {
                 hash,
                 notice,
                 until,
-            } => {
-                let json = serde_json::to_string(notice).unwrap_or_default();
-                let ttl = until.saturating_sub(now).max(1);
-                pipe.set_options(
-                    keys.ended(hash),
-                    json,
-                    redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
-                )
-                .ignore();
-                pipe.zadd(keys.ended_index(), hash, *until).ignore();
-                pipe.pexpire(keys.ended_index(), ttl as i64).ignore();
-                Body::Ended {
-                    hash: hash.clone(),
-                    notice: notice.clone(),
-                    until: *until,
-                }
-            }
+            } => ended(pipe, keys, hash, notice, *until, now),
             Op::TabOpened(tab) => {
                 let json = serde_json::to_string(tab).unwrap_or_default();
                 let key = keys.tabs(shared.replica);
@@ -250,6 +234,16 @@ impl Link<'_> {
                 Body::TabClosed {
                     replica: shared.replica,
                     tab: *tab,
+                }
+            }
+            Op::HandOff { hashes, tab, until } => hand_off(pipe, keys, hashes, tab, *until, now),
+            Op::Taken { hashes } => {
+                for hash in hashes {
+                    pipe.del(keys.handoff(hash)).ignore();
+                    pipe.zrem(keys.handoffs(), hash).ignore();
+                }
+                Body::Taken {
+                    hashes: hashes.clone(),
                 }
             }
             Op::Command(command) => Body::of_command(command),
@@ -424,6 +418,12 @@ impl Link<'_> {
                     });
                 }
             }
+            Body::HandOff { hashes, tab, until } => {
+                shared.view.leave(&as_ids(&hashes), tab.tab(), until);
+            }
+            Body::Taken { hashes } => {
+                shared.view.left(&as_ids(&hashes), now, true);
+            }
             Body::Gone => {
                 let others: HashSet<Replica> = TabDirectory::all(&shared.view)
                     .iter()
@@ -433,6 +433,60 @@ impl Link<'_> {
                 forget_replicas_except(shared, &others);
             }
         }
+    }
+}
+
+/// Writes how a tab ended, under its hashed id.
+fn ended(
+    pipe: &mut Pipeline,
+    keys: &Keys,
+    hash: &str,
+    notice: &NoticeWire,
+    until: UnixMillis,
+    now: UnixMillis,
+) -> Body {
+    let json = serde_json::to_string(notice).unwrap_or_default();
+    let ttl = until.saturating_sub(now).max(1);
+    pipe.set_options(
+        keys.ended(hash),
+        json,
+        redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
+    )
+    .ignore();
+    pipe.zadd(keys.ended_index(), hash, until).ignore();
+    pipe.pexpire(keys.ended_index(), ttl as i64).ignore();
+    Body::Ended {
+        hash: hash.to_owned(),
+        notice: notice.clone(),
+        until,
+    }
+}
+
+/// Writes a handed-over tab under each of its hashed ids.
+fn hand_off(
+    pipe: &mut Pipeline,
+    keys: &Keys,
+    hashes: &[String],
+    tab: &HandOffWire,
+    until: UnixMillis,
+    now: UnixMillis,
+) -> Body {
+    let json = serde_json::to_string(tab).unwrap_or_default();
+    let ttl = until.saturating_sub(now).max(1);
+    for hash in hashes {
+        pipe.set_options(
+            keys.handoff(hash),
+            &json,
+            redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
+        )
+        .ignore();
+        pipe.zadd(keys.handoffs(), hash, until).ignore();
+    }
+    pipe.pexpire(keys.handoffs(), ttl as i64).ignore();
+    Body::HandOff {
+        hashes: hashes.to_vec(),
+        tab: tab.clone(),
+        until,
     }
 }
 

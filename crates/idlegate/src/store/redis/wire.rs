@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::{EndNotice, EndReason, TabId};
-use crate::store::{Command, Identity, LoginSession, Replica, TabRecord, UnixMillis};
+use crate::store::{Command, HandedOff, Identity, LoginSession, Replica, TabRecord, UnixMillis};
 
 /// The names of the keys and the channel, under one prefix.
 #[derive(Debug, Clone)]
@@ -60,6 +60,16 @@ impl Keys {
     /// HASH: one replica's open tabs (field: the tab's number), as [`TabWire`] JSON.
     pub fn tabs(&self, replica: Replica) -> String {
         format!("{}tabs:{replica:016x}", self.prefix)
+    }
+
+    /// STRING: a tab a stopping replica handed over, as [`HandOffWire`] JSON, by a hashed id.
+    pub fn handoff(&self, hash: &str) -> String {
+        format!("{}handoff:{hash}", self.prefix)
+    }
+
+    /// ZSET: the hashed ids of handed-over tabs, scored by when they stop waiting.
+    pub fn handoffs(&self) -> String {
+        format!("{}handoffs", self.prefix)
     }
 
     /// ZSET: the live replicas (hex), scored by when they count as gone unless heard of.
@@ -206,6 +216,41 @@ impl TabWire {
     }
 }
 
+/// A handed-over tab, as shared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandOffWire {
+    /// Every hashed id it was left under.
+    #[serde(default)]
+    pub hashes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    pub opened: UnixMillis,
+    pub last: UnixMillis,
+}
+
+impl HandOffWire {
+    pub fn of(tab: &HandedOff, hashes: &[String]) -> Self {
+        Self {
+            hashes: hashes.to_vec(),
+            login: tab.login.clone(),
+            user: tab.user.clone(),
+            opened: tab.opened,
+            last: tab.last_activity,
+        }
+    }
+
+    pub fn tab(self) -> HandedOff {
+        HandedOff {
+            login: self.login,
+            user: self.user,
+            opened: self.opened,
+            last_activity: self.last,
+        }
+    }
+}
+
 /// What one replica tells the others, on [`Keys::channel`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
@@ -253,6 +298,16 @@ pub enum Body {
         replica: Replica,
         tab: TabId,
         reason: String,
+    },
+    /// A stopping replica handed a tab over, under these hashed ids, until `until`.
+    HandOff {
+        hashes: Vec<String>,
+        tab: HandOffWire,
+        until: UnixMillis,
+    },
+    /// A replica took a handed-over tab.
+    Taken {
+        hashes: Vec<String>,
     },
     /// The sender stops: its tabs are gone.
     Gone,
