@@ -17,14 +17,22 @@ use crate::proc::wait_until;
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// More `redis-server` arguments (like `--requirepass`).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts one on a free port and waits until it answers `PING`.
     pub async fn start() -> Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts one with more `redis-server` arguments, like `["--requirepass", "secret"]`.
+    pub async fn start_with(extra: &[&str]) -> Result<Self> {
         let mut server = Self {
             port: free_port(),
             child: None,
+            extra: extra.iter().map(|arg| (*arg).to_owned()).collect(),
         };
         server.restart().await?;
         Ok(server)
@@ -61,6 +69,7 @@ impl RedisServer {
                 "--protected-mode",
                 "yes",
             ])
+            .args(&self.extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::inherit())
             .kill_on_drop(true)
@@ -73,7 +82,8 @@ impl RedisServer {
             Duration::from_millis(50),
             async || {
                 command(port, "PING").await.and_then(|answer| {
-                    if answer.starts_with("+PONG") {
+                    // Answering at all is up; one with a password asks for it first.
+                    if answer.starts_with("+PONG") || answer.starts_with("-NOAUTH") {
                         Ok(())
                     } else {
                         bail!("redis-server answered {answer:?}")

@@ -156,6 +156,35 @@ async fn rtt_against_echo_gets_every_message_back() {
     assert_eq!(report["size"], 256, "{report}");
     assert_eq!(report["rtt_us"]["count"], 200, "{report}");
     assert!(report["rtt_us"]["p50"].as_f64().unwrap() > 0.0, "{report}");
+    assert_eq!(report["person"], false, "{report}");
+    assert_eq!(report["connect_us"]["count"], 4, "{report}");
+    assert!(
+        report["connect_us"]["p50"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn rtt_with_a_persons_reruns_sends_them_unmarked() {
+    let app = start_fakeapp(&["--echo"]).await;
+    let url = format!("ws://{}/_stcore/stream", app.addr);
+    let report = run_wsload(&[
+        "rtt",
+        "--url",
+        &url,
+        "--connections",
+        "2",
+        "--messages",
+        "10",
+        "--size",
+        "64",
+        "--person",
+    ])
+    .await;
+    assert_eq!(report["count"], 20, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_eq!(report["person"], true, "{report}");
+    assert_eq!(report["connect_us"]["count"], 2, "{report}");
 }
 
 #[tokio::test]
@@ -180,6 +209,11 @@ async fn hold_keeps_connections_open_without_redirects() {
     assert_eq!(report["ended"], 0, "{report}");
     assert_eq!(report["still_open"], 50, "{report}");
     assert_eq!(report["lateness"]["pct_within_1s"], 0.0, "{report}");
+    assert_eq!(report["connect_us"]["count"], 50, "{report}");
+    assert!(
+        report["connect_us"]["max"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
 }
 
 #[tokio::test]

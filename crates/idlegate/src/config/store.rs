@@ -120,3 +120,64 @@ pub(super) fn store(raw: &RawStore, login: &LoginConfig) -> Result<StoreConfig, 
     }
     Ok(config)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Config, Sources};
+    use super::*;
+
+    fn load(toml: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(toml)
+    }
+
+    #[test]
+    fn memory_is_the_default_and_redis_urls_are_checked_without_showing_them() {
+        let config = load("").expect("defaults");
+        assert_eq!(config.store.backend, StoreBackend::Memory);
+        assert_eq!(config.store.key_prefix, "idlegate:");
+        assert_eq!(config.store.on_unavailable, OnUnavailable::Refuse);
+        let redis = load("[store]\nurl = \"rediss://app:pw-123@redis:6380/2\"\n").expect("redis");
+        let StoreBackend::Redis(url) = &redis.store.backend else {
+            panic!("a Redis store")
+        };
+        assert!(url.tls());
+        assert_eq!(format!("{url:?}"), "RedisUrl(rediss://<redacted>)");
+        for bad in ["http://:pw-123@redis", "redis://:pw-123@", "pw-123"] {
+            let error = load(&format!("[store]\nurl = \"{bad}\"\n")).expect_err(bad);
+            assert_eq!(error.key(), Some("store.url"), "{bad}");
+            assert!(!error.to_string().contains("pw-123"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_shared_store_with_sign_in_needs_cookie_keys() {
+        let error = load("[login]\nmode = \"header\"\n[store]\nurl = \"redis://redis:6379\"\n")
+            .expect_err("no cookie keys");
+        assert_eq!(error.key(), Some("login.cookie_keys_file"));
+        assert!(error.to_string().contains("each replica"), "{error}");
+        load("[store]\nurl = \"redis://redis:6379\"\n").expect("nobody signs in: no keys needed");
+    }
+
+    #[test]
+    fn prefixes_and_the_fallback_are_checked() {
+        for bad in ["", "has space:", &"x".repeat(65)] {
+            let error = load(&format!("[store]\nkey_prefix = \"{bad}\"\n")).expect_err(bad);
+            assert_eq!(error.key(), Some("store.key_prefix"));
+        }
+        let error = load("[store]\non_unavailable = \"queue\"\n").expect_err("queue");
+        assert_eq!(error.key(), Some("store.on_unavailable"));
+        let local = load("[store]\non_unavailable = \"local\"\n").expect("local");
+        assert_eq!(local.store.on_unavailable, OnUnavailable::Local);
+    }
+
+    #[test]
+    fn the_effective_config_hides_the_url() {
+        let sources = Sources {
+            toml: Some("[store]\nurl = \"redis://:pw-123@redis:6379\"\n".to_owned()),
+            ..Sources::default()
+        };
+        let shown = Config::effective_toml(&sources).expect("valid");
+        assert!(!shown.contains("pw-123"), "{shown}");
+        assert!(shown.contains("url = \"<redacted>\""), "{shown}");
+    }
+}

@@ -53,6 +53,16 @@ impl Collector for Snapshot {
             gauge.metric_type(),
         )?;
         ConstGauge::new(i64::from(up)).encode(metric)?;
+        let dropped = self.tracker.stores().cluster.dropped();
+        let counter = ConstCounter::new(dropped);
+        let metric = encoder.encode_descriptor(
+            "store_changes_dropped",
+            "Changes for the shared store dropped because it stayed unreachable while its \
+             queue (65,536 changes) filled",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)?;
         let logins = self.tracker.stores().logins.all().len();
         let metric = encoder.encode_descriptor(
             "login_sessions",

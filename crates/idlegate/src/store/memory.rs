@@ -264,6 +264,10 @@ impl Cluster for MemoryStore {
     fn shared(&self) -> bool {
         false
     }
+
+    fn dropped(&self) -> u64 {
+        0
+    }
 }
 
 /// Tabs left for another process, by each id they are known by (kind and text).

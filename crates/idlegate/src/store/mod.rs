@@ -143,6 +143,9 @@ pub trait Cluster: Send + Sync {
     fn available(&self) -> bool;
     /// Whether other processes share the store (so a stopping one hands its tabs over).
     fn shared(&self) -> bool;
+    /// Changes dropped since start because the store stayed unreachable while a bounded
+    /// queue of them filled (always 0 for one process's memory).
+    fn dropped(&self) -> u64;
 }
 
 /// The stores one idlegate uses, and the clock that converts its times. Cheap to clone.

@@ -2,8 +2,9 @@
 //!
 //! * `wsload rtt` measures round-trip latency and throughput: each connection sends
 //!   valid `BackMsg.rerun_script` messages (marked `is_auto_rerun`, so a gateway does not
-//!   count them as a person's activity) and waits for each to come back from an echoing
-//!   server (`fakeapp --echo`), directly or through a proxy.
+//!   count them as a person's activity; with `--person` unmarked, so it does) and waits for
+//!   each to come back from an echoing server (`fakeapp --echo`), directly or through a
+//!   proxy.
 //! * `wsload hold` opens many connections like browser tabs (Streamlit's subprotocols and
 //!   an `Origin`), sends the page-load rerun on each, then stays idle, answering pings,
 //!   and records when and how each connection is ended (a `ForwardMsg.auth_redirect`, a
@@ -12,6 +13,10 @@
 //! * `wsload churn` opens and ends tabs in churn for a soak (see `benchkit::churn`): up to
 //!   `--connections` at once, `--total` in all over `--duration`, some closing themselves,
 //!   the rest ended by the server's idle timeout.
+//!
+//! `rtt` and `hold` also time each WebSocket handshake (from the TCP connect until the
+//! upgrade's `101` has been read; waiting for `--connect-concurrency` not included) and
+//! report it as `connect_us`.
 //!
 //! Summaries are human-readable by default, or one JSON object with `--json`.
 
@@ -99,6 +104,11 @@ struct RttArgs {
     /// Count a message as an error if its echo takes longer than SECS.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     timeout: f64,
+
+    /// Send reruns a person would send (`is_auto_rerun` unset), which a gateway counts as
+    /// activity; by default they are marked automatic (a fragment timer).
+    #[arg(long)]
+    person: bool,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -312,6 +322,10 @@ struct RttReport {
     mb_per_s: f64,
     rtt_us: Summary,
     top_errors: Vec<ErrorCount>,
+    /// Whether the reruns were a person's (`--person`: `is_auto_rerun` unset).
+    person: bool,
+    /// Each opened connection's WebSocket handshake, in microseconds.
+    connect_us: Summary,
 }
 
 struct ConnOutcome {
@@ -332,7 +346,7 @@ async fn rtt(args: RttArgs) -> Result<()> {
         Some(rate) => bail!("--rate must be positive, got {rate}"),
         None => None,
     };
-    let payload = Bytes::from(proto::rerun_script(args.size, true));
+    let payload = Bytes::from(proto::rerun_script(args.size, !args.person));
 
     // Open every connection first, so the measurement covers messaging only.
     let gate = Arc::new(Semaphore::new(common.connect_concurrency.max(1)));
@@ -342,15 +356,19 @@ async fn rtt(args: RttArgs) -> Result<()> {
         let gate = Arc::clone(&gate);
         opening.spawn(async move {
             let _permit = gate.acquire_owned().await;
-            benchkit::connect_tab(&url, connect_timeout).await
+            timed_connect(&url, connect_timeout).await
         });
     }
     let mut sockets = Vec::with_capacity(common.connections);
+    let mut connect_us = Vec::with_capacity(common.connections);
     let mut tally = ErrorTally::default();
     let mut errors = 0u64;
     while let Some(joined) = opening.join_next().await {
         match joined.context("connection task failed")? {
-            Ok(ws) => sockets.push(ws),
+            Ok((ws, us)) => {
+                sockets.push(ws);
+                connect_us.push(us);
+            }
             Err(err) => {
                 errors += 1;
                 tally.add(error_kind(&err));
@@ -392,6 +410,8 @@ async fn rtt(args: RttArgs) -> Result<()> {
         mb_per_s: rate(count as f64 * payload.len() as f64) / 1e6,
         rtt_us: summarize(&samples),
         top_errors: tally.top(),
+        person: args.person,
+        connect_us: summarize(&connect_us),
     };
     if common.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -411,9 +431,15 @@ async fn rtt(args: RttArgs) -> Result<()> {
             r.msgs_per_s, r.mb_per_s
         );
         println!(
-            "  rtt (us)     p50 {:.0}  p90 {:.0}  p99 {:.0}  max {:.0}  mean {:.0}",
-            r.rtt_us.p50, r.rtt_us.p90, r.rtt_us.p99, r.rtt_us.max, r.rtt_us.mean
+            "  rtt (us)     p50 {:.0}  p90 {:.0}  p99 {:.0}  max {:.0}  mean {:.0}{}",
+            r.rtt_us.p50,
+            r.rtt_us.p90,
+            r.rtt_us.p99,
+            r.rtt_us.max,
+            r.rtt_us.mean,
+            if r.person { " (a person's reruns)" } else { "" }
         );
+        print_connect(&r.connect_us);
         print_errors(&r.top_errors);
     }
     Ok(())
@@ -515,6 +541,8 @@ struct HoldReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     lateness: Option<Lateness>,
     top_errors: Vec<ErrorCount>,
+    /// Each opened connection's WebSocket handshake, in microseconds.
+    connect_us: Summary,
 }
 
 #[derive(Debug, Serialize)]
@@ -550,7 +578,7 @@ async fn hold(args: HoldArgs) -> Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     // Each task reports once it has opened (or failed to open) its connection.
-    let (opened_tx, mut opened_rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
+    let (opened_tx, mut opened_rx) = tokio::sync::mpsc::unbounded_channel::<Option<f64>>();
     let gate = Arc::new(Semaphore::new(common.connect_concurrency.max(1)));
     let started = Instant::now();
     let mut tasks = JoinSet::new();
@@ -567,22 +595,25 @@ async fn hold(args: HoldArgs) -> Result<()> {
     drop(opened_tx);
     let mut reported = 0;
     let mut opened_ok = 0;
-    while let Some(ok) = opened_rx.recv().await {
+    let mut connect_us = Vec::with_capacity(common.connections);
+    while let Some(connect) = opened_rx.recv().await {
         reported += 1;
-        opened_ok += usize::from(ok);
+        if let Some(us) = connect {
+            opened_ok += 1;
+            connect_us.push(us);
+        }
         if reported == common.connections {
             break;
         }
     }
     let open_phase = started.elapsed();
-    if !common.json {
-        eprintln!(
-            "wsload: {opened_ok} of {} connections open after {:.2} s; holding {:.1} s",
-            common.connections,
-            open_phase.as_secs_f64(),
-            duration.as_secs_f64()
-        );
-    }
+    // On standard error with --json too: a caller can tell when the hold starts.
+    eprintln!(
+        "wsload: {opened_ok} of {} connections open after {:.2} s; holding {:.1} s",
+        common.connections,
+        open_phase.as_secs_f64(),
+        duration.as_secs_f64()
+    );
     tokio::time::sleep(duration).await;
     let _ = stop_tx.send(true);
 
@@ -604,6 +635,7 @@ async fn hold(args: HoldArgs) -> Result<()> {
         time_to_close_ms: Summary::default(),
         lateness: None,
         top_errors: Vec::new(),
+        connect_us: summarize(&connect_us),
     };
     let mut redirect_ms = Vec::new();
     let mut close_ms = Vec::new();
@@ -697,6 +729,7 @@ async fn hold(args: HoldArgs) -> Result<()> {
                 l.pct_within_1s
             );
         }
+        print_connect(&r.connect_us);
         print_errors(&r.top_errors);
     }
     Ok(())
@@ -708,30 +741,30 @@ async fn hold_connection(
     url: String,
     connect_timeout: Duration,
     gate: Arc<Semaphore>,
-    opened: tokio::sync::mpsc::UnboundedSender<bool>,
+    opened: tokio::sync::mpsc::UnboundedSender<Option<f64>>,
     mut stop: watch::Receiver<bool>,
 ) -> HoldOutcome {
     let connected = {
         let _permit = gate.acquire_owned().await;
-        benchkit::connect_tab(&url, connect_timeout).await
+        timed_connect(&url, connect_timeout).await
     };
-    let mut ws = match connected {
-        Ok(ws) => ws,
+    let (mut ws, connect_us) = match connected {
+        Ok(opened) => opened,
         Err(err) => {
-            let _ = opened.send(false);
+            let _ = opened.send(None);
             return HoldOutcome::Failed(error_kind(&err));
         }
     };
     // The page load: a rerun a person caused (is_auto_rerun = false).
     let page_load = Bytes::from_static(&[proto::RERUN_SCRIPT_TAG, 0x00]);
     if let Err(err) = ws.send(Message::Binary(page_load)).await {
-        let _ = opened.send(false);
+        let _ = opened.send(None);
         return HoldOutcome::Failed(err.to_string());
     }
     // Idle time starts when the page load's run finishes, or now if the app never says so.
     let mut idle_from = Instant::now();
     let mut run_finished = false;
-    let _ = opened.send(true);
+    let _ = opened.send(Some(connect_us));
     drop(opened);
 
     let outcome = loop {
@@ -765,6 +798,22 @@ async fn hold_connection(
     })
     .await;
     outcome
+}
+
+/// Opens one browser-like connection and times its handshake, in microseconds.
+async fn timed_connect(url: &str, timeout: Duration) -> Result<(Ws, f64)> {
+    let t0 = Instant::now();
+    let ws = benchkit::connect_tab(url, timeout).await?;
+    Ok((ws, t0.elapsed().as_secs_f64() * 1e6))
+}
+
+fn print_connect(connect: &Summary) {
+    if connect.count > 0 {
+        println!(
+            "  connect (us) p50 {:.0}  p90 {:.0}  p99 {:.0}  max {:.0}  ({} handshakes)",
+            connect.p50, connect.p90, connect.p99, connect.max, connect.count
+        );
+    }
 }
 
 fn print_errors(errors: &[ErrorCount]) {

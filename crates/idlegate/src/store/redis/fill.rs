@@ -24,20 +24,27 @@ pub(super) const CHUNK: usize = 500;
 /// Fills Redis with this replica's logins and tabs, then the view with everyone's.
 pub(super) async fn fill(conn: &mut MultiplexedConnection, shared: &Shared) -> RedisResult<()> {
     let now = shared.clock.now_ms();
-    // Logins revoked while this replica did not hear are not written back.
+    // Logins revoked while this replica did not hear are not written back, and one that
+    // Redis has with later activity (another replica's) is not moved back.
     let logins = LoginStore::all(&shared.view);
     for chunk in logins.chunks(CHUNK) {
-        let mut exists = redis::pipe();
+        let mut read = redis::pipe();
         for login in chunk {
-            exists.exists(shared.keys.revoked(login.key()));
+            read.exists(shared.keys.revoked(login.key()));
+            read.hget(shared.keys.login(login.key()), "last");
         }
-        let revoked: Vec<bool> = exists.query_async(conn).await?;
+        let found: Vec<(bool, Option<UnixMillis>)> = read.query_async(conn).await?;
         let mut write = redis::pipe();
-        for (login, revoked) in chunk.iter().zip(revoked) {
-            if revoked {
-                shared.view.revoke(login.key());
-            } else {
-                write_login(&mut write, shared, &LoginWire::of(login), now);
+        for (login, (revoked, last)) in chunk.iter().zip(found) {
+            match (revoked, last) {
+                (true, _) => {
+                    shared.view.revoke(login.key());
+                }
+                (false, Some(last)) if last >= login.last_activity() => {
+                    login.touch(last);
+                    shared.wrote(login.key(), last);
+                }
+                (false, _) => write_login(&mut write, shared, &LoginWire::of(login), now),
             }
         }
         write.query_async::<()>(conn).await?;

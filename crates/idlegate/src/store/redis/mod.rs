@@ -190,11 +190,6 @@ impl RedisStore {
             tracing::warn!("serving before the store reached Redis");
         }
     }
-
-    /// Changes dropped because Redis was away too long.
-    pub fn dropped(&self) -> u64 {
-        self.shared.dropped.load(Ordering::Relaxed)
-    }
 }
 
 /// The shared name of an ended tab's id: its kind and a SHA-256 of it (128 bits, hex), so
@@ -353,6 +348,10 @@ impl Cluster for RedisStore {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 }
 

@@ -191,3 +191,75 @@ async fn a_new_replica_reads_the_state_and_an_emptied_redis_is_filled_again() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_replica_never_moves_a_login_back_nor_revives_a_revoked_one() {
+    let redis = RedisServer::start().await.expect("redis-server");
+    let a = replica(&redis, "app:");
+    connected(&a).await;
+    let (kept, revoked) = (alice(), alice());
+    a.stores.logins.insert(kept.clone());
+    a.stores.logins.insert(revoked.clone());
+    let later = kept.last_activity() + 60_000;
+    let key = |login: &LoginSession| format!("app:login:{}", login.key());
+    eventually_async("the logins are in Redis", async || {
+        redis
+            .command(&format!("EXISTS {}", key(&revoked)))
+            .await
+            .ok()
+            == Some(":1\r\n".into())
+    })
+    .await;
+    // Meanwhile, as far as A could not hear: another replica saw later activity, and
+    // another revoked a login.
+    redis
+        .command(&format!("HSET {} last {later}", key(&kept)))
+        .await
+        .expect("HSET");
+    redis
+        .command(&format!("SET app:revoked:{} 1 PX 60000", revoked.key()))
+        .await
+        .expect("SET");
+    // A's link drops (its subscription is cut) and it fills Redis again.
+    redis
+        .command("CLIENT KILL TYPE pubsub")
+        .await
+        .expect("CLIENT KILL");
+    eventually("A took the later activity", || {
+        kept.last_activity() == later
+    })
+    .await;
+    eventually("A dropped the revoked login", || revoked.is_revoked()).await;
+    let last = redis
+        .command(&format!("HGET {} last", key(&kept)))
+        .await
+        .expect("HGET");
+    assert!(last.contains(&later.to_string()), "{last}");
+}
+
+/// [`eventually`], for checks that must wait on something themselves.
+async fn eventually_async(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_in_the_url_is_used_and_a_wrong_one_keeps_the_store_unavailable() {
+    let redis = RedisServer::start_with(&["--requirepass", "s3cret-pass"])
+        .await
+        .expect("redis-server");
+    let with = |password: &str| {
+        let url = format!("redis://:{password}@127.0.0.1:{}/0", redis.port());
+        let (url, config) = config(&url, "auth:");
+        assert!(!format!("{url:?}").contains(password), "Debug hides it");
+        RedisStore::start(&url, &config, LIMITS).expect("a Redis store")
+    };
+    let right = with("s3cret-pass");
+    connected(&right).await;
+    let wrong = with("wrong-pass");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!wrong.stores.cluster.available());
+}
