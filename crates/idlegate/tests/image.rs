@@ -125,3 +125,45 @@ fn the_kubernetes_config_map_holds_a_valid_config() -> Result<()> {
     assert!(sidecar.upstream.is_some());
     Ok(())
 }
+
+#[test]
+fn the_replicas_layout_holds_a_valid_config_with_its_secrets() -> Result<()> {
+    let toml = std::fs::read_to_string(repo_path("deploy/kubernetes/replicas/idlegate.toml"))?;
+    // The Secrets' files, where the Deployment mounts them.
+    let dir = tempfile::tempdir()?;
+    let keys = dir.path().join("cookie-keys");
+    std::fs::write(
+        &keys,
+        "c2hhcmVkLWJ5LWV2ZXJ5LXJlcGxpY2Etb2YtdGhpcy1hcHAtMDEyMzQ1Njc4OQ==\n",
+    )?;
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "prometheus:0123456789abcdef0123456789abcdef\n")?;
+    let toml = toml
+        .replace(
+            "/var/run/secrets/idlegate/cookie-keys",
+            &keys.display().to_string(),
+        )
+        .replace(
+            "/var/run/secrets/idlegate-admin/tokens",
+            &tokens.display().to_string(),
+        );
+    let env = |url: &str| {
+        vec![
+            ("IDLEGATE_LISTEN".to_owned(), "0.0.0.0:8080".to_owned()),
+            ("IDLEGATE_STORE__URL".to_owned(), url.to_owned()),
+        ]
+    };
+    let config = Config::load(&Sources {
+        toml: Some(toml.clone()),
+        env: env("redis://streamlit-app:secret@redis.example.internal:6379/0"),
+        ..Sources::default()
+    })
+    .map_err(|e| anyhow::anyhow!("replicas/idlegate.toml: {e}"))?;
+    ensure!(
+        config.store.shared(),
+        "the Secret's URL makes the store shared"
+    );
+    ensure!(config.store.key_prefix == "streamlit-app:");
+    ensure!(config.admin.is_some(), "the admin listener is on");
+    Ok(())
+}
