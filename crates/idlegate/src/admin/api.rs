@@ -67,7 +67,8 @@ pub struct Tab {
     /// Whether the page script reports from the page.
     pub script: bool,
     /// The rule that judges the tab's activity: `input` (the page script's evidence of a
-    /// person) or `messages` (only messages a person sends).
+    /// person) or `messages` (only messages a person sends); `unknown` for a tab another
+    /// replica holds.
     pub rule: String,
 }
 
@@ -158,7 +159,7 @@ pub struct Login {
     pub age_seconds: f64,
     /// Seconds since the person was last active in any tab of this login.
     pub idle_seconds: f64,
-    /// Open tabs of this user (on this server).
+    /// Open tabs of this user (on every replica, with a shared `store.url`).
     pub tabs: usize,
 }
 

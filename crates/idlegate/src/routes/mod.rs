@@ -123,25 +123,23 @@ async fn readyz(State(state): State<Arc<RouteState>>) -> Response {
     web::text(code, &line)
 }
 
-/// Ready, unless the shared store cannot be reached and new sign-ins are refused meanwhile
-/// (`store.on_unavailable = "refuse"`): then the load balancer sends new people to replicas
-/// that reach it, while open tabs here go on. With `"local"` this replica still signs
-/// people in, so it stays ready and says so.
+/// Ready, and saying so when the shared store cannot be reached. Readiness does not fail
+/// for it: every replica shares the store, so failing would take them all out of the load
+/// balancer at once, cutting the open tabs' uploads and page loads as well, while what the
+/// store's absence stops (new sign-ins, with `store.on_unavailable = "refuse"`) is already
+/// answered with a page of its own. `idlegate_store_up` is what to alert on.
 fn store_readiness(state: &RouteState) -> (StatusCode, String) {
     if state.tracker.stores().cluster.available() {
         return (StatusCode::OK, "ready".into());
     }
-    if state.auth.sign_ins_open() {
-        return (
-            StatusCode::OK,
-            "ready: the shared store cannot be reached; signing people in on this replica alone"
-                .into(),
-        );
-    }
+    let sign_ins = if state.auth.sign_ins_open() {
+        "signing people in on this replica alone"
+    } else {
+        "nobody can sign in until it is back"
+    };
     (
-        StatusCode::SERVICE_UNAVAILABLE,
-        "not ready: the shared store cannot be reached, so nobody can sign in here (open tabs go on)"
-            .into(),
+        StatusCode::OK,
+        format!("ready; the shared store cannot be reached: open tabs go on, {sign_ins}"),
     )
 }
 

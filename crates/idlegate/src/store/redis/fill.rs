@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::{Pipeline, RedisResult};
 
-use super::wire::{HandOffWire, LoginWire, NoticeWire, TabWire};
+use super::wire::{Body, HandOffWire, LoginWire, Message, NoticeWire, TabWire};
 use super::{as_ids, Shared};
 use crate::store::{EndedId, EndedSessions, LoginStore, Replica, TabDirectory, UnixMillis};
 
@@ -47,7 +47,10 @@ pub(super) async fn fill(conn: &mut MultiplexedConnection, shared: &Shared) -> R
                 (false, _) => write_login(&mut write, shared, &LoginWire::of(login), now),
             }
         }
-        write.query_async::<()>(conn).await?;
+        // An empty pipeline is no command: Redis would answer nothing to wait for.
+        if write.cmd_iter().next().is_some() {
+            write.query_async::<()>(conn).await?;
+        }
     }
     let own = TabDirectory::all(&shared.view)
         .into_iter()
@@ -63,9 +66,20 @@ pub(super) async fn fill(conn: &mut MultiplexedConnection, shared: &Shared) -> R
     heartbeat(&mut tabs, shared, now);
     tabs.query_async::<()>(conn).await?;
     read_logins(conn, shared, now).await?;
-    read_tabs(conn, shared, now).await?;
+    read_tabs(conn, shared, now, None).await?;
     read_ended(conn, shared, now).await?;
-    read_handoffs(conn, shared, now).await
+    read_handoffs(conn, shared, now).await?;
+    // The others read this replica's state again: they may have read Redis before it was
+    // filled (it came back empty, and they reconnected first).
+    let filled = Message {
+        from: shared.replica,
+        body: Body::Filled,
+    };
+    redis::cmd("PUBLISH")
+        .arg(shared.keys.channel())
+        .arg(serde_json::to_string(&filled).unwrap_or_default())
+        .query_async(conn)
+        .await
 }
 
 /// The tabs stopped replicas handed over that still wait.
@@ -176,7 +190,7 @@ pub(super) fn heartbeat(pipe: &mut Pipeline, shared: &Shared, now: UnixMillis) {
     pipe.zrembyscore(keys.handoffs(), "-inf", now).ignore();
 }
 
-async fn read_logins(
+pub(super) async fn read_logins(
     conn: &mut MultiplexedConnection,
     shared: &Shared,
     now: UnixMillis,
@@ -212,10 +226,13 @@ pub(super) fn adopt(shared: &Shared, login: Option<LoginWire>) {
     }
 }
 
-async fn read_tabs(
+/// Reads the other live replicas' tabs (only `only`'s, when given) into the view, in place
+/// of what it had of them, and forgets the tabs of replicas that are gone.
+pub(super) async fn read_tabs(
     conn: &mut MultiplexedConnection,
     shared: &Shared,
     now: UnixMillis,
+    only: Option<Replica>,
 ) -> RedisResult<()> {
     let live: Vec<String> = redis::cmd("ZRANGE")
         .arg(shared.keys.replicas())
@@ -229,15 +246,29 @@ async fn read_tabs(
         .filter_map(|hex| Replica::from_str_radix(hex, 16).ok())
         .collect();
     forget_replicas_except(shared, &live);
-    for replica in live.into_iter().filter(|r| *r != shared.replica) {
+    let others = live
+        .into_iter()
+        .filter(|r| *r != shared.replica && only.is_none_or(|only| only == *r));
+    for replica in others {
         let tabs: HashMap<String, String> = redis::cmd("HGETALL")
             .arg(shared.keys.tabs(replica))
             .query_async(conn)
             .await?;
-        for json in tabs.values() {
-            if let Ok(tab) = serde_json::from_str::<TabWire>(json) {
-                shared.view.open(tab.record());
-            }
+        let records: Vec<_> = tabs
+            .values()
+            .filter_map(|json| serde_json::from_str::<TabWire>(json).ok())
+            .map(TabWire::record)
+            .filter(|record| record.replica == replica)
+            .collect();
+        let known: HashSet<_> = records.iter().map(|record| record.tab).collect();
+        for gone in TabDirectory::all(&shared.view)
+            .into_iter()
+            .filter(|r| r.replica == replica && !known.contains(&r.tab))
+        {
+            shared.view.close(replica, gone.tab);
+        }
+        for record in records {
+            shared.view.open(record);
         }
     }
     Ok(())

@@ -15,6 +15,7 @@
 mod fill;
 mod sync;
 mod wire;
+mod write;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

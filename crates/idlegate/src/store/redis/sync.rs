@@ -14,11 +14,11 @@ use redis::{AsyncConnectionConfig, Client, Pipeline, RedisResult};
 use tokio::sync::mpsc;
 
 use super::fill::{
-    adopt, fill, forget_replicas_except, heartbeat, index_login, index_ttl, login_ttl, write_login,
-    CHUNK, REPLICA_TTL,
+    adopt, fill, forget_replicas_except, heartbeat, index_login, login_ttl, read_logins, read_tabs,
+    CHUNK,
 };
-use super::wire::{Body, HandOffWire, Keys, LoginWire, Message, NoticeWire, TabWire};
-use super::{as_ids, Op, Shared, FLUSH_EVERY};
+use super::wire::{Body, LoginWire, Message, TabWire};
+use super::{as_ids, write, Op, Shared, FLUSH_EVERY};
 use crate::lifecycle::EndReason;
 use crate::store::{
     Command, EndedId, EndedSessions, LoginStore, Replica, TabDirectory, UnixMillis,
@@ -39,6 +39,7 @@ pub(super) async fn run(
     let mut backoff = Duration::from_millis(250);
     let mut retry: Vec<Op> = Vec::new();
     let mut was_up = false;
+    let mut warned: Option<tokio::time::Instant> = None;
     loop {
         let outcome = async {
             let (mut conn, messages) = connect(&client, &shared).await?;
@@ -59,22 +60,31 @@ pub(super) async fn run(
                 };
                 match link.serve(messages, &mut ops, &mut retry).await {
                     Served::Stopped => return,
-                    Served::Fault(e) => fault(&shared, &e),
+                    Served::Fault(e) => fault(&shared, &e, &mut warned),
                 }
             }
-            Err(e) => fault(&shared, &e),
+            Err(e) => fault(&shared, &e, &mut warned),
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
-fn fault(shared: &Shared, error: &redis::RedisError) {
+/// While Redis cannot be reached (or refuses what is asked), says so: at once when it was
+/// reachable, then at most once a minute.
+fn fault(shared: &Shared, error: &redis::RedisError, warned: &mut Option<tokio::time::Instant>) {
     if shared.up.swap(false, Ordering::Relaxed) {
         tracing::error!(
             error = %error,
             "the store lost Redis: open tabs go on here, changes wait until it is back"
         );
+        *warned = Some(tokio::time::Instant::now());
+    } else if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+        tracing::warn!(
+            error = %error,
+            "the store cannot reach Redis yet: open tabs go on here, changes wait (it keeps trying)"
+        );
+        *warned = Some(tokio::time::Instant::now());
     } else {
         tracing::debug!(error = %error, "the store cannot reach Redis");
     }
@@ -134,10 +144,10 @@ impl Link<'_> {
         loop {
             let result = tokio::select! {
                 message = messages.next() => match message {
-                    Some(message) => {
-                        self.apply(&message);
-                        Ok(())
-                    }
+                    Some(message) => match self.apply(&message) {
+                        Some(filled) => self.read_again(filled).await,
+                        None => Ok(()),
+                    },
                     None => Err(connection_lost()),
                 },
                 op = ops.recv() => {
@@ -196,60 +206,9 @@ impl Link<'_> {
     }
 
     fn add(&self, pipe: &mut Pipeline, op: &Op, now: UnixMillis) {
-        let (shared, keys) = (self.shared, &self.shared.keys);
-        let body = match op {
-            Op::Login(login) => {
-                write_login(pipe, shared, login, now);
-                Body::Login {
-                    login: login.clone(),
-                }
-            }
-            Op::Revoke { key, user } => {
-                pipe.del(keys.login(key)).ignore();
-                pipe.zrem(keys.logins(), key).ignore();
-                pipe.zrem(keys.user(user), key).ignore();
-                let ttl = index_ttl(shared);
-                pipe.set_options(
-                    keys.revoked(key),
-                    1,
-                    redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
-                )
-                .ignore();
-                Body::Revoke { key: key.clone() }
-            }
-            Op::Ended {
-                hash,
-                notice,
-                until,
-            } => ended(pipe, keys, hash, notice, *until, now),
-            Op::TabOpened(tab) => {
-                let json = serde_json::to_string(tab).unwrap_or_default();
-                let key = keys.tabs(shared.replica);
-                pipe.hset(&key, tab.tab, json).ignore();
-                pipe.pexpire(&key, REPLICA_TTL.as_millis() as i64).ignore();
-                Body::TabOpened { tab: tab.clone() }
-            }
-            Op::TabClosed(tab) => {
-                pipe.hdel(keys.tabs(shared.replica), *tab).ignore();
-                Body::TabClosed {
-                    replica: shared.replica,
-                    tab: *tab,
-                }
-            }
-            Op::HandOff { hashes, tab, until } => hand_off(pipe, keys, hashes, tab, *until, now),
-            Op::Taken { hashes } => {
-                for hash in hashes {
-                    pipe.del(keys.handoff(hash)).ignore();
-                    pipe.zrem(keys.handoffs(), hash).ignore();
-                }
-                Body::Taken {
-                    hashes: hashes.clone(),
-                }
-            }
-            Op::Command(command) => Body::of_command(command),
-            Op::Stop(_) => return,
-        };
-        self.publish(pipe, body);
+        if let Some(body) = write::write(pipe, self.shared, op, now) {
+            self.publish(pipe, body);
+        }
     }
 
     /// Writes the logins whose activity moved since they were last written, and this
@@ -358,14 +317,22 @@ impl Link<'_> {
         let _ = pipe.query_async::<()>(self.conn).await;
     }
 
-    /// Applies what another replica published.
-    fn apply(&mut self, message: &redis::Msg) {
+    /// Reads the logins and the tabs of `replica` again, after it filled Redis.
+    async fn read_again(&mut self, replica: Replica) -> RedisResult<()> {
+        let now = self.shared.clock.now_ms();
+        read_logins(self.conn, self.shared, now).await?;
+        read_tabs(self.conn, self.shared, now, Some(replica)).await
+    }
+
+    /// Applies what another replica published; the replica to read again, when it says it
+    /// filled Redis.
+    fn apply(&mut self, message: &redis::Msg) -> Option<Replica> {
         let Ok(message) = serde_json::from_slice::<Message>(message.get_payload_bytes()) else {
             tracing::debug!("the store ignored a message it cannot read");
-            return;
+            return None;
         };
         if message.from == self.shared.replica {
-            return;
+            return None;
         }
         let (shared, now) = (self.shared, self.shared.clock.now_ms());
         match message.body {
@@ -432,61 +399,9 @@ impl Link<'_> {
                     .collect();
                 forget_replicas_except(shared, &others);
             }
+            Body::Filled => return Some(message.from),
         }
-    }
-}
-
-/// Writes how a tab ended, under its hashed id.
-fn ended(
-    pipe: &mut Pipeline,
-    keys: &Keys,
-    hash: &str,
-    notice: &NoticeWire,
-    until: UnixMillis,
-    now: UnixMillis,
-) -> Body {
-    let json = serde_json::to_string(notice).unwrap_or_default();
-    let ttl = until.saturating_sub(now).max(1);
-    pipe.set_options(
-        keys.ended(hash),
-        json,
-        redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
-    )
-    .ignore();
-    pipe.zadd(keys.ended_index(), hash, until).ignore();
-    pipe.pexpire(keys.ended_index(), ttl as i64).ignore();
-    Body::Ended {
-        hash: hash.to_owned(),
-        notice: notice.clone(),
-        until,
-    }
-}
-
-/// Writes a handed-over tab under each of its hashed ids.
-fn hand_off(
-    pipe: &mut Pipeline,
-    keys: &Keys,
-    hashes: &[String],
-    tab: &HandOffWire,
-    until: UnixMillis,
-    now: UnixMillis,
-) -> Body {
-    let json = serde_json::to_string(tab).unwrap_or_default();
-    let ttl = until.saturating_sub(now).max(1);
-    for hash in hashes {
-        pipe.set_options(
-            keys.handoff(hash),
-            &json,
-            redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
-        )
-        .ignore();
-        pipe.zadd(keys.handoffs(), hash, until).ignore();
-    }
-    pipe.pexpire(keys.handoffs(), ttl as i64).ignore();
-    Body::HandOff {
-        hashes: hashes.to_vec(),
-        tab: tab.clone(),
-        until,
+        None
     }
 }
 

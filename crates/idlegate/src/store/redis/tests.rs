@@ -263,3 +263,52 @@ async fn a_password_in_the_url_is_used_and_a_wrong_one_keeps_the_store_unavailab
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!wrong.stores.cluster.available());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_redis_comes_back_empty_every_replica_recovers_and_sees_the_others_tabs() {
+    let mut redis = RedisServer::start().await.expect("redis-server");
+    let (a, b) = (replica(&redis, "app:"), replica(&redis, "app:"));
+    connected(&a).await;
+    connected(&b).await;
+    let login = alice();
+    a.stores.logins.insert(login.clone());
+    eventually("B knows the login", || {
+        b.stores.logins.get(login.id()).is_some()
+    })
+    .await;
+    let now = a.stores.clock.now_ms();
+    let tab = |stores: &Stores, tab| TabRecord {
+        replica: stores.replica,
+        tab,
+        user: Some("alice".into()),
+        opened: now,
+        last_activity: now,
+    };
+    a.stores.tabs.open(tab(&a.stores, 1));
+    b.stores.tabs.open(tab(&b.stores, 1));
+    b.stores.tabs.open(tab(&b.stores, 2));
+    eventually("A sees three tabs", || a.stores.tabs.total() == 3).await;
+    redis.kill().await.expect("kill");
+    eventually("both see Redis gone", || {
+        !a.stores.cluster.available() && !b.stores.cluster.available()
+    })
+    .await;
+    // While Redis is away, B's second tab closes.
+    b.stores.tabs.close(b.stores.replica, 2);
+    redis.restart().await.expect("restart");
+    connected(&a).await;
+    connected(&b).await;
+    for (name, stores) in [("A", &a.stores), ("B", &b.stores)] {
+        eventually(&format!("{name} sees the two open tabs"), || {
+            stores.tabs.total() == 2
+        })
+        .await;
+        assert!(
+            stores.logins.get(login.id()).is_some(),
+            "{name} keeps the login"
+        );
+    }
+    // Both stay connected (neither is stuck refilling).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(a.stores.cluster.available() && b.stores.cluster.available());
+}

@@ -311,6 +311,8 @@ pub enum Body {
     },
     /// The sender stops: its tabs are gone.
     Gone,
+    /// The sender (re)connected and filled Redis with its state: read it again.
+    Filled,
 }
 
 impl Body {
