@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{AdminState, Caller, Handles};
 use crate::lifecycle::{EndReason, Event};
-use crate::store::{TabRecord, UnixMillis};
+use crate::store::{LoginLimits, TabRecord, UnixMillis};
 use crate::tracker::{TabActivity, TabView};
 
 /// Most tabs one page of a listing holds.
@@ -161,6 +161,11 @@ pub struct Login {
     pub idle_seconds: f64,
     /// Open tabs of this user (on every replica, with a shared `store.url`).
     pub tabs: usize,
+    /// Seconds until the login ends unless its person does something in one of its tabs
+    /// (`login.idle_timeout`), or ends anyway (`login.max_lifetime`); absent when neither
+    /// applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ends_in_seconds: Option<f64>,
 }
 
 /// Login sessions.
@@ -381,6 +386,11 @@ pub async fn list_logins(
     };
     let now = stores.clock.now_ms();
     let seconds = |ms: u64| round(now.saturating_sub(ms) as f64 / 1000.0);
+    let policy = state.tracker.policy();
+    let limits = LoginLimits {
+        idle_timeout: policy.login_idle_timeout,
+        max_lifetime: policy.login_max_lifetime,
+    };
     let mut items: Vec<Login> = logins
         .iter()
         .map(|login| Login {
@@ -389,6 +399,9 @@ pub async fn list_logins(
             age_seconds: seconds(login.started()),
             idle_seconds: seconds(login.last_activity()),
             tabs: stores.tabs.count_of(&login.identity.user),
+            ends_in_seconds: login
+                .deadline(&limits)
+                .map(|at| round(at.saturating_sub(now) as f64 / 1000.0)),
         })
         .collect();
     items.sort_by(|a, b| {
