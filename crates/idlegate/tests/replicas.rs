@@ -578,3 +578,39 @@ async fn connect_page(url: &str, headers: &[(String, String)]) -> Result<StClien
         Upgrade::Refused { status, body } => anyhow::bail!("refused: {status} {body}"),
     }
 }
+
+#[tokio::test]
+async fn a_new_tab_on_one_replica_evicts_the_users_tab_on_the_other_within_a_second() -> Result<()>
+{
+    let cluster = Cluster::start("evict:").await?;
+    let (app_a, app_b) = apps().await?;
+    let config = || Config::builder().max_per_user(1, OnLimit::EndLeastRecentlyActive);
+    let a = cluster.replica(&app_a, config()).await?;
+    let b = cluster.replica(&app_b, config()).await?;
+    let cookie = signed_in(&a, "alice").await?;
+    let mut first = open_tab(&a, &cookie).await?;
+    wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        async || {
+            ensure!(b.tracker().stores().tabs.count_of("alice") == 1);
+            Ok(())
+        },
+    )
+    .await?;
+    // Alice's second tab, on B: her only other tab is on A, which ends it.
+    let _second = wait_until(RUN, Duration::from_millis(50), async || {
+        open_tab(&b, &cookie).await
+    })
+    .await?;
+    let opened = Instant::now();
+    let redirect = first.wait_for_auth_redirect(Duration::from_secs(5)).await?;
+    let took = opened.elapsed();
+    ensure!(redirect.contains("reason=evicted_user_cap"), "{redirect}");
+    ensure!(
+        took <= Duration::from_secs(1),
+        "A's tab ended {took:?} after"
+    );
+    ensure!(b.tracker().len() == 1, "the new tab stays");
+    Ok(())
+}
