@@ -57,6 +57,14 @@ GIVE_BACK_WINDOW_S = 30.0
 # most this many above the count before the first tab.
 MAX_SOAK_SLOPE_KIB_PER_MIN = 64.0
 MAX_SOAK_FD_GROWTH = 2
+# Store: an idle tab costs Redis no command at all.
+MAX_REDIS_PER_IDLE_TAB_PER_MIN = 0.0
+STORE_TARGETS = ("direct", "memory", "redis")
+STORE_LABELS = {
+    "direct": "direct (no proxy)",
+    "memory": "idlegate, memory store",
+    "redis": "idlegate, Redis store",
+}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -527,6 +535,18 @@ def target_rows(data: dict, hstats: dict, wstats: dict) -> list[list[str]]:
         NOT_RUN if v is None else "reference",
     ])
 
+    # Store.
+    store_redis = get(data, "store", "redis")
+    v = num(get(store_redis, "per_idle_tab_per_min"))
+    idle = get(store_redis, "windows", "idle") or {}
+    rows.append([
+        "Redis: commands per idle tab per minute = 0",
+        NOT_RUN if v is None else
+        f"{fmt(v)} ({fmt(idle.get('tabs'))} tabs idle for {fmt(idle.get('seconds'), 's')}; "
+        f"the replica's heartbeat: {fmt(get(store_redis, 'per_replica_per_min'))}/min)",
+        status(None if v is None else v <= MAX_REDIS_PER_IDLE_TAB_PER_MIN),
+    ])
+
     # Soak.
     soak = data.get("soak")
     v = num(get(soak, "rss_slope_kib_per_min"))
@@ -619,6 +639,32 @@ def section_method(data: dict) -> str:
         )
     else:
         out.append(f"- **Memory** — {NOT_RUN}.")
+    store = data.get("store")
+    if store:
+        w = get(store, "redis", "windows") or {}
+        out.append(
+            f"- **Store** — the same idlegate binary twice, with its memory store and with Redis "
+            f"(`store.url`, Redis {store.get('redis_version', '?')} on loopback), in front of the "
+            "same echoing upstream, and a direct connection to it. Per target and repetition, "
+            f"`wsload rtt --person`: {fmt(store.get('connections'))} connections each send "
+            f"{fmt(store.get('messages'))} reruns of {fmt(store.get('size_bytes'))} bytes that a "
+            "person would send (not marked automatic, so idlegate counts each as activity); then "
+            f"{fmt(store.get('tabs'))} tabs opened one at a time, each timed from the TCP connect "
+            "until the upgrade's `101` is read (*open a tab*); "
+            f"{fmt(store.get('reps'))} repetitions, the order rotating. Redis commands are read "
+            "from `INFO commandstats` before and after each window, over one socket, the "
+            "bench's own `INFO` calls left out: the replica alone "
+            f"({fmt(get(w, 'alone', 'seconds'), 's')}), a burst of "
+            f"{fmt(get(w, 'burst', 'tabs'))} new tabs with their page loads, the same tabs idle "
+            f"({fmt(get(w, 'idle', 'seconds'), 's')}, idle timeout 10 minutes), their closing "
+            f"(after a {fmt(store.get('reconnect_grace_s'), 's')} reconnect grace), and "
+            f"{fmt(get(w, 'active', 'tabs'))} tabs each sending a person's rerun every "
+            f"{fmt(get(w, 'active', 'activity_every_s'), 's')}. Heartbeats are recognised by "
+            "their `ZADD` to the replicas set (with sign-in off, the only `ZADD`) and taken out of "
+            "the per-tab figures at the rate the replica alone showed."
+        )
+    else:
+        out.append(f"- **Store** — {NOT_RUN}.")
     soak = data.get("soak")
     if soak:
         out.append(
@@ -860,6 +906,137 @@ def section_soak(data: dict, img: str) -> str:
     return "\n".join(out)
 
 
+STORE_METRICS = ("msgs_per_s", "rtt_p50_us", "rtt_p99_us", "connect_p50_us", "connect_p99_us",
+                 "errors", "cpu_us_per_rerun", "cpu_us_per_new_tab", "redis_cpu_us_per_new_tab")
+
+
+def store_stats(data: dict) -> dict[str, dict[str, Spread]]:
+    results = get(data, "store", "results") or []
+    return {
+        t: {m: Spread(r.get(m) for r in results if r.get("target") == t) for m in STORE_METRICS}
+        for t in STORE_TARGETS
+    }
+
+
+def commands_cell(w: dict) -> str:
+    by = w.get("by_command") or {}
+    names = ", ".join(f"{n} {fmt(c)}" for n, c in sorted(by.items(), key=lambda kv: (-kv[1], kv[0])))
+    return fmt(w.get("commands")) + (f" ({names})" if names else "")
+
+
+def section_store(data: dict) -> str:
+    out = [
+        "## Shared store: Redis",
+        "",
+        "Run on its own, as it takes about 3.5 minutes (two count windows of a minute): "
+        "`bench/run.sh --only store` (options `--store-reps`, `--store-tabs`, `--store-idle`; "
+        "the other sections of the results are kept). It needs `redis-server`.",
+        "",
+    ]
+    store = data.get("store")
+    if not store:
+        out.append("Not run.")
+        return "\n".join(out)
+    m = store.get("machine") or {}
+    out.append(
+        f"Measured {store.get('measured_at', '–')}"
+        + (f" on {m.get('cpu')}, {fmt(m.get('cores'))} cores" if m else "")
+        + f"; idlegate built from `{store.get('idlegate_build', '?')}`; Redis "
+        f"{store.get('redis_version', '?')}; {fmt(store.get('elapsed_s'), 's')} in all."
+    )
+    out.append("")
+    st = store_stats(data)
+    out.append(
+        f"**Cost of activity and of a new tab.** `wsload rtt --person`, "
+        f"{fmt(store.get('connections'))} connections × {fmt(store.get('messages'))} reruns of "
+        f"{fmt(store.get('size_bytes'))} bytes; then {fmt(store.get('tabs'))} tabs opened one "
+        f"at a time; {fmt(store.get('reps'))} repetitions. Median (min–max) of the repetitions' "
+        "figures."
+    )
+    out.append("")
+    rows = []
+    for t in STORE_TARGETS:
+        s = st[t]
+        rows.append([
+            STORE_LABELS[t], s["msgs_per_s"].cell(), s["rtt_p50_us"].cell(), s["rtt_p99_us"].cell(),
+            s["connect_p50_us"].cell(), s["connect_p99_us"].cell(),
+            errors_cell(s["errors"], s["msgs_per_s"]),
+        ])
+    out.append(md_table(
+        ["Target", "Reruns/s", "RTT p50 (µs)", "RTT p99 (µs)", "Open a tab p50 (µs)",
+         "Open a tab p99 (µs)", "Errors (all reps)"], rows))
+    out.append("")
+    out.append("Ratios of medians:")
+    out.append("")
+    rows = []
+    for metric, name in (("rtt_p50_us", "RTT p50"), ("rtt_p99_us", "RTT p99"),
+                         ("msgs_per_s", "reruns/s"), ("connect_p50_us", "open a tab, p50"),
+                         ("connect_p99_us", "open a tab, p99")):
+        med = {t: st[t][metric].median for t in STORE_TARGETS}
+        rows.append([name, fmt_ratio(ratio(med["redis"], med["memory"])),
+                     fmt_ratio(ratio(med["memory"], med["direct"])),
+                     fmt_ratio(ratio(med["redis"], med["direct"]))])
+    out.append(md_table(["Metric", "Redis / memory", "memory / direct", "Redis / direct"], rows))
+    out.append("")
+    if any(st[t]["cpu_us_per_rerun"] for t in ("memory", "redis")):
+        out.append(
+            "CPU time (time on a CPU of all threads, from `/proc/PID/task/*/schedstat`) per rerun "
+            "relayed, and per tab opened, loaded, held for 0.2 s and closed by the page (the "
+            "tab's end, after the reconnect grace, not included). Redis's is measured for every "
+            "target: what it shows beside Redis is its own background work. Median (min–max)."
+        )
+        out.append("")
+        rows = []
+        for t in STORE_TARGETS:
+            s_ = st[t]
+            rows.append([
+                STORE_LABELS[t],
+                s_["cpu_us_per_rerun"].cell() if s_["cpu_us_per_rerun"] else "–",
+                s_["cpu_us_per_new_tab"].cell() if s_["cpu_us_per_new_tab"] else "–",
+                s_["redis_cpu_us_per_new_tab"].cell() if s_["redis_cpu_us_per_new_tab"] else "–",
+            ])
+        out.append(md_table(["Target", "idlegate CPU per rerun (µs)", "idlegate CPU per new tab (µs)",
+                             "Redis CPU per new tab (µs)"], rows))
+        out.append("")
+    red = store.get("redis") or {}
+    w = red.get("windows") or {}
+    if w:
+        out.append(
+            "**Redis commands.** Every command idlegate sent Redis in each window, by name; "
+            "the bytes are what Redis read from idlegate."
+        )
+        out.append("")
+
+        def cost(value: Any, unit: str) -> str:
+            return "–" if num(value) is None else f"**{fmt(value)}** {unit}"
+
+        windows = [
+            ("alone", "The replica alone, no tab",
+             cost(red.get("per_replica_per_min"), "per replica per minute")
+             + ("" if red.get("per_heartbeat") is None
+                else f" ({fmt(red['per_heartbeat'])} per heartbeat)")),
+            ("burst", f"{fmt(get(w, 'burst', 'tabs'))} new tabs, each with its page load",
+             cost(red.get("per_new_tab"), "per new tab")),
+            ("idle", f"The same {fmt(get(w, 'idle', 'tabs'))} tabs idle",
+             cost(red.get("per_idle_tab_per_min"), "per idle tab per minute")),
+            ("close", f"The {fmt(get(w, 'close', 'tabs'))} tabs closed",
+             cost(red.get("per_closed_tab"), "per closed tab")),
+            ("active", f"{fmt(get(w, 'active', 'tabs'))} tabs, a person's rerun every "
+                       f"{fmt(get(w, 'active', 'activity_every_s'), 's')}",
+             cost(red.get("per_active_tab_per_min"), "per active tab per minute")),
+        ]
+        rows = []
+        for key, label, result in windows:
+            win = w.get(key)
+            if not win:
+                continue
+            rows.append([label, fmt(win.get("seconds"), "s"), commands_cell(win),
+                         fmt(win.get("heartbeats")), fmt(win.get("input_bytes")), result])
+        out.append(md_table(["Window", "Length", "Commands", "Heartbeats", "Bytes to Redis",
+                             "Cost (heartbeats taken out)"], rows, "lrlrrl"))
+    return "\n".join(out)
+
+
 def section_limits(data: dict) -> str:
     notes = [str(n) for n in (data.get("notes") or []) if str(n).strip()]
     body = "\n".join(f"- {n}" for n in notes) if notes else "None recorded."
@@ -915,6 +1092,8 @@ def build(data: dict, out_md: Path, plots: Path, source: str) -> str:
         section_scale(data, links["lateness"]),
         "",
         section_memory(data, links["memory"]),
+        "",
+        section_store(data),
         "",
         section_soak(data, links["soak"]),
         "",

@@ -12,6 +12,13 @@ Scenarios (each compares against baselines measured in the same run):
   real Streamlit.
 - memory: a real Streamlit app keeping 50 MiB per session; tabs opened and left alone; the
   app's RSS over time without idlegate and with it.
+- store (only with `--only store`, about 3.5 minutes): idlegate with its memory store and
+  with Redis (`store.url`), the same release binary in front of the same echo upstream, and
+  a direct connection: round trips of a person's reruns (activity) and the time to open a tab
+  (the WebSocket handshake), with the CPU time idlegate and Redis spend on them, in
+  alternating order over repetitions; then the Redis commands a replica alone, a burst of
+  new tabs, the same tabs idle for a minute, their closing and tabs with a person's activity
+  cost (Redis's INFO commandstats, read over a socket, the INFO calls themselves left out).
 - soak (only with `--only soak`, it takes --minutes): tabs opened and ended in churn through
   a release idlegate in front of fakeapp (benchkit's wsload churn), several thousand at once
   and --total in all; idlegate's RSS and open descriptors sampled throughout, the RSS slope
@@ -32,6 +39,7 @@ import os
 import platform
 import re
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -128,6 +136,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
 
 
+def thread_cpu_ns(pid: int) -> dict[int, int]:
+    """Nanoseconds on a CPU of each of the process's threads (/proc/PID/task/*/schedstat)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out[int(task.name)] = int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def cpu_ns_since(before: dict[int, int], pid: int) -> int:
+    """CPU time the process's threads used since `before` (a thread gone since is left out)."""
+    return sum(ns - before.get(tid, 0) for tid, ns in thread_cpu_ns(pid).items())
+
+
 def children(pid: int) -> list[int]:
     out = []
     for entry in Path("/proc").iterdir():
@@ -142,11 +166,12 @@ def children(pid: int) -> list[int]:
 
 
 def idlegate(args: list[str], port: int, logs: Path, name: str,
-             binary: Path | None = None) -> subprocess.Popen:
+             binary: Path | None = None, env: dict | None = None) -> subprocess.Popen:
     proc = start(
         [binary or RELEASE / "idlegate", "--listen", f"{HOST}:{port}", "--log-level", "warn",
          *args],
         logs / f"{name}.log",
+        env=env,
     )
     # healthz: in launcher mode idlegate only serves once the app is healthy.
     try:
@@ -634,6 +659,324 @@ def run_soak(args, logs: Path) -> dict:
     return result
 
 
+# --- store: idlegate with Redis ----------------------------------------------------------
+
+
+class Resp:
+    """The least Redis client: one connection, commands in RESP, replies parsed."""
+
+    def __init__(self, port: int, timeout: float = 5.0):
+        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        self.reader = self.sock.makefile("rb")
+        # Bytes of the requests sent, so a window's input bytes can leave them out.
+        self.sent_bytes = 0
+
+    def call(self, *args: str):
+        parts = [f"*{len(args)}\r\n".encode()]
+        for a in args:
+            b = str(a).encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        msg = b"".join(parts)
+        self.sent_bytes += len(msg)
+        self.sock.sendall(msg)
+        return self._read()
+
+    def _read(self):
+        line = self.reader.readline()
+        if not line:
+            raise ConnectionError("Redis closed the connection")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(f"Redis: {rest.decode()}")
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self.reader.read(n + 2)[:-2].decode()
+        if kind == b"*":
+            return [self._read() for _ in range(int(rest))]
+        raise RuntimeError(f"Redis: unexpected reply {line!r}")
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
+
+
+# Commands the bench sends itself (never idlegate): left out of every count.
+OWN_COMMANDS = {"info", "ping"}
+
+
+def redis_stats(r: Resp) -> dict:
+    """Calls per command (INFO commandstats), total_commands_processed, input bytes."""
+    t = time.time()
+    text = r.call("INFO", "stats", "commandstats")
+    stats, calls = {}, {}
+    for line in text.splitlines():
+        m = re.match(r"cmdstat_([^:]+):calls=(\d+)", line)
+        if m:
+            calls[m.group(1)] = int(m.group(2))
+        elif ":" in line:
+            k, v = line.split(":", 1)
+            stats[k] = v.strip()
+    return {"t": t, "calls": calls, "processed": int(stats["total_commands_processed"]),
+            "input_bytes": int(stats["total_net_input_bytes"]), "own_bytes": r.sent_bytes}
+
+
+def redis_window(a: dict, b: dict, per_beat: float | None = None) -> dict:
+    """What idlegate sent Redis between two redis_stats() readings.
+
+    Heartbeats are counted by their ZADD to the replicas set: with sign-in off (no logins
+    to index) the heartbeat is the only command that adds to a sorted set.
+    """
+    names = set(a["calls"]) | set(b["calls"])
+    delta = {n: b["calls"].get(n, 0) - a["calls"].get(n, 0) for n in sorted(names)}
+    own = sum(delta.get(n, 0) for n in OWN_COMMANDS)
+    by_command = {n.upper(): d for n, d in delta.items() if d and n not in OWN_COMMANDS}
+    commands = sum(by_command.values())
+    beats = by_command.get("ZADD", 0)
+    out = {
+        "seconds": round(b["t"] - a["t"], 2),
+        "commands": commands,
+        # Cross-check: total_commands_processed moved by the same count plus the bench's own.
+        "processed_delta": b["processed"] - a["processed"],
+        "own_commands": own,
+        "by_command": by_command,
+        "input_bytes": (b["input_bytes"] - a["input_bytes"]) - (b["own_bytes"] - a["own_bytes"]),
+        "heartbeats": beats,
+    }
+    if per_beat is not None:
+        out["net_of_heartbeats"] = round(commands - beats * per_beat, 1)
+    return out
+
+
+def start_redis(logs: Path) -> tuple[subprocess.Popen, int, Resp]:
+    binary = shutil.which("redis-server")
+    if not binary:
+        raise RuntimeError("the store scenario needs redis-server (Debian: apt-get install redis-server)")
+    port = free_port()
+    proc = start([binary, "--save", "", "--appendonly", "no", "--bind", HOST, "--port", port],
+                 logs / "redis.log")
+    deadline = time.time() + 10
+    while True:
+        try:
+            r = Resp(port)
+            if r.call("PING") == "PONG":
+                return proc, port, r
+        except OSError:
+            if time.time() > deadline:
+                raise RuntimeError(f"redis-server did not answer on port {port}")
+            time.sleep(0.1)
+
+
+def hold_in_background(port: int, tabs: int, seconds: float, *extra: str) -> subprocess.Popen:
+    """Starts `wsload hold`; returns once every tab has opened (or failed to)."""
+    proc = subprocess.Popen(
+        [str(RELEASE / "wsload"), "hold", "--url", f"ws://{HOST}:{port}/_stcore/stream",
+         "--connections", str(tabs), "--duration", str(seconds), *extra, "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=raise_fd_limit,
+        start_new_session=True,
+    )
+    PROCS.append(proc)
+    seen = []
+    while True:
+        line = proc.stderr.readline()
+        if not line:
+            out, err = proc.communicate()
+            raise RuntimeError(f"wsload hold ended before its tabs opened: {''.join(seen)}{err}")
+        seen.append(line)
+        if "connections open after" in line:
+            return proc
+
+
+def hold_report(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate(timeout=600)
+    PROCS.remove(proc)
+    if proc.returncode != 0:
+        raise RuntimeError(f"wsload hold failed: {err}")
+    return json.loads(out)
+
+
+def idlegate_build(binary: Path) -> str:
+    """The commit the idlegate binary was built from, as far as git and file times tell.
+
+    Uncommitted changes in crates/ count only when older than the binary (so part of it);
+    a HEAD committed after the binary was built is named as what the binary predates.
+    """
+    def git(*a: str) -> str:
+        # Not stripped: a status line starts with a space (" M path").
+        return subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True,
+                              text=True).stdout.rstrip("\n")
+    built = binary.stat().st_mtime
+    head = git("rev-parse", "--short=12", "HEAD") or "?"
+    head_time = int(git("log", "-1", "--format=%ct", "HEAD") or 0)
+    label = head if head_time <= built else f"a commit before {head}"
+    changed = [ROOT / line[3:] for line in git("status", "--porcelain", "crates").splitlines()]
+    if any(p.is_file() and p.stat().st_mtime <= built for p in changed):
+        label += " + changes not committed in crates/"
+    when = dt.datetime.fromtimestamp(built, dt.timezone.utc).isoformat(timespec="seconds")
+    return f"{label} (binary of {when})"
+
+
+def run_store(args, logs: Path) -> dict:
+    """idlegate with the memory store and with Redis, and a direct connection."""
+    t_start = time.time()
+    build = idlegate_build(RELEASE / "idlegate")
+    # Other work on the machine shows here (the latency figures share its 2 cores).
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
+    redis, redis_port, r = start_redis(logs)
+    version = re.search(r"redis_version:(\S+)", r.call("INFO", "server")).group(1)
+    echo, echo_port = fakeapp(["--echo"], logs, "fakeapp-store")
+    tabs = args.store_tabs
+    conf = logs / "idlegate-store.toml"
+    # Every tab comes from 127.0.0.1: lift the per-address cap.
+    conf.write_text("[limits]\nmax_connections_per_address = 0\n")
+    grace = 2
+    # The idle timeout is long enough that no tab ends during the run; a closed tab is gone
+    # after a short reconnect grace, so its end is written to Redis soon after.
+    common = ["--upstream", f"http://{HOST}:{echo_port}", "--idle-timeout", "10m",
+              "--reconnect-grace", f"{grace}s", "--config", str(conf)]
+    mem_port, redis_gw_port = free_port(), free_port()
+    mem = idlegate(common, mem_port, logs, "idlegate-store-memory")
+    gw = idlegate(common, redis_gw_port, logs, "idlegate-store-redis",
+                  env={"IDLEGATE_STORE__URL": f"redis://{HOST}:{redis_port}/0",
+                       "IDLEGATE_STORE__KEY_PREFIX": "bench:"})
+    settle = args.store_settle
+    time.sleep(settle)  # the replica's start: reading the store, its first heartbeat
+
+    # 1. Redis commands. The replica alone first: its heartbeat.
+    windows: dict = {}
+    log(f"store: the Redis replica alone for {args.store_idle} s")
+    a = redis_stats(r)
+    time.sleep(args.store_idle)
+    b = redis_stats(r)
+    windows["alone"] = redis_window(a, b)
+    beats = windows["alone"]["heartbeats"]
+    per_beat = windows["alone"]["commands"] / beats if beats else None
+    windows["alone"] = redis_window(a, b, per_beat)
+    # A burst of new tabs (each with its page load), then the same tabs idle.
+    log(f"store: {tabs} new tabs, then idle for {args.store_idle} s")
+    a = redis_stats(r)
+    proc = hold_in_background(redis_gw_port, tabs, settle + args.store_idle + 2)
+    time.sleep(settle)  # the page loads' activity flushed (every 2 s)
+    b = redis_stats(r)
+    time.sleep(args.store_idle)
+    c = redis_stats(r)
+    held = hold_report(proc)
+    time.sleep(grace + settle)  # closed tabs end after the reconnect grace
+    d = redis_stats(r)
+    windows["burst"] = {**redis_window(a, b, per_beat), "tabs": held["opened"]}
+    windows["idle"] = {**redis_window(b, c, per_beat), "tabs": held["opened"]}
+    windows["close"] = {**redis_window(c, d, per_beat), "tabs": held["opened"]}
+    if held["failed"] or held["ended"]:
+        log(f"store: {held['failed']} tabs failed to open, {held['ended']} ended early")
+    # Tabs with a person's activity.
+    active, every = args.store_active_tabs, args.store_activity_every
+    log(f"store: {active} tabs with a person's rerun every {every} s for {args.store_active_seconds} s")
+    proc = hold_in_background(redis_gw_port, active, settle + args.store_active_seconds + 1,
+                              "--activity-every", str(every))
+    time.sleep(settle)
+    a = redis_stats(r)
+    time.sleep(args.store_active_seconds)
+    b = redis_stats(r)
+    act = hold_report(proc)
+    windows["active"] = {**redis_window(a, b, per_beat), "tabs": act["opened"],
+                         "activity_every_s": every}
+    time.sleep(grace + settle)
+
+    def per_min(w: dict, n: float | None = None) -> float | None:
+        value = w.get("net_of_heartbeats", w["commands"]) if n else w["commands"]
+        if value is None or not w["seconds"]:
+            return None
+        return round(value / (n or 1) / (w["seconds"] / 60), 3)
+
+    costs = {
+        "per_heartbeat": None if per_beat is None else round(per_beat, 2),
+        "per_replica_per_min": per_min(windows["alone"]),
+        "per_idle_tab_per_min": per_min(windows["idle"], windows["idle"]["tabs"] or None)
+        if per_beat is not None else None,
+        "per_new_tab": round(windows["burst"]["net_of_heartbeats"] / max(windows["burst"]["tabs"], 1), 2)
+        if per_beat is not None else None,
+        "per_closed_tab": round(windows["close"]["net_of_heartbeats"] / max(windows["close"]["tabs"], 1), 2)
+        if per_beat is not None else None,
+        "per_active_tab_per_min": per_min(windows["active"], windows["active"]["tabs"] or None)
+        if per_beat is not None else None,
+    }
+    log(f"store: Redis commands: {costs}")
+
+    # 2. Latency: a person's reruns, and opening tabs one at a time, in alternating order.
+    # Also the CPU time idlegate (and Redis) spend on them.
+    targets = {"direct": echo_port, "memory": mem_port, "redis": redis_gw_port}
+    procs = {"direct": None, "memory": mem, "redis": gw}
+    results = []
+    order = list(targets)
+    last_end = {t: 0.0 for t in targets}
+    for rep in range(args.store_reps):
+        for target in order:
+            # The tabs this target's last runs closed end after the reconnect grace: not
+            # inside this target's next measurement.
+            time.sleep(max(0.0, last_end[target] + grace + 0.5 - time.time()))
+            url = f"ws://{HOST}:{targets[target]}/_stcore/stream"
+            proc = procs[target]
+            cpu0 = thread_cpu_ns(proc.pid) if proc else None
+            rtt = wsload(["rtt", "--url", url, "--person",
+                          "--connections", str(args.ws_connections),
+                          "--messages", str(args.ws_messages), "--size", str(args.ws_size)])
+            rtt_cpu = cpu_ns_since(cpu0, proc.pid) if proc else None
+            # One handshake at a time: the time to open a tab, without queueing.
+            cpu0 = thread_cpu_ns(proc.pid) if proc else None
+            rcpu0 = thread_cpu_ns(redis.pid)
+            opened = wsload(["hold", "--url", url, "--connections", str(tabs),
+                             "--connect-concurrency", "1", "--duration", "0.2"])
+            open_cpu = cpu_ns_since(cpu0, proc.pid) if proc else None
+            redis_cpu = cpu_ns_since(rcpu0, redis.pid)
+            last_end[target] = time.time()
+            n_open = max(opened["opened"], 1)
+            row = {
+                "target": target,
+                "rep": rep,
+                "msgs_per_s": rtt["msgs_per_s"],
+                "rtt_p50_us": rtt["rtt_us"]["p50"],
+                "rtt_p99_us": rtt["rtt_us"]["p99"],
+                "errors": rtt["errors"] + opened["failed"],
+                "connect_p50_us": opened["connect_us"]["p50"],
+                "connect_p99_us": opened["connect_us"]["p99"],
+                "connects": opened["connect_us"]["count"],
+                # idlegate's CPU per rerun relayed (the rtt run's 10 opens included), and
+                # per tab opened, loaded and held 0.2 s (its close comes after the grace).
+                "cpu_us_per_rerun": None if rtt_cpu is None
+                else round(rtt_cpu / 1e3 / max(rtt["count"], 1), 3),
+                "cpu_us_per_new_tab": None if open_cpu is None else round(open_cpu / 1e3 / n_open, 1),
+                "redis_cpu_us_per_new_tab": round(redis_cpu / 1e3 / n_open, 1),
+            }
+            log(f"store {target} rep {rep}: rtt p50 {row['rtt_p50_us']:.0f} us, p99 "
+                f"{row['rtt_p99_us']:.0f} us; open p50 {row['connect_p50_us']:.0f} us, "
+                f"p99 {row['connect_p99_us']:.0f} us")
+            results.append(row)
+        order = order[1:] + order[:1]
+    for proc in (gw, mem, echo, redis):
+        stop(proc)
+    r.close()
+    return {
+        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "redis_version": version,
+        "idlegate_build": build,
+        "reps": args.store_reps,
+        "connections": args.ws_connections,
+        "messages": args.ws_messages,
+        "size_bytes": args.ws_size,
+        "tabs": tabs,
+        "idle_s": args.store_idle,
+        "reconnect_grace_s": grace,
+        "results": results,
+        "redis": {"windows": windows, **costs},
+        "elapsed_s": round(time.time() - t_start, 1),
+        "loadavg_before": load_before,
+        "loadavg_after": Path("/proc/loadavg").read_text().split()[:3],
+    }
+
+
 def machine() -> dict:
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), platform.processor())
@@ -666,7 +1009,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/latest.json")
     parser.add_argument("--only", nargs="*",
-                        choices=["http", "websocket", "scale", "memory", "soak"])
+                        choices=["http", "websocket", "scale", "memory", "store", "soak"])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--http-seconds", type=int, default=5)
     parser.add_argument("--wrk-threads", type=int, default=2)
@@ -696,6 +1039,22 @@ def main() -> None:
                              "(idlegate's default 1h holds at most 100,000 ids, about 13 MiB)")
     parser.add_argument("--soak-sample", type=float, default=5.0,
                         help="soak: seconds between samples of idlegate's RSS and descriptors")
+    parser.add_argument("--store-reps", type=int, default=10,
+                        help="store: repetitions of the latency runs (order rotates each time)")
+    parser.add_argument("--store-tabs", type=int, default=200,
+                        help="store: tabs in the burst and the idle window, and opened one "
+                             "at a time per target and repetition for the handshake time")
+    parser.add_argument("--store-idle", type=int, default=60,
+                        help="store: seconds of each Redis count window (the replica alone, "
+                             "then its tabs idle)")
+    parser.add_argument("--store-settle", type=float, default=3.0,
+                        help="store: seconds after tabs open before counting (a flush is 2 s)")
+    parser.add_argument("--store-active-tabs", type=int, default=50,
+                        help="store: tabs sending a person's reruns in the activity window")
+    parser.add_argument("--store-activity-every", type=float, default=1.0,
+                        help="store: seconds between a person's reruns in the activity window")
+    parser.add_argument("--store-active-seconds", type=int, default=20,
+                        help="store: seconds of the activity window")
     parser.add_argument("--baseline-binary", type=Path, default=None,
                         help="another idlegate binary (an earlier build) measured in the same "
                              "http and websocket runs as the target 'idlegate_baseline', for "
@@ -752,6 +1111,8 @@ def main() -> None:
             if "websocket" in only:
                 results["websocket"] = run_websocket(args, logs, nginx, echo_port)
             stop_all()
+            if "store" in only:
+                results["store"] = run_store(args, logs)
             if "scale" in only:
                 results["scale"] = run_scale(args, logs)
             if "memory" in only:

@@ -49,6 +49,7 @@ class ReportTest(unittest.TestCase):
             "≥ 99 % of sessions end within 1 s of their deadline",
             "App gives back ≥ 90 % of the sessions' memory ≤ 30 s after they end (with idlegate)",
             "Same app without idlegate (for comparison)",
+            "Redis: commands per idle tab per minute = 0",
         ]
         for f in data["http"]["files"]:
             expected.append(f"HTTP throughput, `{f}`: idlegate ≥ 1.0× nginx")
@@ -61,15 +62,21 @@ class ReportTest(unittest.TestCase):
                 self.assertRegex(row, r"\*\*(pass|FAIL)\*\*|reference")
         for name in PLOTS:
             self.assertIn(f"](benchmarks/{name})", md)
-        for section in ("## Method", "## Machine", "## HTTP", "## WebSocket", "## Limits of this run"):
+        for section in ("## Method", "## Machine", "## HTTP", "## WebSocket",
+                        "## Shared store: Redis", "## Limits of this run"):
             self.assertIn(section, md)
+        store = md[md.index("## Shared store: Redis"):md.index("## Soak")]
+        for label in ("direct (no proxy)", "idlegate, memory store", "idlegate, Redis store",
+                      "Redis / memory", "per idle tab per minute", "per new tab",
+                      "per replica per minute"):
+            self.assertIn(label, store)
         for note in data["notes"]:
             self.assertIn(note, md)
         self.assertIn(data["machine"]["cpu"], md)
 
     def test_missing_scenarios(self):
         data = json.loads(SAMPLE.read_text(encoding="utf-8"))
-        for key in ("http", "websocket", "memory", "soak"):
+        for key in ("http", "websocket", "memory", "soak", "store"):
             del data[key]
         del data["scale"]["fake"]
         with tempfile.TemporaryDirectory() as tmp:
@@ -80,6 +87,7 @@ class ReportTest(unittest.TestCase):
         for line in targets.splitlines()[4:]:
             if line.startswith("|"):
                 self.assertIn("not run", line)
+        self.assertIn("## Shared store: Redis", md)
 
 
 if __name__ == "__main__":

@@ -217,6 +217,32 @@ async fn hold_keeps_connections_open_without_redirects() {
 }
 
 #[tokio::test]
+async fn hold_with_activity_sends_a_persons_reruns() {
+    let app = start_fakeapp(&["--echo"]).await;
+    let url = format!("ws://{}/_stcore/stream", app.addr);
+    let report = run_wsload(&[
+        "hold",
+        "--url",
+        &url,
+        "--connections",
+        "3",
+        "--duration",
+        "1.1",
+        "--activity-every",
+        "0.25",
+        "--connect-concurrency",
+        "1",
+    ])
+    .await;
+    assert_eq!(report["opened"], 3, "{report}");
+    assert_eq!(report["still_open"], 3, "{report}");
+    assert_eq!(report["connect_us"]["count"], 3, "{report}");
+    // About four each (at 0.25, 0.5, 0.75 and 1.0 s).
+    let sent = report["activity_messages"].as_u64().unwrap();
+    assert!((9..=15).contains(&sent), "{report}");
+}
+
+#[tokio::test]
 async fn rerun_script_gets_a_script_run_and_the_subprotocol_is_echoed() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
     let app = start_fakeapp(&[]).await;

@@ -6,9 +6,10 @@
 //!   each to come back from an echoing server (`fakeapp --echo`), directly or through a
 //!   proxy.
 //! * `wsload hold` opens many connections like browser tabs (Streamlit's subprotocols and
-//!   an `Origin`), sends the page-load rerun on each, then stays idle, answering pings,
-//!   and records when and how each connection is ended (a `ForwardMsg.auth_redirect`, a
-//!   close, an error) against an expected session lifetime.
+//!   an `Origin`), sends the page-load rerun on each, then stays idle, answering pings
+//!   (or, with `--activity-every`, sends a person's rerun now and then), and records when
+//!   and how each connection is ended (a `ForwardMsg.auth_redirect`, a close, an error)
+//!   against an expected session lifetime.
 //!
 //! * `wsload churn` opens and ends tabs in churn for a soak (see `benchkit::churn`): up to
 //!   `--connections` at once, `--total` in all over `--duration`, some closing themselves,
@@ -23,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -137,6 +139,11 @@ struct HoldArgs {
     /// milliseconds (for histograms).
     #[arg(long)]
     samples: bool,
+
+    /// Instead of staying idle, send a person's rerun (`is_auto_rerun` unset) on every
+    /// connection every SECS seconds after its page load, until the hold ends.
+    #[arg(long, value_name = "SECS")]
+    activity_every: Option<f64>,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -543,6 +550,8 @@ struct HoldReport {
     top_errors: Vec<ErrorCount>,
     /// Each opened connection's WebSocket handshake, in microseconds.
     connect_us: Summary,
+    /// A person's reruns sent with --activity-every (page loads not counted).
+    activity_messages: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -575,22 +584,32 @@ async fn hold(args: HoldArgs) -> Result<()> {
     if let Some(s) = args.expect_end_after {
         secs(s, "--expect-end-after")?;
     }
+    let activity_every = match args.activity_every {
+        Some(every) if every > 0.0 => Some(secs(every, "--activity-every")?),
+        Some(every) => bail!("--activity-every must be positive, got {every}"),
+        None => None,
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     // Each task reports once it has opened (or failed to open) its connection.
     let (opened_tx, mut opened_rx) = tokio::sync::mpsc::unbounded_channel::<Option<f64>>();
-    let gate = Arc::new(Semaphore::new(common.connect_concurrency.max(1)));
+    let plan = Arc::new(HoldPlan {
+        url: common.url.clone(),
+        connect_timeout,
+        gate: Semaphore::new(common.connect_concurrency.max(1)),
+        activity_every,
+        activity_sent: AtomicU64::new(0),
+    });
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for i in 0..common.connections {
         if let Some(spacing) = spacing {
             tokio::time::sleep_until(started + spacing.mul_f64(i as f64)).await;
         }
-        let url = common.url.clone();
-        let gate = Arc::clone(&gate);
+        let plan = Arc::clone(&plan);
         let stop = stop_rx.clone();
         let opened = opened_tx.clone();
-        tasks.spawn(async move { hold_connection(url, connect_timeout, gate, opened, stop).await });
+        tasks.spawn(async move { hold_connection(plan, opened, stop).await });
     }
     drop(opened_tx);
     let mut reported = 0;
@@ -636,6 +655,7 @@ async fn hold(args: HoldArgs) -> Result<()> {
         lateness: None,
         top_errors: Vec::new(),
         connect_us: summarize(&connect_us),
+        activity_messages: 0,
     };
     let mut redirect_ms = Vec::new();
     let mut close_ms = Vec::new();
@@ -674,6 +694,7 @@ async fn hold(args: HoldArgs) -> Result<()> {
     report.time_to_redirect_ms = summarize(&redirect_ms);
     report.time_to_close_ms = summarize(&close_ms);
     report.top_errors = tally.top();
+    report.activity_messages = plan.activity_sent.load(Ordering::Relaxed);
     if let Some(expected) = args.expect_end_after {
         let expected_ms = expected * 1e3;
         let late: Vec<f64> = redirect_ms.iter().map(|ms| ms - expected_ms).collect();
@@ -704,6 +725,12 @@ async fn hold(args: HoldArgs) -> Result<()> {
             "  ended        {} ({} redirected, {} closed without redirect, {} broken); {} still open",
             r.ended, r.redirected, r.closed_without_redirect, r.broken, r.still_open
         );
+        if r.activity_messages > 0 {
+            println!(
+                "  activity     {} reruns of a person sent",
+                r.activity_messages
+            );
+        }
         if r.redirected > 0 {
             let t = &r.time_to_redirect_ms;
             println!(
@@ -735,18 +762,28 @@ async fn hold(args: HoldArgs) -> Result<()> {
     Ok(())
 }
 
-/// Opens one connection, sends the page-load rerun, then idles until the server ends
-/// the connection or `stop` turns true. Pings are answered by tungstenite while reading.
-async fn hold_connection(
+/// What every held connection shares.
+struct HoldPlan {
     url: String,
     connect_timeout: Duration,
-    gate: Arc<Semaphore>,
+    /// Handshakes in flight at once.
+    gate: Semaphore,
+    /// Send a person's rerun this often, instead of staying idle.
+    activity_every: Option<Duration>,
+    activity_sent: AtomicU64,
+}
+
+/// Opens one connection, sends the page-load rerun, then idles (or sends a person's reruns
+/// every `plan.activity_every`) until the server ends the connection or `stop` turns true.
+/// Pings are answered by tungstenite while reading.
+async fn hold_connection(
+    plan: Arc<HoldPlan>,
     opened: tokio::sync::mpsc::UnboundedSender<Option<f64>>,
     mut stop: watch::Receiver<bool>,
 ) -> HoldOutcome {
     let connected = {
-        let _permit = gate.acquire_owned().await;
-        timed_connect(&url, connect_timeout).await
+        let _permit = plan.gate.acquire().await;
+        timed_connect(&plan.url, plan.connect_timeout).await
     };
     let (mut ws, connect_us) = match connected {
         Ok(opened) => opened,
@@ -766,6 +803,11 @@ async fn hold_connection(
     let mut run_finished = false;
     let _ = opened.send(Some(connect_us));
     drop(opened);
+    let mut activity = plan.activity_every.map(|every| {
+        let mut interval = tokio::time::interval_at(Instant::now() + every, every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    });
 
     let outcome = loop {
         tokio::select! {
@@ -778,6 +820,7 @@ async fn hold_connection(
                 {
                     run_finished = true;
                     idle_from = Instant::now();
+                    continue;
                 }
                 Some(Ok(Message::Close(_))) | None => {
                     return HoldOutcome::Closed(idle_from.elapsed());
@@ -785,8 +828,16 @@ async fn hold_connection(
                 Some(Ok(_)) => continue,
                 Some(Err(err)) => return HoldOutcome::Broken(err.to_string()),
             },
+            _ = async { activity.as_mut().expect("checked").tick().await }, if activity.is_some() => {}
             _ = stop.wait_for(|stop| *stop) => break HoldOutcome::StillOpen,
         }
+        // Only the activity branch gets here (the others break, return or continue); the
+        // send is outside `select!`, which holds the stop signal's guard until it ends.
+        let rerun = Bytes::from_static(&[proto::RERUN_SCRIPT_TAG, 0x00]);
+        if let Err(err) = ws.send(Message::Binary(rerun)).await {
+            return HoldOutcome::Broken(err.to_string());
+        }
+        plan.activity_sent.fetch_add(1, Ordering::Relaxed);
     };
     // Leave like a browser tab: after a redirect let the server finish closing; at
     // the end of the hold, close from this side. Either way, don't wait long.
