@@ -334,3 +334,22 @@ impl Body {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_starts_with_its_sender_so_a_replica_can_skip_its_own_unread() {
+        let message = Message {
+            from: 7,
+            body: Body::Revoke { key: "k".into() },
+        };
+        let json = serde_json::to_string(&message).expect("JSON");
+        assert!(json.starts_with("{\"from\":7,"), "{json}");
+        assert_eq!(
+            serde_json::from_str::<Message>(&json).expect("back"),
+            message
+        );
+    }
+}
