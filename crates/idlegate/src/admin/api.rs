@@ -329,6 +329,7 @@ pub async fn get_tab(State(state): State<Arc<AdminState>>, Path(handle): Path<St
         (status = 200, description = "What ended", body = Ended),
         (status = 401, description = "No or a wrong token", body = ErrorBody),
         (status = 404, description = "No open tab has this handle", body = ErrorBody),
+        (status = 503, description = "Another replica holds the tab and the shared store is out of reach", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn end_tab(
@@ -338,6 +339,12 @@ pub async fn end_tab(
 ) -> Response {
     let ended = match (state.handles.tab(&handle), remote(&state, &handle)) {
         (Some(id), _) => state.tracker.end(id, EndReason::Admin),
+        (None, Some(_)) if !state.tracker.stores().cluster.available() => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "another replica holds this tab, and the shared store that would ask it cannot be reached",
+            );
+        }
         // The replica holding it ends it, within a second.
         (None, Some(record)) => {
             let tracker = &state.tracker;

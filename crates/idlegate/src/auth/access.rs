@@ -242,7 +242,7 @@ impl Auth {
 
     /// Ends a login (signed out, expired): revoked in the store, and told.
     fn end(&self, login: &LoginSession, reason: EndReason) {
-        if self.stores.logins.revoke(login.key()).is_some() || login.revoke() {
+        if self.stores.logins.revoke(login.key(), reason).is_some() || login.revoke() {
             self.events.publish(|| Event::LoginEnded {
                 user: login.identity.user.clone(),
                 reason,

@@ -65,7 +65,7 @@ fn logins_are_found_by_id_until_revoked(stores: &Stores) {
     );
     let revoked = stores
         .logins
-        .revoke(alice.key())
+        .revoke(alice.key(), EndReason::Logout)
         .expect("revoking a live login");
     assert!(revoked.is_revoked(), "the revoked login says so");
     assert!(
@@ -77,7 +77,10 @@ fn logins_are_found_by_id_until_revoked(stores: &Stores) {
         "a revoked login is gone"
     );
     assert!(
-        stores.logins.revoke(alice.key()).is_none(),
+        stores
+            .logins
+            .revoke(alice.key(), EndReason::Logout)
+            .is_none(),
         "revoked once only"
     );
     let bob = login(stores, "bob");
@@ -102,7 +105,7 @@ fn logins_are_listed_by_user(stores: &Stores) {
     let mut expected = vec![a1.id().to_owned(), a2.id().to_owned()];
     expected.sort();
     assert_eq!(of_alice, expected, "a user's logins, and only theirs");
-    stores.logins.revoke(a1.key());
+    stores.logins.revoke(a1.key(), EndReason::Logout);
     assert_eq!(
         stores.logins.of_user("alice").len(),
         1,

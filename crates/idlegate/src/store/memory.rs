@@ -11,7 +11,7 @@ use super::{
     Cluster, Command, EndedId, EndedSessions, HandedOff, LoginSession, LoginStore, Replica,
     TabDirectory, TabRecord, UnixMillis,
 };
-use crate::lifecycle::{EndNotice, TabId};
+use crate::lifecycle::{EndNotice, EndReason, TabId};
 
 /// At most this many tombstones are kept; the oldest are forgotten first.
 const TOMBSTONE_CAP: usize = 100_000;
@@ -136,7 +136,7 @@ impl LoginStore for MemoryStore {
         Some(login)
     }
 
-    fn revoke(&self, key: &str) -> Option<Arc<LoginSession>> {
+    fn revoke(&self, key: &str, _reason: EndReason) -> Option<Arc<LoginSession>> {
         let login = lock(&self.logins).remove(key)?;
         login.revoke().then_some(login)
     }

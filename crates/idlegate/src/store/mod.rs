@@ -42,9 +42,9 @@ pub trait LoginStore: Send + Sync {
     fn get(&self, id: &str) -> Option<Arc<LoginSession>>;
     /// The login with this key ([`LoginSession::key`]), unless it is unknown or revoked.
     fn by_key(&self, key: &str) -> Option<Arc<LoginSession>>;
-    /// Revokes the login with this key ([`LoginSession::key`]) and forgets it; returns it
-    /// when it was live.
-    fn revoke(&self, key: &str) -> Option<Arc<LoginSession>>;
+    /// Revokes the login with this key ([`LoginSession::key`]) for `reason` (signed out,
+    /// expired, ended by an administrator) and forgets it; returns it when it was live.
+    fn revoke(&self, key: &str, reason: EndReason) -> Option<Arc<LoginSession>>;
     /// The live logins of `user`.
     fn of_user(&self, user: &str) -> Vec<Arc<LoginSession>>;
     /// Every live login (the session listing; sweeping).
@@ -127,6 +127,9 @@ pub type Replica = u64;
 pub enum Command {
     /// End every tab of `user` here (they signed out; an administrator ended them).
     EndUser { user: String, reason: EndReason },
+    /// End the tabs of the login with this key here: another replica revoked it, and
+    /// whatever told this one to end them (a sign-out) may have been missed.
+    EndLogin { key: String, reason: EndReason },
     /// End tab `tab` if this replica holds it (an administrator; a cap making room).
     EndTab {
         replica: Replica,
@@ -146,6 +149,9 @@ pub trait Cluster: Send + Sync {
     /// Changes dropped since start because the store stayed unreachable while a bounded
     /// queue of them filled (always 0 for one process's memory).
     fn dropped(&self) -> u64;
+    /// The logins' limits changed (a reload): what the store keeps of logins lives as long
+    /// as they now may.
+    fn login_limits(&self, _limits: LoginLimits) {}
 }
 
 /// The stores one idlegate uses, and the clock that converts its times. Cheap to clone.

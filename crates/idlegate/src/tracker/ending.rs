@@ -45,7 +45,7 @@ impl Tracker {
         };
         if let (Some(login), EndReason::LoginExpired) = (&tab.login, reason) {
             // Revoked in the store, and on the record itself should the store not hold it.
-            if stores.logins.revoke(login.key()).is_some() || login.revoke() {
+            if stores.logins.revoke(login.key(), reason).is_some() || login.revoke() {
                 self.publish(|| Event::LoginEnded {
                     user: login.identity.user.clone(),
                     reason,
@@ -150,6 +150,18 @@ impl Tracker {
         match command {
             Command::EndUser { user, reason } => {
                 self.end_user_here(&user, reason);
+            }
+            Command::EndLogin { key, reason } => {
+                let ids: Vec<TabId> = self
+                    .registry()
+                    .tabs
+                    .values()
+                    .filter(|tab| tab.login.as_ref().is_some_and(|login| login.key() == key))
+                    .map(|tab| tab.id)
+                    .collect();
+                for id in ids {
+                    self.end(id, reason);
+                }
             }
             Command::EndTab {
                 replica,

@@ -23,6 +23,15 @@ impl Tracker {
         if !stores.cluster.shared() {
             return 0;
         }
+        if !stores.cluster.available() {
+            // Nothing left in the store would reach the next process: the tabs end, and
+            // their pages are told the server is restarting.
+            tracing::warn!(
+                tabs = self.len(),
+                "the shared store cannot be reached: open tabs end instead of being handed over"
+            );
+            return 0;
+        }
         let now = stores.clock.now_ms();
         let ttl = self.policy().reconnect_grace;
         let tabs: Vec<Arc<Tab>> = {

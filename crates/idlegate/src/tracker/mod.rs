@@ -184,6 +184,8 @@ impl Tracker {
     /// end later. The caps (`max_per_user`, `max_total`) apply to the next new tab: tabs open
     /// over a lowered cap are not ended for it.
     pub fn set_policy(&self, policy: TabPolicy) {
+        let stores = &self.shared.stores;
+        stores.cluster.login_limits(login_limits(&policy));
         self.shared.policy.store(Arc::new(policy));
         for id in self.open_tabs() {
             self.reschedule(id);

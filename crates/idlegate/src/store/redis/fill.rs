@@ -10,6 +10,7 @@ use redis::{Pipeline, RedisResult};
 
 use super::wire::{Body, HandOffWire, LoginWire, Message, NoticeWire, TabWire};
 use super::{as_ids, Shared};
+use crate::lifecycle::EndReason;
 use crate::store::{EndedId, EndedSessions, LoginStore, Replica, TabDirectory, UnixMillis};
 
 /// A replica not heard of for this long is gone (it crashed): its tabs are forgotten.
@@ -37,9 +38,8 @@ pub(super) async fn fill(conn: &mut MultiplexedConnection, shared: &Shared) -> R
         let mut write = redis::pipe();
         for (login, (revoked, last)) in chunk.iter().zip(found) {
             match (revoked, last) {
-                (true, _) => {
-                    shared.view.revoke(login.key());
-                }
+                // Why is not kept; the person is signed out either way.
+                (true, _) => shared.forbid(login.key(), Some(EndReason::Logout)),
                 (false, Some(last)) if last >= login.last_activity() => {
                     login.touch(last);
                     shared.wrote(login.key(), last);
@@ -121,8 +121,9 @@ async fn read_handoffs(
 /// The milliseconds a login's keys live: past its deadline by [`LOGIN_SLACK`].
 pub(super) fn login_ttl(shared: &Shared, login: &LoginWire, now: UnixMillis) -> (UnixMillis, u64) {
     let ms = |d: Duration| d.as_millis() as UnixMillis;
-    let idle = shared.limits.idle_timeout.map(|t| login.last + ms(t));
-    let lifetime = shared.limits.max_lifetime.map(|t| login.started + ms(t));
+    let limits = **shared.limits.load();
+    let idle = limits.idle_timeout.map(|t| login.last + ms(t));
+    let lifetime = limits.max_lifetime.map(|t| login.started + ms(t));
     let deadline = idle
         .into_iter()
         .chain(lifetime)
@@ -134,11 +135,19 @@ pub(super) fn login_ttl(shared: &Shared, login: &LoginWire, now: UnixMillis) -> 
 
 /// How long the indexes live: as long as the longest login could, from now.
 pub(super) fn index_ttl(shared: &Shared) -> u64 {
-    let longest = shared
-        .limits
+    let limits = **shared.limits.load();
+    let longest = limits
         .max_lifetime
-        .or(shared.limits.idle_timeout)
+        .or(limits.idle_timeout)
         .unwrap_or(LOGIN_MAX_TTL);
+    (longest + LOGIN_SLACK).as_millis() as u64
+}
+
+/// How long a revocation is remembered: as long as a login could live at all. Without
+/// `login.max_lifetime`, a login slides as long as its person is active, so the longest
+/// any login is kept.
+pub(super) fn revoked_ttl(shared: &Shared) -> u64 {
+    let longest = shared.limits.load().max_lifetime.unwrap_or(LOGIN_MAX_TTL);
     (longest + LOGIN_SLACK).as_millis() as u64
 }
 
@@ -219,6 +228,9 @@ pub(super) async fn read_logins(
 /// Puts a login another replica made into the view, or moves its activity.
 pub(super) fn adopt(shared: &Shared, login: Option<LoginWire>) {
     let Some(login) = login else { return };
+    if shared.forbidden(&login.key) {
+        return;
+    }
     shared.wrote(&login.key, login.last);
     match shared.view.by_key(&login.key) {
         Some(known) => known.touch(login.last),

@@ -30,7 +30,7 @@ use super::{
     Replica, Stores, TabDirectory, TabRecord, UnixMillis, WallClock,
 };
 use crate::config::{RedisUrl, StoreConfig};
-use crate::lifecycle::{EndNotice, TabId};
+use crate::lifecycle::{EndNotice, EndReason, TabId};
 use wire::{HandOffWire, Keys, LoginWire, NoticeWire, TabWire};
 
 /// Logins whose activity moved are written at most this often.
@@ -48,6 +48,7 @@ enum Op {
     Revoke {
         key: String,
         user: String,
+        reason: EndReason,
     },
     Ended {
         hash: String,
@@ -75,12 +76,18 @@ struct Shared {
     replica: Replica,
     keys: Keys,
     clock: WallClock,
-    limits: LoginLimits,
+    /// The logins' limits, for their keys' time to live (a reload changes them).
+    limits: arc_swap::ArcSwap<LoginLimits>,
     /// Whether Redis answers now.
     up: AtomicBool,
     ops: mpsc::Sender<Op>,
     /// Changes dropped because the queue was full.
     dropped: AtomicU64,
+    /// Logins revoked here or told revoked, until they could no longer be live anywhere: a
+    /// refill never brings one back, whatever Redis still lists.
+    revoked: std::sync::Mutex<std::collections::HashMap<String, UnixMillis>>,
+    /// Where this replica tells itself to end a revoked login's tabs.
+    commands: mpsc::Sender<Command>,
     /// This replica's tabs whose activity moved since the last flush.
     touched_tabs: std::sync::Mutex<std::collections::HashSet<TabId>>,
     /// The last activity in Redis, per login key: what a flush compares with.
@@ -88,6 +95,34 @@ struct Shared {
 }
 
 impl Shared {
+    /// Revokes login `key` in the view and remembers it; when another replica revoked it
+    /// (`elsewhere`, for this reason), the tabs of it here end too: what ended them there (a
+    /// sign-out) may not reach here.
+    fn forbid(&self, key: &str, elsewhere: Option<EndReason>) {
+        let until = self.clock.now_ms() + fill::revoked_ttl(self);
+        {
+            let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+            let now = self.clock.now_ms();
+            revoked.retain(|_, until| *until > now);
+            revoked.insert(key.to_owned(), until);
+        }
+        let revoked = self.view.revoke(key, EndReason::Logout).is_some();
+        if let (true, Some(reason)) = (revoked, elsewhere) {
+            let _ = self.commands.try_send(Command::EndLogin {
+                key: key.to_owned(),
+                reason,
+            });
+        }
+    }
+
+    /// Whether login `key` was revoked (see [`Shared::forbid`]).
+    fn forbidden(&self, key: &str) -> bool {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(key)
+    }
+
     /// Notes that Redis has `last` as the last activity of login `key`.
     fn wrote(&self, key: &str, last: UnixMillis) {
         let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
@@ -140,20 +175,25 @@ impl RedisStore {
     ) -> Result<Started, StoreError> {
         let client = redis::Client::open(url.expose())
             .map_err(|e| StoreError(format!("cannot use the Redis URL ({:?})", e.kind())))?;
+        let db = redis::IntoConnectionInfo::into_connection_info(url.expose())
+            .map(|info| info.redis_settings().db())
+            .unwrap_or_default();
         let (ops, queued) = mpsc::channel(QUEUE);
         let (commands_tx, commands) = mpsc::channel(1024);
         let clock = WallClock::now();
         let shared = Arc::new(Shared {
             view: MemoryStore::default(),
             replica: rand::random(),
-            keys: Keys::new(&config.key_prefix),
+            keys: Keys::new(&config.key_prefix, db),
             clock,
-            limits,
+            limits: arc_swap::ArcSwap::from_pointee(limits),
             up: AtomicBool::new(false),
             ops,
             dropped: AtomicU64::new(0),
             written: Default::default(),
             touched_tabs: Default::default(),
+            revoked: Default::default(),
+            commands: commands_tx.clone(),
         });
         tokio::spawn(sync::run(shared.clone(), client, queued, commands_tx));
         let store = Self { shared };
@@ -232,11 +272,13 @@ impl LoginStore for RedisStore {
         self.shared.view.by_key(key)
     }
 
-    fn revoke(&self, key: &str) -> Option<Arc<LoginSession>> {
-        let login = self.shared.view.revoke(key)?;
+    fn revoke(&self, key: &str, reason: EndReason) -> Option<Arc<LoginSession>> {
+        let login = self.shared.view.by_key(key)?;
+        self.shared.forbid(key, None);
         self.shared.queue(Op::Revoke {
             key: key.to_owned(),
             user: login.identity.user.clone(),
+            reason,
         });
         Some(login)
     }
@@ -353,6 +395,10 @@ impl Cluster for RedisStore {
 
     fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    fn login_limits(&self, limits: LoginLimits) {
+        self.shared.limits.store(Arc::new(limits));
     }
 }
 

@@ -26,6 +26,8 @@ use crate::store::{
 
 /// How often a replica says it lives.
 pub const HEARTBEAT: Duration = Duration::from_secs(20);
+/// How much later than its heartbeat a replica must hear it back on its subscription.
+const SILENCE: Duration = Duration::from_secs(10);
 /// Waiting for Redis to connect or answer.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -56,6 +58,7 @@ pub(super) async fn run(
                 let mut link = Link {
                     shared: &shared,
                     conn: &mut conn,
+                    heard: tokio::time::Instant::now(),
                     commands: &commands,
                 };
                 match link.serve(messages, &mut ops, &mut retry).await {
@@ -123,6 +126,8 @@ enum Served {
 struct Link<'a> {
     shared: &'a Shared,
     conn: &'a mut MultiplexedConnection,
+    /// When the subscription last brought a message (this replica's own heartbeat at least).
+    heard: tokio::time::Instant,
     commands: &'a mpsc::Sender<Command>,
 }
 
@@ -280,9 +285,17 @@ impl Link<'_> {
     /// Says this replica lives; forgets replicas that stopped saying so, and what it wrote
     /// of logins no longer known.
     async fn beat(&mut self) -> RedisResult<()> {
+        // A subscription can die without a word (a NAT or a load balancer dropping an idle
+        // connection): then not even this replica's own heartbeat comes back, and the link
+        // is made again, with a refill.
+        if self.heard.elapsed() > HEARTBEAT + SILENCE {
+            tracing::warn!("the store's subscription went silent; reconnecting to Redis");
+            return Err(connection_lost());
+        }
         let now = self.shared.clock.now_ms();
         let mut pipe = redis::pipe();
         heartbeat(&mut pipe, self.shared, now);
+        self.publish(&mut pipe, Body::Alive);
         pipe.query_async::<()>(self.conn).await?;
         let live: Vec<String> = redis::cmd("ZRANGE")
             .arg(self.shared.keys.replicas())
@@ -327,6 +340,7 @@ impl Link<'_> {
     /// Applies what another replica published; the replica to read again, when it says it
     /// filled Redis.
     fn apply(&mut self, message: &redis::Msg) -> Option<Replica> {
+        self.heard = tokio::time::Instant::now();
         let payload = message.get_payload_bytes();
         // This replica's own messages come back too: skipped unread (a burst of new tabs
         // would otherwise be parsed here once more).
@@ -340,75 +354,86 @@ impl Link<'_> {
         if message.from == self.shared.replica {
             return None;
         }
-        let (shared, now) = (self.shared, self.shared.clock.now_ms());
-        match message.body {
-            Body::Login { login } => adopt(shared, Some(login)),
-            Body::Touch { logins, tabs } => {
-                for (key, last) in logins {
-                    if let Some(login) = shared.view.by_key(&key) {
-                        login.touch(last);
-                        shared.wrote(&key, last);
-                    }
-                }
-                for (tab, last) in tabs {
-                    shared.view.touch(message.from, tab, last);
-                }
-            }
-            Body::Revoke { key } => {
-                shared.view.revoke(&key);
-            }
-            Body::Ended {
-                hash,
-                notice,
-                until,
-            } => {
-                if let Some(notice) = notice.notice() {
-                    let ttl = Duration::from_millis(until.saturating_sub(now));
-                    shared
-                        .view
-                        .bury(EndedId::AppSession(&hash), &notice, now, ttl);
-                }
-            }
-            Body::TabOpened { tab } => shared.view.open(tab.record()),
-            Body::TabClosed { replica, tab } => {
-                shared.view.close(replica, tab);
-            }
-            Body::EndUser { user, reason } => {
-                if let Some(reason) = EndReason::from_name(&reason) {
-                    let _ = self.commands.try_send(Command::EndUser { user, reason });
-                }
-            }
-            Body::EndTab {
-                replica,
-                tab,
-                reason,
-            } => {
-                if let Some(reason) = EndReason::from_name(&reason) {
-                    let _ = self.commands.try_send(Command::EndTab {
-                        replica,
-                        tab,
-                        reason,
-                    });
-                }
-            }
-            Body::HandOff { hashes, tab, until } => {
-                shared.view.leave(&as_ids(&hashes), tab.tab(), until);
-            }
-            Body::Taken { hashes } => {
-                shared.view.left(&as_ids(&hashes), now, true);
-            }
-            Body::Gone => {
-                let others: HashSet<Replica> = TabDirectory::all(&shared.view)
-                    .iter()
-                    .map(|record| record.replica)
-                    .filter(|replica| *replica != message.from)
-                    .collect();
-                forget_replicas_except(shared, &others);
-            }
-            Body::Filled => return Some(message.from),
-        }
-        None
+        follow(self.shared, self.commands, message)
     }
+}
+
+/// Applies another replica's `message` to the view; the replica to read again, when it says
+/// it filled Redis.
+fn follow(shared: &Shared, commands: &mpsc::Sender<Command>, message: Message) -> Option<Replica> {
+    let now = shared.clock.now_ms();
+    match message.body {
+        Body::Login { login } => adopt(shared, Some(login)),
+        Body::Touch { logins, tabs } => {
+            for (key, last) in logins {
+                if let Some(login) = shared.view.by_key(&key) {
+                    login.touch(last);
+                    shared.wrote(&key, last);
+                }
+            }
+            for (tab, last) in tabs {
+                shared.view.touch(message.from, tab, last);
+            }
+        }
+        Body::Revoke { key, reason } => {
+            let reason = reason
+                .as_deref()
+                .and_then(EndReason::from_name)
+                .unwrap_or(EndReason::Logout);
+            shared.forbid(&key, Some(reason));
+        }
+        Body::Ended {
+            hash,
+            notice,
+            until,
+        } => {
+            if let Some(notice) = notice.notice() {
+                let ttl = Duration::from_millis(until.saturating_sub(now));
+                shared
+                    .view
+                    .bury(EndedId::AppSession(&hash), &notice, now, ttl);
+            }
+        }
+        Body::TabOpened { tab } => shared.view.open(tab.record()),
+        Body::TabClosed { replica, tab } => {
+            shared.view.close(replica, tab);
+        }
+        Body::EndUser { user, reason } => {
+            if let Some(reason) = EndReason::from_name(&reason) {
+                let _ = commands.try_send(Command::EndUser { user, reason });
+            }
+        }
+        Body::EndTab {
+            replica,
+            tab,
+            reason,
+        } => {
+            if let Some(reason) = EndReason::from_name(&reason) {
+                let _ = commands.try_send(Command::EndTab {
+                    replica,
+                    tab,
+                    reason,
+                });
+            }
+        }
+        Body::HandOff { hashes, tab, until } => {
+            shared.view.leave(&as_ids(&hashes), tab.tab(), until);
+        }
+        Body::Taken { hashes } => {
+            shared.view.left(&as_ids(&hashes), now, true);
+        }
+        Body::Gone => {
+            let others: HashSet<Replica> = TabDirectory::all(&shared.view)
+                .iter()
+                .map(|record| record.replica)
+                .filter(|replica| *replica != message.from)
+                .collect();
+            forget_replicas_except(shared, &others);
+        }
+        Body::Filled => return Some(message.from),
+        Body::Alive => {}
+    }
+    None
 }
 
 fn connection_lost() -> redis::RedisError {

@@ -126,7 +126,7 @@ async fn replicas_see_each_others_logins_activity_revocations_ends_and_tabs() {
         })
     );
     // A revocation on B reaches A, and the login's holders.
-    b.stores.logins.revoke(login.key());
+    b.stores.logins.revoke(login.key(), EndReason::Logout);
     eventually("A forgets the revoked login", || {
         a.stores.logins.get(login.id()).is_none()
     })
@@ -145,7 +145,7 @@ async fn a_new_replica_reads_the_state_and_an_emptied_redis_is_filled_again() {
     let (kept, revoked) = (alice(), alice());
     a.stores.logins.insert(kept.clone());
     a.stores.logins.insert(revoked.clone());
-    a.stores.logins.revoke(revoked.key());
+    a.stores.logins.revoke(revoked.key(), EndReason::Logout);
     let now = a.stores.clock.now_ms();
     a.stores.tabs.open(TabRecord {
         replica: a.stores.replica,

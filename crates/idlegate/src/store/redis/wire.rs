@@ -11,18 +11,23 @@ use crate::store::{Command, HandedOff, Identity, LoginSession, Replica, TabRecor
 #[derive(Debug, Clone)]
 pub struct Keys {
     prefix: String,
+    /// The database number: keys are per database, channels are not.
+    db: i64,
 }
 
 impl Keys {
-    pub fn new(prefix: &str) -> Self {
+    pub fn new(prefix: &str, db: i64) -> Self {
         Self {
             prefix: prefix.to_owned(),
+            db,
         }
     }
 
-    /// The channel every replica publishes on and listens to.
+    /// The channel every replica publishes on and listens to. Pub/sub channels are shared
+    /// by every database of a Redis, so the database is in its name: apps told apart by
+    /// database alone do not hear each other.
     pub fn channel(&self) -> String {
-        format!("{}events", self.prefix)
+        format!("{}events:{}", self.prefix, self.db)
     }
 
     /// HASH: one login (fields `user`, `name`, `email`, `groups`, `started`, `last`), by
@@ -163,10 +168,15 @@ pub struct NoticeWire {
 }
 
 impl NoticeWire {
+    /// The notice to share: its page without the query, which may carry secrets (a token
+    /// in a link) that the store must not hold.
     pub fn of(notice: &EndNotice) -> Self {
         Self {
             reason: notice.reason.as_str().to_owned(),
-            page: notice.page.clone(),
+            page: notice
+                .page
+                .as_deref()
+                .map(|page| page.split(['?', '#']).next().unwrap_or_default().to_owned()),
             embedded: notice.embedded,
             sent_away: notice.sent_away,
         }
@@ -273,9 +283,11 @@ pub enum Body {
         #[serde(default)]
         tabs: Vec<(TabId, UnixMillis)>,
     },
-    /// A login was revoked (signed out, expired, ended by an administrator).
+    /// A login was revoked: signed out, expired, ended by an administrator (`reason`).
     Revoke {
         key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// A tab known by a hashed id ended; forgotten at `until`.
     Ended {
@@ -313,15 +325,20 @@ pub enum Body {
     Gone,
     /// The sender (re)connected and filled Redis with its state: read it again.
     Filled,
+    /// The sender's heartbeat: it hears its own, so it knows its subscription still works.
+    Alive,
 }
 
 impl Body {
-    pub fn of_command(command: &Command) -> Self {
-        match command {
+    /// The message of a command for the other replicas (none for one that only this replica
+    /// gives itself).
+    pub fn of_command(command: &Command) -> Option<Self> {
+        Some(match command {
             Command::EndUser { user, reason } => Self::EndUser {
                 user: user.clone(),
                 reason: reason.as_str().to_owned(),
             },
+            Command::EndLogin { .. } => return None,
             Command::EndTab {
                 replica,
                 tab,
@@ -331,7 +348,7 @@ impl Body {
                 tab: *tab,
                 reason: reason.as_str().to_owned(),
             },
-        }
+        })
     }
 }
 
@@ -343,7 +360,10 @@ mod tests {
     fn a_message_starts_with_its_sender_so_a_replica_can_skip_its_own_unread() {
         let message = Message {
             from: 7,
-            body: Body::Revoke { key: "k".into() },
+            body: Body::Revoke {
+                key: "k".into(),
+                reason: Some("logout".into()),
+            },
         };
         let json = serde_json::to_string(&message).expect("JSON");
         assert!(json.starts_with("{\"from\":7,"), "{json}");

@@ -3,7 +3,7 @@
 
 use redis::Pipeline;
 
-use super::fill::{index_ttl, write_login, REPLICA_TTL};
+use super::fill::{revoked_ttl, write_login, REPLICA_TTL};
 use super::wire::{Body, HandOffWire, Keys, NoticeWire};
 use super::{Op, Shared};
 use crate::store::UnixMillis;
@@ -24,18 +24,21 @@ pub(super) fn write(
                 login: login.clone(),
             }
         }
-        Op::Revoke { key, user } => {
+        Op::Revoke { key, user, reason } => {
             pipe.del(keys.login(key)).ignore();
             pipe.zrem(keys.logins(), key).ignore();
             pipe.zrem(keys.user(user), key).ignore();
-            let ttl = index_ttl(shared);
+            let ttl = revoked_ttl(shared);
             pipe.set_options(
                 keys.revoked(key),
                 1,
                 redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
             )
             .ignore();
-            Body::Revoke { key: key.clone() }
+            Body::Revoke {
+                key: key.clone(),
+                reason: Some(reason.as_str().to_owned()),
+            }
         }
         Op::Ended {
             hash,
@@ -66,7 +69,7 @@ pub(super) fn write(
                 hashes: hashes.clone(),
             }
         }
-        Op::Command(command) => Body::of_command(command),
+        Op::Command(command) => Body::of_command(command)?,
         Op::Stop(_) => return None,
     };
     Some(body)
