@@ -312,3 +312,66 @@ async fn after_redis_comes_back_empty_every_replica_recovers_and_sees_the_others
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert!(a.stores.cluster.available() && b.stores.cluster.available());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_revoked_while_redis_stalls_stays_revoked_after_the_refill() {
+    let redis = RedisServer::start().await.expect("redis-server");
+    let a = replica(&redis, "app:");
+    connected(&a).await;
+    let login = alice();
+    a.stores.logins.insert(login.clone());
+    eventually_async("the login is in Redis", async || {
+        redis
+            .command(&format!("EXISTS app:login:{}", login.key()))
+            .await
+            .ok()
+            == Some(":1\r\n".into())
+    })
+    .await;
+    // Redis stalls (as behind a dropped link): the sign-out's write times out, and the
+    // refill after it finds the login still listed.
+    redis
+        .command("CLIENT PAUSE 4000 ALL")
+        .await
+        .expect("CLIENT PAUSE");
+    a.stores.logins.revoke(login.key(), EndReason::Logout);
+    eventually("A sees Redis stalled", || !a.stores.cluster.available()).await;
+    connected(&a).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        a.stores.logins.get(login.id()).is_none(),
+        "the revoked login came back"
+    );
+    eventually_async("the revocation reached Redis", async || {
+        redis
+            .command(&format!("EXISTS app:login:{}", login.key()))
+            .await
+            .ok()
+            == Some(":0\r\n".into())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apps_told_apart_by_database_do_not_hear_each_other() {
+    let redis = RedisServer::start().await.expect("redis-server");
+    let on = |db: u8| {
+        let url = format!("redis://127.0.0.1:{}/{db}", redis.port());
+        let (url, config) = config(&url, "app:");
+        RedisStore::start(&url, &config, LIMITS).expect("a Redis store")
+    };
+    let (zero, one, zero_too) = (on(0), on(1), on(0));
+    for started in [&zero, &one, &zero_too] {
+        connected(started).await;
+    }
+    let login = alice();
+    zero.stores.logins.insert(login.clone());
+    eventually("the same app hears it", || {
+        zero_too.stores.logins.get(login.id()).is_some()
+    })
+    .await;
+    assert!(
+        one.stores.logins.get(login.id()).is_none(),
+        "another database's app must not hear it"
+    );
+}
