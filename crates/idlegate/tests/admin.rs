@@ -7,15 +7,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::Full;
+use http::{Method, StatusCode};
 use idlegate::config::{Config, ConfigBuilder};
 use idlegate::lifecycle::Event;
 use idlegate::tracker::EndReason;
 use serde_json::Value;
 use testkit::gateway::TestGateway;
 use testkit::http::{self as web, Response};
+use testkit::signin::request;
 use testkit::stclient::Upgrade;
 use testkit::{StClient, StreamlitApp};
 
@@ -41,19 +40,6 @@ fn admin_config(dir: &tempfile::TempDir) -> Result<ConfigBuilder> {
             SocketAddr::from(([127, 0, 0, 1], 0)),
             &format!("ops:{OPS},ci:{CI}"),
         ))
-}
-
-async fn request(
-    method: Method,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Result<Response> {
-    let mut req = Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    web::send(req.body(Full::new(Bytes::from(body.to_owned())))?).await
 }
 
 async fn admin(

@@ -6,14 +6,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::Full;
+use http::{Method, StatusCode};
 use idlegate::config::{Config, ConfigBuilder, OnLimit, SignIn};
 use idlegate::lifecycle::Event;
 use idlegate::tracker::{EndReason, TabId};
 use testkit::gateway::{TestGateway, ON_TIME};
-use testkit::http::{self as web, Response};
+use testkit::http::Response;
+use testkit::signin::request;
 use testkit::stclient::Upgrade;
 use testkit::streamlit::StreamlitOptions;
 use testkit::{StClient, StreamlitApp};
@@ -43,19 +42,6 @@ async fn gateway(
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
-}
-
-async fn request(
-    method: Method,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Result<Response> {
-    let mut req = Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    web::send(req.body(Full::new(Bytes::from(body.to_owned())))?).await
 }
 
 /// Posts the sign-in form like the sign-in page does.

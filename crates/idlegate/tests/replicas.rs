@@ -7,23 +7,21 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::Full;
+use http::{Method, StatusCode};
 use idlegate::config::{Config, ConfigBuilder, OnLimit};
 use idlegate::tracker::{EndReason, TabId};
 use serde_json::Value;
 use testkit::gateway::TestGateway;
-use testkit::http::{self as web, Response};
+use testkit::http::Response;
 use testkit::proc::wait_until;
 use testkit::redis::RedisServer;
+use testkit::signin::{login_cookie, post_sign_in, request};
 use testkit::stclient::Upgrade;
 use testkit::{StClient, StreamlitApp};
 use tokio::time::Instant;
 
 const RUN: Duration = Duration::from_secs(20);
 const PASSWORD: &str = "correct horse battery";
-const COOKIE: &str = "__Host-idlegate-login";
 const OPS: &str = "ops-token-0123456789abcdef0123456789";
 
 /// What both replicas share: the users, the cookie keys, Redis.
@@ -78,29 +76,8 @@ impl Cluster {
     }
 }
 
-async fn request(
-    method: Method,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Result<Response> {
-    let mut req = Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    web::send(req.body(Full::new(Bytes::from(body.to_owned())))?).await
-}
-
 async fn sign_in(gw: &TestGateway, user: &str) -> Result<Response> {
-    let body =
-        serde_urlencoded::to_string([("username", user), ("password", PASSWORD), ("return", "/")])?;
-    let (url, origin) = (format!("{}/_idlegate/login", gw.url()), gw.url());
-    let headers = [
-        ("content-type", "application/x-www-form-urlencoded"),
-        ("origin", origin.as_str()),
-        ("sec-fetch-site", "same-origin"),
-    ];
-    request(Method::POST, &url, &headers, &body).await
+    post_sign_in(&gw.url(), user, PASSWORD, "/").await
 }
 
 async fn signed_in(gw: &TestGateway, user: &str) -> Result<String> {
@@ -111,15 +88,7 @@ async fn signed_in(gw: &TestGateway, user: &str) -> Result<String> {
         response.status,
         response.text()
     );
-    response
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with(&format!("{COOKIE}=")))
-        .and_then(|c| c.split(';').next())
-        .map(str::to_owned)
-        .context("no login cookie set")
+    login_cookie(&response).context("no login cookie set")
 }
 
 /// Opens a tab with the login cookie and waits for its first run.
@@ -478,8 +447,8 @@ async fn a_restarted_replica_takes_its_tab_over_with_its_deadline_and_the_login_
     let admin = format!("http://127.0.0.1:{admin_port}");
     let mut first = GatewayProcess::start_on(bin, port, &args, &[]).await?;
     let url = first.url();
-    let response = sign_in_at(&url, "alice").await?;
-    let cookie = response.context("no login cookie")?;
+    let response = post_sign_in(&url, "alice", PASSWORD, "/").await?;
+    let cookie = login_cookie(&response).context("no login cookie")?;
     let token = "ReplicaRestartPageToken01";
     let mut headers = StClient::default_headers(&url, None)?;
     headers[1].1.push_str(&format!(", idlegate.tab.{token}"));
@@ -533,38 +502,6 @@ async fn a_restarted_replica_takes_its_tab_over_with_its_deadline_and_the_login_
     .await?;
     ensure!(page.status == StatusCode::OK, "{}", page.status);
     Ok(())
-}
-
-/// Signs `user` in at `url`; the login cookie, if one was set.
-async fn sign_in_at(url: &str, user: &str) -> Result<Option<String>> {
-    let body =
-        serde_urlencoded::to_string([("username", user), ("password", PASSWORD), ("return", "/")])?;
-    let headers = [
-        ("content-type", "application/x-www-form-urlencoded"),
-        ("origin", url),
-        ("sec-fetch-site", "same-origin"),
-    ];
-    let response = request(
-        Method::POST,
-        &format!("{url}/_idlegate/login"),
-        &headers,
-        &body,
-    )
-    .await?;
-    ensure!(
-        response.status == StatusCode::SEE_OTHER,
-        "{}",
-        response.status
-    );
-    Ok(response
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        // Over plain HTTP (cookie_secure = false) the cookie has no `__Host-` prefix.
-        .find(|c| c.contains("idlegate-login="))
-        .and_then(|c| c.split(';').next())
-        .map(str::to_owned))
 }
 
 /// Opens a session socket with exactly these headers.

@@ -22,6 +22,7 @@
 //! - [`idp`]: a real OpenID provider (npm `oidc-provider`) on loopback.
 //! - [`netfault`]: a TCP relay that cuts connections, like a load balancer that drops them.
 //! - [`redis`]: a real `redis-server` on loopback, to kill and start again.
+//! - [`signin`]: requests as a browser makes them to idlegate's routes; the sign-in form.
 
 pub mod browser;
 pub mod gateway;
@@ -31,6 +32,7 @@ pub mod netfault;
 pub mod ports;
 pub mod proc;
 pub mod redis;
+pub mod signin;
 pub mod stclient;
 pub mod stproto;
 pub mod streamlit;

@@ -82,37 +82,57 @@ pub(super) async fn fill(conn: &mut MultiplexedConnection, shared: &Shared) -> R
         .await
 }
 
-/// The tabs stopped replicas handed over that still wait.
-async fn read_handoffs(
+/// The entries of a sorted set `index` still current at `now` (scored by when they expire),
+/// each with the string value of its own key (`key` of the member), read in chunks.
+async fn read_indexed(
     conn: &mut MultiplexedConnection,
-    shared: &Shared,
+    index: String,
+    key: impl Fn(&str) -> String,
     now: UnixMillis,
-) -> RedisResult<()> {
-    let hashes: Vec<(String, u64)> = redis::cmd("ZRANGE")
-        .arg(shared.keys.handoffs())
+) -> RedisResult<Vec<(String, u64, Option<String>)>> {
+    let members: Vec<(String, u64)> = redis::cmd("ZRANGE")
+        .arg(index)
         .arg(now)
         .arg("+inf")
         .arg("BYSCORE")
         .arg("WITHSCORES")
         .query_async(conn)
         .await?;
-    for chunk in hashes.chunks(CHUNK) {
-        let mut read = redis::pipe();
-        for (hash, _) in chunk {
-            read.get(shared.keys.handoff(hash));
+    let mut read = Vec::with_capacity(members.len());
+    for chunk in members.chunks(CHUNK) {
+        let mut pipe = redis::pipe();
+        for (member, _) in chunk {
+            pipe.get(key(member));
         }
-        let found: Vec<Option<String>> = read.query_async(conn).await?;
-        for ((hash, until), json) in chunk.iter().zip(found) {
-            let tab = json.and_then(|json| serde_json::from_str::<HandOffWire>(&json).ok());
-            // Left once under all of its ids, when its first id is read.
-            if let Some(tab) = tab.filter(|tab| tab.hashes.first().is_none_or(|h| h == hash)) {
-                let hashes = if tab.hashes.is_empty() {
-                    vec![hash.clone()]
-                } else {
-                    tab.hashes.clone()
-                };
-                shared.view.leave(&as_ids(&hashes), tab.tab(), *until);
-            }
+        let values: Vec<Option<String>> = pipe.query_async(conn).await?;
+        read.extend(
+            chunk
+                .iter()
+                .zip(values)
+                .map(|((member, until), value)| (member.clone(), *until, value)),
+        );
+    }
+    Ok(read)
+}
+
+/// The tabs stopped replicas handed over that still wait.
+async fn read_handoffs(
+    conn: &mut MultiplexedConnection,
+    shared: &Shared,
+    now: UnixMillis,
+) -> RedisResult<()> {
+    let keys = &shared.keys;
+    let left = read_indexed(conn, keys.handoffs(), |h| keys.handoff(h), now).await?;
+    for (hash, until, json) in left {
+        let tab = json.and_then(|json| serde_json::from_str::<HandOffWire>(&json).ok());
+        // Left once under all of its ids, when its first id is read.
+        if let Some(tab) = tab.filter(|tab| tab.hashes.first().is_none_or(|h| *h == hash)) {
+            let hashes = if tab.hashes.is_empty() {
+                vec![hash]
+            } else {
+                tab.hashes.clone()
+            };
+            shared.view.leave(&as_ids(&hashes), tab.tab(), until);
         }
     }
     Ok(())
@@ -300,30 +320,17 @@ async fn read_ended(
     shared: &Shared,
     now: UnixMillis,
 ) -> RedisResult<()> {
-    let hashes: Vec<(String, u64)> = redis::cmd("ZRANGE")
-        .arg(shared.keys.ended_index())
-        .arg(now)
-        .arg("+inf")
-        .arg("BYSCORE")
-        .arg("WITHSCORES")
-        .query_async(conn)
-        .await?;
-    for chunk in hashes.chunks(CHUNK) {
-        let mut read = redis::pipe();
-        for (hash, _) in chunk {
-            read.get(shared.keys.ended(hash));
-        }
-        let found: Vec<Option<String>> = read.query_async(conn).await?;
-        for ((hash, until), json) in chunk.iter().zip(found) {
-            let notice = json
-                .and_then(|json| serde_json::from_str::<NoticeWire>(&json).ok())
-                .and_then(NoticeWire::notice);
-            if let Some(notice) = notice {
-                let ttl = Duration::from_millis(until.saturating_sub(now));
-                shared
-                    .view
-                    .bury(EndedId::AppSession(hash), &notice, now, ttl);
-            }
+    let keys = &shared.keys;
+    let ended = read_indexed(conn, keys.ended_index(), |h| keys.ended(h), now).await?;
+    for (hash, until, json) in ended {
+        let notice = json
+            .and_then(|json| serde_json::from_str::<NoticeWire>(&json).ok())
+            .and_then(NoticeWire::notice);
+        if let Some(notice) = notice {
+            let ttl = Duration::from_millis(until.saturating_sub(now));
+            shared
+                .view
+                .bury(EndedId::AppSession(&hash), &notice, now, ttl);
         }
     }
     Ok(())

@@ -151,7 +151,7 @@ pub struct RedisStore {
 pub struct Started {
     pub stores: Stores,
     pub store: RedisStore,
-    /// Commands from other replicas, for the tracker ([`crate::tracker::Tracker::obey`]).
+    /// Commands from other replicas, for the tracker (`Tracker::obey`).
     pub commands: mpsc::Receiver<Command>,
 }
 
