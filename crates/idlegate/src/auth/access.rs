@@ -259,10 +259,13 @@ impl Auth {
     /// ended.
     pub fn end_logins_of(&self, user: &str, reason: EndReason) -> usize {
         let logins = self.stores.logins.of_user(user);
-        logins
+        let ended = logins
             .iter()
             .inspect(|login| self.end(login, reason))
-            .count()
+            .count();
+        // And any login of theirs the shared store lists that this replica does not know.
+        self.stores.cluster.revoke_user(user, reason);
+        ended
     }
 
     /// Ends the logins past their deadline. Returns how many ended.

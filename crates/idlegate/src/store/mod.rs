@@ -149,6 +149,9 @@ pub trait Cluster: Send + Sync {
     /// Changes dropped since start because the store stayed unreachable while a bounded
     /// queue of them filled (always 0 for one process's memory).
     fn dropped(&self) -> u64;
+    /// Revokes every login of `user` the shared store lists, for `reason`, including any
+    /// this replica's view missed (the index by user). Nothing to do for one process.
+    fn revoke_user(&self, _user: &str, _reason: EndReason) {}
     /// The logins' limits changed (a reload): what the store keeps of logins lives as long
     /// as they now may.
     fn login_limits(&self, _limits: LoginLimits) {}

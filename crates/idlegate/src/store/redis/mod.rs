@@ -66,6 +66,11 @@ enum Op {
         hashes: Vec<String>,
     },
     Command(Command),
+    /// Revoke every login of this user that the index by user lists.
+    RevokeUser {
+        user: String,
+        reason: EndReason,
+    },
     /// Stop: say this replica is gone, write the last activity, then answer.
     Stop(tokio::sync::oneshot::Sender<()>),
 }
@@ -395,6 +400,13 @@ impl Cluster for RedisStore {
 
     fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    fn revoke_user(&self, user: &str, reason: EndReason) {
+        self.shared.queue(Op::RevokeUser {
+            user: user.to_owned(),
+            reason,
+        });
     }
 
     fn login_limits(&self, limits: LoginLimits) {

@@ -190,6 +190,10 @@ impl Link<'_> {
         if batch.is_empty() {
             return Ok(());
         }
+        let batch = match self.expand(batch).await {
+            Ok(batch) => batch,
+            Err(fault) => return Err(fault),
+        };
         let now = self.shared.clock.now_ms();
         let mut pipe = redis::pipe();
         for op in &batch {
@@ -199,6 +203,49 @@ impl Link<'_> {
             Ok(()) => Ok(()),
             Err(e) => Err((e, batch)),
         }
+    }
+
+    /// Turns each [`Op::RevokeUser`] into the revocation of every login the user's index
+    /// lists (read from Redis now).
+    async fn expand(&mut self, batch: Vec<Op>) -> Result<Vec<Op>, (redis::RedisError, Vec<Op>)> {
+        if !batch.iter().any(|op| matches!(op, Op::RevokeUser { .. })) {
+            return Ok(batch);
+        }
+        let mut expanded = Vec::with_capacity(batch.len());
+        for (n, op) in batch.iter().enumerate() {
+            let Op::RevokeUser { user, reason } = op else {
+                continue;
+            };
+            let keys: Vec<String> = match redis::cmd("ZRANGE")
+                .arg(self.shared.keys.user(user))
+                .arg(0)
+                .arg(-1)
+                .query_async(self.conn)
+                .await
+            {
+                Ok(keys) => keys,
+                Err(e) => return Err((e, batch)),
+            };
+            for key in keys {
+                self.shared.forbid(&key, None);
+                expanded.push((n, key, user.clone(), *reason));
+            }
+        }
+        let mut ops: Vec<Op> = Vec::with_capacity(batch.len() + expanded.len());
+        for (n, op) in batch.into_iter().enumerate() {
+            if matches!(op, Op::RevokeUser { .. }) {
+                ops.extend(expanded.iter().filter(|(at, ..)| *at == n).map(
+                    |(_, key, user, reason)| Op::Revoke {
+                        key: key.clone(),
+                        user: user.clone(),
+                        reason: *reason,
+                    },
+                ));
+            } else {
+                ops.push(op);
+            }
+        }
+        Ok(ops)
     }
 
     fn publish(&self, pipe: &mut Pipeline, body: Body) {

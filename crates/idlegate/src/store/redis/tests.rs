@@ -375,3 +375,33 @@ async fn apps_told_apart_by_database_do_not_hear_each_other() {
         "another database's app must not hear it"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_a_user_out_revokes_every_login_the_index_lists_even_ones_this_replica_missed() {
+    let redis = RedisServer::start().await.expect("redis-server");
+    let a = replica(&redis, "app:");
+    connected(&a).await;
+    // A login A never heard of (another replica wrote it while A's link was down).
+    let missed = "f".repeat(64);
+    let deadline = a.stores.clock.now_ms() + 600_000;
+    for line in [
+        format!("HSET app:login:{missed} user alice started 1 last 1 groups []"),
+        format!("ZADD app:user:alice {deadline} {missed}"),
+    ] {
+        redis.command(&line).await.expect("write");
+    }
+    a.stores.cluster.revoke_user("alice", EndReason::Logout);
+    eventually_async("the missed login is revoked in Redis", async || {
+        redis
+            .command(&format!("EXISTS app:login:{missed}"))
+            .await
+            .ok()
+            == Some(":0\r\n".into())
+            && redis
+                .command(&format!("EXISTS app:revoked:{missed}"))
+                .await
+                .ok()
+                == Some(":1\r\n".into())
+    })
+    .await;
+}

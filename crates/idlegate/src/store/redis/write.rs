@@ -70,6 +70,8 @@ pub(super) fn write(
             }
         }
         Op::Command(command) => Body::of_command(command)?,
+        // Expanded into revocations before the batch is written (`Link::write`).
+        Op::RevokeUser { .. } => return None,
         Op::Stop(_) => return None,
     };
     Some(body)
