@@ -220,7 +220,11 @@ impl RedisStore {
     }
 
     /// Says this replica is gone and writes what waits, waiting at most `deadline`.
+    /// Returns at once while Redis is away: nothing could be written.
     pub async fn stop(&self, deadline: Duration) {
+        if !self.shared.up.load(Ordering::Relaxed) {
+            return;
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.shared.queue(Op::Stop(tx));
         let _ = tokio::time::timeout(deadline, rx).await;
