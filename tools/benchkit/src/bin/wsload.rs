@@ -828,7 +828,7 @@ async fn hold_connection(
                 Some(Ok(_)) => continue,
                 Some(Err(err)) => return HoldOutcome::Broken(err.to_string()),
             },
-            _ = async { activity.as_mut().expect("checked").tick().await }, if activity.is_some() => {}
+            () = next_tick(&mut activity) => {}
             _ = stop.wait_for(|stop| *stop) => break HoldOutcome::StillOpen,
         }
         // Only the activity branch gets here (the others break, return or continue); the
@@ -870,5 +870,15 @@ fn print_connect(connect: &Summary) {
 fn print_errors(errors: &[ErrorCount]) {
     for e in errors {
         println!("  error        {} x {}", e.count, e.error);
+    }
+}
+
+/// The next tick of `interval`; never, when there is none.
+async fn next_tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
