@@ -15,14 +15,15 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
-/// Session time-to-live for Streamlit: ends browser tabs nobody uses, warns first, and makes
-/// the app free their memory.
+/// Session time-to-live for Streamlit and Shiny apps: ends browser tabs nobody uses, warns
+/// first, and makes the app free their memory.
 #[derive(Debug, Parser)]
 #[command(
     name = "idlegate",
     version = VERSION,
     args_conflicts_with_subcommands = true,
     after_help = "Examples:\n  idlegate --idle-timeout 15m -- streamlit run app.py\n  \
+                  idlegate --idle-timeout 15m -- shiny run app.py\n  \
                   idlegate --upstream http://127.0.0.1:8501 --listen 0.0.0.0:8080\n  \
                   idlegate hash-password < password.txt\n  \
                   idlegate completions bash > ~/.local/share/bash-completion/completions/idlegate\n\n\
@@ -48,6 +49,9 @@ pub struct Cli {
     /// How long a disconnected tab may come back (`tabs.reconnect_grace`), e.g. 15s.
     #[arg(long, value_name = "DURATION")]
     pub reconnect_grace: Option<String>,
+    /// The app's framework (`app.kind`): auto (the command tells), streamlit or shiny.
+    #[arg(long, value_name = "KIND")]
+    pub app_kind: Option<String>,
     /// URL path prefix of the app (`app.base_path`), e.g. /analytics.
     #[arg(long, value_name = "PATH")]
     pub base_path: Option<String>,
@@ -110,6 +114,7 @@ impl Cli {
             ("tabs.idle_timeout", &self.idle_timeout),
             ("tabs.max_lifetime", &self.max_lifetime),
             ("tabs.reconnect_grace", &self.reconnect_grace),
+            ("app.kind", &self.app_kind),
             ("app.base_path", &self.base_path),
             ("log.format", &self.log_format),
             ("log.level", &self.log_level),

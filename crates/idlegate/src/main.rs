@@ -32,7 +32,7 @@ fn main() -> ExitCode {
     // again and names the keys that changed since.
     let loaded = Config::merge(&sources)
         .and_then(|raw| Config::from_raw(raw.clone()).map(|config| (raw, config)));
-    let (started, config) = match loaded {
+    let (started, mut config) = match loaded {
         Ok(loaded) => loaded,
         Err(e) => return usage_error(&e.to_string()),
     };
@@ -44,6 +44,12 @@ fn main() -> ExitCode {
             return usage_error("give --upstream URL, or the command that starts the app after --, like: idlegate -- streamlit run app.py")
         }
         _ => {}
+    }
+    if config.app.detect && !cli.command.is_empty() {
+        match idlegate::apps::detect(&cli.command) {
+            Ok(kind) => config.app.kind = kind,
+            Err(e) => return usage_error(&e),
+        }
     }
     // Checked on this machine before the app starts: a setting that cannot work here is a
     // configuration error.

@@ -12,6 +12,8 @@
 //! Either way the kind also owns what frees the app's memory, its sign-in cookies, its
 //! sign-out and health paths; how it is launched is its [`Kind`](super::Kind)'s.
 
+use std::borrow::Cow;
+
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, Method, StatusCode};
 
@@ -116,6 +118,14 @@ impl UploadEvent {
             Self::Stored { app_session, .. } | Self::Removed { app_session, .. } => app_session,
         }
     }
+}
+
+/// The person signed in, as an app kind passes them to the app.
+#[derive(Debug, Clone, Copy)]
+pub struct Person<'a> {
+    /// The user's id (the login's subject or name).
+    pub user: &'a str,
+    pub groups: &'a [String],
 }
 
 /// A request as an app kind sees it (its path canonical, see [`crate::paths`]).
@@ -266,7 +276,16 @@ pub trait App: Send + Sync + 'static {
     fn sign_in_cookies(&self, _present: &[String]) -> Vec<String> {
         Vec::new()
     }
-    /// Path of the app's health check.
+    /// The request target (path and query) to send the app for `target`, as the browser
+    /// sent it: the same, unless the app serves at the root behind `app.base_path`.
+    fn app_target<'a>(&self, target: &'a str) -> Cow<'a, str> {
+        Cow::Borrowed(target)
+    }
+    /// Sets the headers the app reads a signed-in person from, beyond the configured
+    /// identity headers (`login.headers`), for `person` (`None`: nobody is signed in), after
+    /// removing any a browser sent.
+    fn identity_headers(&self, _headers: &mut HeaderMap, _person: Option<&Person<'_>>) {}
+    /// Path of the app's health check, as the app itself serves it.
     fn health_path(&self) -> String;
     /// Whether a request to this (canonical) path is the page's own health poll (answered in
     /// a form the page can show when the app is down).

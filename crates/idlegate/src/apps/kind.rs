@@ -17,6 +17,10 @@ pub trait Kind: Send + Sync {
     /// The name `app.kind` gives it.
     fn name(&self) -> &'static str;
 
+    /// Whether the person's launcher `command` runs this framework's own program (its
+    /// `serve`/`run` subcommand, directly or as `python -m …`), for `app.kind = "auto"`.
+    fn recognizes(&self, command: &[String]) -> bool;
+
     /// How to start the app the person's `command` runs, listening on loopback `port`
     /// (launcher mode).
     ///
@@ -112,4 +116,16 @@ pub enum BasePathCheck {
     Elsewhere(String),
     /// It does not answer (yet).
     Unreachable(String),
+}
+
+/// The index of the argument that runs `program` in `command`: the program itself (by its
+/// file name, any directory) or `python -m program`. Only the first few arguments are looked
+/// at (wrappers like `env` or `uv run` come first).
+pub fn program_position(command: &[String], program: &str) -> Option<usize> {
+    command.iter().take(6).enumerate().find_map(|(i, arg)| {
+        let name = arg.rsplit('/').next().unwrap_or(arg);
+        let name = name.strip_suffix(".exe").unwrap_or(name);
+        let by_module = arg == program && i > 0 && command[i - 1] == "-m";
+        (name == program || by_module).then_some(i)
+    })
 }

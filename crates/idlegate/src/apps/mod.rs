@@ -7,14 +7,18 @@
 //! a framework's paths, messages, cookies or flags.
 
 mod app;
+pub mod collect;
+pub mod json;
 pub mod kind;
+pub mod probe;
+pub mod shiny;
 #[cfg(test)]
 pub(crate) mod sketches;
 pub mod streamlit;
 
 pub use app::{
     Answer, App, DecodeError, EndText, Farewell, Message, MessageDecoder, MessageKind, PageHints,
-    Placement, RequestHead, SessionKey, SessionRequest, SessionShape, UploadEvent,
+    Person, Placement, RequestHead, SessionKey, SessionRequest, SessionShape, UploadEvent,
 };
 pub use kind::{BasePathCheck, Kind, LaunchPlan, LaunchRequest, ProcessHook, Runtime};
 
@@ -30,7 +34,28 @@ use crate::lifecycle::{Event, Subscriber};
 pub fn kind(kind: AppKind) -> &'static dyn Kind {
     match kind {
         AppKind::Streamlit => &streamlit::KIND,
+        AppKind::Shiny => &shiny::KIND,
     }
+}
+
+/// The kind whose program the launcher's `command` runs (`app.kind = "auto"`).
+///
+/// # Errors
+/// A message for the person when no kind recognizes the command (another program, or one
+/// that could run any framework, like `python app.py` or `uvicorn app:app`).
+pub fn detect(command: &[String]) -> Result<AppKind, String> {
+    AppKind::ALL
+        .iter()
+        .map(|(_, kind)| *kind)
+        .find(|k| kind(*k).recognizes(command))
+        .ok_or_else(|| {
+            let names: Vec<&str> = AppKind::ALL.iter().map(|(name, _)| *name).collect();
+            format!(
+                "cannot tell the app's framework from the command; run it as `streamlit run \
+                 app.py` or `shiny run app.py`, or set app.kind (--app-kind) to one of {}",
+                names.join(", ")
+            )
+        })
 }
 
 /// Tells the app each ended tab's session id ([`App::session_ended`]), on a task of its own:

@@ -1,20 +1,18 @@
-//! Sketches of the two other session shapes, from the frameworks' sources
-//! (`shiny/session/_session.py`, `srcts/src/shiny/shinyapp.ts`; `gradio/routes.py`,
-//! `gradio/data_classes.py`, `js/core/src/dependency.ts`): just enough of Shiny (one
-//! WebSocket per tab, JSON text frames) and Gradio (requests and event streams tied by
-//! `session_hash`) to show that [`App`] expresses each. They are no support for those
-//! frameworks, only the check that the seam fits them.
+//! A sketch of the request session shape, from Gradio's sources (`gradio/routes.py`,
+//! `gradio/data_classes.py`, `js/core/src/dependency.ts`): just enough of Gradio (requests
+//! and event streams tied by `session_hash`) to show that [`App`] expresses it. It is no
+//! support for Gradio, only the check that the seam fits it.
 
 use serde_json::Value;
 
 use super::{
-    Answer, App, DecodeError, EndText, Farewell, Message, MessageDecoder, MessageKind, PageHints,
-    Placement, RequestHead, SessionKey, SessionRequest, SessionShape,
+    Answer, App, DecodeError, EndText, Farewell, MessageDecoder, MessageKind, PageHints, Placement,
+    RequestHead, SessionKey, SessionRequest, SessionShape,
 };
 use crate::lifecycle::Signal;
 use http::{Method, StatusCode};
 
-/// Collects a text message whole, then reads it as JSON.
+/// Collects an event stream's line whole.
 #[derive(Default)]
 struct JsonText {
     buffer: Vec<u8>,
@@ -31,118 +29,6 @@ impl JsonText {
         }
         self.buffer.extend_from_slice(bytes);
         Ok(())
-    }
-
-    fn value(&self) -> Result<Value, DecodeError> {
-        serde_json::from_slice(&self.buffer).map_err(DecodeError::new)
-    }
-}
-
-/// Shiny: the socket is `<page>/websocket/`; every frame is JSON text.
-pub struct Shiny;
-
-/// Browser→app: `{"method":"update","data":{…}}`. Keys starting `.clientdata_` are the
-/// page's own (sizes, URL, visibility); any other key is a bound input a person changed.
-#[derive(Default)]
-struct ShinyInputs(JsonText);
-
-impl MessageDecoder for ShinyInputs {
-    fn reads(&self, kind: MessageKind) -> bool {
-        kind == MessageKind::Text
-    }
-
-    fn begin(&mut self, _kind: MessageKind) {
-        self.0.begin();
-    }
-
-    fn feed(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
-        self.0.feed(bytes)
-    }
-
-    fn finish(&mut self, emit: &mut dyn FnMut(Signal)) -> Result<(), DecodeError> {
-        let message = self.0.value()?;
-        let human = match message["method"].as_str() {
-            Some("update") => message["data"]
-                .as_object()
-                .is_some_and(|data| data.keys().any(|key| !key.starts_with(".clientdata_"))),
-            Some("uploadInit" | "uploadEnd") => true,
-            _ => false,
-        };
-        if human {
-            emit(Signal::PersonMessage);
-        }
-        Ok(())
-    }
-}
-
-/// App→browser: `{"config":{"sessionId":…}}` first, then `{"busy":"busy"|"idle"}` around
-/// each reactive flush.
-#[derive(Default)]
-struct ShinyOutputs(JsonText);
-
-impl MessageDecoder for ShinyOutputs {
-    fn reads(&self, kind: MessageKind) -> bool {
-        kind == MessageKind::Text
-    }
-
-    fn begin(&mut self, _kind: MessageKind) {
-        self.0.begin();
-    }
-
-    fn feed(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
-        self.0.feed(bytes)
-    }
-
-    fn finish(&mut self, emit: &mut dyn FnMut(Signal)) -> Result<(), DecodeError> {
-        let message = self.0.value()?;
-        if let Some(id) = message["config"]["sessionId"].as_str() {
-            emit(Signal::SessionId(id.to_owned()));
-        }
-        match message["busy"].as_str() {
-            Some("busy") => emit(Signal::Running(true)),
-            Some("idle") => emit(Signal::Running(false)),
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
-impl App for Shiny {
-    fn is_session_socket(&self, path: &str) -> bool {
-        path.ends_with("/websocket/")
-    }
-
-    fn decoders(&self) -> (Box<dyn MessageDecoder>, Box<dyn MessageDecoder>) {
-        (
-            Box::<ShinyInputs>::default(),
-            Box::<ShinyOutputs>::default(),
-        )
-    }
-
-    fn redirect_message(&self, url: &str) -> Option<Message> {
-        // `{"javascript": …}` is evaluated by the page (`shiny.js`, `indirectEval`).
-        let script = format!("location.href = {}", Value::from(url));
-        Some(Message::Text(
-            serde_json::json!({ "javascript": script }).to_string(),
-        ))
-    }
-
-    fn farewell(&self, url: &str, _place: Placement, _text: &EndText<'_>) -> Farewell {
-        Farewell {
-            messages: self.redirect_message(url).into_iter().collect(),
-            ..Farewell::default()
-        }
-    }
-
-    fn page_hints(&self) -> PageHints {
-        PageHints {
-            socket_path: "/websocket/".to_owned(),
-            theme_root: None,
-        }
-    }
-
-    fn health_path(&self) -> String {
-        "/".to_owned()
     }
 }
 
@@ -304,60 +190,6 @@ mod tests {
             decoder.finish(&mut |s| out.push(s)).unwrap();
         }
         out
-    }
-
-    #[test]
-    fn shiny_a_socket_of_json_text_with_the_pages_own_inputs_apart() {
-        let app = Shiny;
-        assert_eq!(app.shape(), SessionShape::Socket);
-        assert!(app.is_session_socket("/app/websocket/"));
-        let (mut up, mut down) = app.decoders();
-        let text = MessageKind::Text;
-        assert_eq!(
-            signals(up.as_mut(), text, r#"{"method":"update","data":{"n":3}}"#),
-            [Signal::PersonMessage]
-        );
-        assert!(signals(
-            up.as_mut(),
-            text,
-            r#"{"method":"update","data":{".clientdata_output_plot_width":640}}"#
-        )
-        .is_empty());
-        assert!(signals(up.as_mut(), text, r#"{"method":"init","data":{"n":1}}"#).is_empty());
-        assert!(
-            !up.reads(MessageKind::Binary),
-            "binary custom messages are not read"
-        );
-        assert_eq!(
-            signals(
-                down.as_mut(),
-                text,
-                r#"{"config":{"workerId":"","sessionId":"s1"}}"#
-            ),
-            [Signal::SessionId("s1".into())]
-        );
-        assert_eq!(
-            signals(down.as_mut(), text, r#"{"busy":"busy"}"#),
-            [Signal::Running(true)]
-        );
-        assert_eq!(
-            signals(down.as_mut(), text, r#"{"busy":"idle"}"#),
-            [Signal::Running(false)]
-        );
-        let text = EndText {
-            title: "t",
-            message: "m",
-            note: "n",
-            start_label: "s",
-            start_href: "/",
-        };
-        let farewell = app.farewell("/_idlegate/ended?reason=idle", Placement::TopLevel, &text);
-        assert_eq!(
-            farewell.messages,
-            [Message::Text(
-                r#"{"javascript":"location.href = \"/_idlegate/ended?reason=idle\""}"#.into()
-            )]
-        );
     }
 
     #[test]

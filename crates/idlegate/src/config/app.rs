@@ -10,12 +10,40 @@ use super::{config_syntax, required_duration, ConfigError, TabPolicy};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppKind {
     Streamlit,
+    /// Shiny for Python.
+    Shiny,
+}
+
+impl AppKind {
+    /// Every kind, with the name `app.kind` gives it.
+    pub const ALL: [(&'static str, AppKind); 2] =
+        [("streamlit", AppKind::Streamlit), ("shiny", AppKind::Shiny)];
+
+    /// The name `app.kind` gives it.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, kind)| *kind == self)
+            .map_or("streamlit", |(name, _)| name)
+    }
+
+    /// The kind `app.kind` names, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, kind)| *kind)
+    }
 }
 
 /// The app behind idlegate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppConfig {
+    /// The framework. With `app.kind = "auto"` (the default) this is Streamlit until the
+    /// launcher's command says otherwise ([`AppConfig::detect`]).
     pub kind: AppKind,
+    /// Whether `app.kind` is `"auto"`: the launcher's command decides.
+    pub detect: bool,
     /// `""` or a path like `"/analytics"` (leading slash, no trailing slash).
     pub base_path: String,
     pub disconnected_session_ttl: Duration,
@@ -78,13 +106,23 @@ impl fmt::Display for Upstream {
 /// Validates `[app]` (and the base path an `upstream` URL names). `tabs` is checked against
 /// the app's own limits.
 pub(super) fn app(raw: &RawConfig, tabs: &TabPolicy) -> Result<AppConfig, ConfigError> {
-    let kind = match raw.app.kind.as_str() {
-        "streamlit" => AppKind::Streamlit,
-        other => {
+    let detect = raw.app.kind == "auto";
+    let kind = match AppKind::parse(&raw.app.kind) {
+        Some(kind) => kind,
+        None if detect => AppKind::Streamlit,
+        None => {
+            let names: Vec<String> = AppKind::ALL
+                .iter()
+                .map(|(name, _)| format!("{name:?}"))
+                .collect();
             return Err(ConfigError::invalid(
                 "app.kind",
-                format!("{other:?} is not supported; the supported kind is \"streamlit\""),
-            ))
+                format!(
+                    "{:?} is not supported; the supported kinds are \"auto\", {}",
+                    raw.app.kind,
+                    names.join(", ")
+                ),
+            ));
         }
     };
     let base_path = base_path(raw)?;
@@ -111,6 +149,7 @@ pub(super) fn app(raw: &RawConfig, tabs: &TabPolicy) -> Result<AppConfig, Config
     }
     Ok(AppConfig {
         kind,
+        detect,
         base_path,
         disconnected_session_ttl: ttl,
     })

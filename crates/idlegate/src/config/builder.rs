@@ -165,6 +165,12 @@ impl ConfigBuilder {
         self
     }
 
+    /// `app.kind`.
+    pub fn app_kind(mut self, kind: crate::config::AppKind) -> Self {
+        self.raw.app.kind = kind.name().to_owned();
+        self
+    }
+
     /// `app.base_path`.
     pub fn base_path(mut self, path: impl Into<String>) -> Self {
         self.raw.app.base_path = path.into();

@@ -107,11 +107,17 @@ pub fn prepare_request_head(
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
+    let target = cx.app.app_target(&target);
     parts.uri = format!("http://{}{}", cx.upstream.authority(), target)
         .parse::<Uri>()
         .map_err(|_| ProxyError::BadRequest("the request target is not a valid path"))?;
     parts.version = Version::HTTP_11;
     outgoing::request_headers(&mut parts.headers, &cx.config.login.headers, identity);
+    let person = identity.map(|identity| crate::apps::Person {
+        user: &identity.user,
+        groups: &identity.groups,
+    });
+    cx.app.identity_headers(&mut parts.headers, person.as_ref());
     if let Some(host) = &host {
         parts.headers.insert(HOST, host.clone());
     }

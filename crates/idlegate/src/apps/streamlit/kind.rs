@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-use super::collect::{AppRuntime, GcHook};
 use super::reclaim::{AfterReclaim, Reclaimer};
 use super::{launch, options, probe, Streamlit};
-use crate::apps::kind::{BasePathCheck, Kind, LaunchPlan, LaunchRequest, ProcessHook, Runtime};
+use crate::apps::collect::GcHook;
+use crate::apps::kind::{
+    program_position, BasePathCheck, Kind, LaunchPlan, LaunchRequest, ProcessHook, Runtime,
+};
 use crate::apps::App;
 use crate::config::{normalize_base_path, Config, Upstream};
 
@@ -21,6 +23,11 @@ pub static KIND: StreamlitKind = StreamlitKind;
 impl Kind for StreamlitKind {
     fn name(&self) -> &'static str {
         "streamlit"
+    }
+
+    fn recognizes(&self, command: &[String]) -> bool {
+        program_position(command, "streamlit")
+            .is_some_and(|at| command.get(at + 1).map(String::as_str) == Some("run"))
     }
 
     fn plan_launch(&self, request: &LaunchRequest<'_>) -> Result<LaunchPlan, String> {
@@ -113,30 +120,6 @@ impl Kind for StreamlitKind {
                 probe::BasePathCheck::Unreachable(why) => BasePathCheck::Unreachable(why),
             }
         })
-    }
-}
-
-impl ProcessHook for GcHook {
-    fn runtime(self: Arc<Self>, pid: u32) -> Arc<dyn Runtime> {
-        Arc::new(AppRuntime::new(self, pid))
-    }
-}
-
-impl Runtime for AppRuntime {
-    fn close_sessions(&self, ids: &[&str]) -> bool {
-        AppRuntime::close_sessions(self, ids)
-    }
-
-    fn collect(&self) -> bool {
-        AppRuntime::collect(self)
-    }
-
-    fn version(&self) -> Option<String> {
-        AppRuntime::version(self)
-    }
-
-    fn resident_bytes(&self) -> Option<u64> {
-        crate::procfs::tree_resident_bytes(self.pid())
     }
 }
 

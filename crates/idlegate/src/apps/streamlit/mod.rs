@@ -13,7 +13,6 @@
 //!   drops expired ones when some later connection closes, so [`reclaim`] opens and closes
 //!   one connection after that time.
 
-pub mod collect;
 mod decode;
 mod kind;
 pub mod launch;

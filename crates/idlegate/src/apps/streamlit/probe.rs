@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+use crate::apps::probe::exchange_all;
 use crate::config::Upstream;
 
 /// Longest a probe may take.
@@ -174,20 +175,4 @@ pub async fn check_base_path(upstream: &Upstream, base_path: &str) -> BasePathCh
             Ok(Ok(answer)) if ok(&answer)
         );
     BasePathCheck::Elsewhere { at_root }
-}
-
-/// Sends `request` (with `Connection: close`) and reads the whole answer, up to 64 KiB.
-async fn exchange_all(upstream: &Upstream, request: &str) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect((upstream.host.as_str(), upstream.port)).await?;
-    stream.write_all(request.as_bytes()).await?;
-    let mut answer = Vec::with_capacity(1024);
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 || answer.len() > 64 * 1024 {
-            break;
-        }
-        answer.extend_from_slice(&buf[..n]);
-    }
-    Ok(String::from_utf8_lossy(&answer).into_owned())
 }

@@ -179,7 +179,8 @@ pub struct RawTabs {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawApp {
-    /// The app framework. Only `"streamlit"` for now. Default `"streamlit"`.
+    /// The app framework: `"streamlit"`, `"shiny"`, or `"auto"`: the launcher's command
+    /// tells (`streamlit run …`, `shiny run …`); Streamlit with `upstream`. Default `"auto"`.
     pub kind: String,
     /// URL path prefix the app is served under (Streamlit's `server.baseUrlPath`), like
     /// `"/analytics"`. idlegate's own pages are served under it too (`<base>/_idlegate/…`).
@@ -417,7 +418,7 @@ impl Default for RawTabs {
 impl Default for RawApp {
     fn default() -> Self {
         Self {
-            kind: "streamlit".to_owned(),
+            kind: "auto".to_owned(),
             base_path: String::new(),
             disconnected_session_ttl: "20s".to_owned(),
         }

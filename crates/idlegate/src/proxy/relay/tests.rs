@@ -262,9 +262,9 @@ async fn a_large_message_passes_through_intact() {
 
 #[tokio::test]
 async fn text_frames_reach_a_kind_that_reads_them_and_its_farewell_is_text() {
-    use crate::apps::sketches::Shiny;
-    let mut h = start_with(Shiny, |notice: &EndNotice| {
-        Shiny.farewell(
+    use crate::apps::shiny::Shiny;
+    let mut h = start_with(Shiny::new(""), |notice: &EndNotice| {
+        Shiny::new("").farewell(
             &format!("/_idlegate/ended?reason={}", notice.reason),
             crate::apps::Placement::TopLevel,
             &crate::apps::EndText {
@@ -324,7 +324,9 @@ async fn text_frames_reach_a_kind_that_reads_them_and_its_farewell_is_text() {
     let sent = read_to_end(&mut h.browser).await;
     let text = String::from_utf8_lossy(&sent);
     assert!(
-        text.contains(r#"{"javascript":"location.href = \"/_idlegate/ended?reason=idle\""}"#),
+        text.contains(
+            r#"{"javascript":"window.location.replace(\"/_idlegate/ended?reason=idle\")"}"#
+        ),
         "{text}"
     );
     assert_eq!(sent[0] & 0x0f, 0x1, "a text frame");

@@ -1,4 +1,6 @@
-//! Freeing an ended session inside the app's Python process (launcher mode).
+//! Freeing an ended session inside the app's Python process (launcher mode), for every
+//! Python framework: a full garbage collection, and for Streamlit also ending sessions for
+//! good.
 //!
 //! When idlegate starts the app itself it puts a small `sitecustomize` module on
 //! `PYTHONPATH` that answers SIGUSR1:
@@ -14,7 +16,9 @@
 //!   their session ends (`runtime/media_file_manager.py`), so the handler sweeps twice.
 //! - **A full garbage collection.** A session caught in a reference cycle is only freed by
 //!   Python's next full collection, which Streamlit runs after script runs; an idle server
-//!   would keep it. The handler collects after closing sessions, or alone when asked after
+//!   would keep it. A Shiny session is always in such cycles (its server function's
+//!   closures and the session refer to each other): without a collection, an ended
+//!   session's data stays until enough other allocations trigger one. The handler collects after closing sessions, or alone when asked after
 //!   a reclaim ([`super::reclaim`]).
 //!
 //! SIGUSR1 would terminate a process without the handler, so the module writes a marker
@@ -27,9 +31,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+
+use super::kind::{ProcessHook, Runtime};
 
 /// The module written into the hook directory.
 const SITECUSTOMIZE: &str = r#""""Lets the idlegate gateway in front of this app end sessions for good and free memory.
@@ -252,6 +259,30 @@ impl AppRuntime {
 impl Drop for GcHook {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl ProcessHook for GcHook {
+    fn runtime(self: Arc<Self>, pid: u32) -> Arc<dyn Runtime> {
+        Arc::new(AppRuntime::new(self, pid))
+    }
+}
+
+impl Runtime for AppRuntime {
+    fn close_sessions(&self, ids: &[&str]) -> bool {
+        AppRuntime::close_sessions(self, ids)
+    }
+
+    fn collect(&self) -> bool {
+        AppRuntime::collect(self)
+    }
+
+    fn version(&self) -> Option<String> {
+        AppRuntime::version(self)
+    }
+
+    fn resident_bytes(&self) -> Option<u64> {
+        crate::procfs::tree_resident_bytes(self.pid())
     }
 }
 

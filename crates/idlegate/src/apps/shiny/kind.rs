@@ -1,0 +1,122 @@
+//! Shiny as a [`Kind`]: its launch command (`shiny run`, `shiny/_main/_run.py`), the app for
+//! a running one, and the check that one answers.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use super::Shiny;
+use crate::apps::collect::GcHook;
+use crate::apps::kind::{
+    program_position, BasePathCheck, Kind, LaunchPlan, LaunchRequest, ProcessHook, Runtime,
+};
+use crate::apps::probe::get_status;
+use crate::apps::App;
+use crate::config::{Config, Upstream};
+
+/// The Shiny kind.
+pub struct ShinyKind;
+
+/// The one instance.
+pub static KIND: ShinyKind = ShinyKind;
+
+/// Settings idlegate passes and the person's command must not repeat.
+const OWNED: [&str; 2] = ["--host", "--port"];
+
+/// The index of `run` in `shiny run …` (also `python -m shiny run …`).
+fn run_position(command: &[String]) -> Option<usize> {
+    let shiny = program_position(command, "shiny")?;
+    (command.get(shiny + 1).map(String::as_str) == Some("run")).then_some(shiny + 1)
+}
+
+/// Inserts idlegate's settings right after `run`.
+///
+/// # Errors
+/// The command does not run `shiny run`, or sets what idlegate sets.
+pub fn command(command: &[String], port: u16) -> Result<Vec<String>, String> {
+    let run = run_position(command)
+        .ok_or_else(|| "the command must be `shiny run <app> [options]`".to_owned())?;
+    for arg in &command[run..] {
+        if let Some(owned) = OWNED
+            .iter()
+            .find(|o| arg == *o || arg.starts_with(&format!("{o}=")))
+        {
+            return Err(format!(
+                "remove {owned} from the command: idlegate sets it (see `listen`)"
+            ));
+        }
+    }
+    let mut full = command[..=run].to_vec();
+    full.extend([
+        "--host".to_owned(),
+        "127.0.0.1".to_owned(),
+        "--port".to_owned(),
+        port.to_string(),
+    ]);
+    full.extend_from_slice(&command[run + 1..]);
+    Ok(full)
+}
+
+impl Kind for ShinyKind {
+    fn name(&self) -> &'static str {
+        "shiny"
+    }
+
+    fn recognizes(&self, command: &[String]) -> bool {
+        run_position(command).is_some()
+    }
+
+    fn plan_launch(&self, request: &LaunchRequest<'_>) -> Result<LaunchPlan, String> {
+        let command = command(request.command, request.port)?;
+        let mut env = Vec::new();
+        // Output goes through a pipe, where Python would buffer it by the block.
+        if (request.env)("PYTHONUNBUFFERED").is_none() {
+            env.push(("PYTHONUNBUFFERED".to_owned(), "1".into()));
+        }
+        let mut hook = None;
+        if request.config.launcher.collect_garbage {
+            let gc = Arc::new(
+                GcHook::create()
+                    .map_err(|e| format!("cannot prepare the garbage-collection hook: {e}"))?,
+            );
+            let existing = (request.env)("PYTHONPATH").map(std::ffi::OsString::from);
+            env.push(("PYTHONPATH".to_owned(), gc.python_path(existing.as_deref())));
+            hook = Some(gc as Arc<dyn ProcessHook>);
+        }
+        Ok(LaunchPlan {
+            command,
+            env,
+            base_path: request.config.app.base_path.clone(),
+            health_path: "/".to_owned(),
+            hook,
+        })
+    }
+
+    fn app(
+        &self,
+        config: &Config,
+        _upstream: &Upstream,
+        runtime: Option<Arc<dyn Runtime>>,
+    ) -> Arc<dyn App> {
+        Arc::new(Shiny::new(&config.app.base_path).with_runtime(runtime))
+    }
+
+    fn check_base_path<'a>(
+        &'a self,
+        upstream: &'a Upstream,
+        _base_path: &'a str,
+    ) -> BoxFuture<'a, BasePathCheck> {
+        // The app serves at the root whatever app.base_path is: idlegate takes the base
+        // path off. Only whether it answers is checked.
+        Box::pin(async move {
+            match get_status(upstream, "/").await {
+                Ok(200) => BasePathCheck::Serves,
+                Ok(status) => BasePathCheck::Elsewhere(format!(
+                    "the app at {upstream} answers / with {status}, not a Shiny page; check \
+                     --upstream (a Shiny app must serve at the root of its address)"
+                )),
+                Err(why) => BasePathCheck::Unreachable(why),
+            }
+        })
+    }
+}
