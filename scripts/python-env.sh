@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates or refreshes the project's Python virtualenv (<repo>/.venv) with the
-# pinned packages from examples/requirements.txt.
+# Creates or refreshes a Python virtualenv with pinned packages:
+#   scripts/python-env.sh            Streamlit: <repo>/.venv from examples/requirements.txt
+#   scripts/python-env.sh shiny      Shiny: <repo>/.venv-shiny from examples/shiny/requirements.txt
 #
 # Idempotent: a stamp file inside the venv records the hash of the
 # requirements it was built from, so a second run with unchanged requirements
@@ -11,15 +12,30 @@
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="$repo_root/.venv"
-requirements="$repo_root/examples/requirements.txt"
-stamp="$venv/.requirements.sha256"
 python="${PYTHON:-python3}"
 
 die() {
     echo "python-env.sh: error: $*" >&2
     exit 1
 }
+
+kind="${1:-streamlit}"
+case "$kind" in
+    streamlit)
+        venv="$repo_root/.venv"
+        requirements="$repo_root/examples/requirements.txt"
+        module=streamlit
+        imports="streamlit, numpy"
+        ;;
+    shiny)
+        venv="$repo_root/.venv-$kind"
+        requirements="$repo_root/examples/$kind/requirements.txt"
+        module="$kind"
+        imports="$kind"
+        ;;
+    *) die "unknown kind '$kind' (streamlit or shiny)" ;;
+esac
+stamp="$venv/.requirements.sha256"
 
 [[ -f "$requirements" ]] || die "missing $requirements"
 
@@ -53,8 +69,8 @@ echo "python-env.sh: installing $(basename "$requirements") into $venv" >&2
 rm -f "$stamp"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements" \
     || die "could not install $requirements into $venv"
-"$venv/bin/python" -c 'import streamlit, numpy' \
-    || die "packages installed but 'import streamlit, numpy' fails in $venv"
+"$venv/bin/python" -c "import $imports" \
+    || die "packages installed but 'import $imports' fails in $venv"
 
 echo "$want_hash" >"$stamp"
-echo "python-env.sh: ready ($("$venv/bin/python" -c 'import streamlit; print("streamlit", streamlit.__version__)'))" >&2
+echo "python-env.sh: ready ($("$venv/bin/python" -c "import $module; print('$module', $module.__version__)"))" >&2

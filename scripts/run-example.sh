@@ -1,16 +1,29 @@
 #!/usr/bin/env bash
-# Runs the example Streamlit app behind idlegate on http://127.0.0.1:8080/.
+# Runs an example app behind idlegate on http://127.0.0.1:8080/: the Streamlit
+# one (examples/app.py), or with `shiny` first the Shiny one
+# (examples/shiny/app.py).
 #
 # Idle sessions end after IDLE_TIMEOUT (default 5m); any further arguments
 # are passed to idlegate before the `--` that separates its options from the
-# Streamlit command, e.g.:
+# app's command, e.g.:
 #   IDLE_TIMEOUT=60s scripts/run-example.sh
+#   scripts/run-example.sh shiny --log-level debug
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
-scripts/python-env.sh
+kind=streamlit
+if [[ "${1:-}" == "streamlit" || "${1:-}" == "shiny" ]]; then
+    kind="$1"
+    shift
+fi
+case "$kind" in
+    streamlit) app=(.venv/bin/streamlit run examples/app.py) ;;
+    shiny) app=(.venv-shiny/bin/shiny run examples/shiny/app.py) ;;
+esac
+
+scripts/python-env.sh "$kind"
 binary="${CARGO_TARGET_DIR:-target}/release/idlegate"
 if [[ ! -x "$binary" ]]; then
     echo "run-example.sh: building idlegate (release; the first build takes 5 to 15 minutes on two cores)" >&2
@@ -23,4 +36,4 @@ exec "$binary" \
     --listen 127.0.0.1:8080 \
     --idle-timeout "${IDLE_TIMEOUT:-5m}" \
     "$@" \
-    -- .venv/bin/streamlit run examples/app.py
+    -- "${app[@]}"

@@ -24,6 +24,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
 fi
 
 scripts/python-env.sh
+scripts/python-env.sh shiny
 
 # The OpenID provider the sign-in tests run: npm's oidc-provider, pinned in tests/idp.
 if ! command -v npm >/dev/null 2>&1; then

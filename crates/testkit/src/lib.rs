@@ -13,6 +13,7 @@
 //! - [`proc`]: `/proc` inspection and the [`proc::wait_until`] polling helper.
 //! - [`http`]: a minimal HTTP/1.1 client for plain requests in tests.
 //! - [`streamlit`]: a Streamlit server running a given app.
+//! - [`pyapp`]: an app of another Python framework (Shiny) from its own virtualenv.
 //! - [`stclient`]: a protocol-level Streamlit WebSocket client.
 //! - [`stproto`]: the few Streamlit protobuf messages tests need, hand-coded.
 //! - [`browser`]: headless Chromium driven over WebDriver.
@@ -31,6 +32,7 @@ pub mod idp;
 pub mod netfault;
 pub mod ports;
 pub mod proc;
+pub mod pyapp;
 pub mod redis;
 pub mod signin;
 pub mod stclient;
@@ -44,6 +46,7 @@ pub use browser::Browser;
 pub use fantoccini;
 pub use ports::free_port;
 pub use proc::wait_until;
+pub use pyapp::PyApp;
 pub use stclient::{StClient, StEvent};
 pub use streamlit::{StreamlitApp, StreamlitOptions};
 pub use upstream::{FakeUpstream, Reply};

@@ -1,0 +1,155 @@
+//! An app of another Python framework (Shiny, ...) running from its own virtualenv
+//! (`<repo>/.venv-<kind>`, made by `scripts/python-env.sh <kind>`), on a free loopback port.
+//! Killed, with its whole process group, on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+use crate::streamlit::OutputLog;
+use crate::{http, ports, venv};
+
+/// How long an app may take to answer its health check.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A running app.
+#[derive(Debug)]
+pub struct PyApp {
+    child: Child,
+    pid: u32,
+    port: u16,
+    output: OutputLog,
+}
+
+/// The virtualenv of `kind`: `$TESTKIT_VENV_<KIND>`, else `<repo>/.venv-<kind>`.
+///
+/// # Panics
+/// With instructions, when it has not been made.
+pub fn kind_venv(kind: &str) -> PathBuf {
+    let variable = format!("TESTKIT_VENV_{}", kind.to_uppercase());
+    let dir = match std::env::var_os(&variable) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => venv::workspace_root().join(format!(".venv-{kind}")),
+    };
+    assert!(
+        dir.join("bin/python").is_file(),
+        "{} has no Python: run `scripts/python-env.sh {kind}` from the repository root (or \
+         set {variable})",
+        dir.display()
+    );
+    dir
+}
+
+impl PyApp {
+    /// `shiny run <app>` (a path under the repository) on a free port.
+    pub async fn shiny(app: &str) -> Result<PyApp> {
+        let app = venv::repo_path(app);
+        let program = kind_venv("shiny").join("bin/shiny");
+        Self::start(
+            &program,
+            &["run"],
+            &app,
+            &["--host", "127.0.0.1", "--port"],
+            "/",
+        )
+        .await
+    }
+
+    /// Runs `program <before…> <after…> <port> <app>` in the app's folder and waits until
+    /// `GET <health>` answers 200.
+    async fn start(
+        program: &Path,
+        before: &[&str],
+        app: &Path,
+        after: &[&str],
+        health: &str,
+    ) -> Result<PyApp> {
+        let port = ports::free_port();
+        let mut command = Command::new(program);
+        command
+            .args(before)
+            .args(after)
+            .arg(port.to_string())
+            .arg(app)
+            .env("PYTHONUNBUFFERED", "1")
+            .current_dir(app.parent().unwrap_or(Path::new("/")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("spawning {}", program.display()))?;
+        let pid = child.id().context("the app exited at once")?;
+        let output = OutputLog::default();
+        let label = format!("app:{port}");
+        if let Some(stdout) = child.stdout.take() {
+            output.capture(stdout, label.clone());
+        }
+        if let Some(stderr) = child.stderr.take() {
+            output.capture(stderr, label);
+        }
+        let mut app = PyApp {
+            child,
+            pid,
+            port,
+            output,
+        };
+        app.wait_healthy(health).await?;
+        Ok(app)
+    }
+
+    async fn wait_healthy(&mut self, path: &str) -> Result<()> {
+        let url = format!("{}{path}", self.base_url());
+        let deadline = tokio::time::Instant::now() + STARTUP_DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                bail!("the app exited with {status}; output:\n{}", self.output());
+            }
+            if matches!(http::get(&url).await, Ok(response) if response.status == 200) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "the app did not answer {url} within {STARTUP_DEADLINE:?}; output:\n{}",
+                    self.output()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The app's process id (the Python process holding every session).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The app's resident memory in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        crate::proc::rss_bytes(self.pid)
+    }
+
+    /// Everything the app printed so far.
+    pub fn output(&self) -> String {
+        self.output.contents()
+    }
+}
+
+impl Drop for PyApp {
+    fn drop(&mut self) {
+        let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+        let _ = self.child.start_kill();
+    }
+}
