@@ -9,6 +9,9 @@ use super::DecodeError;
 /// messages a page sends), and reading it would cost memory per connection.
 pub const MAX_JSON_MESSAGE: usize = 1 << 20;
 
+/// The buffer capacity kept between messages, in bytes.
+const KEPT_CAPACITY: usize = 64 * 1024;
+
 /// Collects one text message, then parses it as JSON.
 #[derive(Debug, Default)]
 pub struct JsonText {
@@ -19,6 +22,10 @@ pub struct JsonText {
 impl JsonText {
     /// A new message starts.
     pub fn begin(&mut self) {
+        // A large message's buffer is not kept for the connection's life.
+        if self.buffer.capacity() > KEPT_CAPACITY {
+            self.buffer = Vec::new();
+        }
         self.buffer.clear();
         self.oversized = false;
     }

@@ -8,7 +8,8 @@ use futures_util::future::BoxFuture;
 use super::Shiny;
 use crate::apps::collect::GcHook;
 use crate::apps::kind::{
-    program_position, BasePathCheck, Kind, LaunchPlan, LaunchRequest, ProcessHook, Runtime,
+    program_position, subcommand_position, BasePathCheck, Kind, LaunchPlan, LaunchRequest,
+    ProcessHook, Runtime,
 };
 use crate::apps::probe::get_status;
 use crate::apps::App;
@@ -20,40 +21,65 @@ pub struct ShinyKind;
 /// The one instance.
 pub static KIND: ShinyKind = ShinyKind;
 
-/// Settings idlegate passes and the person's command must not repeat.
-const OWNED: [&str; 2] = ["--host", "--port"];
-
-/// The index of `run` in `shiny run …` (also `python -m shiny run …`).
-fn run_position(command: &[String]) -> Option<usize> {
-    let shiny = program_position(command, "shiny")?;
-    (command.get(shiny + 1).map(String::as_str) == Some("run")).then_some(shiny + 1)
+/// Where idlegate's settings go in the person's command: right after `shiny run` (also
+/// `python -m shiny run`), or after `uvicorn` for an app served by uvicorn itself (only with
+/// `app.kind = "shiny"`: uvicorn could serve any framework).
+fn insert_position(command: &[String]) -> Option<usize> {
+    run_position(command).or_else(|| program_position(command, "uvicorn"))
 }
 
-/// Inserts idlegate's settings right after `run`.
+/// The index of `run` in `shiny run …`.
+fn run_position(command: &[String]) -> Option<usize> {
+    subcommand_position(command, "shiny", "run")
+}
+
+/// Whether `arg` sets the address or port: `--host`, `--port` (with `=value` or not), or a
+/// short option or cluster naming `-h` or `-p` (click and uvicorn take `-h`/`-p` for them in
+/// some versions, and the last value given wins).
+fn sets_address(arg: &str) -> Option<&'static str> {
+    for long in ["--host", "--port", "--uds", "--fd"] {
+        if arg == long || arg.starts_with(&format!("{long}=")) {
+            return Some(long);
+        }
+    }
+    let short = arg
+        .strip_prefix('-')
+        .filter(|rest| !rest.starts_with('-'))?;
+    if short.starts_with('h') || short.contains('p') {
+        return Some("-h/-p");
+    }
+    None
+}
+
+/// Inserts idlegate's settings into the command (see [`insert_position`]).
 ///
 /// # Errors
-/// The command does not run `shiny run`, or sets what idlegate sets.
+/// The command runs neither `shiny run` nor `uvicorn`, or sets what idlegate sets.
 pub fn command(command: &[String], port: u16) -> Result<Vec<String>, String> {
-    let run = run_position(command)
-        .ok_or_else(|| "the command must be `shiny run <app> [options]`".to_owned())?;
-    for arg in &command[run..] {
-        if let Some(owned) = OWNED
-            .iter()
-            .find(|o| arg == *o || arg.starts_with(&format!("{o}=")))
-        {
+    let at = insert_position(command).ok_or_else(|| {
+        "the command must be `shiny run <app> [options]` (or `uvicorn <module>:app` with \
+         app.kind = \"shiny\")"
+            .to_owned()
+    })?;
+    for arg in &command[at..] {
+        if arg == "--" {
+            break;
+        }
+        if let Some(owned) = sets_address(arg) {
             return Err(format!(
-                "remove {owned} from the command: idlegate sets it (see `listen`)"
+                "remove {owned} ({arg}) from the command: idlegate sets the app's address \
+                 and port (see `listen`)"
             ));
         }
     }
-    let mut full = command[..=run].to_vec();
+    let mut full = command[..=at].to_vec();
     full.extend([
         "--host".to_owned(),
         "127.0.0.1".to_owned(),
         "--port".to_owned(),
         port.to_string(),
     ]);
-    full.extend_from_slice(&command[run + 1..]);
+    full.extend_from_slice(&command[at + 1..]);
     Ok(full)
 }
 

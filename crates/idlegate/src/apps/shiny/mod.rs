@@ -22,11 +22,11 @@
 
 pub mod decode;
 mod kind;
+pub mod page;
 
 pub use kind::{ShinyKind, KIND};
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +35,7 @@ use http::HeaderMap;
 use serde_json::{json, Value};
 
 use super::kind::Runtime;
+use super::later::CollectLater;
 use super::{App, EndText, Farewell, Message, MessageDecoder, PageHints, Person, Placement};
 
 /// The header py-shiny reads a person's identity from (`session/_session.py`).
@@ -51,9 +52,7 @@ const COLLECT_AFTER: Duration = Duration::from_secs(1);
 pub struct Shiny {
     base_path: String,
     socket_path: String,
-    runtime: Option<Arc<dyn Runtime>>,
-    /// A collection is scheduled.
-    collecting: Arc<AtomicBool>,
+    collect: Option<CollectLater>,
 }
 
 impl Shiny {
@@ -62,14 +61,13 @@ impl Shiny {
         Self {
             base_path: base_path.to_owned(),
             socket_path: format!("{base_path}/websocket/"),
-            runtime: None,
-            collecting: Arc::default(),
+            collect: None,
         }
     }
 
     /// Collects garbage in the app's process after sessions end, when idlegate launched it.
     pub fn with_runtime(mut self, runtime: Option<Arc<dyn Runtime>>) -> Self {
-        self.runtime = runtime;
+        self.collect = runtime.map(CollectLater::new);
         self
     }
 
@@ -141,17 +139,22 @@ impl App for Shiny {
         }
     }
 
-    fn app_target<'a>(&self, target: &'a str) -> Cow<'a, str> {
+    fn app_target<'a>(&self, target: &'a str) -> Option<Cow<'a, str>> {
         if self.base_path.is_empty() {
-            return Cow::Borrowed(target);
+            return Some(Cow::Borrowed(target));
         }
         match target.strip_prefix(self.base_path.as_str()) {
-            Some(rest) if rest.starts_with('/') => Cow::Borrowed(rest),
+            Some(rest) if rest.starts_with('/') => Some(Cow::Borrowed(rest)),
             Some(rest) if rest.is_empty() || rest.starts_with('?') => {
-                Cow::Owned(format!("/{rest}"))
+                Some(Cow::Owned(format!("/{rest}")))
             }
-            _ => Cow::Borrowed(target),
+            _ => None,
         }
+    }
+
+    fn checks_socket_origin(&self) -> bool {
+        // Shiny accepts a socket from any page (py-shiny checks no `Origin`).
+        true
     }
 
     fn identity_headers(&self, headers: &mut HeaderMap, person: Option<&Person<'_>>) {
@@ -160,25 +163,18 @@ impl App for Shiny {
         let Some(person) = person else {
             return;
         };
-        let credentials = json!({ "user": person.user, "groups": person.groups }).to_string();
+        // ASCII only: Starlette reads header values as Latin-1, and a header cannot carry
+        // control characters; JSON's `\uXXXX` escapes carry the rest.
+        let credentials = ascii_json(&json!({ "user": person.user, "groups": person.groups }));
         if let Ok(value) = HeaderValue::from_str(&credentials) {
             headers.insert(CREDENTIALS, value);
         }
     }
 
     fn session_closed(&self) {
-        let Some(runtime) = self.runtime.clone() else {
-            return;
-        };
-        if self.collecting.swap(true, Ordering::AcqRel) {
-            return;
+        if let Some(collect) = &self.collect {
+            collect.request(COLLECT_AFTER);
         }
-        let collecting = self.collecting.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(COLLECT_AFTER).await;
-            collecting.store(false, Ordering::Release);
-            runtime.collect();
-        });
     }
 
     fn page_hints(&self) -> PageHints {
@@ -193,6 +189,24 @@ impl App for Shiny {
         // Asked of the app itself, which serves at the root.
         "/".to_owned()
     }
+}
+
+/// `value` as JSON text in printable ASCII: every other character as `\uXXXX` (UTF-16,
+/// RFC 8259 §7).
+pub fn ascii_json(value: &Value) -> String {
+    let text = value.to_string();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if (' '..='~').contains(&c) {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

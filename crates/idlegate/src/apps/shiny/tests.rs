@@ -18,20 +18,19 @@ fn signals(decoder: &mut dyn MessageDecoder, message: &str) -> Vec<Signal> {
 
 const PERSON: Signal = Signal::RunRequested {
     automatic: false,
-    fragment: false,
+    fragment: true,
 };
 const AUTOMATIC: Signal = Signal::RunRequested {
     automatic: true,
+    fragment: true,
+};
+const PAGE_LOAD: Signal = Signal::RunRequested {
+    automatic: false,
     fragment: false,
 };
 
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| (*s).to_owned()).collect()
-}
-
-/// Lets the echo window after the page's first run (or the app's last change) pass.
-async fn after_echo_window() {
-    tokio::time::advance(decode::ECHO_WINDOW + Duration::from_millis(50)).await;
 }
 
 #[test]
@@ -43,10 +42,18 @@ fn the_socket_is_the_pages_path_and_websocket_under_the_base_path() {
     let app = Shiny::new("/analytics");
     assert!(app.is_session_socket("/analytics/websocket/"));
     assert_eq!(app.page_hints().socket_path, "/analytics/websocket/");
-    assert_eq!(app.app_target("/analytics/websocket/"), "/websocket/");
-    assert_eq!(app.app_target("/analytics"), "/");
-    assert_eq!(app.app_target("/analytics?x=1"), "/?x=1");
-    assert_eq!(app.app_target("/analyticsx/y"), "/analyticsx/y");
+    let target = |t| app.app_target(t).map(|t| t.into_owned());
+    assert_eq!(
+        target("/analytics/websocket/").as_deref(),
+        Some("/websocket/")
+    );
+    assert_eq!(target("/analytics").as_deref(), Some("/"));
+    assert_eq!(target("/analytics?x=1").as_deref(), Some("/?x=1"));
+    // Outside the base path, nothing of the app's is served.
+    assert_eq!(target("/analyticsx/y"), None);
+    assert_eq!(target("/session/x/upload"), None);
+    assert!(app.checks_socket_origin());
+
     assert_eq!(app.health_path(), "/");
 }
 
@@ -65,57 +72,81 @@ async fn inputs_a_person_changed_count_and_the_pages_own_do_not() {
         ),
         [Signal::SessionId("s1".into())]
     );
-    // The first run is asked by the page load.
+    let update = |data: &str| format!(r#"{{"method":"update","data":{data}}}"#);
+    // The first run is asked by the page load; its values are nobody's.
     assert_eq!(
         signals(
             up.as_mut(),
             r#"{"method":"init","data":{"n":1,"btn:shiny.action":0,".clientdata_url_search":""}}"#
         ),
+        [PAGE_LOAD]
+    );
+    assert_eq!(signals(up.as_mut(), &update(r#"{"n":3}"#)), [PERSON]);
+    assert_eq!(
+        signals(up.as_mut(), &update(r#"{"btn:shiny.action":1}"#)),
         [PERSON]
     );
-    // Inputs answering the first run are the page's.
-    assert_eq!(
-        signals(up.as_mut(), r#"{"method":"update","data":{"nav":"a"}}"#),
-        [AUTOMATIC]
-    );
-    after_echo_window().await;
-    assert_eq!(
-        signals(up.as_mut(), r#"{"method":"update","data":{"n":3}}"#),
-        [PERSON]
-    );
+    // The page's sizes and URL, an input re-sending the value it had, and a new input's
+    // first value are not a person.
     assert_eq!(
         signals(
             up.as_mut(),
-            r#"{"method":"update","data":{"btn:shiny.action":1}}"#
-        ),
-        [PERSON]
-    );
-    // The page's sizes and URL, and an input re-sending the value it had, are not a person.
-    assert_eq!(
-        signals(
-            up.as_mut(),
-            r#"{"method":"update","data":{".clientdata_output_plot_width":640}}"#
+            &update(r#"{".clientdata_output_plot_width":640}"#)
         ),
         [AUTOMATIC]
     );
-    assert_eq!(
-        signals(up.as_mut(), r#"{"method":"update","data":{"n":3}}"#),
-        [AUTOMATIC]
-    );
-    // An input the app just updated (`ui.update_*`) answers it.
+    assert_eq!(signals(up.as_mut(), &update(r#"{"n":3}"#)), [AUTOMATIC]);
+    assert_eq!(signals(up.as_mut(), &update(r#"{"nav":"a"}"#)), [AUTOMATIC]);
+    assert_eq!(signals(up.as_mut(), &update(r#"{"nav":"b"}"#)), [PERSON]);
+    // An input the app just updated (`ui.update_*`) answers it, however late, once; another
+    // input changed meanwhile is a person's.
     signals(
         down.as_mut(),
         r#"{"values":{},"inputMessages":[{"id":"n","message":{"value":9}}],"errors":{}}"#,
     );
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(signals(up.as_mut(), &update(r#"{"nav":"c"}"#)), [PERSON]);
     assert_eq!(
-        signals(up.as_mut(), r#"{"method":"update","data":{"n":9}}"#),
+        signals(up.as_mut(), &update(r#"{"n:shiny.number":9}"#)),
         [AUTOMATIC]
     );
-    after_echo_window().await;
     assert_eq!(
-        signals(up.as_mut(), r#"{"method":"update","data":{"n":10}}"#),
+        signals(up.as_mut(), &update(r#"{"n:shiny.number":10}"#)),
         [PERSON]
     );
+    // A clock's text output changing every second hides no person.
+    signals(
+        down.as_mut(),
+        r#"{"values":{"clock":"10:00:01"},"inputMessages":[],"errors":{}}"#,
+    );
+    assert_eq!(signals(up.as_mut(), &update(r#"{"nav":"d"}"#)), [PERSON]);
+    // Inputs drawn in HTML the app sent (a modal here, with a new default) answer it.
+    signals(
+        down.as_mut(),
+        r#"{"modal":{"type":"show","message":{"html":"<input id=\"nav\" value=\"z\">","deps":[]}}}"#,
+    );
+    assert_eq!(signals(up.as_mut(), &update(r#"{"nav":"z"}"#)), [AUTOMATIC]);
+    // So do the inputs of an output the app re-rendered (a data frame's view).
+    signals(
+        down.as_mut(),
+        r#"{"values":{"tbl":{"payload":{}}},"inputMessages":[],"errors":{}}"#,
+    );
+    assert_eq!(
+        signals(up.as_mut(), &update(r#"{"tbl_data_view_rows":[1,2]}"#)),
+        [AUTOMATIC]
+    );
+    assert_eq!(
+        signals(up.as_mut(), &update(r#"{"tbl_data_view_rows":[2,1]}"#)),
+        [PERSON]
+    );
+    // Marks are forgotten after a while: a later change is a person's.
+    signals(
+        down.as_mut(),
+        r#"{"values":{},"inputMessages":[{"id":"m","message":{}}],"errors":{}}"#,
+    );
+    assert_eq!(signals(up.as_mut(), &update(r#"{"m":1}"#)), [AUTOMATIC]);
+    tokio::time::advance(super::page::MARK_TTL + Duration::from_secs(1)).await;
+    assert_eq!(signals(up.as_mut(), &update(r#"{"m":2}"#)), [PERSON]);
     assert_eq!(
         signals(
             up.as_mut(),
@@ -125,15 +156,17 @@ async fn inputs_a_person_changed_count_and_the_pages_own_do_not() {
     );
 }
 
-#[test]
-fn busy_spans_the_work_and_an_empty_flush_ends_a_request() {
+#[tokio::test(start_paused = true)]
+async fn busy_spans_the_work_and_a_request_without_work_settles() {
     let app = Shiny::new("");
-    let (_, mut down) = app.decoders();
+    let (mut up, mut down) = app.decoders();
+    let flush = r#"{"values":{},"inputMessages":[],"errors":{}}"#;
+    signals(up.as_mut(), r#"{"method":"init","data":{}}"#);
     assert_eq!(
         signals(down.as_mut(), r#"{"busy":"busy"}"#),
         [Signal::Running(true)]
     );
-    // A flush inside the work (an extended task still running) does not end it.
+    // A flush inside the work does not end it.
     assert!(signals(
         down.as_mut(),
         r#"{"values":{"x":1},"inputMessages":[],"errors":{}}"#
@@ -143,22 +176,44 @@ fn busy_spans_the_work_and_an_empty_flush_ends_a_request() {
         signals(down.as_mut(), r#"{"busy":"idle"}"#),
         [Signal::Running(false)]
     );
+    assert!(signals(down.as_mut(), flush).is_empty());
+    // A request the app does no work for: another session's flush right after does not
+    // settle it; a flush a second later does.
+    signals(up.as_mut(), r#"{"method":"update","data":{"x":1}}"#);
+    assert!(signals(down.as_mut(), flush).is_empty());
+    tokio::time::advance(super::page::SETTLED).await;
     assert_eq!(
-        signals(
-            down.as_mut(),
-            r#"{"values":{},"inputMessages":[],"errors":{}}"#
-        ),
+        signals(down.as_mut(), flush),
         [Signal::Running(true), Signal::Running(false)]
+    );
+    assert!(signals(down.as_mut(), flush).is_empty());
+    // An extended task works after its flush went idle, until its output's value.
+    signals(up.as_mut(), r#"{"method":"update","data":{"go":1}}"#);
+    assert_eq!(
+        signals(down.as_mut(), r#"{"busy":"busy"}"#),
+        [Signal::Running(true)]
     );
     assert!(signals(
         down.as_mut(),
-        r#"{"progress":{"type":"binding","message":{"id":"x"}}}"#
+        r#"{"progress":{"type":"binding","message":{"id":"res","persistent":true}}}"#
     )
     .is_empty());
+    assert!(signals(down.as_mut(), r#"{"busy":"idle"}"#).is_empty());
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert!(signals(down.as_mut(), flush).is_empty());
+    assert!(signals(down.as_mut(), r#"{"busy":"busy"}"#).is_empty());
+    assert!(signals(down.as_mut(), r#"{"busy":"idle"}"#).is_empty());
+    assert_eq!(
+        signals(
+            down.as_mut(),
+            r#"{"values":{"res":"done"},"inputMessages":[],"errors":{}}"#
+        ),
+        [Signal::Running(false)]
+    );
 }
 
 #[test]
-fn an_oversized_input_is_relayed_unread_and_malformed_text_is_an_error() {
+fn an_oversized_or_unreadable_input_is_relayed_unread() {
     let app = Shiny::new("");
     let (mut up, _) = app.decoders();
     let big = format!(
@@ -166,9 +221,10 @@ fn an_oversized_input_is_relayed_unread_and_malformed_text_is_an_error() {
         "x".repeat(crate::apps::json::MAX_JSON_MESSAGE)
     );
     assert!(signals(up.as_mut(), &big).is_empty());
-    up.begin(MessageKind::Text);
-    up.feed(b"{nope").unwrap();
-    assert!(up.finish(&mut |_| {}).is_err());
+    // Text serde cannot read (a lone surrogate, as `JSON.stringify` writes it) says nothing,
+    // and does not close the page's connection.
+    assert!(signals(up.as_mut(), r#"{"method":"update","data":{"t":"\ud800"}}"#).is_empty());
+    assert!(signals(up.as_mut(), "{nope").is_empty());
 }
 
 #[test]
@@ -230,6 +286,17 @@ fn credentials_come_only_from_idlegate() {
     assert_eq!(headers.len(), 1);
     let sent: Value = serde_json::from_slice(headers[CREDENTIALS].as_bytes()).unwrap();
     assert_eq!(sent, json!({"user": "alice", "groups": ["staff"]}));
+    // Names beyond ASCII (and control characters) arrive intact, as JSON escapes.
+    let groups = vec!["\u{7f}équipe".to_owned()];
+    let jose = Person {
+        user: "José 😀",
+        groups: &groups,
+    };
+    app.identity_headers(&mut headers, Some(&jose));
+    let raw = headers[CREDENTIALS].to_str().unwrap();
+    assert!(raw.is_ascii(), "{raw}");
+    let sent: Value = serde_json::from_str(raw).unwrap();
+    assert_eq!(sent, json!({"user": "José 😀", "groups": ["\u{7f}équipe"]}));
 }
 
 #[test]
@@ -262,10 +329,43 @@ fn the_launch_command_gets_the_address_and_the_kind_is_recognized() {
             "127.0.0.1"
         ])
     );
-    let err = kind::command(&strings(&["shiny", "run", "--port", "80", "app.py"]), 1).unwrap_err();
-    assert!(err.contains("--port"), "{err}");
+    for owned in [
+        &["--port", "80"][..],
+        &["--port=80"],
+        &["--host", "0.0.0.0"],
+        &["-p", "9001"],
+        &["-p9001"],
+        &["-h", "0.0.0.0"],
+        &["-bp9000"],
+        &["--uds", "/tmp/s"],
+    ] {
+        let mut command = strings(&["shiny", "run", "app.py"]);
+        command.extend(strings(owned));
+        let err = kind::command(&command, 1).unwrap_err();
+        assert!(err.contains("idlegate sets"), "{owned:?}: {err}");
+    }
+    assert!(kind::command(&strings(&["shiny", "run", "app.py", "-r"]), 1).is_ok());
     assert!(kind::command(&strings(&["python", "app.py"]), 1).is_err());
+    // uvicorn serves a Shiny app too (app.kind set: the command alone does not say).
+    assert_eq!(
+        kind::command(&strings(&["uvicorn", "app:app", "--root-path", "/a"]), 7).unwrap(),
+        strings(&[
+            "uvicorn",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "7",
+            "app:app",
+            "--root-path",
+            "/a"
+        ])
+    );
+    assert!(!KIND.recognizes(&strings(&["uvicorn", "app:app"])));
+    assert!(KIND.recognizes(&strings(&[
+        "uv", "run", "--with", "shiny", "shiny", "run", "a.py"
+    ])));
     assert!(KIND.recognizes(&strings(&["/opt/venv/bin/shiny", "run", "app.py"])));
+
     assert!(!KIND.recognizes(&strings(&["shiny", "create"])));
     assert!(!KIND.recognizes(&strings(&["streamlit", "run", "app.py"])));
 }

@@ -283,6 +283,10 @@ async fn text_frames_reach_a_kind_that_reads_them_and_its_farewell_is_text() {
     );
     h.app.write_all(&down).await.unwrap();
     read_exactly(&mut h.browser, down.len()).await;
+    // The page's first run names its inputs' values.
+    let init = frame(Opcode::Text, br#"{"method":"init","data":{"n":1}}"#, true);
+    h.browser.write_all(&init).await.unwrap();
+    read_exactly(&mut h.app, init.len()).await;
     // A person's input in a text frame, split in two frames, is activity; the page's own
     // `.clientdata_` update is not.
     let before = h.tracker.deadline_of(1).unwrap().at;
