@@ -2,6 +2,7 @@
 # Creates or refreshes a Python virtualenv with pinned packages:
 #   scripts/python-env.sh            Streamlit: <repo>/.venv from examples/requirements.txt
 #   scripts/python-env.sh shiny      Shiny: <repo>/.venv-shiny from examples/shiny/requirements.txt
+#   scripts/python-env.sh panel      Panel and Bokeh: <repo>/.venv-panel from examples/panel/requirements.txt
 #
 # Idempotent: a stamp file inside the venv records the hash of the
 # requirements it was built from, so a second run with unchanged requirements
@@ -27,13 +28,13 @@ case "$kind" in
         module=streamlit
         imports="streamlit, numpy"
         ;;
-    shiny)
+    shiny | panel)
         venv="$repo_root/.venv-$kind"
         requirements="$repo_root/examples/$kind/requirements.txt"
         module="$kind"
         imports="$kind"
         ;;
-    *) die "unknown kind '$kind' (streamlit or shiny)" ;;
+    *) die "unknown kind '$kind' (streamlit, shiny or panel)" ;;
 esac
 stamp="$venv/.requirements.sha256"
 

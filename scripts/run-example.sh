@@ -1,26 +1,28 @@
 #!/usr/bin/env bash
 # Runs an example app behind idlegate on http://127.0.0.1:8080/: the Streamlit
-# one (examples/app.py), or with `shiny` first the Shiny one
-# (examples/shiny/app.py).
+# one (examples/app.py), or with `shiny` or `panel` first the Shiny one
+# (examples/shiny/app.py) or the Panel one (examples/panel/app.py, at /app).
 #
 # Idle sessions end after IDLE_TIMEOUT (default 5m); any further arguments
 # are passed to idlegate before the `--` that separates its options from the
 # app's command, e.g.:
 #   IDLE_TIMEOUT=60s scripts/run-example.sh
 #   scripts/run-example.sh shiny --log-level debug
+#   scripts/run-example.sh panel
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
 kind=streamlit
-if [[ "${1:-}" == "streamlit" || "${1:-}" == "shiny" ]]; then
+if [[ "${1:-}" == "streamlit" || "${1:-}" == "shiny" || "${1:-}" == "panel" ]]; then
     kind="$1"
     shift
 fi
 case "$kind" in
     streamlit) app=(.venv/bin/streamlit run examples/app.py) ;;
     shiny) app=(.venv-shiny/bin/shiny run examples/shiny/app.py) ;;
+    panel) app=(.venv-panel/bin/panel serve examples/panel/app.py) ;;
 esac
 
 scripts/python-env.sh "$kind"

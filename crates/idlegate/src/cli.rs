@@ -15,8 +15,8 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
-/// Session time-to-live for Streamlit and Shiny apps: ends browser tabs nobody uses, warns
-/// first, and makes the app free their memory.
+/// Session time-to-live for Streamlit, Shiny and Panel apps: ends browser tabs nobody uses,
+/// warns first, and makes the app free their memory.
 #[derive(Debug, Parser)]
 #[command(
     name = "idlegate",
@@ -24,6 +24,7 @@ pub const VERSION: &str = concat!(
     args_conflicts_with_subcommands = true,
     after_help = "Examples:\n  idlegate --idle-timeout 15m -- streamlit run app.py\n  \
                   idlegate --idle-timeout 15m -- shiny run app.py\n  \
+                  idlegate --idle-timeout 15m -- panel serve app.py\n  \
                   idlegate --upstream http://127.0.0.1:8501 --listen 0.0.0.0:8080\n  \
                   idlegate hash-password < password.txt\n  \
                   idlegate completions bash > ~/.local/share/bash-completion/completions/idlegate\n\n\
@@ -49,7 +50,7 @@ pub struct Cli {
     /// How long a disconnected tab may come back (`tabs.reconnect_grace`), e.g. 15s.
     #[arg(long, value_name = "DURATION")]
     pub reconnect_grace: Option<String>,
-    /// The app's framework (`app.kind`): auto (the command tells), streamlit or shiny.
+    /// The app's framework (`app.kind`): auto (the command tells), streamlit, shiny, panel or bokeh.
     #[arg(long, value_name = "KIND")]
     pub app_kind: Option<String>,
     /// URL path prefix of the app (`app.base_path`), e.g. /analytics.

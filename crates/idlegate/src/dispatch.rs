@@ -138,6 +138,16 @@ impl Gateway {
             (false, true) => RouteClass::Page,
             (false, false) => RouteClass::App,
         };
+        if upgrade && cx.app.checks_socket_origin() {
+            let authority = self.authority(&req, peer);
+            if let Err(refusal) = crate::csrf::check_same_origin(req.headers(), &authority) {
+                tracing::info!(%refusal, "refused a session socket another site's page opened");
+                return (
+                    RouteClass::Own,
+                    web::text(StatusCode::FORBIDDEN, &refusal.to_string()),
+                );
+            }
+        }
         let result = if upgrade {
             websocket::upgrade(cx.clone(), req, peer, login).await
         } else {

@@ -46,6 +46,9 @@ pub enum ProxyError {
     /// A WebSocket upgrade to a path where the app serves no socket idlegate can track.
     #[error("no WebSocket is served at this path")]
     NoSocket,
+    /// A path outside the app's base path, for an app that serves only under it.
+    #[error("nothing is served at this path")]
+    NotServed,
     #[error("internal error: {0}")]
     Internal(&'static str),
 }
@@ -57,7 +60,7 @@ impl ProxyError {
             Self::Connect { .. } | Self::ConnectTimeout { .. } | Self::Upstream(_) => {
                 Fault::Upstream
             }
-            Self::BadRequest(_) | Self::NoSocket => Fault::Client,
+            Self::BadRequest(_) | Self::NoSocket | Self::NotServed => Fault::Client,
             Self::Internal(_) => Fault::Internal,
         }
     }
@@ -80,7 +83,7 @@ impl ProxyError {
             Self::Connect { .. } | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::ConnectTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::NoSocket => StatusCode::NOT_FOUND,
+            Self::NoSocket | Self::NotServed => StatusCode::NOT_FOUND,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -1,7 +1,7 @@
-//! Shiny for Python behind idlegate, end to end: the example app (`examples/shiny/app.py`)
-//! from its own virtualenv (`scripts/python-env.sh shiny`), an in-process idlegate, and a
-//! real headless Chromium. Every test name contains `browser`, so nextest runs them one at a
-//! time (`.config/nextest.toml`).
+//! Frameworks other than Streamlit behind idlegate, end to end: each one's example app
+//! (`examples/<kind>/app.py`) from its own virtualenv (`scripts/python-env.sh <kind>`), an
+//! in-process idlegate, and a real headless Chromium; the same scenarios for each. Every test
+//! name contains `browser`, so nextest runs them one at a time (`.config/nextest.toml`).
 
 use std::future::Future;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use anyhow::{bail, ensure, Context, Result};
 use idlegate::config::{AppKind, Config, ConfigBuilder};
 use idlegate::lifecycle::Event;
 use idlegate::tracker::{EndReason, TabId};
+use serde_json::Value;
 use testkit::gateway::{GatewayProcess, TestGateway};
 use testkit::{wait_until, Browser, PyApp};
 use tokio::time::Instant;
@@ -18,16 +19,143 @@ const LOAD: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
 /// How long after its tab ended a page may take to show the ended page.
 const REDIRECT: Duration = Duration::from_secs(2);
-const EXAMPLE: &str = "examples/shiny/app.py";
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-/// The example app behind a gateway with `config` (Shiny's kind set), and a browser.
-async fn example_behind(config: ConfigBuilder) -> Result<(PyApp, TestGateway, Browser)> {
-    let app = PyApp::shiny(EXAMPLE).await?;
-    let gw = TestGateway::start(&app.base_url(), config.app_kind(AppKind::Shiny)).await?;
+/// Text in the page, shadow roots included (Panel draws its components in them).
+const DEEP_TEXT: &str = "function text(node) {\
+      let out = '';\
+      for (const child of node.childNodes) {\
+        if (child.nodeType === 3) { out += child.textContent; }\
+        else if (child.nodeType === 1 && !['SCRIPT', 'STYLE'].includes(child.tagName)) {\
+          const shown = getComputedStyle(child).display;\
+          const gap = shown.startsWith('inline') || shown === 'contents' ? '' : '\\n';\
+          if (child.shadowRoot) { out += gap + text(child.shadowRoot); }\
+          out += gap + text(child) + gap;\
+        }\
+      }\
+      return out;\
+    }\
+    return text(document.body);";
+
+/// The centre of the first element matching `arguments[0]` (a CSS selector) whose text is
+/// `arguments[1]` (any text when null), shadow roots included; null when there is none.
+const DEEP_FIND: &str = "function* all(root) {\
+      for (const el of root.querySelectorAll('*')) {\
+        yield el;\
+        if (el.shadowRoot) { yield* all(el.shadowRoot); }\
+      }\
+    }\
+    for (const el of all(document)) {\
+      if (!el.matches(arguments[0])) { continue; }\
+      if (arguments[1] !== null && el.textContent.trim() !== arguments[1]) { continue; }\
+      const r = el.getBoundingClientRect();\
+      if (r.width === 0 || r.height === 0) { continue; }\
+      return [r.left + r.width / 2, r.top + r.height / 2];\
+    }\
+    return null;";
+
+/// A framework and its example app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framework {
+    Shiny,
+    Panel,
+}
+
+impl Framework {
+    fn kind(self) -> AppKind {
+        match self {
+            Self::Shiny => AppKind::Shiny,
+            Self::Panel => AppKind::Panel,
+        }
+    }
+
+    fn example(self) -> &'static str {
+        match self {
+            Self::Shiny => "examples/shiny/app.py",
+            Self::Panel => "examples/panel/app.py",
+        }
+    }
+
+    /// The example's page, under the gateway at `base`.
+    fn page(self, base: &str) -> String {
+        match self {
+            Self::Shiny => format!("{base}/"),
+            Self::Panel => format!("{base}/app"),
+        }
+    }
+
+    async fn start(self) -> Result<PyApp> {
+        match self {
+            Self::Shiny => PyApp::shiny(self.example()).await,
+            Self::Panel => PyApp::panel(self.example()).await,
+        }
+    }
+
+    /// The venv program and subcommand that serve the example in launcher mode.
+    fn launcher_command(self) -> Result<Vec<String>> {
+        let (venv, program, sub) = match self {
+            Self::Shiny => ("shiny", "shiny", "run"),
+            Self::Panel => ("panel", "panel", "serve"),
+        };
+        let program = testkit::pyapp::kind_venv(venv).join("bin").join(program);
+        let example = testkit::venv::repo_path(self.example());
+        Ok(vec![
+            program.to_str().context("venv path")?.to_owned(),
+            sub.to_owned(),
+            example.to_str().context("app path")?.to_owned(),
+        ])
+    }
+
+    /// Whether the framework can send the page to the ended page without the page script.
+    fn navigates_without_script(self) -> bool {
+        self == Self::Shiny
+    }
+}
+
+/// The page's text, shadow roots included.
+async fn page_text(browser: &Browser) -> Result<String> {
+    let text = browser.run_js(DEEP_TEXT, vec![]).await?;
+    Ok(text.as_str().unwrap_or_default().to_owned())
+}
+
+async fn wait_for_text(browser: &Browser, needle: &str, limit: Duration) -> Result<String> {
+    wait_until(limit, POLL, async || {
+        let text = page_text(browser).await?;
+        ensure!(text.contains(needle), "no {needle:?} in the page:\n{text}");
+        Ok(text)
+    })
+    .await
+}
+
+/// Clicks the element matching `selector` with `label` as its text (a real click).
+async fn click(browser: &Browser, selector: &str, label: Option<&str>) -> Result<()> {
+    let at = wait_until(LOAD, POLL, async || {
+        let found = browser
+            .run_js(DEEP_FIND, vec![Value::from(selector), Value::from(label)])
+            .await?;
+        match found.as_array().map(Vec::as_slice) {
+            Some([x, y]) => Ok((x.as_f64().unwrap_or(0.0), y.as_f64().unwrap_or(0.0))),
+            _ => bail!("no {selector} {label:?} in the page"),
+        }
+    })
+    .await?;
+    browser.click_point(at).await
+}
+
+async fn click_button(browser: &Browser, label: &str) -> Result<()> {
+    click(browser, "button", Some(label)).await
+}
+
+/// The example app behind a gateway with `config`, and a browser.
+async fn example_behind(
+    framework: Framework,
+    config: ConfigBuilder,
+) -> Result<(PyApp, TestGateway, Browser)> {
+    let app = framework.start().await?;
+    let gw = TestGateway::start(&app.base_url(), config.app_kind(framework.kind())).await?;
     let browser = Browser::start().await?;
     Ok((app, gw, browser))
 }
@@ -42,7 +170,7 @@ async fn explain<T>(
         Ok(value) => Ok(value),
         Err(e) => {
             let url = browser.current_url().await.unwrap_or_default();
-            let text = browser.body_text().await.unwrap_or_default();
+            let text = page_text(browser).await.unwrap_or_default();
             Err(e.context(format!(
                 "browser at {url}\n--- page text ---\n{text}\n--- app output ---\n{}",
                 app.output()
@@ -52,9 +180,14 @@ async fn explain<T>(
 }
 
 /// Opens the example in the browser's current tab and waits for its first run.
-async fn open_example(browser: &Browser, gw: &TestGateway, n: usize) -> Result<TabId> {
-    browser.goto(&format!("{}/", gw.url())).await?;
-    browser.wait_for_text("clicks: 0", LOAD).await?;
+async fn open_example(
+    framework: Framework,
+    browser: &Browser,
+    gw: &TestGateway,
+    n: usize,
+) -> Result<TabId> {
+    browser.goto(&framework.page(&gw.url())).await?;
+    wait_for_text(browser, "clicks: 0", LOAD).await?;
     gw.wait_for_tab(n, LOAD).await
 }
 
@@ -72,20 +205,21 @@ async fn lands_on_ended_page(browser: &Browser, reason: &str, ended: Instant) ->
 
 /// The server clock the page shows, which the app's timer moves every second.
 async fn clock(browser: &Browser) -> Result<String> {
-    let text = browser.body_text().await?;
+    let text = page_text(browser).await?;
     text.lines()
         .find_map(|l| l.trim().strip_prefix("Server clock: ").map(str::to_owned))
         .context("no server clock on the page")
 }
 
-#[tokio::test]
-async fn browser_shiny_an_untouched_tab_with_a_timer_ends_on_time_and_shows_why() -> Result<()> {
+/// An untouched tab whose app changes it every second (a timer) ends on time, with the
+/// page script and without it; the page shows why (without the script, where the framework
+/// can navigate the page).
+async fn untouched_tab_ends_on_time(framework: Framework) -> Result<()> {
     for inject in [true, false] {
-        let (app, gw, browser) =
-            example_behind(Config::builder().idle_timeout(Some(secs(6))).inject(inject)).await?;
+        let config = Config::builder().idle_timeout(Some(secs(6))).inject(inject);
+        let (app, gw, browser) = example_behind(framework, config).await?;
         explain(&browser, &app, async {
-            let id = open_example(&browser, &gw, 1).await?;
-            // The app's timer keeps changing the page: not a person.
+            let id = open_example(framework, &browser, &gw, 1).await?;
             let first = clock(&browser).await?;
             wait_until(LOAD, POLL, async || {
                 ensure!(clock(&browser).await? != first, "the clock did not move");
@@ -95,10 +229,11 @@ async fn browser_shiny_an_untouched_tab_with_a_timer_ends_on_time_and_shows_why(
             let ended = gw.wait_for_end(id, secs(15)).await?;
             ensure!(ended.end.reason == EndReason::Idle, "{:?}", ended.end);
             ended.on_time()?;
-            // With the page script or without it (the app's own `javascript` message).
-            let url = lands_on_ended_page(&browser, "idle", ended.at).await?;
-            let text = browser.body_text().await?;
-            ensure!(text.contains("6 seconds without activity"), "{url}: {text}");
+            if inject || framework.navigates_without_script() {
+                let url = lands_on_ended_page(&browser, "idle", ended.at).await?;
+                let text = browser.body_text().await?;
+                ensure!(text.contains("6 seconds without activity"), "{url}: {text}");
+            }
             Ok(())
         })
         .await
@@ -108,23 +243,22 @@ async fn browser_shiny_an_untouched_tab_with_a_timer_ends_on_time_and_shows_why(
     Ok(())
 }
 
-#[tokio::test]
-async fn browser_shiny_a_person_clicking_keeps_the_tab_with_or_without_the_script() -> Result<()> {
+/// A person clicking every two seconds keeps the tab past its idle limit, with the page
+/// script and without it; left alone, it ends the limit after the last click.
+async fn clicking_keeps_the_tab(framework: Framework) -> Result<()> {
     for inject in [true, false] {
-        let (app, gw, browser) =
-            example_behind(Config::builder().idle_timeout(Some(secs(6))).inject(inject)).await?;
+        let config = Config::builder().idle_timeout(Some(secs(6))).inject(inject);
+        let (app, gw, browser) = example_behind(framework, config).await?;
         explain(&browser, &app, async {
-            let id = open_example(&browser, &gw, 1).await?;
+            let id = open_example(framework, &browser, &gw, 1).await?;
             let started = Instant::now();
             let mut clicks = 0;
             let mut last = started;
             while started.elapsed() < secs(14) {
-                browser.click("//button[@id='add']", LOAD).await?;
+                click_button(&browser, "Add one").await?;
                 last = Instant::now();
                 clicks += 1;
-                browser
-                    .wait_for_text(&format!("clicks: {clicks}"), LOAD)
-                    .await?;
+                wait_for_text(&browser, &format!("clicks: {clicks}"), LOAD).await?;
                 // A click every 2 s: the person's pace, the scenario's input.
                 tokio::time::sleep(secs(2)).await;
             }
@@ -144,21 +278,21 @@ async fn browser_shiny_a_person_clicking_keeps_the_tab_with_or_without_the_scrip
     Ok(())
 }
 
-#[tokio::test]
-async fn browser_shiny_a_long_computation_is_not_ended_while_it_runs() -> Result<()> {
-    let (app, gw, browser) = example_behind(Config::builder().idle_timeout(Some(secs(4)))).await?;
+/// A computation a person started, longer than the idle limit, is not ended while it runs.
+async fn long_computation_is_not_ended(framework: Framework) -> Result<()> {
+    let config = Config::builder().idle_timeout(Some(secs(4)));
+    let (app, gw, browser) = example_behind(framework, config).await?;
     explain(&browser, &app, async {
-        let id = open_example(&browser, &gw, 1).await?;
-        let field = "//input[@id='seconds']";
-        browser.click(field, LOAD).await?;
+        let id = open_example(framework, &browser, &gw, 1).await?;
+        click(&browser, "input", None).await?;
         browser
-            .type_into(field, "\u{E009}a\u{E000}\u{E017}10", LOAD)
+            .type_keys("\u{E009}a\u{E000}\u{E017}10\u{E004}")
             .await?;
         // The person reads what they typed before clicking (the field's value reaches the
-        // app on its own, a quarter second after the last key).
+        // app on its own).
         tokio::time::sleep(secs(1)).await;
         let mut busy = gw.events();
-        browser.click("//button[@id='compute']", LOAD).await?;
+        click_button(&browser, "Compute").await?;
         let started = busy
             .next_matching(LOAD, |e| {
                 *e == Event::Busy {
@@ -168,9 +302,7 @@ async fn browser_shiny_a_long_computation_is_not_ended_while_it_runs() -> Result
             })
             .await?;
         // Ten seconds of work, over twice the idle limit: the tab stays.
-        browser
-            .wait_for_text("computed: 1 (took 10 s)", secs(30))
-            .await?;
+        wait_for_text(&browser, "computed: 1 (took 10 s)", secs(30)).await?;
         ensure!(
             started.at.elapsed() >= secs(9),
             "the computation did not run for its ten seconds"
@@ -186,16 +318,14 @@ async fn browser_shiny_a_long_computation_is_not_ended_while_it_runs() -> Result
     .await
 }
 
-#[tokio::test]
-async fn browser_shiny_the_warning_appears_and_keep_working_extends() -> Result<()> {
-    let (app, gw, browser) = example_behind(
-        Config::builder()
-            .idle_timeout(Some(secs(24)))
-            .warn_before(Some(secs(20))),
-    )
-    .await?;
+/// The warning shows before the end, and "Keep working" extends the tab by its idle limit.
+async fn warning_and_keep_working(framework: Framework) -> Result<()> {
+    let config = Config::builder()
+        .idle_timeout(Some(secs(24)))
+        .warn_before(Some(secs(20)));
+    let (app, gw, browser) = example_behind(framework, config).await?;
     explain(&browser, &app, async {
-        let id = open_example(&browser, &gw, 1).await?;
+        let id = open_example(framework, &browser, &gw, 1).await?;
         let before = gw.tracker().deadline_of(id).context("no deadline")?.at;
         let keep = "const host = document.querySelector('[data-idlegate=\"warning\"]');\
             const button = host && host.shadowRoot &&\
@@ -204,7 +334,7 @@ async fn browser_shiny_the_warning_appears_and_keep_working_extends() -> Result<
             button.click(); return true;";
         let mut activity = gw.events();
         wait_until(secs(15), Duration::from_millis(50), async || {
-            if browser.run_js(keep, vec![]).await? == serde_json::Value::Bool(true) {
+            if browser.run_js(keep, vec![]).await? == Value::Bool(true) {
                 return Ok(());
             }
             bail!("no warning yet")
@@ -229,23 +359,22 @@ async fn browser_shiny_the_warning_appears_and_keep_working_extends() -> Result<
     .await
 }
 
-#[tokio::test]
-async fn browser_shiny_sign_in_names_the_person_and_sign_out_ends_both_tabs() -> Result<()> {
+/// With sign-in, the app is told who signed in, and signing out ends both of the person's
+/// tabs at once.
+async fn sign_in_and_out(framework: Framework) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let hash = idlegate::auth::password::hash("open sesame").map_err(anyhow::Error::msg)?;
     let users = dir.path().join("users");
     std::fs::write(&users, format!("alice:{hash}\n"))?;
-    let (app, gw, browser) = example_behind(
-        Config::builder()
-            .users_file(&users)
-            .login_idle_timeout(secs(60))
-            .cookie_secure(false),
-    )
-    .await?;
+    let config = Config::builder()
+        .users_file(&users)
+        .login_idle_timeout(secs(60))
+        .cookie_secure(false);
+    let (app, gw, browser) = example_behind(framework, config).await?;
     explain(&browser, &app, async {
-        browser.goto(&format!("{}/", gw.url())).await?;
+        browser.goto(&framework.page(&gw.url())).await?;
         browser
-            .wait_for_url("/_idlegate/login?return=%2F", LOAD)
+            .wait_for_url("/_idlegate/login?return=", LOAD)
             .await?;
         browser
             .type_into("//input[@id='username']", "alice", LOAD)
@@ -253,11 +382,11 @@ async fn browser_shiny_sign_in_names_the_person_and_sign_out_ends_both_tabs() ->
         browser
             .type_into("//input[@id='password']", "open sesame\u{E007}", LOAD)
             .await?;
-        // The app reads who signed in from the credentials idlegate sets.
-        browser.wait_for_text("Signed in as: alice", LOAD).await?;
+        // The app reads who signed in from what idlegate sets.
+        wait_for_text(&browser, "Signed in as: alice", LOAD).await?;
         let first = gw.wait_for_tab(1, LOAD).await?;
         browser.open_tab_in_front().await?;
-        let second = open_example(&browser, &gw, 2).await?;
+        let second = open_example(framework, &browser, &gw, 2).await?;
         browser
             .goto(&format!("{}/_idlegate/logout", gw.url()))
             .await?;
@@ -273,29 +402,17 @@ async fn browser_shiny_sign_in_names_the_person_and_sign_out_ends_both_tabs() ->
     .await
 }
 
-/// In launcher mode, as people run it: `idlegate -- shiny run app.py`, the kind told by the
-/// command. Four tabs each hold the example's 10 MiB; once they end, the app's process gives
-/// it back (Shiny ends a session when its socket closes, and idlegate has the process
-/// collect the session's reference cycles).
-#[tokio::test]
-async fn browser_shiny_launcher_mode_ended_sessions_give_their_memory_back() -> Result<()> {
+/// In launcher mode, as people run it (`idlegate -- <framework's command> app.py`, the kind
+/// told by the command): four tabs each hold the example's 10 MiB, and once they end the
+/// app's process gives it back within `within` of the last end. Prints the figures.
+async fn memory_given_back(framework: Framework, idle: &str, within: Duration) -> Result<()> {
     const TABS: usize = 4;
     const HELD: u64 = 10 << 20;
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_idlegate"));
-    let shiny = testkit::pyapp::kind_venv("shiny").join("bin/shiny");
-    let example = testkit::venv::repo_path(EXAMPLE);
-    let gw = GatewayProcess::start(
-        bin,
-        &[
-            "--idle-timeout",
-            "15s",
-            "--",
-            shiny.to_str().context("venv path")?,
-            "run",
-            example.to_str().context("app path")?,
-        ],
-    )
-    .await?;
+    let command = framework.launcher_command()?;
+    let mut args = vec!["--idle-timeout", idle, "--"];
+    args.extend(command.iter().map(String::as_str));
+    let gw = GatewayProcess::start(bin, &args).await?;
     let pid = *testkit::proc::children_of(gw.pid())
         .first()
         .context("idlegate has no child process")?;
@@ -306,8 +423,8 @@ async fn browser_shiny_launcher_mode_ended_sessions_give_their_memory_back() -> 
             if n > 0 {
                 browser.open_tab_in_front().await?;
             }
-            browser.goto(&format!("{}/", gw.url())).await?;
-            browser.wait_for_text("this tab holds 10 MiB", LOAD).await?;
+            browser.goto(&framework.page(&gw.url())).await?;
+            wait_for_text(&browser, "this tab holds 10 MiB", LOAD).await?;
         }
         let peak = testkit::proc::try_rss_bytes(pid)?;
         ensure!(
@@ -318,7 +435,7 @@ async fn browser_shiny_launcher_mode_ended_sessions_give_their_memory_back() -> 
             .wait_for_url("/_idlegate/ended?reason=idle", secs(30))
             .await?;
         let ended = Instant::now();
-        let after = wait_until(secs(30), POLL, async || {
+        let after = wait_until(within, POLL, async || {
             let now = testkit::proc::try_rss_bytes(pid)?;
             ensure!(
                 now + TABS as u64 * HELD * 9 / 10 <= peak,
@@ -328,7 +445,8 @@ async fn browser_shiny_launcher_mode_ended_sessions_give_their_memory_back() -> 
         })
         .await?;
         println!(
-            "shiny memory: baseline {} MiB, {TABS} tabs {} MiB, {} MiB {:.1} s after the last end",
+            "{framework:?} memory: baseline {} MiB, {TABS} tabs {} MiB, {} MiB {:.1} s after \
+             the last end",
             baseline >> 20,
             peak >> 20,
             after >> 20,
@@ -338,4 +456,67 @@ async fn browser_shiny_launcher_mode_ended_sessions_give_their_memory_back() -> 
     }
     .await;
     result.with_context(|| gw.output())
+}
+
+#[tokio::test]
+async fn browser_shiny_an_untouched_tab_with_a_timer_ends_on_time_and_shows_why() -> Result<()> {
+    untouched_tab_ends_on_time(Framework::Shiny).await
+}
+
+#[tokio::test]
+async fn browser_shiny_a_person_clicking_keeps_the_tab_with_or_without_the_script() -> Result<()> {
+    clicking_keeps_the_tab(Framework::Shiny).await
+}
+
+#[tokio::test]
+async fn browser_shiny_a_long_computation_is_not_ended_while_it_runs() -> Result<()> {
+    long_computation_is_not_ended(Framework::Shiny).await
+}
+
+#[tokio::test]
+async fn browser_shiny_the_warning_appears_and_keep_working_extends() -> Result<()> {
+    warning_and_keep_working(Framework::Shiny).await
+}
+
+#[tokio::test]
+async fn browser_shiny_sign_in_names_the_person_and_sign_out_ends_both_tabs() -> Result<()> {
+    sign_in_and_out(Framework::Shiny).await
+}
+
+#[tokio::test]
+async fn browser_shiny_launcher_mode_ended_sessions_give_their_memory_back() -> Result<()> {
+    // Shiny ends a session when its socket closes; idlegate has the process collect it.
+    memory_given_back(Framework::Shiny, "15s", secs(30)).await
+}
+
+#[tokio::test]
+async fn browser_panel_an_untouched_tab_with_a_timer_ends_on_time() -> Result<()> {
+    untouched_tab_ends_on_time(Framework::Panel).await
+}
+
+#[tokio::test]
+async fn browser_panel_a_person_clicking_keeps_the_tab_with_or_without_the_script() -> Result<()> {
+    clicking_keeps_the_tab(Framework::Panel).await
+}
+
+#[tokio::test]
+async fn browser_panel_a_long_computation_is_not_ended_while_it_runs() -> Result<()> {
+    long_computation_is_not_ended(Framework::Panel).await
+}
+
+#[tokio::test]
+async fn browser_panel_the_warning_appears_and_keep_working_extends() -> Result<()> {
+    warning_and_keep_working(Framework::Panel).await
+}
+
+#[tokio::test]
+async fn browser_panel_sign_in_names_the_person_and_sign_out_ends_both_tabs() -> Result<()> {
+    sign_in_and_out(Framework::Panel).await
+}
+
+#[tokio::test]
+async fn browser_panel_launcher_mode_ended_sessions_give_their_memory_back() -> Result<()> {
+    // The server discards an unused session after app.disconnected_session_ttl (20 s) at its
+    // next check (2 s in launcher mode); idlegate then has the process collect it.
+    memory_given_back(Framework::Panel, "15s", secs(40)).await
 }

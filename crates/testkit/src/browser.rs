@@ -333,6 +333,27 @@ impl Browser {
             .with_context(|| format!("clicking into {xpath}"))
     }
 
+    /// Clicks at `(x, y)` in the viewport: a real pointer click, for elements XPath cannot
+    /// reach (inside shadow roots).
+    pub async fn click_point(&self, (x, y): (f64, f64)) -> Result<()> {
+        let mouse = MouseActions::new("mouse".to_owned())
+            .then(PointerAction::MoveTo {
+                duration: None,
+                x,
+                y,
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        self.client
+            .perform_actions(mouse)
+            .await
+            .with_context(|| format!("clicking at ({x}, {y})"))
+    }
+
     /// Types `keys` into whatever element has the focus (real key events).
     pub async fn type_keys(&self, keys: &str) -> Result<()> {
         self.client

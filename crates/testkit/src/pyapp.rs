@@ -1,4 +1,4 @@
-//! An app of another Python framework (Shiny, ...) running from its own virtualenv
+//! An app of another Python framework (Shiny, Panel) running from its own virtualenv
 //! (`<repo>/.venv-<kind>`, made by `scripts/python-env.sh <kind>`), on a free loopback port.
 //! Killed, with its whole process group, on drop.
 
@@ -58,6 +58,20 @@ impl PyApp {
             "/",
         )
         .await
+    }
+
+    /// `panel serve <app>` (a path under the repository) on a free port, accepting sockets
+    /// from any origin (the gateway's address is not known yet).
+    pub async fn panel(app: &str) -> Result<PyApp> {
+        let app = venv::repo_path(app);
+        let program = kind_venv("panel").join("bin/panel");
+        let options = [
+            "--address",
+            "127.0.0.1",
+            "--allow-websocket-origin=*",
+            "--port",
+        ];
+        Self::start(&program, &["serve"], &app, &options, "/favicon.ico").await
     }
 
     /// Runs `program <before…> <after…> <port> <app>` in the app's folder and waits until

@@ -206,6 +206,18 @@ pub trait App: Send + Sync + 'static {
     fn resume_id(&self, _headers: &HeaderMap) -> Option<String> {
         None
     }
+    /// Whether idlegate refuses session sockets that another site's page opens (their
+    /// `Origin` is not the address the browser reached idlegate at), because the app was
+    /// told to accept any `Origin` and relies on idlegate for it.
+    fn checks_socket_origin(&self) -> bool {
+        false
+    }
+    /// Whether every connection names its app session, the first one too (Bokeh's token):
+    /// an id idlegate never saw is then a new page's session, not one from before a restart
+    /// to resume.
+    fn names_session_on_open(&self) -> bool {
+        false
+    }
     /// Takes the app session to resume out of a connecting page's handshake, so the app
     /// starts a new session instead (the id belongs to another login's tab).
     fn forget_resume(&self, _headers: &mut HeaderMap) {}
@@ -277,9 +289,10 @@ pub trait App: Send + Sync + 'static {
         Vec::new()
     }
     /// The request target (path and query) to send the app for `target`, as the browser
-    /// sent it: the same, unless the app serves at the root behind `app.base_path`.
-    fn app_target<'a>(&self, target: &'a str) -> Cow<'a, str> {
-        Cow::Borrowed(target)
+    /// sent it: the same, unless the app serves at the root behind `app.base_path`; `None`
+    /// for a target the app does not serve (outside the base path it is served under).
+    fn app_target<'a>(&self, target: &'a str) -> Option<Cow<'a, str>> {
+        Some(Cow::Borrowed(target))
     }
     /// Sets the headers the app reads a signed-in person from, beyond the configured
     /// identity headers (`login.headers`), for `person` (`None`: nobody is signed in), after

@@ -118,14 +118,37 @@ pub enum BasePathCheck {
     Unreachable(String),
 }
 
+/// How many arguments are looked at for the program: wrappers like `env`, `uv run --with
+/// x` or `python -m` come first.
+const PROGRAM_WITHIN: usize = 8;
+
 /// The index of the argument that runs `program` in `command`: the program itself (by its
-/// file name, any directory) or `python -m program`. Only the first few arguments are looked
-/// at (wrappers like `env` or `uv run` come first).
+/// file name, any directory) or `python -m program`. The first such argument among the
+/// first [`PROGRAM_WITHIN`].
 pub fn program_position(command: &[String], program: &str) -> Option<usize> {
-    command.iter().take(6).enumerate().find_map(|(i, arg)| {
-        let name = arg.rsplit('/').next().unwrap_or(arg);
-        let name = name.strip_suffix(".exe").unwrap_or(name);
-        let by_module = arg == program && i > 0 && command[i - 1] == "-m";
-        (name == program || by_module).then_some(i)
-    })
+    program_positions(command, program).next()
+}
+
+/// The index of `sub` in `program sub …` (also `python -m program sub`): the first place in
+/// the command where the program is followed by that subcommand.
+pub fn subcommand_position(command: &[String], program: &str, sub: &str) -> Option<usize> {
+    program_positions(command, program)
+        .find(|at| command.get(at + 1).map(String::as_str) == Some(sub))
+        .map(|at| at + 1)
+}
+
+fn program_positions<'a>(
+    command: &'a [String],
+    program: &'a str,
+) -> impl Iterator<Item = usize> + 'a {
+    command
+        .iter()
+        .take(PROGRAM_WITHIN)
+        .enumerate()
+        .filter_map(move |(i, arg)| {
+            let name = arg.rsplit('/').next().unwrap_or(arg);
+            let name = name.strip_suffix(".exe").unwrap_or(name);
+            let by_module = arg == program && i > 0 && command[i - 1] == "-m";
+            (name == program || by_module).then_some(i)
+        })
 }

@@ -7,9 +7,11 @@
 //! a framework's paths, messages, cookies or flags.
 
 mod app;
+pub mod bokeh;
 pub mod collect;
 pub mod json;
 pub mod kind;
+pub mod later;
 pub mod probe;
 pub mod shiny;
 #[cfg(test)]
@@ -35,6 +37,8 @@ pub fn kind(kind: AppKind) -> &'static dyn Kind {
     match kind {
         AppKind::Streamlit => &streamlit::KIND,
         AppKind::Shiny => &shiny::KIND,
+        AppKind::Bokeh => &bokeh::BOKEH,
+        AppKind::Panel => &bokeh::PANEL,
     }
 }
 
@@ -52,7 +56,7 @@ pub fn detect(command: &[String]) -> Result<AppKind, String> {
             let names: Vec<&str> = AppKind::ALL.iter().map(|(name, _)| *name).collect();
             format!(
                 "cannot tell the app's framework from the command; run it as `streamlit run \
-                 app.py` or `shiny run app.py`, or set app.kind (--app-kind) to one of {}",
+                 app.py`, `shiny run app.py`, `panel serve app.py` or `bokeh serve app.py`, or set app.kind (--app-kind) to one of {}",
                 names.join(", ")
             )
         })

@@ -12,12 +12,20 @@ pub enum AppKind {
     Streamlit,
     /// Shiny for Python.
     Shiny,
+    /// A Bokeh server app (`bokeh serve`).
+    Bokeh,
+    /// A Panel app (`panel serve`, Bokeh's server).
+    Panel,
 }
 
 impl AppKind {
     /// Every kind, with the name `app.kind` gives it.
-    pub const ALL: [(&'static str, AppKind); 2] =
-        [("streamlit", AppKind::Streamlit), ("shiny", AppKind::Shiny)];
+    pub const ALL: [(&'static str, AppKind); 4] = [
+        ("streamlit", AppKind::Streamlit),
+        ("shiny", AppKind::Shiny),
+        ("bokeh", AppKind::Bokeh),
+        ("panel", AppKind::Panel),
+    ];
 
     /// The name `app.kind` gives it.
     pub fn name(self) -> &'static str {

@@ -107,7 +107,7 @@ pub fn prepare_request_head(
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    let target = cx.app.app_target(&target);
+    let target = cx.app.app_target(&target).ok_or(ProxyError::NotServed)?;
     parts.uri = format!("http://{}{}", cx.upstream.authority(), target)
         .parse::<Uri>()
         .map_err(|_| ProxyError::BadRequest("the request target is not a valid path"))?;

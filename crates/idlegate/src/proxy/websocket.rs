@@ -32,6 +32,7 @@ use super::{Body, Context};
 use crate::apps::Farewell;
 use crate::auth::Identity;
 use crate::error::ProxyError;
+use crate::lifecycle::Signal;
 use crate::redact::{self, short_hash};
 use crate::store::LoginSession;
 use crate::tracker::{EndNotice, EndReason, Entry, Refused, TabId};
@@ -51,7 +52,15 @@ pub async fn upgrade(
     session_socket(&cx, req.uri().path())?;
     // The page script's token is idlegate's business: the app never sees it.
     let (token, offered_ours) = take_tab_token(req.headers_mut());
-    let resume = cx.app.resume_id(req.headers());
+    let named = cx.app.resume_id(req.headers());
+    // A page's first connection names its new session when the app hands ids out with the
+    // page (Bokeh): an id idlegate does not know is then no resume.
+    let (resume, fresh) = match named {
+        Some(id) if cx.app.names_session_on_open() && !cx.tracker.knows_app_session(&id) => {
+            (None, Some(id))
+        }
+        named => (named, None),
+    };
     let entry = match cx
         .tracker
         .admit(resume.as_deref(), token.as_deref(), login.as_ref())
@@ -97,7 +106,8 @@ pub async fn upgrade(
     tasks.spawn(async move {
         match tokio::try_join!(browser_upgrade, app_upgrade) {
             Ok((browser, app)) => {
-                relay_tab(&cx, TokioIo::new(browser), TokioIo::new(app), entry, login).await
+                let (browser, app) = (TokioIo::new(browser), TokioIo::new(app));
+                relay_tab(&cx, (browser, app), entry, fresh, login).await
             }
             Err(e) => tracing::debug!(error = %e, "WebSocket upgrade did not complete"),
         }
@@ -213,13 +223,16 @@ async fn handshake(
 /// the tab ends.
 async fn relay_tab(
     cx: &Arc<Context>,
-    browser: TokioIo<Upgraded>,
-    app: TokioIo<Upgraded>,
+    (browser, app): (TokioIo<Upgraded>, TokioIo<Upgraded>),
     entry: Entry,
+    fresh: Option<String>,
     login: Option<Arc<LoginSession>>,
 ) {
     match cx.tracker.connect(&entry, login) {
         Ok(conn) => {
+            if let Some(id) = fresh {
+                conn.signal(Signal::SessionId(id));
+            }
             match &entry.resume {
                 Some(id) => check_resumed(cx, conn.tab_id(), id),
                 None if conn.is_reconnect() => {

@@ -173,6 +173,12 @@ impl Tracker {
         })
     }
 
+    /// Whether app session `id` is one this process knows: a tab's, open or ended.
+    pub fn knows_app_session(&self, id: &str) -> bool {
+        self.registry().by_app_session.contains_key(id)
+            || self.ended_notice(Some(id), None).is_some()
+    }
+
     /// Tells subscribers that a page was refused a new tab for a limit (nothing for an ended
     /// tab's page).
     pub fn refused(&self, refused: &Refused) {

@@ -163,13 +163,24 @@ impl Tracker {
             }
         }
         let mut inner = lock(&tab.inner);
+        let mut now_busy = false;
         for age in report.human_sends.iter().take(MAX_SENDS_PER_REPORT) {
             let at = now.checked_sub(*age).unwrap_or(now);
             if let Some(request) = inner.attribution.human_send(at, now) {
-                inner.attribute(request);
+                now_busy |= inner.attribute(request);
             }
         }
         let tab_id = tab.id;
+        if now_busy {
+            // The run in progress turned out to be a person's: the tab is busy from now.
+            drop(inner);
+            self.publish(|| Event::Busy {
+                tab: tab_id,
+                busy: true,
+            });
+            self.reschedule(tab_id);
+            inner = lock(&tab.inner);
+        }
         match report.event {
             ReportEvent::Hidden => {
                 let newly_hidden = inner.hidden_since.is_none();

@@ -173,8 +173,10 @@ impl TabInner {
     }
 
     /// Makes a request the page attributed late (its report came after the request) a
-    /// person's, if it is still pending or running.
-    pub fn attribute(&mut self, request: u64) {
+    /// person's, if it is still pending or running. Returns whether the run in progress
+    /// became one a person waits for (the tab is busy from now).
+    pub fn attribute(&mut self, request: u64) -> bool {
+        let was_awaited = self.running.is_some_and(|work| work.cause.is_awaited());
         for work in [&mut self.requested, &mut self.running]
             .into_iter()
             .flatten()
@@ -183,5 +185,6 @@ impl TabInner {
                 work.cause = RunCause::Person;
             }
         }
+        !was_awaited && self.running.is_some_and(|work| work.cause.is_awaited())
     }
 }

@@ -1260,3 +1260,38 @@ async fn a_lowered_max_total_applies_to_the_next_new_tab() {
     assert_eq!(ending.notice.reason, EndReason::EvictedCapacity);
     assert_eq!(tracker.len(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_attributed_late_makes_the_tab_busy_then_idle_again() {
+    use crate::lifecycle::{Event, Publisher};
+    let recorder = Arc::new(Recorder::default());
+    let tracker = Tracker::new(
+        policy(60),
+        crate::store::Stores::memory(),
+        Publisher::new(vec![recorder.clone()]),
+    );
+    let (conn, _) = scripted_tab(&tracker, TOKEN).await;
+    let tab = conn.tab_id();
+    let busy = |busy| Event::Busy { tab, busy };
+    let seen = |event: &Event| {
+        recorder
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| *e == event)
+            .count()
+    };
+    let before = seen(&busy(true));
+    // The click's message starts the app's work at once; the page's report comes after.
+    advance(Duration::from_secs(5)).await;
+    conn.signal(RERUN);
+    conn.signal(Signal::Running(true));
+    assert_eq!(seen(&busy(true)), before, "nobody is known to wait yet");
+    advance(Duration::from_millis(30)).await;
+    tracker.report(TOKEN, None, &sends(&[40]));
+    assert_eq!(seen(&busy(true)), before + 1, "the person waits for it");
+    let idle = seen(&busy(false));
+    conn.signal(Signal::Running(false));
+    assert_eq!(seen(&busy(false)), idle + 1);
+}

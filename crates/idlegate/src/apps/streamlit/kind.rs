@@ -9,7 +9,7 @@ use super::reclaim::{AfterReclaim, Reclaimer};
 use super::{launch, options, probe, Streamlit};
 use crate::apps::collect::GcHook;
 use crate::apps::kind::{
-    program_position, BasePathCheck, Kind, LaunchPlan, LaunchRequest, ProcessHook, Runtime,
+    subcommand_position, BasePathCheck, Kind, LaunchPlan, LaunchRequest, ProcessHook, Runtime,
 };
 use crate::apps::App;
 use crate::config::{normalize_base_path, Config, Upstream};
@@ -26,8 +26,7 @@ impl Kind for StreamlitKind {
     }
 
     fn recognizes(&self, command: &[String]) -> bool {
-        program_position(command, "streamlit")
-            .is_some_and(|at| command.get(at + 1).map(String::as_str) == Some("run"))
+        subcommand_position(command, "streamlit", "run").is_some()
     }
 
     fn plan_launch(&self, request: &LaunchRequest<'_>) -> Result<LaunchPlan, String> {

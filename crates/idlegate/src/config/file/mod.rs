@@ -179,8 +179,9 @@ pub struct RawTabs {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawApp {
-    /// The app framework: `"streamlit"`, `"shiny"`, or `"auto"`: the launcher's command
-    /// tells (`streamlit run …`, `shiny run …`); Streamlit with `upstream`. Default `"auto"`.
+    /// The app framework: `"streamlit"`, `"shiny"`, `"panel"`, `"bokeh"`, or `"auto"`: the
+    /// launcher's command tells (`streamlit run …`, `shiny run …`, `panel serve …`, `bokeh
+    /// serve …`); Streamlit with `upstream`. Default `"auto"`.
     pub kind: String,
     /// URL path prefix the app is served under (Streamlit's `server.baseUrlPath`), like
     /// `"/analytics"`. idlegate's own pages are served under it too (`<base>/_idlegate/…`).

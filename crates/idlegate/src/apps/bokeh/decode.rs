@@ -1,0 +1,298 @@
+//! Reading a Bokeh server session socket (`bokeh/protocol/receiver.py`, `message.py`,
+//! `bokeh/document/events.py`, `bokeh/events.py`), as Bokeh and Panel apps use it.
+//!
+//! Each protocol message is several WebSocket messages: a text header
+//! `{"msgid", "msgtype", "reqid"?, "num_buffers"?}`, a text metadata, a text content, then
+//! `num_buffers` pairs of a text buffer header and a binary payload. Types: `ACK`, `OK`,
+//! `ERROR`, `PATCH-DOC`, `PULL-DOC-REQ`, `PULL-DOC-REPLY`, `PUSH-DOC`, `SERVER-INFO-*`.
+//!
+//! - Browser→app `PULL-DOC-REQ` asks for the document when the page connects: the page
+//!   load's run, answered by `PULL-DOC-REPLY`.
+//! - Browser→app `PATCH-DOC` carries the page's changes in `content.events`, and the server
+//!   answers each with `OK` (or `ERROR`) whose `reqid` is its `msgid`, after the Python
+//!   callbacks ran (`server/session.py`): the app works between the two.
+//! - A change counts as a person's when it is an event only a person causes (a button
+//!   click, a gesture on a plot, a key, an upload: [`PERSON_EVENTS`]) or a change of a
+//!   widget's input value ([`PERSON_ATTRS`]); everything else is the page's own
+//!   (`document_ready`, sizes, ranges following data, Panel's `Location` and `BrowserInfo`).
+//!   Periodic callbacks (`add_periodic_callback`) run in the server and only send
+//!   app→browser patches, which never count.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::apps::json::JsonText;
+use crate::apps::{DecodeError, MessageDecoder, MessageKind};
+use crate::lifecycle::Signal;
+
+/// `bokeh_event` names only a person causes: Bokeh's UI and plot events (`bokeh/events.py`)
+/// and Panel's own (`panel/models/*.py`).
+pub const PERSON_EVENTS: [&str; 43] = [
+    "button_click",
+    "menu_item_click",
+    "value_submit",
+    "tap",
+    "doubletap",
+    "press",
+    "pressup",
+    "pan",
+    "panstart",
+    "panend",
+    "pinch",
+    "pinchstart",
+    "pinchend",
+    "rotate",
+    "rotatestart",
+    "rotateend",
+    "wheel",
+    "mousewheel",
+    "selectiongeometry",
+    "reset",
+    "axis_click",
+    "legend_item_click",
+    "mousemove",
+    "mouseenter",
+    "mouseleave",
+    "dom_event",
+    "data_event",
+    "esm_event",
+    "table-edit",
+    "cell-click",
+    "selection-change",
+    "chat_message_event",
+    "upload_event",
+    "delete_event",
+    "enter-pressed",
+    "dblclick_event",
+    "plotly_event",
+    "vega_event",
+    "echarts_event",
+    "keystroke",
+    "json_edit",
+    "scroll_button_click",
+    "perspective-click",
+];
+
+/// Model properties only a person changes from the page: widgets' values and selections,
+/// and a file input's files.
+pub const PERSON_ATTRS: [&str; 9] = [
+    "value",
+    "value_input",
+    "value_throttled",
+    "active",
+    "clicks",
+    "indices",
+    "filename",
+    "mime_type",
+    "text",
+];
+
+/// The requests of one socket that wait for their `OK`, shared by its two decoders. At most
+/// [`MAX_PENDING`] are remembered.
+#[derive(Debug, Clone, Default)]
+pub struct Pending(Arc<Mutex<HashSet<String>>>);
+
+/// The most requests remembered as waiting; a page that sends more without answers is not a
+/// Bokeh page, and its further requests are not tracked.
+const MAX_PENDING: usize = 256;
+
+impl Pending {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remembers request `msgid`; returns whether the app was idle before.
+    fn start(&self, msgid: &str) -> bool {
+        let mut pending = self.lock();
+        let was_idle = pending.is_empty();
+        if pending.len() < MAX_PENDING {
+            pending.insert(msgid.to_owned());
+        }
+        was_idle
+    }
+
+    /// Request `reqid` was answered; returns whether nothing is left waiting.
+    fn finish(&self, reqid: &str) -> bool {
+        let mut pending = self.lock();
+        pending.remove(reqid) && pending.is_empty()
+    }
+}
+
+/// Where a decoder is in the current protocol message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+enum Part {
+    #[default]
+    Header,
+    Metadata,
+    Content,
+    /// Buffer headers and payloads still to come.
+    Buffers(u64),
+}
+
+/// The header of the protocol message being read.
+#[derive(Debug, Clone, Default)]
+struct Header {
+    msgtype: String,
+    msgid: String,
+    reqid: Option<String>,
+    buffers: u64,
+}
+
+/// Reads one direction: `browser` says which.
+#[derive(Debug)]
+pub struct Protocol {
+    browser: bool,
+    part: Part,
+    header: Header,
+    text: JsonText,
+    /// The current WebSocket message is one this decoder parses.
+    parsing: bool,
+    pending: Pending,
+}
+
+impl Protocol {
+    /// The decoder of the browser→app direction (`browser`) or the other.
+    pub fn new(browser: bool, pending: Pending) -> Self {
+        Self {
+            browser,
+            part: Part::Header,
+            header: Header::default(),
+            text: JsonText::default(),
+            parsing: false,
+            pending,
+        }
+    }
+
+    fn read_header(&mut self, value: &Value) -> Result<(), DecodeError> {
+        let text = |key: &str| value[key].as_str().map(str::to_owned);
+        let msgtype = text("msgtype").ok_or_else(|| DecodeError::new("no msgtype"))?;
+        self.header = Header {
+            msgtype,
+            msgid: text("msgid").unwrap_or_default(),
+            reqid: text("reqid"),
+            buffers: value["num_buffers"].as_u64().unwrap_or(0),
+        };
+        Ok(())
+    }
+
+    /// The protocol message is complete: what it means.
+    fn complete(&mut self, content: Option<&Value>, emit: &mut dyn FnMut(Signal)) {
+        let header = &self.header;
+        match (self.browser, header.msgtype.as_str()) {
+            (true, "PULL-DOC-REQ") => {
+                emit(Signal::RunRequested {
+                    automatic: false,
+                    fragment: false,
+                });
+                if self.pending.start(&header.msgid) {
+                    emit(Signal::Running(true));
+                }
+            }
+            (true, "PATCH-DOC") => {
+                let person = content.is_some_and(by_person);
+                // Patches queue behind the work in progress; none stops it.
+                emit(Signal::RunRequested {
+                    automatic: !person,
+                    fragment: true,
+                });
+                if self.pending.start(&header.msgid) {
+                    emit(Signal::Running(true));
+                }
+            }
+            (false, "PULL-DOC-REPLY" | "OK" | "ERROR") => {
+                if let Some(reqid) = &header.reqid {
+                    if self.pending.finish(reqid) {
+                        emit(Signal::Running(false));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether a `PATCH-DOC` content holds a change only a person makes.
+pub fn by_person(content: &Value) -> bool {
+    content["events"].as_array().is_some_and(|events| {
+        events.iter().any(|event| match event["kind"].as_str() {
+            Some("MessageSent") => {
+                event["msg_type"] == "bokeh_event"
+                    && event["msg_data"]["name"]
+                        .as_str()
+                        .is_some_and(|name| PERSON_EVENTS.contains(&name))
+            }
+            Some("ModelChanged") => event["attr"]
+                .as_str()
+                .is_some_and(|attr| PERSON_ATTRS.contains(&attr)),
+            _ => false,
+        })
+    })
+}
+
+impl MessageDecoder for Protocol {
+    fn reads(&self, _kind: MessageKind) -> bool {
+        true
+    }
+
+    fn begin(&mut self, kind: MessageKind) {
+        // Text parts are parsed where they say something; buffers are only counted.
+        self.parsing = kind == MessageKind::Text
+            && matches!(self.part, Part::Header | Part::Content)
+            && (self.part == Part::Header || self.wants_content());
+        if self.parsing {
+            self.text.begin();
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+        if self.parsing {
+            self.text.feed(bytes);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, emit: &mut dyn FnMut(Signal)) -> Result<(), DecodeError> {
+        match self.part.clone() {
+            Part::Header => {
+                let value = self
+                    .text
+                    .take()?
+                    .ok_or_else(|| DecodeError::new("header over 1 MiB"))?;
+                self.read_header(&value)?;
+                self.part = Part::Metadata;
+            }
+            Part::Metadata => self.part = Part::Content,
+            Part::Content => {
+                let content = if self.parsing {
+                    self.text.take()?
+                } else {
+                    None
+                };
+                let buffers = self.header.buffers.saturating_mul(2);
+                self.complete(content.as_ref(), emit);
+                self.part = if buffers == 0 {
+                    Part::Header
+                } else {
+                    Part::Buffers(buffers)
+                };
+            }
+            Part::Buffers(left) => {
+                self.part = if left <= 1 {
+                    Part::Header
+                } else {
+                    Part::Buffers(left - 1)
+                };
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Protocol {
+    /// Whether the current message's content is read (only a page's patches need it).
+    fn wants_content(&self) -> bool {
+        self.browser && self.header.msgtype == "PATCH-DOC"
+    }
+}
