@@ -46,6 +46,10 @@ pub enum ProxyError {
     /// A WebSocket upgrade to a path where the app serves no socket idlegate can track.
     #[error("no WebSocket is served at this path")]
     NoSocket,
+    /// A session socket naming a session it may not have: another login's tab's, or one
+    /// idlegate cannot read.
+    #[error("this session cannot be opened here")]
+    ForeignSession,
     /// A path outside the app's base path, for an app that serves only under it.
     #[error("nothing is served at this path")]
     NotServed,
@@ -60,7 +64,9 @@ impl ProxyError {
             Self::Connect { .. } | Self::ConnectTimeout { .. } | Self::Upstream(_) => {
                 Fault::Upstream
             }
-            Self::BadRequest(_) | Self::NoSocket | Self::NotServed => Fault::Client,
+            Self::BadRequest(_) | Self::NoSocket | Self::NotServed | Self::ForeignSession => {
+                Fault::Client
+            }
             Self::Internal(_) => Fault::Internal,
         }
     }
@@ -84,6 +90,7 @@ impl ProxyError {
             Self::ConnectTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NoSocket | Self::NotServed => StatusCode::NOT_FOUND,
+            Self::ForeignSession => StatusCode::FORBIDDEN,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

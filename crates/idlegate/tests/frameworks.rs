@@ -520,3 +520,27 @@ async fn browser_panel_launcher_mode_ended_sessions_give_their_memory_back() -> 
     // next check (2 s in launcher mode); idlegate then has the process collect it.
     memory_given_back(Framework::Panel, "15s", secs(40)).await
 }
+
+/// A Panel player playing in a loop changes its value in the page by itself, every 200 ms:
+/// not a person, even without the page script.
+#[tokio::test]
+async fn browser_panel_a_playing_player_does_not_keep_an_untouched_tab() -> Result<()> {
+    let app = PyApp::panel("tests/apps/panel/player.py").await?;
+    let config = Config::builder()
+        .idle_timeout(Some(secs(6)))
+        .inject(false)
+        .app_kind(AppKind::Panel);
+    let gw = TestGateway::start(&app.base_url(), config).await?;
+    let browser = Browser::start().await?;
+    explain(&browser, &app, async {
+        browser.goto(&format!("{}/player", gw.url())).await?;
+        let id = gw.wait_for_tab(1, LOAD).await?;
+        // The frames reach the server (its callback shows them) while nobody touches the page.
+        wait_for_text(&browser, "frame: 5", LOAD).await?;
+        let ended = gw.wait_for_end(id, secs(15)).await?;
+        ensure!(ended.end.reason == EndReason::Idle, "{:?}", ended.end);
+        ended.on_time()?;
+        Ok(())
+    })
+    .await
+}

@@ -219,8 +219,18 @@ pub trait App: Send + Sync + 'static {
         false
     }
     /// Takes the app session to resume out of a connecting page's handshake, so the app
-    /// starts a new session instead (the id belongs to another login's tab).
-    fn forget_resume(&self, _headers: &mut HeaderMap) {}
+    /// starts a new session instead (the id belongs to another login's tab). Returns whether
+    /// it could: `false` when the app cannot be kept from the named session (Bokeh's token
+    /// is what opens it), and the connection is then refused.
+    fn forget_resume(&self, _headers: &mut HeaderMap) -> bool {
+        true
+    }
+    /// Whether an upgrade to a session socket that names no session idlegate can read is
+    /// refused: where every connection names its session ([`App::names_session_on_open`]),
+    /// one idlegate cannot read could still reach a session the app reads it as.
+    fn needs_readable_session(&self) -> bool {
+        self.names_session_on_open()
+    }
     /// Decoders for a new session socket: browser→app, then app→browser.
     fn decoders(&self) -> (Box<dyn MessageDecoder>, Box<dyn MessageDecoder>);
     /// The message that makes the page navigate to `url`, if the app has one.

@@ -41,6 +41,11 @@ impl JsonText {
         self.buffer.extend_from_slice(bytes);
     }
 
+    /// Whether the message read so far holds `needle` (a cheap look before parsing).
+    pub fn contains(&self, needle: &[u8]) -> bool {
+        !self.oversized && self.buffer.windows(needle.len()).any(|w| w == needle)
+    }
+
     /// The message, parsed (`None` when it was over [`MAX_JSON_MESSAGE`]); the buffer is
     /// emptied.
     ///

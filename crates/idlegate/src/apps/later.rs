@@ -7,14 +7,21 @@ use tokio::time::Instant;
 
 use super::kind::Runtime;
 
-/// Asks a [`Runtime`] for a collection once a given time passed after the latest request:
-/// ends that come close together share one collection, which still comes after the last of
-/// them had time to be freed.
+/// Asks a [`Runtime`] for a collection once a given time passed after requests: requests
+/// made before a scheduled collection is due share it, and requests after the one that
+/// scheduled it get one more collection, when the latest of them is due. However often
+/// sessions end, a collection comes at most one delay after each.
 #[derive(Clone)]
 pub struct CollectLater {
     runtime: Arc<dyn Runtime>,
-    /// When the scheduled collection is due, if one is.
-    due: Arc<Mutex<Option<Instant>>>,
+    due: Arc<Mutex<Due>>,
+}
+
+/// When the scheduled collection is due, and the latest request that came after it.
+#[derive(Debug, Default)]
+struct Due {
+    next: Option<Instant>,
+    latest: Option<Instant>,
 }
 
 impl CollectLater {
@@ -25,34 +32,33 @@ impl CollectLater {
         }
     }
 
-    /// A collection `after` from now (or later, when another request is later). Call it on a
-    /// Tokio runtime.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Due> {
+        self.due.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A collection `after` from now. Call it on a Tokio runtime.
     pub fn request(&self, after: Duration) {
         let at = Instant::now() + after;
-        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
-        let scheduled = due.is_some();
-        if due.is_none_or(|current| current < at) {
-            *due = Some(at);
-        }
-        drop(due);
-        if scheduled {
+        let mut due = self.lock();
+        if due.next.is_some() {
+            due.latest = due.latest.max(Some(at));
             return;
         }
+        due.next = Some(at);
+        drop(due);
         let this = self.clone();
         tokio::spawn(async move {
             loop {
-                let Some(at) = *this.due.lock().unwrap_or_else(|p| p.into_inner()) else {
+                let Some(at) = this.lock().next else {
                     return;
                 };
                 tokio::time::sleep_until(at).await;
-                let mut due = this.due.lock().unwrap_or_else(|p| p.into_inner());
-                if due.is_some_and(|current| current > at) {
-                    continue;
-                }
-                *due = None;
-                drop(due);
                 this.runtime.collect();
-                return;
+                let mut due = this.lock();
+                due.next = due.latest.take().filter(|latest| *latest > at);
+                if due.next.is_none() {
+                    return;
+                }
             }
         });
     }
@@ -77,22 +83,33 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn requests_close_together_share_one_collection_after_the_last() {
+    async fn each_request_is_collected_at_most_one_delay_later_however_many_come() {
         let runtime = Arc::new(Counting::default());
+        let count = || runtime.0.load(Ordering::SeqCst);
         let later = CollectLater::new(runtime.clone());
         later.request(Duration::from_secs(5));
         tokio::time::sleep(Duration::from_secs(3)).await;
         later.request(Duration::from_secs(5));
-        tokio::time::sleep(Duration::from_millis(4900)).await;
-        assert_eq!(
-            runtime.0.load(Ordering::SeqCst),
-            0,
-            "not before the last one's time"
-        );
+        later.request(Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(count(), 1, "the first one's collection comes on time");
+        tokio::time::sleep(Duration::from_millis(2800)).await;
+        assert_eq!(count(), 1);
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(runtime.0.load(Ordering::SeqCst), 1);
-        later.request(Duration::from_secs(1));
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        assert_eq!(runtime.0.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            count(),
+            2,
+            "one more for those after it, when the last is due"
+        );
+        // Ends every second, forever: collections still come every delay.
+        for _ in 0..12 {
+            later.request(Duration::from_secs(5));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert!(count() >= 4, "{} collections", count());
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let settled = count();
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert_eq!(count(), settled, "nothing without requests");
     }
 }

@@ -165,6 +165,10 @@ pub enum Signal {
     /// The page asked the app to run its script. `automatic`: the app's own timer asked (an
     /// auto-refreshing fragment); `fragment`: only a fragment of the page runs.
     RunRequested { automatic: bool, fragment: bool },
+    /// The page asked the app to work, and its message alone does not say whether a person
+    /// caused it (a change of a kind the app's decoder does not know): the page script's
+    /// report decides; without the script, it is not a person's.
+    RunRequestedUnclear { fragment: bool },
     /// The app started (`true`) or finished (`false`) running the script.
     Running(bool),
     /// The app set a timer that makes the page ask for runs by itself.

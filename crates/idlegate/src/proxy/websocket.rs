@@ -53,6 +53,9 @@ pub async fn upgrade(
     // The page script's token is idlegate's business: the app never sees it.
     let (token, offered_ours) = take_tab_token(req.headers_mut());
     let named = cx.app.resume_id(req.headers());
+    if named.is_none() && cx.app.needs_readable_session() {
+        return Err(ProxyError::ForeignSession);
+    }
     // A page's first connection names its new session when the app hands ids out with the
     // page (Bokeh): an id idlegate does not know is then no resume.
     let (resume, fresh) = match named {
@@ -72,7 +75,9 @@ pub async fn upgrade(
     };
     if resume.is_some() && entry.resume.is_none() {
         // The session belongs to another login's tab: the app must not resume it either.
-        cx.app.forget_resume(req.headers_mut());
+        if !cx.app.forget_resume(req.headers_mut()) {
+            return Err(ProxyError::ForeignSession);
+        }
     }
     // Chosen by the app, or ours when the app chose none (see `subprotocol`).
     let our_protocol = token

@@ -173,10 +173,16 @@ impl Tracker {
         })
     }
 
-    /// Whether app session `id` is one this process knows: a tab's, open or ended.
+    /// Whether app session `id` is one idlegate knows: a tab's, open or ended, or one a
+    /// stopping replica handed over.
     pub fn knows_app_session(&self, id: &str) -> bool {
+        let stores = &self.shared.stores;
         self.registry().by_app_session.contains_key(id)
             || self.ended_notice(Some(id), None).is_some()
+            || stores
+                .tabs
+                .handed_off(&[EndedId::AppSession(id)], stores.clock.now_ms())
+                .is_some()
     }
 
     /// Tells subscribers that a page was refused a new tab for a limit (nothing for an ended

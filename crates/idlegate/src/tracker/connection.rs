@@ -82,12 +82,8 @@ impl TabConnection {
             Signal::RunRequested {
                 automatic,
                 fragment,
-            } => match self.run_requested(automatic, fragment) {
-                Some(RunCause::Person) => tracker.touch(&self.tab, ActivityRule::Messages),
-                // A page load starts the tab's idle time, not its login's.
-                Some(RunCause::PageLoad) => tracker.touch_tab(&self.tab, Instant::now()),
-                _ => {}
-            },
+            } => self.requested(Asked::of(automatic), fragment),
+            Signal::RunRequestedUnclear { fragment } => self.requested(Asked::Unclear, fragment),
             Signal::Running(true) => {
                 let mut inner = lock(&self.tab.inner);
                 let started = inner.requested.take();
@@ -136,8 +132,18 @@ impl TabConnection {
         }
     }
 
+    /// A run request: its cause, and the activity it is now.
+    fn requested(&self, asked: Asked, fragment: bool) {
+        match self.run_requested(asked, fragment) {
+            Some(RunCause::Person) => self.tracker.touch(&self.tab, ActivityRule::Messages),
+            // A page load starts the tab's idle time, not its login's.
+            Some(RunCause::PageLoad) => self.tracker.touch_tab(&self.tab, Instant::now()),
+            _ => {}
+        }
+    }
+
     /// Classifies a run request; returns its cause when that is activity now.
-    fn run_requested(&self, automatic: bool, fragment: bool) -> Option<RunCause> {
+    fn run_requested(&self, asked: Asked, fragment: bool) -> Option<RunCause> {
         let now = Instant::now();
         let mut inner = lock(&self.tab.inner);
         let id = inner.next_request;
@@ -145,14 +151,19 @@ impl TabConnection {
         let rule = inner.rule();
         let expected = inner.expect_page_rerun.take();
         inner.last_request_fragment = fragment;
-        let cause = if automatic {
+        let cause = if asked == Asked::Automatic {
             RunCause::Timer
         } else if self.first && id == 0 {
             // The first run of a page load: whoever opened the page waits for it.
             RunCause::PageLoad
         } else if expected.is_some_and(|until| now <= until) {
             RunCause::Reconnect
-        } else if rule == ActivityRule::Messages || inner.attribution.request(now, id) {
+        } else if rule == ActivityRule::Messages {
+            match asked {
+                Asked::Person => RunCause::Person,
+                _ => RunCause::Timer,
+            }
+        } else if inner.attribution.request(now, id) {
             RunCause::Person
         } else {
             RunCause::Unattributed
@@ -221,5 +232,26 @@ impl TabConnection {
 impl Drop for TabConnection {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+/// What a run request's message says about who caused it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    /// The app's own timer (an automatic rerun).
+    Automatic,
+    /// Only a person sends it (without the page script, it counts).
+    Person,
+    /// It does not say: the page script decides.
+    Unclear,
+}
+
+impl Asked {
+    fn of(automatic: bool) -> Self {
+        if automatic {
+            Self::Automatic
+        } else {
+            Self::Person
+        }
     }
 }

@@ -180,6 +180,16 @@ impl Tracker {
             });
             self.reschedule(tab_id);
             inner = lock(&tab.inner);
+            // The run may have finished meanwhile, its end told before this start: the last
+            // word must be that the tab is not busy.
+            if inner.running.is_none() {
+                drop(inner);
+                self.publish(|| Event::Busy {
+                    tab: tab_id,
+                    busy: false,
+                });
+                inner = lock(&tab.inner);
+            }
         }
         match report.event {
             ReportEvent::Hidden => {

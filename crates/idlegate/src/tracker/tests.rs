@@ -1295,3 +1295,40 @@ async fn a_run_attributed_late_makes_the_tab_busy_then_idle_again() {
     conn.signal(Signal::Running(false));
     assert_eq!(seen(&busy(false)), idle + 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unclear_request_is_a_persons_only_when_the_page_reports_it() {
+    const UNCLEAR: Signal = Signal::RunRequestedUnclear { fragment: true };
+    let tracker = Tracker::start(TabPolicy {
+        busy_timeout: Some(Duration::from_secs(600)),
+        ..policy(60)
+    });
+    // Without the page script: never activity, however often.
+    let plain = tracker.connect(&entry(None, None), None).unwrap();
+    let opened = Instant::now();
+    plain.signal(RERUN);
+    plain.signal(Signal::Running(true));
+    plain.signal(Signal::Running(false));
+    for _ in 0..5 {
+        advance(Duration::from_secs(5)).await;
+        plain.signal(UNCLEAR);
+        plain.signal(Signal::Running(true));
+        plain.signal(Signal::Running(false));
+    }
+    assert_eq!(
+        tracker.deadline_of(plain.tab_id()).unwrap().at,
+        opened + Duration::from_secs(60)
+    );
+    // With it: the page reports the send, so it is a person's, and waited for.
+    let (conn, _) = scripted_tab(&tracker, TOKEN).await;
+    let id = conn.tab_id();
+    advance(Duration::from_secs(10)).await;
+    conn.signal(UNCLEAR);
+    conn.signal(Signal::Running(true));
+    tracker.report(TOKEN, None, &sends(&[20]));
+    assert_eq!(
+        tracker.deadline_of(id).unwrap().reason,
+        EndReason::BusyIdle,
+        "the person waits for it"
+    );
+}

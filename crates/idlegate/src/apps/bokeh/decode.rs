@@ -16,7 +16,9 @@
 //!   widget's input value ([`PERSON_ATTRS`]); everything else is the page's own
 //!   (`document_ready`, sizes, ranges following data, Panel's `Location` and `BrowserInfo`).
 //!   Periodic callbacks (`add_periodic_callback`) run in the server and only send
-//!   app→browser patches, which never count.
+//!   app→browser patches, which never count. Panel's players and video stream change their
+//!   own `value` in the page on a timer (`player.ts`, `videostream.ts`): their models, named
+//!   in the documents and patches the app sends ([`SELF_DRIVEN`]), are not a person's.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -89,23 +91,40 @@ pub const PERSON_ATTRS: [&str; 9] = [
     "text",
 ];
 
-/// The requests of one socket that wait for their `OK`, shared by its two decoders. At most
-/// [`MAX_PENDING`] are remembered.
+/// Models whose `value` the page changes by itself, on a timer (Panel's `Player` plays,
+/// `VideoStream` takes snapshots): `__qualified_model__` names.
+pub const SELF_DRIVEN: [&str; 3] = [
+    "panel.models.widgets.Player",
+    "panel.models.widgets.DiscretePlayer",
+    "panel.models.widgets.VideoStream",
+];
+
+/// The most self-driven models remembered per page.
+const MAX_SELF_DRIVEN: usize = 1024;
+
+/// What a socket's two decoders share: the requests that wait for their `OK`, at most
+/// [`MAX_PENDING`], and the ids of the page's self-driven models.
 #[derive(Debug, Clone, Default)]
-pub struct Pending(Arc<Mutex<HashSet<String>>>);
+pub struct Pending(Arc<Mutex<Shared>>);
+
+#[derive(Debug, Default)]
+pub struct Shared {
+    waiting: HashSet<String>,
+    self_driven: HashSet<String>,
+}
 
 /// The most requests remembered as waiting; a page that sends more without answers is not a
 /// Bokeh page, and its further requests are not tracked.
 const MAX_PENDING: usize = 256;
 
 impl Pending {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Remembers request `msgid`; returns whether the app was idle before.
     fn start(&self, msgid: &str) -> bool {
-        let mut pending = self.lock();
+        let pending = &mut self.lock().waiting;
         let was_idle = pending.is_empty();
         if pending.len() < MAX_PENDING {
             pending.insert(msgid.to_owned());
@@ -115,8 +134,26 @@ impl Pending {
 
     /// Request `reqid` was answered; returns whether nothing is left waiting.
     fn finish(&self, reqid: &str) -> bool {
-        let mut pending = self.lock();
+        let pending = &mut self.lock().waiting;
         pending.remove(reqid) && pending.is_empty()
+    }
+
+    /// Remembers the self-driven models in a document or patch the app sent.
+    fn note_models(&self, content: &Value) {
+        let mut ids = Vec::new();
+        self_driven_ids(content, &mut ids);
+        let known = &mut self.lock().self_driven;
+        for id in ids {
+            if known.len() < MAX_SELF_DRIVEN {
+                known.insert(id);
+            }
+        }
+    }
+
+    /// Whether a patch the page sent holds a change only a person makes.
+    fn by_person(&self, content: &Value) -> bool {
+        let known = &self.lock().self_driven;
+        by_person(content, |id| known.contains(id))
     }
 }
 
@@ -166,12 +203,17 @@ impl Protocol {
     }
 
     fn read_header(&mut self, value: &Value) -> Result<(), DecodeError> {
-        let text = |key: &str| value[key].as_str().map(str::to_owned);
-        let msgtype = text("msgtype").ok_or_else(|| DecodeError::new("no msgtype"))?;
+        let msgtype = value["msgtype"]
+            .as_str()
+            .ok_or_else(|| DecodeError::new("no msgtype"))?
+            .to_owned();
+        // Ids as their JSON text: the server answers with the request's id as it was, a
+        // number or a string.
+        let id = |key: &str| value.get(key).map(Value::to_string);
         self.header = Header {
             msgtype,
-            msgid: text("msgid").unwrap_or_default(),
-            reqid: text("reqid"),
+            msgid: id("msgid").unwrap_or_default(),
+            reqid: id("reqid"),
             buffers: value["num_buffers"].as_u64().unwrap_or(0),
         };
         Ok(())
@@ -191,12 +233,16 @@ impl Protocol {
                 }
             }
             (true, "PATCH-DOC") => {
-                let person = content.is_some_and(by_person);
-                // Patches queue behind the work in progress; none stops it.
-                emit(Signal::RunRequested {
-                    automatic: !person,
-                    fragment: true,
-                });
+                // Patches queue behind the work in progress; none stops it. A change of a
+                // kind not known to be a person's is left to the page script to judge.
+                if content.is_some_and(|content| self.pending.by_person(content)) {
+                    emit(Signal::RunRequested {
+                        automatic: false,
+                        fragment: true,
+                    });
+                } else {
+                    emit(Signal::RunRequestedUnclear { fragment: true });
+                }
                 if self.pending.start(&header.msgid) {
                     emit(Signal::Running(true));
                 }
@@ -213,8 +259,27 @@ impl Protocol {
     }
 }
 
-/// Whether a `PATCH-DOC` content holds a change only a person makes.
-pub fn by_person(content: &Value) -> bool {
+/// The ids of [`SELF_DRIVEN`] models in a document or patch (`{"type": "object", "name":
+/// …, "id": …}` anywhere in it).
+fn self_driven_ids(value: &Value, ids: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            let name = map.get("name").and_then(Value::as_str);
+            if name.is_some_and(|name| SELF_DRIVEN.contains(&name)) {
+                if let Some(id) = map.get("id").and_then(Value::as_str) {
+                    ids.push(id.to_owned());
+                }
+            }
+            map.values().for_each(|v| self_driven_ids(v, ids));
+        }
+        Value::Array(items) => items.iter().for_each(|v| self_driven_ids(v, ids)),
+        _ => {}
+    }
+}
+
+/// Whether a `PATCH-DOC` content holds a change only a person makes; `self_driven` says
+/// which model ids change their own value.
+pub fn by_person(content: &Value, self_driven: impl Fn(&str) -> bool) -> bool {
     content["events"].as_array().is_some_and(|events| {
         events.iter().any(|event| match event["kind"].as_str() {
             Some("MessageSent") => {
@@ -223,9 +288,12 @@ pub fn by_person(content: &Value) -> bool {
                         .as_str()
                         .is_some_and(|name| PERSON_EVENTS.contains(&name))
             }
-            Some("ModelChanged") => event["attr"]
-                .as_str()
-                .is_some_and(|attr| PERSON_ATTRS.contains(&attr)),
+            Some("ModelChanged") => {
+                event["attr"]
+                    .as_str()
+                    .is_some_and(|attr| PERSON_ATTRS.contains(&attr))
+                    && !event["model"]["id"].as_str().is_some_and(&self_driven)
+            }
             _ => false,
         })
     })
@@ -265,10 +333,19 @@ impl MessageDecoder for Protocol {
             }
             Part::Metadata => self.part = Part::Content,
             Part::Content => {
-                let content = if self.parsing {
-                    self.text.take()?
-                } else {
-                    None
+                let content = match (self.parsing, self.browser) {
+                    (false, _) => None,
+                    (true, true) => self.text.take()?,
+                    // The app's documents and patches are read only for the models that
+                    // change their own value (most name none of them).
+                    (true, false) if self.text.contains(b"panel.models.widgets.") => {
+                        let content = self.text.take().ok().flatten();
+                        if let Some(content) = &content {
+                            self.pending.note_models(content);
+                        }
+                        content
+                    }
+                    (true, false) => None,
                 };
                 let buffers = self.header.buffers.saturating_mul(2);
                 self.complete(content.as_ref(), emit);
@@ -291,8 +368,13 @@ impl MessageDecoder for Protocol {
 }
 
 impl Protocol {
-    /// Whether the current message's content is read (only a page's patches need it).
+    /// Whether the current message's content is read: a page's patches, and the app's
+    /// documents and patches.
     fn wants_content(&self) -> bool {
-        self.browser && self.header.msgtype == "PATCH-DOC"
+        match self.header.msgtype.as_str() {
+            "PATCH-DOC" => true,
+            "PULL-DOC-REPLY" | "PUSH-DOC" => !self.browser,
+            _ => false,
+        }
     }
 }

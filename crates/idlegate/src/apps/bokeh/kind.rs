@@ -30,15 +30,32 @@ pub static BOKEH: BokehKind = BokehKind { name: "bokeh" };
 /// `panel serve`.
 pub static PANEL: BokehKind = BokehKind { name: "panel" };
 
-/// Settings idlegate passes and the person's command must not repeat.
-const OWNED: [&str; 6] = [
+/// Settings idlegate passes and the person's command must not repeat. `--num-procs` is
+/// one process: a page's GET and its socket must reach the same process, which holds the
+/// session.
+const OWNED: [&str; 8] = [
     "--port",
     "--address",
     "--allow-websocket-origin",
     "--unused-session-lifetime",
     "--check-unused-sessions",
     "--prefix",
+    "--session-ids",
+    "--num-procs",
 ];
+
+/// The secret Bokeh signs session ids and tokens with: the person's `BOKEH_SECRET_KEY` when
+/// set (several servers of one app share it), else 32 random bytes for this launch.
+fn secret_key(env: &dyn Fn(&str) -> Option<String>) -> String {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    if let Some(key) = env("BOKEH_SECRET_KEY").filter(|key| !key.is_empty()) {
+        return key;
+    }
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+}
 
 /// The option of [`OWNED`] that `arg` sets, if any: the whole name, or (as argparse takes
 /// them) an abbreviation of it, with or without `=value`.
@@ -95,6 +112,10 @@ impl BokehKind {
             unused_session_lifetime.as_millis().to_string(),
             "--check-unused-sessions".to_owned(),
             CHECK_UNUSED.as_millis().to_string(),
+            // Signed: a page cannot make up a session, nor the request headers its token
+            // carries into it (which the app reads the person's identity from).
+            "--session-ids".to_owned(),
+            "signed".to_owned(),
         ]);
         if !base_path.is_empty() {
             full.push("--prefix".to_owned());
@@ -123,7 +144,13 @@ impl Kind for BokehKind {
             &base_path,
             config.app.disconnected_session_ttl,
         )?;
-        let mut env = Vec::new();
+        let mut env = vec![
+            (
+                "BOKEH_SECRET_KEY".to_owned(),
+                secret_key(request.env).into(),
+            ),
+            ("BOKEH_SIGN_SESSIONS".to_owned(), "yes".into()),
+        ];
         if (request.env)("PYTHONUNBUFFERED").is_none() {
             env.push(("PYTHONUNBUFFERED".to_owned(), "1".into()));
         }

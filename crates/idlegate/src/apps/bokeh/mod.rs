@@ -77,8 +77,10 @@ pub fn token_session_id(token: &str) -> Option<String> {
     if payload.len() > 64 * 1024 {
         return None;
     }
+    // Strictly: Bokeh's decoder skips characters outside the alphabet, so a token idlegate
+    // reads less leniently is refused rather than read differently.
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
+        .decode(payload)
         .ok()?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let id = value["session_id"].as_str()?;
@@ -88,19 +90,25 @@ pub fn token_session_id(token: &str) -> Option<String> {
 impl App for Bokeh {
     fn is_session_socket(&self, path: &str) -> bool {
         path.strip_prefix(self.base_path.as_str())
-            .is_some_and(|rest| rest.starts_with('/') && rest.ends_with("/ws") && rest.len() > 3)
+            .is_some_and(|rest| rest.starts_with('/') && rest.ends_with("/ws"))
     }
 
     fn resume_id(&self, headers: &HeaderMap) -> Option<String> {
         // `bokeh, <token>`: exactly two entries, the first `bokeh` (`ws.py`,
-        // `select_subprotocol`).
-        let value = headers.get(SEC_WEBSOCKET_PROTOCOL)?.to_str().ok()?;
-        let mut entries = value.split(',').map(str::trim);
-        let (first, token) = (entries.next()?, entries.next()?);
-        if first != "bokeh" || entries.next().is_some() {
-            return None;
+        // `select_subprotocol`), over every line of the header, as Tornado joins them.
+        let mut entries = Vec::new();
+        for line in headers.get_all(SEC_WEBSOCKET_PROTOCOL) {
+            entries.extend(line.to_str().ok()?.split(',').map(str::trim));
         }
-        token_session_id(token)
+        match entries.as_slice() {
+            ["bokeh", token] => token_session_id(token),
+            _ => None,
+        }
+    }
+
+    fn forget_resume(&self, _headers: &mut HeaderMap) -> bool {
+        // The token opens its session: without it, no socket at all.
+        false
     }
 
     fn checks_socket_origin(&self) -> bool {

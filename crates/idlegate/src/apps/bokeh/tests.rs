@@ -66,10 +66,7 @@ const PERSON: Signal = Signal::RunRequested {
     automatic: false,
     fragment: true,
 };
-const AUTOMATIC: Signal = Signal::RunRequested {
-    automatic: true,
-    fragment: true,
-};
+const UNCLEAR: Signal = Signal::RunRequestedUnclear { fragment: true };
 
 fn app() -> Bokeh {
     Bokeh::new("", Duration::from_secs(23))
@@ -105,11 +102,23 @@ fn the_page_load_and_each_patch_is_work_until_its_answer() {
     );
     // An answer to nothing pending is nothing.
     assert!(protocol(down.as_mut(), ok("9"), json!({}), 0).is_empty());
+    // A request whose id is a number is answered with that number.
+    let (_, content) = patch("", json!([]));
+    let header = json!({"msgid": 7, "msgtype": "PATCH-DOC"});
+    assert_eq!(
+        protocol(up.as_mut(), header, content, 0),
+        [UNCLEAR, Signal::Running(true)]
+    );
+    let answer = json!({"msgid": "s3", "msgtype": "OK", "reqid": 7});
+    assert_eq!(
+        protocol(down.as_mut(), answer, json!({}), 0),
+        [Signal::Running(false)]
+    );
 }
 
 #[test]
 fn only_what_a_person_does_in_the_page_counts() {
-    let (mut up, _) = app().decoders();
+    let (mut up, mut down) = app().decoders();
     let mut kind = |n: usize, events: serde_json::Value| {
         let (header, content) = patch(&n.to_string(), events);
         protocol(up.as_mut(), header, content, 0)[0].clone()
@@ -120,6 +129,13 @@ fn only_what_a_person_does_in_the_page_counts() {
         "msg_data": {"type": "event", "name": name, "values": {}}}])
     };
     assert_eq!(kind(1, changed("value")), PERSON);
+    // A player's own value, once the app's document named it, is not.
+    let doc = json!({"doc": {"roots": [{"type": "object", "name": "panel.models.widgets.Player", "id": "p9", "attributes": {}}]}});
+    let reply = json!({"msgid": "s0", "msgtype": "PULL-DOC-REPLY", "reqid": "0"});
+    protocol(down.as_mut(), reply, doc, 0);
+    let player = |attr: &str| json!([{"kind": "ModelChanged", "model": {"id": "p9"}, "attr": attr, "new": 1}]);
+    assert_eq!(kind(5, player("value")), UNCLEAR);
+    assert_eq!(kind(6, player("value_throttled")), UNCLEAR);
     assert_eq!(kind(2, changed("active")), PERSON);
     assert_eq!(kind(3, sent("tap")), PERSON);
     assert_eq!(kind(4, sent("dom_event")), PERSON);
@@ -136,7 +152,7 @@ fn only_what_a_person_does_in_the_page_counts() {
     .into_iter()
     .enumerate()
     {
-        assert_eq!(kind(10 + n, events.clone()), AUTOMATIC, "{events}");
+        assert_eq!(kind(10 + n, events.clone()), UNCLEAR, "{events}");
     }
 }
 
@@ -165,6 +181,33 @@ fn the_session_is_named_by_the_token_in_the_subprotocols() {
         headers.insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(bad));
         assert_eq!(app.resume_id(&headers), None, "{bad}");
     }
+    // Bokeh reads more leniently than idlegate: what idlegate cannot read is refused, not
+    // read differently. Characters outside base64url, NaN in the JSON, a split header.
+    let lenient = format!("{}!!!!{}", &encoded[..8], &encoded[8..]);
+    let nan = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(r#"{"session_id":"SeSsIoN","x":NaN}"#);
+    for token in [lenient, nan] {
+        headers.insert(
+            SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_str(&format!("bokeh, {token}.sig")).unwrap(),
+        );
+        assert_eq!(app.resume_id(&headers), None, "{token}");
+    }
+    headers.insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("bokeh"));
+    headers.append(
+        SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_str(&token).unwrap(),
+    );
+    assert_eq!(
+        app.resume_id(&headers).as_deref(),
+        Some("SeSsIoN"),
+        "lines join"
+    );
+    assert!(app.needs_readable_session());
+    assert!(
+        !app.forget_resume(&mut headers),
+        "the token opens its session"
+    );
 }
 
 #[test]
@@ -172,7 +215,11 @@ fn sockets_and_health_are_under_the_base_path() {
     let app = Bokeh::new("/dash", Duration::from_secs(1));
     assert!(app.is_session_socket("/dash/app/ws"));
     assert!(app.is_session_socket("/dash/a/b/ws"));
-    assert!(!app.is_session_socket("/dash/ws"));
+    assert!(
+        app.is_session_socket("/dash/ws"),
+        "an app served at the root"
+    );
+    assert!(!app.is_session_socket("/dash/wsx"));
     assert!(!app.is_session_socket("/app/ws"));
     assert_eq!(app.health_path(), "/dash/favicon.ico");
     assert!(!app.checks_socket_origin());
@@ -204,6 +251,8 @@ fn the_launch_command_gets_idlegates_settings_and_refuses_its_own() {
             "20000",
             "--check-unused-sessions",
             "2000",
+            "--session-ids",
+            "signed",
             "--prefix",
             "/d",
             "app.py",
@@ -219,6 +268,8 @@ fn the_launch_command_gets_idlegates_settings_and_refuses_its_own() {
         "--addr=0.0.0.0",
         "--allow-websocket-origin=x",
         "--prefix",
+        "--session-ids=unsigned",
+        "--num-procs",
     ] {
         let err = BOKEH
             .command(&strings(&["bokeh", "serve", "app.py", owned]), 9, "", ttl)

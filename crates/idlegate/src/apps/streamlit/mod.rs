@@ -127,8 +127,9 @@ impl App for Streamlit {
         resume_id(headers)
     }
 
-    fn forget_resume(&self, headers: &mut HeaderMap) {
+    fn forget_resume(&self, headers: &mut HeaderMap) -> bool {
         forget_resume(headers);
+        true
     }
 
     fn decoders(&self) -> (Box<dyn MessageDecoder>, Box<dyn MessageDecoder>) {
