@@ -141,7 +141,12 @@ impl Gateway {
         if upgrade && cx.app.checks_socket_origin() {
             let authority = self.authority(&req, peer);
             if let Err(refusal) = crate::csrf::check_same_origin(req.headers(), &authority) {
-                tracing::info!(%refusal, "refused a session socket another site's page opened");
+                tracing::info!(
+                    %refusal,
+                    "refused a session socket another site's page opened (if a proxy in front \
+                     rewrites Host, list it in proxy.trusted_proxies so that its \
+                     X-Forwarded-Host names the address browsers use)"
+                );
                 return (
                     RouteClass::Own,
                     web::text(StatusCode::FORBIDDEN, &refusal.to_string()),
