@@ -62,6 +62,67 @@ impl JsonText {
     }
 }
 
+impl JsonText {
+    /// Like [`JsonText::take`], but reads Python's `json.dumps` extensions too: `NaN`,
+    /// `Infinity` and `-Infinity` outside strings are read as `null` (apps' messages carry
+    /// them in data; what idlegate needs is elsewhere in the message).
+    ///
+    /// # Errors
+    /// The message is not JSON, even so.
+    pub fn take_lenient(&mut self) -> Result<Option<Value>, DecodeError> {
+        if self.oversized {
+            return self.take();
+        }
+        match serde_json::from_slice(&self.buffer) {
+            Ok(value) => {
+                self.buffer.clear();
+                Ok(Some(value))
+            }
+            Err(_) => {
+                let cleaned = without_non_finite(&self.buffer);
+                self.buffer.clear();
+                serde_json::from_slice(&cleaned)
+                    .map(Some)
+                    .map_err(DecodeError::new)
+            }
+        }
+    }
+}
+
+/// `text` with `NaN`, `Infinity` and `-Infinity` outside strings replaced by `null`.
+fn without_non_finite(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    let mut i = 0;
+    while i < text.len() {
+        let byte = text[i];
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            out.push(byte);
+            i += 1;
+            continue;
+        }
+        let rest = &text[i..];
+        let word = [&b"-Infinity"[..], b"Infinity", b"NaN"]
+            .into_iter()
+            .find(|word| rest.starts_with(word));
+        if let Some(word) = word {
+            out.extend_from_slice(b"null");
+            i += word.len();
+            continue;
+        }
+        in_string = byte == b'"';
+        out.push(byte);
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +143,21 @@ mod tests {
         text.begin();
         text.feed(b"{not json");
         assert!(text.take().is_err());
+    }
+
+    #[test]
+    fn pythons_non_finite_numbers_are_read_as_null_outside_strings() {
+        let mut text = JsonText::default();
+        text.begin();
+        text.feed(br#"{"a":[NaN,-Infinity,Infinity,1],"s":"NaN \" Infinity","k":NaN}"#);
+        assert_eq!(
+            text.take_lenient().unwrap(),
+            Some(
+                serde_json::json!({"a": [null, null, null, 1], "s": "NaN \" Infinity", "k": null})
+            )
+        );
+        text.begin();
+        text.feed(b"{nope");
+        assert!(text.take_lenient().is_err());
     }
 }

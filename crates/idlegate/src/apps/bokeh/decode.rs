@@ -339,7 +339,7 @@ impl MessageDecoder for Protocol {
                     // The app's documents and patches are read only for the models that
                     // change their own value (most name none of them).
                     (true, false) if self.text.contains(b"panel.models.widgets.") => {
-                        let content = self.text.take().ok().flatten();
+                        let content = self.text.take_lenient().ok().flatten();
                         if let Some(content) = &content {
                             self.pending.note_models(content);
                         }

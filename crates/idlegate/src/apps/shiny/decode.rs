@@ -171,7 +171,8 @@ impl MessageDecoder for Outputs {
     }
 
     fn finish(&mut self, emit: &mut dyn FnMut(Signal)) -> Result<(), DecodeError> {
-        let Some(message) = self.text.take()? else {
+        // Python writes NaN and Infinity into data; the rest of the message still counts.
+        let Some(message) = self.text.take_lenient()? else {
             return Ok(());
         };
         if let Some(id) = message["config"]["sessionId"].as_str() {
