@@ -36,7 +36,7 @@ use std::sync::Arc;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::kind::{ProcessHook, Runtime};
+use super::kind::{LaunchRequest, ProcessHook, Runtime};
 
 /// The module written into the hook directory.
 const SITECUSTOMIZE: &str = r#""""Lets the idlegate gateway in front of this app end sessions for good and free memory.
@@ -284,6 +284,37 @@ impl Runtime for AppRuntime {
     fn resident_bytes(&self) -> Option<u64> {
         crate::procfs::tree_resident_bytes(self.pid())
     }
+}
+
+/// What every Python app's launch needs: its output unbuffered (idlegate relays it through
+/// a pipe, where Python would buffer it by the block: lines would show late, or be lost if
+/// the app is killed), and, with `launcher.collect_garbage`, the hook on `PYTHONPATH`.
+/// Returns the environment to set and the hook.
+///
+/// # Errors
+/// The hook's directory cannot be made.
+pub fn python_launch(
+    request: &LaunchRequest<'_>,
+) -> Result<
+    (
+        Vec<(String, std::ffi::OsString)>,
+        Option<Arc<dyn ProcessHook>>,
+    ),
+    String,
+> {
+    let mut env = Vec::new();
+    if (request.env)("PYTHONUNBUFFERED").is_none() {
+        env.push(("PYTHONUNBUFFERED".to_owned(), "1".into()));
+    }
+    if !request.config.launcher.collect_garbage {
+        return Ok((env, None));
+    }
+    let gc = Arc::new(
+        GcHook::create().map_err(|e| format!("cannot prepare the garbage-collection hook: {e}"))?,
+    );
+    let existing = (request.env)("PYTHONPATH").map(std::ffi::OsString::from);
+    env.push(("PYTHONPATH".to_owned(), gc.python_path(existing.as_deref())));
+    Ok((env, Some(gc as Arc<dyn ProcessHook>)))
 }
 
 #[cfg(test)]

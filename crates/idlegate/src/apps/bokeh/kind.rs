@@ -8,9 +8,9 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use super::Bokeh;
-use crate::apps::collect::GcHook;
+use crate::apps::collect::python_launch;
 use crate::apps::kind::{
-    subcommand_position, BasePathCheck, Kind, LaunchPlan, LaunchRequest, ProcessHook, Runtime,
+    subcommand_position, BasePathCheck, Kind, LaunchPlan, LaunchRequest, Runtime,
 };
 use crate::apps::probe::get_status;
 use crate::apps::App;
@@ -144,26 +144,12 @@ impl Kind for BokehKind {
             &base_path,
             config.app.disconnected_session_ttl,
         )?;
-        let mut env = vec![
-            (
-                "BOKEH_SECRET_KEY".to_owned(),
-                secret_key(request.env).into(),
-            ),
-            ("BOKEH_SIGN_SESSIONS".to_owned(), "yes".into()),
-        ];
-        if (request.env)("PYTHONUNBUFFERED").is_none() {
-            env.push(("PYTHONUNBUFFERED".to_owned(), "1".into()));
-        }
-        let mut hook = None;
-        if config.launcher.collect_garbage {
-            let gc = Arc::new(
-                GcHook::create()
-                    .map_err(|e| format!("cannot prepare the garbage-collection hook: {e}"))?,
-            );
-            let existing = (request.env)("PYTHONPATH").map(std::ffi::OsString::from);
-            env.push(("PYTHONPATH".to_owned(), gc.python_path(existing.as_deref())));
-            hook = Some(gc as Arc<dyn ProcessHook>);
-        }
+        let (mut env, hook) = python_launch(request)?;
+        env.push((
+            "BOKEH_SECRET_KEY".to_owned(),
+            secret_key(request.env).into(),
+        ));
+        env.push(("BOKEH_SIGN_SESSIONS".to_owned(), "yes".into()));
         Ok(LaunchPlan {
             command,
             env,

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 use super::Shiny;
-use crate::apps::collect::GcHook;
+use crate::apps::collect::python_launch;
 use crate::apps::kind::{
-    program_position, subcommand_position, BasePathCheck, Kind, LaunchPlan, LaunchRequest,
-    ProcessHook, Runtime,
+    program_position, subcommand_position, BasePathCheck, Kind, LaunchPlan, LaunchRequest, Runtime,
 };
 use crate::apps::probe::get_status;
 use crate::apps::App;
@@ -94,21 +93,7 @@ impl Kind for ShinyKind {
 
     fn plan_launch(&self, request: &LaunchRequest<'_>) -> Result<LaunchPlan, String> {
         let command = command(request.command, request.port)?;
-        let mut env = Vec::new();
-        // Output goes through a pipe, where Python would buffer it by the block.
-        if (request.env)("PYTHONUNBUFFERED").is_none() {
-            env.push(("PYTHONUNBUFFERED".to_owned(), "1".into()));
-        }
-        let mut hook = None;
-        if request.config.launcher.collect_garbage {
-            let gc = Arc::new(
-                GcHook::create()
-                    .map_err(|e| format!("cannot prepare the garbage-collection hook: {e}"))?,
-            );
-            let existing = (request.env)("PYTHONPATH").map(std::ffi::OsString::from);
-            env.push(("PYTHONPATH".to_owned(), gc.python_path(existing.as_deref())));
-            hook = Some(gc as Arc<dyn ProcessHook>);
-        }
+        let (env, hook) = python_launch(request)?;
         Ok(LaunchPlan {
             command,
             env,

@@ -7,9 +7,9 @@ use futures_util::future::BoxFuture;
 
 use super::reclaim::{AfterReclaim, Reclaimer};
 use super::{launch, options, probe, Streamlit};
-use crate::apps::collect::GcHook;
+use crate::apps::collect::python_launch;
 use crate::apps::kind::{
-    subcommand_position, BasePathCheck, Kind, LaunchPlan, LaunchRequest, ProcessHook, Runtime,
+    subcommand_position, BasePathCheck, Kind, LaunchPlan, LaunchRequest, Runtime,
 };
 use crate::apps::App;
 use crate::config::{normalize_base_path, Config, Upstream};
@@ -41,22 +41,7 @@ impl Kind for StreamlitKind {
         if config.login.enabled() {
             command = launch::with_identity_headers(command, &config.login.headers)?;
         }
-        let mut env = Vec::new();
-        // idlegate relays the app's output through a pipe, where Python would buffer standard
-        // output by the block: the app's lines would show late, or be lost if it is killed.
-        if (request.env)("PYTHONUNBUFFERED").is_none() {
-            env.push(("PYTHONUNBUFFERED".to_owned(), "1".into()));
-        }
-        let mut hook = None;
-        if config.launcher.collect_garbage {
-            let gc = Arc::new(
-                GcHook::create()
-                    .map_err(|e| format!("cannot prepare the garbage-collection hook: {e}"))?,
-            );
-            let existing = (request.env)("PYTHONPATH").map(std::ffi::OsString::from);
-            env.push(("PYTHONPATH".to_owned(), gc.python_path(existing.as_deref())));
-            hook = Some(gc as Arc<dyn ProcessHook>);
-        }
+        let (env, hook) = python_launch(request)?;
         Ok(LaunchPlan {
             command,
             env,
