@@ -286,6 +286,12 @@ impl Runtime for AppRuntime {
     }
 }
 
+/// The environment a Python app is launched with, and the collection hook, if any.
+pub type PythonLaunch = (
+    Vec<(String, std::ffi::OsString)>,
+    Option<Arc<dyn ProcessHook>>,
+);
+
 /// What every Python app's launch needs: its output unbuffered (idlegate relays it through
 /// a pipe, where Python would buffer it by the block: lines would show late, or be lost if
 /// the app is killed), and, with `launcher.collect_garbage`, the hook on `PYTHONPATH`.
@@ -293,15 +299,7 @@ impl Runtime for AppRuntime {
 ///
 /// # Errors
 /// The hook's directory cannot be made.
-pub fn python_launch(
-    request: &LaunchRequest<'_>,
-) -> Result<
-    (
-        Vec<(String, std::ffi::OsString)>,
-        Option<Arc<dyn ProcessHook>>,
-    ),
-    String,
-> {
+pub fn python_launch(request: &LaunchRequest<'_>) -> Result<PythonLaunch, String> {
     let mut env = Vec::new();
     if (request.env)("PYTHONUNBUFFERED").is_none() {
         env.push(("PYTHONUNBUFFERED".to_owned(), "1".into()));
