@@ -9,7 +9,8 @@ use super::DecodeError;
 /// messages a page sends), and reading it would cost memory per connection.
 pub const MAX_JSON_MESSAGE: usize = 1 << 20;
 
-/// The buffer capacity kept between messages, in bytes.
+/// The buffer capacity kept between messages, in bytes; also how much of an oversized
+/// message is kept ([`JsonText::head`]).
 const KEPT_CAPACITY: usize = 64 * 1024;
 
 /// Collects one text message, then parses it as JSON.
@@ -33,12 +34,23 @@ impl JsonText {
     /// The next piece of the message. Pieces past [`MAX_JSON_MESSAGE`] are dropped, and the
     /// message is then read as none.
     pub fn feed(&mut self, bytes: &[u8]) {
-        if self.oversized || self.buffer.len() + bytes.len() > MAX_JSON_MESSAGE {
+        if self.oversized {
+            return;
+        }
+        if self.buffer.len() + bytes.len() > MAX_JSON_MESSAGE {
+            // Only the start is kept, for a look at it ([`JsonText::head`]).
             self.oversized = true;
-            self.buffer = Vec::new();
+            self.buffer.truncate(KEPT_CAPACITY);
+            self.buffer.shrink_to(KEPT_CAPACITY);
             return;
         }
         self.buffer.extend_from_slice(bytes);
+    }
+
+    /// The first 64 KiB of a message over [`MAX_JSON_MESSAGE`] (`None` for others): where
+    /// the kind of a large message is said before its data.
+    pub fn head(&self) -> Option<&[u8]> {
+        self.oversized.then_some(self.buffer.as_slice())
     }
 
     /// Whether the message read so far holds `needle` (a cheap look before parsing).
@@ -54,6 +66,7 @@ impl JsonText {
     pub fn take(&mut self) -> Result<Option<Value>, DecodeError> {
         if self.oversized {
             self.oversized = false;
+            self.buffer.clear();
             return Ok(None);
         }
         let value = serde_json::from_slice(&self.buffer).map_err(DecodeError::new);

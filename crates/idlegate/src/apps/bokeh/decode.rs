@@ -30,8 +30,10 @@ use crate::apps::{DecodeError, MessageDecoder, MessageKind};
 use crate::lifecycle::Signal;
 
 /// `bokeh_event` names only a person causes: Bokeh's UI and plot events (`bokeh/events.py`)
-/// and Panel's own (`panel/models/*.py`).
-pub const PERSON_EVENTS: [&str; 43] = [
+/// and Panel's own (`panel/models/*.py`). Panel's generic channels (`dom_event`,
+/// `data_event`, `esm_event`), which a component's own code can use on a timer, are not in
+/// it: the page script judges them.
+pub const PERSON_EVENTS: [&str; 40] = [
     "button_click",
     "menu_item_click",
     "value_submit",
@@ -57,9 +59,6 @@ pub const PERSON_EVENTS: [&str; 43] = [
     "mousemove",
     "mouseenter",
     "mouseleave",
-    "dom_event",
-    "data_event",
-    "esm_event",
     "table-edit",
     "cell-click",
     "selection-change",
@@ -107,9 +106,17 @@ const MAX_SELF_DRIVEN: usize = 1024;
 #[derive(Debug, Clone, Default)]
 pub struct Pending(Arc<Mutex<Shared>>);
 
+/// A pending request's id, hashed: a page's ids may be long.
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut hasher);
+    hasher.finish()
+}
+
 #[derive(Debug, Default)]
 pub struct Shared {
-    waiting: HashSet<String>,
+    waiting: HashSet<u64>,
     self_driven: HashSet<String>,
 }
 
@@ -127,7 +134,7 @@ impl Pending {
         let pending = &mut self.lock().waiting;
         let was_idle = pending.is_empty();
         if pending.len() < MAX_PENDING {
-            pending.insert(msgid.to_owned());
+            pending.insert(id_hash(msgid));
         }
         was_idle
     }
@@ -135,7 +142,27 @@ impl Pending {
     /// Request `reqid` was answered; returns whether nothing is left waiting.
     fn finish(&self, reqid: &str) -> bool {
         let pending = &mut self.lock().waiting;
-        pending.remove(reqid) && pending.is_empty()
+        pending.remove(&id_hash(reqid)) && pending.is_empty()
+    }
+
+    /// Whether a patch too large to read holds a change only a person makes, from its first
+    /// bytes: an upload event, or a widget's value (of a model that does not change its own)
+    /// named before the data (`{"events":[{"attr":…,"kind":"ModelChanged","model":{"id":…}`).
+    fn head_by_person(&self, head: &[u8]) -> bool {
+        let text = String::from_utf8_lossy(head);
+        let after = |key: &str| {
+            let at = text.find(key)? + key.len();
+            let rest = &text[at..];
+            Some(rest[..rest.find('"')?].to_owned())
+        };
+        if after("\"name\":\"").is_some_and(|name| name == "upload_event") {
+            return true;
+        }
+        let attr = after("\"attr\":\"");
+        let model = after("\"model\":{\"id\":\"");
+        let known = &self.lock().self_driven;
+        attr.is_some_and(|attr| PERSON_ATTRS.contains(&attr.as_str()))
+            && model.is_some_and(|id| !known.contains(&id))
     }
 
     /// Remembers the self-driven models in a document or patch the app sent.
@@ -219,8 +246,9 @@ impl Protocol {
         Ok(())
     }
 
-    /// The protocol message is complete: what it means.
-    fn complete(&mut self, content: Option<&Value>, emit: &mut dyn FnMut(Signal)) {
+    /// The protocol message is complete: what it means (`person`: its content holds a change
+    /// only a person makes).
+    fn complete(&mut self, person: bool, emit: &mut dyn FnMut(Signal)) {
         let header = &self.header;
         match (self.browser, header.msgtype.as_str()) {
             (true, "PULL-DOC-REQ") => {
@@ -235,7 +263,7 @@ impl Protocol {
             (true, "PATCH-DOC") => {
                 // Patches queue behind the work in progress; none stops it. A change of a
                 // kind not known to be a person's is left to the page script to judge.
-                if content.is_some_and(|content| self.pending.by_person(content)) {
+                if person {
                     emit(Signal::RunRequested {
                         automatic: false,
                         fragment: true,
@@ -333,6 +361,11 @@ impl MessageDecoder for Protocol {
             }
             Part::Metadata => self.part = Part::Content,
             Part::Content => {
+                // A page's patch too large to read is judged by its first bytes.
+                let head_person = match (self.browser, self.text.head()) {
+                    (true, Some(head)) => self.pending.head_by_person(head),
+                    _ => false,
+                };
                 let content = match (self.parsing, self.browser) {
                     (false, _) => None,
                     (true, true) => self.text.take()?,
@@ -348,7 +381,12 @@ impl MessageDecoder for Protocol {
                     (true, false) => None,
                 };
                 let buffers = self.header.buffers.saturating_mul(2);
-                self.complete(content.as_ref(), emit);
+                let person = head_person
+                    || (self.browser
+                        && content
+                            .as_ref()
+                            .is_some_and(|content| self.pending.by_person(content)));
+                self.complete(person, emit);
                 self.part = if buffers == 0 {
                     Part::Header
                 } else {

@@ -138,7 +138,18 @@ fn only_what_a_person_does_in_the_page_counts() {
     assert_eq!(kind(6, player("value_throttled")), UNCLEAR);
     assert_eq!(kind(2, changed("active")), PERSON);
     assert_eq!(kind(3, sent("tap")), PERSON);
-    assert_eq!(kind(4, sent("dom_event")), PERSON);
+    assert_eq!(kind(4, sent("upload_event")), PERSON);
+    // Generic channels a component's own code may use: the page script judges them.
+    assert_eq!(kind(7, sent("dom_event")), UNCLEAR);
+    assert_eq!(kind(8, sent("esm_event")), UNCLEAR);
+    // A patch too large to read is judged by its first bytes: a file input's value is a
+    // person's, a player's is not.
+    let big = |id: &str| {
+        let data = "x".repeat(crate::apps::json::MAX_JSON_MESSAGE);
+        json!([{"attr": "value", "kind": "ModelChanged", "model": {"id": id}, "new": data}])
+    };
+    assert_eq!(kind(20, big("p1")), PERSON);
+    assert_eq!(kind(21, big("p9")), UNCLEAR);
     for (n, events) in [
         changed("inner_width"),
         changed("start"),

@@ -92,8 +92,11 @@ impl MessageDecoder for Inputs {
                     fragment: true,
                 });
             }
-            // Uploads: a person chose the files.
-            Some("uploadInit" | "uploadEnd") => emit(Signal::PersonMessage),
+            // Uploads: a person chose the files, and waits while they are stored.
+            Some("uploadInit" | "uploadEnd") => emit(Signal::RunRequested {
+                automatic: false,
+                fragment: true,
+            }),
             _ => {}
         }
         Ok(())
@@ -133,10 +136,16 @@ impl Outputs {
             _ => {}
         }
         let progress = &message["progress"];
-        if progress["type"] == "binding" && progress["message"]["persistent"] == true {
+        if progress["type"] == "binding" {
             if let Some(id) = progress["message"]["id"].as_str() {
-                if self.tasks.len() < MAX_INPUTS {
-                    self.tasks.insert(id.to_owned());
+                if progress["message"]["persistent"] == true {
+                    if self.tasks.len() < MAX_INPUTS {
+                        self.tasks.insert(id.to_owned());
+                    }
+                } else {
+                    // The output is computed again (its task is done, even when the output
+                    // is hidden and sends no value).
+                    self.tasks.remove(id);
                 }
             }
         }
@@ -184,6 +193,18 @@ impl MessageDecoder for Outputs {
         page.app_message(&message, now);
         let was_working = self.working();
         self.follow_work(&message);
+        // A request the app did no work for within a second is done: no later work is its
+        // (flushes of other sessions reach every page, so a request is given a second to
+        // start its work). It is replaced by the app's own, so that nothing is credited
+        // to it, nor its person's wait taken to end later.
+        let settled = page.requested_at.is_some_and(|at| now >= at + SETTLED);
+        if settled && !was_working {
+            page.requested_at = None;
+            emit(Signal::RunRequested {
+                automatic: true,
+                fragment: false,
+            });
+        }
         match (was_working, self.working()) {
             (false, true) => {
                 page.requested_at = None;
@@ -191,15 +212,6 @@ impl MessageDecoder for Outputs {
             }
             (true, false) => emit(Signal::Running(false)),
             _ => {}
-        }
-        // A flush while nothing works, well after a request the app did no work for: that
-        // request is done. (Flushes of other sessions reach every page, so a request is
-        // given time to start its work first.)
-        let settled = page.requested_at.is_some_and(|at| now >= at + SETTLED);
-        if message.get("values").is_some() && !self.working() && settled {
-            page.requested_at = None;
-            emit(Signal::Running(true));
-            emit(Signal::Running(false));
         }
         Ok(())
     }

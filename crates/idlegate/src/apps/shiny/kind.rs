@@ -32,11 +32,13 @@ fn run_position(command: &[String]) -> Option<usize> {
     subcommand_position(command, "shiny", "run")
 }
 
-/// Whether `arg` sets the address or port: `--host`, `--port` (with `=value` or not), or a
-/// short option or cluster naming `-h` or `-p` (click and uvicorn take `-h`/`-p` for them in
-/// some versions, and the last value given wins).
+/// Whether `arg` sets what idlegate owns: the address or port (`--host`, `--port`, `--uds`,
+/// `--fd`, with `=value` or not, or a short option or cluster naming `-h` or `-p`: click
+/// takes `-rh 0.0.0.0`, and the last value given wins), or serving from other processes
+/// than the one idlegate started (`--reload`, `-r`, `--workers`), whose sessions' garbage
+/// idlegate could not have collected.
 fn sets_address(arg: &str) -> Option<&'static str> {
-    for long in ["--host", "--port", "--uds", "--fd"] {
+    for long in ["--host", "--port", "--uds", "--fd", "--reload", "--workers"] {
         if arg == long || arg.starts_with(&format!("{long}=")) {
             return Some(long);
         }
@@ -44,8 +46,8 @@ fn sets_address(arg: &str) -> Option<&'static str> {
     let short = arg
         .strip_prefix('-')
         .filter(|rest| !rest.starts_with('-'))?;
-    if short.starts_with('h') || short.contains('p') {
-        return Some("-h/-p");
+    if short.contains(['h', 'p', 'r']) {
+        return Some("-h/-p/-r");
     }
     None
 }
@@ -67,7 +69,8 @@ pub fn command(command: &[String], port: u16) -> Result<Vec<String>, String> {
         if let Some(owned) = sets_address(arg) {
             return Err(format!(
                 "remove {owned} ({arg}) from the command: idlegate sets the app's address \
-                 and port (see `listen`)"
+                 and port (see `listen`), and runs the app in the one process it starts \
+                 (to free ended sessions' memory)"
             ));
         }
     }

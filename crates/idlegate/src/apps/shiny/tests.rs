@@ -126,18 +126,41 @@ async fn inputs_a_person_changed_count_and_the_pages_own_do_not() {
         r#"{"modal":{"type":"show","message":{"html":"<input id=\"nav\" value=\"z\">","deps":[]}}}"#,
     );
     assert_eq!(signals(up.as_mut(), &update(r#"{"nav":"z"}"#)), [AUTOMATIC]);
-    // So do the inputs of an output the app re-rendered (a data frame's view).
-    signals(
-        down.as_mut(),
-        r#"{"values":{"tbl":{"payload":{}}},"inputMessages":[],"errors":{}}"#,
-    );
+    // So do the click and selection inputs of an output the app re-rendered, when they
+    // are reset; once reset, a re-render leaves no mark, and a person's click counts.
     assert_eq!(
-        signals(up.as_mut(), &update(r#"{"tbl_data_view_rows":[1,2]}"#)),
+        signals(up.as_mut(), &update(r#"{"plot_click":null}"#)),
         [AUTOMATIC]
     );
     assert_eq!(
-        signals(up.as_mut(), &update(r#"{"tbl_data_view_rows":[2,1]}"#)),
+        signals(up.as_mut(), &update(r#"{"plot_click":{"x":1}}"#)),
         [PERSON]
+    );
+    let rendered = r#"{"values":{"plot":{"src":"data:"}},"inputMessages":[],"errors":{}}"#;
+    signals(down.as_mut(), rendered);
+    assert_eq!(
+        signals(up.as_mut(), &update(r#"{"plot_click":null}"#)),
+        [AUTOMATIC]
+    );
+    signals(down.as_mut(), rendered);
+    assert_eq!(
+        signals(up.as_mut(), &update(r#"{"plot_click":{"x":2}}"#)),
+        [PERSON]
+    );
+    // A mark waiting for a value the input has already is not left (no answer will come).
+    signals(
+        down.as_mut(),
+        r#"{"values":{},"inputMessages":[{"id":"nav","message":{"value":"z"}}],"errors":{}}"#,
+    );
+    assert_eq!(signals(up.as_mut(), &update(r#"{"nav":"y"}"#)), [PERSON]);
+    // Tabs the app inserts or selects answer it.
+    signals(
+        down.as_mut(),
+        r#"{"shiny-insert-tab":{"inputId":"nav","select":true}}"#,
+    );
+    assert_eq!(
+        signals(up.as_mut(), &update(r#"{"nav":"new"}"#)),
+        [AUTOMATIC]
     );
     // Marks are forgotten after a while: a later change is a person's.
     signals(
@@ -152,7 +175,7 @@ async fn inputs_a_person_changed_count_and_the_pages_own_do_not() {
             up.as_mut(),
             r#"{"method":"uploadInit","args":[[]],"tag":1}"#
         ),
-        [Signal::PersonMessage]
+        [PERSON]
     );
 }
 
@@ -178,13 +201,22 @@ async fn busy_spans_the_work_and_a_request_without_work_settles() {
     );
     assert!(signals(down.as_mut(), flush).is_empty());
     // A request the app does no work for: another session's flush right after does not
-    // settle it; a flush a second later does.
+    // settle it; any message a second later does, and the request is replaced by the
+    // app's own, so that the app's next work is not credited to it.
     signals(up.as_mut(), r#"{"method":"update","data":{"x":1}}"#);
     assert!(signals(down.as_mut(), flush).is_empty());
     tokio::time::advance(super::page::SETTLED).await;
+    let superseded = Signal::RunRequested {
+        automatic: true,
+        fragment: false,
+    };
     assert_eq!(
-        signals(down.as_mut(), flush),
-        [Signal::Running(true), Signal::Running(false)]
+        signals(down.as_mut(), r#"{"busy":"busy"}"#),
+        [superseded, Signal::Running(true)]
+    );
+    assert_eq!(
+        signals(down.as_mut(), r#"{"busy":"idle"}"#),
+        [Signal::Running(false)]
     );
     assert!(signals(down.as_mut(), flush).is_empty());
     // An extended task works after its flush went idle, until its output's value.
@@ -207,6 +239,17 @@ async fn busy_spans_the_work_and_a_request_without_work_settles() {
         signals(
             down.as_mut(),
             r#"{"values":{"res":"done"},"inputMessages":[],"errors":{}}"#
+        ),
+        [Signal::Running(false)]
+    );
+    // A task whose output was hidden ends with its output's plain progress, and no value.
+    signals(up.as_mut(), r#"{"method":"update","data":{"go":2}}"#);
+    let persistent = r#"{"progress":{"type":"binding","message":{"id":"res","persistent":true}}}"#;
+    assert_eq!(signals(down.as_mut(), persistent), [Signal::Running(true)]);
+    assert_eq!(
+        signals(
+            down.as_mut(),
+            r#"{"progress":{"type":"binding","message":{"id":"res"}}}"#
         ),
         [Signal::Running(false)]
     );
@@ -302,7 +345,7 @@ fn credentials_come_only_from_idlegate() {
 #[test]
 fn the_launch_command_gets_the_address_and_the_kind_is_recognized() {
     assert_eq!(
-        kind::command(&strings(&["shiny", "run", "app.py", "--reload"]), 4242).unwrap(),
+        kind::command(&strings(&["shiny", "run", "app.py", "-b"]), 4242).unwrap(),
         strings(&[
             "shiny",
             "run",
@@ -311,7 +354,7 @@ fn the_launch_command_gets_the_address_and_the_kind_is_recognized() {
             "--port",
             "4242",
             "app.py",
-            "--reload"
+            "-b"
         ])
     );
     assert_eq!(
@@ -344,7 +387,10 @@ fn the_launch_command_gets_the_address_and_the_kind_is_recognized() {
         let err = kind::command(&command, 1).unwrap_err();
         assert!(err.contains("idlegate sets"), "{owned:?}: {err}");
     }
-    assert!(kind::command(&strings(&["shiny", "run", "app.py", "-r"]), 1).is_ok());
+    for other in ["-rh", "-bh", "-r", "--reload", "--workers=4"] {
+        let command = strings(&["shiny", "run", "app.py", other, "0.0.0.0"]);
+        assert!(kind::command(&command, 1).is_err(), "{other}");
+    }
     assert!(kind::command(&strings(&["python", "app.py"]), 1).is_err());
     // uvicorn serves a Shiny app too (app.kind set: the command alone does not say).
     assert_eq!(
