@@ -544,3 +544,40 @@ async fn browser_panel_a_playing_player_does_not_keep_an_untouched_tab() -> Resu
     })
     .await
 }
+
+/// A Shiny app that changes its own inputs every second (a slider it updates, an input it
+/// redraws with a new default, a modal it shows again): the page sends every value back,
+/// and none of it is a person, even without the page script.
+#[tokio::test]
+async fn browser_shiny_inputs_the_app_changes_by_itself_do_not_keep_an_untouched_tab() -> Result<()>
+{
+    for inject in [false, true] {
+        let app = PyApp::shiny("tests/apps/shiny/echoes.py").await?;
+        let config = Config::builder()
+            .idle_timeout(Some(secs(8)))
+            .inject(inject)
+            .app_kind(AppKind::Shiny);
+        let gw = TestGateway::start(&app.base_url(), config).await?;
+        let browser = Browser::start().await?;
+        explain(&browser, &app, async {
+            browser.goto(&format!("{}/", gw.url())).await?;
+            let id = gw.wait_for_tab(1, LOAD).await?;
+            // The app's own changes reach the app back from the page.
+            let first = wait_for_text(&browser, "slider: ", LOAD).await?;
+            wait_until(LOAD, POLL, async || {
+                let now = page_text(&browser).await?;
+                ensure!(now != first, "the app did not change its inputs");
+                Ok(())
+            })
+            .await?;
+            let ended = gw.wait_for_end(id, secs(20)).await?;
+            ensure!(ended.end.reason == EndReason::Idle, "{:?}", ended.end);
+            ended.on_time()?;
+            Ok(())
+        })
+        .await
+        .with_context(|| format!("with inject = {inject}"))?;
+        browser.close().await?;
+    }
+    Ok(())
+}
