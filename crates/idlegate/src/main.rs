@@ -312,6 +312,7 @@ async fn run(command: Vec<String>, mut config: Config, reload: Reload) -> anyhow
     };
     config.upstream = Some(app.upstream.clone());
     config.app.base_path = app.base_path.clone();
+    config.app.launched = true;
     let server = serve(listener, config, app.runtime(), reload)?;
 
     enum Stop {

@@ -581,3 +581,79 @@ async fn browser_shiny_inputs_the_app_changes_by_itself_do_not_keep_an_untouched
     }
     Ok(())
 }
+
+/// A session socket upgrade to a launcher-mode gateway, as a page at `origin` would open it,
+/// offering `protocols`.
+async fn upgrade(
+    gw: &GatewayProcess,
+    path: &str,
+    origin: &str,
+    protocols: &str,
+) -> Result<testkit::http::Response> {
+    use http_body_util::Full;
+    let request = hyper::Request::builder()
+        .uri(format!("{}{path}", gw.url()))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("origin", origin)
+        .header("sec-websocket-protocol", protocols)
+        .body(Full::new(bytes::Bytes::new()))?;
+    testkit::http::send(request).await
+}
+
+/// In launcher mode Panel is told to accept any origin and sign its sessions: idlegate
+/// refuses sockets other sites' pages open, and tokens the server did not sign (a page
+/// could otherwise make up its session and the request headers in it).
+#[tokio::test]
+async fn panel_launcher_mode_refuses_other_sites_and_made_up_tokens() -> Result<()> {
+    use base64::Engine as _;
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_idlegate"));
+    let command = Framework::Panel.launcher_command()?;
+    let mut args = vec!["--"];
+    args.extend(command.iter().map(String::as_str));
+    let gw = GatewayProcess::start(bin, &args).await?;
+    let page = testkit::http::get(&format!("{}/app", gw.url())).await?;
+    let text = page.text();
+    let token = text
+        .split("\"token\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .context("no token in the page")?
+        .to_owned();
+    let ours = gw.url();
+    let refused = upgrade(
+        &gw,
+        "/app/ws",
+        "http://evil.example",
+        &format!("bokeh, {token}"),
+    )
+    .await?;
+    ensure!(
+        refused.status == 403,
+        "another site's page: {}",
+        refused.status
+    );
+    ensure!(refused.text().contains("Origin"), "{}", refused.text());
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        r#"{"session_id":"made-up","session_expiry":9999999999,"headers":{"X-Forwarded-User":"alice"}}"#,
+    );
+    let made_up = upgrade(
+        &gw,
+        "/app/ws",
+        &ours,
+        &format!("bokeh, {payload}.c2lnbmF0dXJl"),
+    )
+    .await?;
+    ensure!(made_up.status == 403, "a made-up token: {}", made_up.status);
+    // The page's own token, from the page's own site, opens its session.
+    let own = upgrade(&gw, "/app/ws", &ours, &format!("bokeh, {token}")).await?;
+    ensure!(
+        own.status == 101,
+        "the page's own token: {} {}",
+        own.status,
+        own.text()
+    );
+    Ok(())
+}

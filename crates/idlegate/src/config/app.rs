@@ -52,6 +52,9 @@ pub struct AppConfig {
     pub kind: AppKind,
     /// Whether `app.kind` is `"auto"`: the launcher's command decides.
     pub detect: bool,
+    /// Whether idlegate started the app (launcher mode), with the settings its kind gave
+    /// it. Set once the app runs; `false` from configuration.
+    pub launched: bool,
     /// `""` or a path like `"/analytics"` (leading slash, no trailing slash).
     pub base_path: String,
     pub disconnected_session_ttl: Duration,
@@ -158,6 +161,7 @@ pub(super) fn app(raw: &RawConfig, tabs: &TabPolicy) -> Result<AppConfig, Config
     Ok(AppConfig {
         kind,
         detect,
+        launched: false,
         base_path,
         disconnected_session_ttl: ttl,
     })

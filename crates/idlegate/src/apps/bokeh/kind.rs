@@ -2,7 +2,7 @@
 //! `bokeh/command/subcommands/serve.py`), the app for a running one, and the check that one
 //! serves under the base path.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -23,12 +23,20 @@ pub const CHECK_UNUSED: Duration = Duration::from_secs(2);
 /// Bokeh's server, run as `bokeh serve` (`name` "bokeh") or `panel serve` ("panel").
 pub struct BokehKind {
     name: &'static str,
+    /// The secret the launched server signs with, once planned.
+    launch_secret: Mutex<Option<String>>,
 }
 
 /// `bokeh serve`.
-pub static BOKEH: BokehKind = BokehKind { name: "bokeh" };
+pub static BOKEH: BokehKind = BokehKind {
+    name: "bokeh",
+    launch_secret: Mutex::new(None),
+};
 /// `panel serve`.
-pub static PANEL: BokehKind = BokehKind { name: "panel" };
+pub static PANEL: BokehKind = BokehKind {
+    name: "panel",
+    launch_secret: Mutex::new(None),
+};
 
 /// Settings idlegate passes and the person's command must not repeat. `--num-procs` is
 /// one process: a page's GET and its socket must reach the same process, which holds the
@@ -93,10 +101,14 @@ impl BokehKind {
                 break;
             }
             if let Some(owned) = owned_option(arg) {
-                return Err(format!(
-                    "remove {owned} from the command: idlegate sets it (see `listen`, \
-                     `app.base_path` and `app.disconnected_session_ttl`)"
-                ));
+                let why = if owned == "--num-procs" {
+                    "the app must run in one process (a page and its socket must reach the \
+                     process that holds its session)"
+                } else {
+                    "idlegate sets it (see `listen`, `app.base_path` and \
+                     `app.disconnected_session_ttl`)"
+                };
+                return Err(format!("remove {arg} from the command: {why}"));
             }
         }
         let mut full = command[..=serve].to_vec();
@@ -145,10 +157,9 @@ impl Kind for BokehKind {
             config.app.disconnected_session_ttl,
         )?;
         let (mut env, hook) = python_launch(request)?;
-        env.push((
-            "BOKEH_SECRET_KEY".to_owned(),
-            secret_key(request.env).into(),
-        ));
+        let secret = secret_key(request.env);
+        *self.launch_secret.lock().unwrap_or_else(|p| p.into_inner()) = Some(secret.clone());
+        env.push(("BOKEH_SECRET_KEY".to_owned(), secret.into()));
         env.push(("BOKEH_SIGN_SESSIONS".to_owned(), "yes".into()));
         Ok(LaunchPlan {
             command,
@@ -168,11 +179,24 @@ impl Kind for BokehKind {
         // The server discards an unused session at its first check after the lifetime.
         let discarded_after =
             config.app.disconnected_session_ttl + CHECK_UNUSED + Duration::from_secs(1);
+        // The secret tokens are signed with: the launched server's, or the one idlegate's
+        // own environment shares with a server it fronts.
+        let secret = if config.app.launched {
+            self.launch_secret
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        } else {
+            std::env::var("BOKEH_SECRET_KEY")
+                .ok()
+                .filter(|key| !key.is_empty())
+        };
         Arc::new(
             Bokeh::new(&config.app.base_path, discarded_after)
                 .with_runtime(runtime)
+                .with_secret(secret.map(String::into_bytes))
                 // Launched by idlegate, it accepts any Origin.
-                .with_any_origin(config.upstream.is_none()),
+                .with_any_origin(config.app.launched),
         )
     }
 

@@ -43,6 +43,9 @@ pub struct Bokeh {
     discarded_after: Duration,
     /// The app accepts any `Origin` (launcher mode: `--allow-websocket-origin=*`).
     any_origin: bool,
+    /// The secret the server signs tokens with (`BOKEH_SECRET_KEY`), when idlegate knows
+    /// it: a token it does not sign is refused here.
+    secret: Option<Vec<u8>>,
 }
 
 impl Bokeh {
@@ -53,7 +56,14 @@ impl Bokeh {
             collect: None,
             discarded_after,
             any_origin: false,
+            secret: None,
         }
+    }
+
+    /// Refuses sockets whose token `secret` did not sign.
+    pub fn with_secret(mut self, secret: Option<Vec<u8>>) -> Self {
+        self.secret = secret;
+        self
     }
 
     /// The app accepts any `Origin`: idlegate checks it instead.
@@ -87,6 +97,24 @@ pub fn token_session_id(token: &str) -> Option<String> {
     (!id.is_empty() && id.len() <= 256).then(|| id.to_owned())
 }
 
+/// Whether `token` carries its payload's signature by `secret`: `<payload>.<signature>`,
+/// the signature HMAC-SHA256 of the payload text, base64url without padding
+/// (`bokeh/util/token.py`, `generate_jwt_token`, `_signature`). Compared in constant time.
+pub fn token_signed(token: &str, secret: &[u8]) -> bool {
+    use hmac::{Hmac, Mac};
+    let Some((payload, signature)) = token.split_once('.') else {
+        return false;
+    };
+    let Ok(signature) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(signature) else {
+        return false;
+    };
+    let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(payload.as_bytes());
+    mac.verify_slice(&signature).is_ok()
+}
+
 impl App for Bokeh {
     fn is_session_socket(&self, path: &str) -> bool {
         path.strip_prefix(self.base_path.as_str())
@@ -101,7 +129,14 @@ impl App for Bokeh {
             entries.extend(line.to_str().ok()?.split(',').map(str::trim));
         }
         match entries.as_slice() {
-            ["bokeh", token] => token_session_id(token),
+            ["bokeh", token]
+                if self
+                    .secret
+                    .as_deref()
+                    .is_none_or(|secret| token_signed(token, secret)) =>
+            {
+                token_session_id(token)
+            }
             _ => None,
         }
     }

@@ -285,10 +285,32 @@ fn the_launch_command_gets_idlegates_settings_and_refuses_its_own() {
         let err = BOKEH
             .command(&strings(&["bokeh", "serve", "app.py", owned]), 9, "", ttl)
             .unwrap_err();
-        assert!(err.contains("idlegate sets"), "{owned}: {err}");
+        assert!(
+            err.starts_with(&format!("remove {owned} ")),
+            "{owned}: {err}"
+        );
     }
     assert!(PANEL.recognizes(&strings(&["python", "-m", "panel", "serve", "app.py"])));
     assert!(!PANEL.recognizes(&strings(&["bokeh", "serve", "app.py"])));
     assert!(BOKEH.recognizes(&strings(&["bokeh", "serve", "app.py"])));
     assert!(!BOKEH.recognizes(&strings(&["panel", "convert", "app.py"])));
+}
+
+#[test]
+fn tokens_the_server_did_not_sign_are_not_read() {
+    // Made by bokeh 3.9.2: `generate_jwt_token("SeSsIoN", secret_key=SECRET, signed=True)`.
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const TOKEN: &str = "eyJzZXNzaW9uX2lkIjogIlNlU3NJb04iLCAic2Vzc2lvbl9leHBpcnkiOiAyNzk2MDM5NDQ1fQ.bTfM77O7uIvffwOgrzm8hKqvx8ETKQUAP6e1llXZjzM";
+    assert!(token_signed(TOKEN, SECRET));
+    assert!(!token_signed(TOKEN, b"another secret"));
+    assert!(!token_signed(&TOKEN.replace(".bT", ".bU"), SECRET));
+    assert!(!token_signed("no-signature", SECRET));
+    let app = app().with_secret(Some(SECRET.to_vec()));
+    let mut headers = HeaderMap::new();
+    let offer = |token: &str| HeaderValue::from_str(&format!("bokeh, {token}")).unwrap();
+    headers.insert(SEC_WEBSOCKET_PROTOCOL, offer(TOKEN));
+    assert_eq!(app.resume_id(&headers).as_deref(), Some("SeSsIoN"));
+    let forged = format!("{}.c2ln", TOKEN.split('.').next().unwrap());
+    headers.insert(SEC_WEBSOCKET_PROTOCOL, offer(&forged));
+    assert_eq!(app.resume_id(&headers), None);
 }

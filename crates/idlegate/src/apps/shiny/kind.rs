@@ -66,11 +66,11 @@ pub fn command(command: &[String], port: u16) -> Result<Vec<String>, String> {
         if arg == "--" {
             break;
         }
-        if let Some(owned) = sets_address(arg) {
+        if sets_address(arg).is_some() {
             return Err(format!(
-                "remove {owned} ({arg}) from the command: idlegate sets the app's address \
-                 and port (see `listen`), and runs the app in the one process it starts \
-                 (to free ended sessions' memory)"
+                "remove {arg} from the command: idlegate sets the app's address and port \
+                 (see `listen`), and runs the app in the one process it starts (to free \
+                 ended sessions' memory)"
             ));
         }
     }
