@@ -3,15 +3,14 @@
 //! Killed, with its whole process group, on drop.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-use crate::streamlit::OutputLog;
+use crate::streamlit::{spawn_logged, OutputLog};
 use crate::{http, ports, venv};
 
 /// How long an app may take to answer its health check.
@@ -91,24 +90,8 @@ impl PyApp {
             .arg(port.to_string())
             .arg(app)
             .env("PYTHONUNBUFFERED", "1")
-            .current_dir(app.parent().unwrap_or(Path::new("/")))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("spawning {}", program.display()))?;
-        let pid = child.id().context("the app exited at once")?;
-        let output = OutputLog::default();
-        let label = format!("app:{port}");
-        if let Some(stdout) = child.stdout.take() {
-            output.capture(stdout, label.clone());
-        }
-        if let Some(stderr) = child.stderr.take() {
-            output.capture(stderr, label);
-        }
+            .current_dir(app.parent().unwrap_or(Path::new("/")));
+        let (child, pid, output) = spawn_logged(&mut command, format!("app:{port}"))?;
         let mut app = PyApp {
             child,
             pid,

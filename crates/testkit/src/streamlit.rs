@@ -82,6 +82,37 @@ impl OutputLog {
     }
 }
 
+/// Spawns `command` as a process group of its own (so that dropping its guard also kills
+/// anything it started), with no standard input and its output captured, line by line,
+/// under `label`. Returns the child, its pid and its output.
+pub fn spawn_logged(command: &mut Command, label: String) -> Result<(Child, u32, OutputLog)> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let program = command
+        .as_std()
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("spawning {program}"))?;
+    let pid = child
+        .id()
+        .with_context(|| format!("{program} exited immediately"))?;
+    let output = OutputLog::default();
+    if let Some(stdout) = child.stdout.take() {
+        output.capture(stdout, label.clone());
+    }
+    if let Some(stderr) = child.stderr.take() {
+        output.capture(stderr, label);
+    }
+    Ok((child, pid, output))
+}
+
 /// A running Streamlit server. Killed (with its whole process group) on drop.
 #[derive(Debug)]
 pub struct StreamlitApp {
@@ -162,27 +193,8 @@ impl StreamlitApp {
             // the captured log is complete when a test prints it.
             .env("PYTHONUNBUFFERED", "1")
             .envs(opts.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(app.parent().unwrap_or(Path::new("/")))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Own process group, so that dropping the guard also kills anything
-            // the app itself may have started.
-            .process_group(0)
-            .kill_on_drop(true);
-
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("spawning {}", venv::streamlit_bin().display()))?;
-        let pid = child.id().context("Streamlit exited immediately")?;
-        let output = OutputLog::default();
-        let label = format!("streamlit:{port}");
-        if let Some(stdout) = child.stdout.take() {
-            output.capture(stdout, label.clone());
-        }
-        if let Some(stderr) = child.stderr.take() {
-            output.capture(stderr, label);
-        }
+            .current_dir(app.parent().unwrap_or(Path::new("/")));
+        let (child, pid, output) = spawn_logged(&mut cmd, format!("streamlit:{port}"))?;
 
         let mut server = StreamlitApp {
             child,
