@@ -3,6 +3,7 @@
 #   scripts/python-env.sh            Streamlit: <repo>/.venv from examples/requirements.txt
 #   scripts/python-env.sh shiny      Shiny: <repo>/.venv-shiny from examples/shiny/requirements.txt
 #   scripts/python-env.sh panel      Panel and Bokeh: <repo>/.venv-panel from examples/panel/requirements.txt
+#   scripts/python-env.sh gradio     Gradio: <repo>/.venv-gradio from examples/gradio/requirements.txt
 #
 # Idempotent: a stamp file inside the venv records the hash of the
 # requirements it was built from, so a second run with unchanged requirements
@@ -28,13 +29,13 @@ case "$kind" in
         module=streamlit
         imports="streamlit, numpy"
         ;;
-    shiny | panel)
+    shiny | panel | gradio)
         venv="$repo_root/.venv-$kind"
         requirements="$repo_root/examples/$kind/requirements.txt"
         module="$kind"
         imports="$kind"
         ;;
-    *) die "unknown kind '$kind' (streamlit, shiny or panel)" ;;
+    *) die "unknown kind '$kind' (streamlit, shiny, panel or gradio)" ;;
 esac
 stamp="$venv/.requirements.sha256"
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs an example app behind idlegate on http://127.0.0.1:8080/: the Streamlit
-# one (examples/app.py), or with `shiny` or `panel` first the Shiny one
-# (examples/shiny/app.py) or the Panel one (examples/panel/app.py, at /app).
+# one (examples/app.py), or with `shiny`, `panel` or `gradio` first the Shiny one
+# (examples/shiny/app.py), the Panel one (examples/panel/app.py, at /app) or the
+# Gradio one (examples/gradio/app.py).
 #
 # Idle sessions end after IDLE_TIMEOUT (default 5m); any further arguments
 # are passed to idlegate before the `--` that separates its options from the
@@ -9,13 +10,14 @@
 #   IDLE_TIMEOUT=60s scripts/run-example.sh
 #   scripts/run-example.sh shiny --log-level debug
 #   scripts/run-example.sh panel
+#   scripts/run-example.sh gradio
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
 kind=streamlit
-if [[ "${1:-}" == "streamlit" || "${1:-}" == "shiny" || "${1:-}" == "panel" ]]; then
+if [[ "${1:-}" =~ ^(streamlit|shiny|panel|gradio)$ ]]; then
     kind="$1"
     shift
 fi
@@ -23,7 +25,11 @@ case "$kind" in
     streamlit) app=(.venv/bin/streamlit run examples/app.py) ;;
     shiny) app=(.venv-shiny/bin/shiny run examples/shiny/app.py) ;;
     panel) app=(.venv-panel/bin/panel serve examples/panel/app.py) ;;
+    # `python app.py` could be any framework: the kind is named.
+    gradio) app=(.venv-gradio/bin/python examples/gradio/app.py) ;;
 esac
+kind_option=()
+[[ "$kind" == gradio ]] && kind_option=(--app-kind gradio)
 
 scripts/python-env.sh "$kind"
 binary="${CARGO_TARGET_DIR:-target}/release/idlegate"
@@ -37,5 +43,6 @@ cargo build --release -p idlegate
 exec "$binary" \
     --listen 127.0.0.1:8080 \
     --idle-timeout "${IDLE_TIMEOUT:-5m}" \
+    "${kind_option[@]}" \
     "$@" \
     -- "${app[@]}"

@@ -26,6 +26,7 @@ fi
 scripts/python-env.sh
 scripts/python-env.sh shiny
 scripts/python-env.sh panel
+scripts/python-env.sh gradio
 
 # The OpenID provider the sign-in tests run: npm's oidc-provider, pinned in tests/idp.
 if ! command -v npm >/dev/null 2>&1; then

@@ -25,6 +25,7 @@ pub const VERSION: &str = concat!(
     after_help = "Examples:\n  idlegate --idle-timeout 15m -- streamlit run app.py\n  \
                   idlegate --idle-timeout 15m -- shiny run app.py\n  \
                   idlegate --idle-timeout 15m -- panel serve app.py\n  \
+                  idlegate --idle-timeout 15m --app-kind gradio -- python app.py\n  \
                   idlegate --upstream http://127.0.0.1:8501 --listen 0.0.0.0:8080\n  \
                   idlegate hash-password < password.txt\n  \
                   idlegate completions bash > ~/.local/share/bash-completion/completions/idlegate\n\n\
@@ -50,7 +51,7 @@ pub struct Cli {
     /// How long a disconnected tab may come back (`tabs.reconnect_grace`), e.g. 15s.
     #[arg(long, value_name = "DURATION")]
     pub reconnect_grace: Option<String>,
-    /// The app's framework (`app.kind`): auto (the command tells), streamlit, shiny, panel or bokeh.
+    /// The app's framework (`app.kind`): auto (the command tells), streamlit, shiny, panel, bokeh or gradio.
     #[arg(long, value_name = "KIND")]
     pub app_kind: Option<String>,
     /// URL path prefix of the app (`app.base_path`), e.g. /analytics.

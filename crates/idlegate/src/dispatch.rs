@@ -30,6 +30,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+use crate::apps::SessionShape;
 use crate::auth::{Access, Auth};
 use crate::csrf::Authority;
 use crate::error::ProxyError;
@@ -37,7 +38,7 @@ use crate::limits::keys::OWN_ROUTE_DEADLINE;
 use crate::limits::Limit;
 use crate::metrics::{Metrics, RouteClass};
 use crate::paths;
-use crate::proxy::{forward, headers, inject, websocket, Context};
+use crate::proxy::{forward, headers, inject, requests, websocket, Context};
 use crate::routes::{sign_in, sign_out, RouteState};
 use crate::tracker::{EndNotice, EndReason};
 use crate::web::{self, Body, Form, Peer, PREFIX};
@@ -151,6 +152,12 @@ impl Gateway {
                     RouteClass::Own,
                     web::text(StatusCode::FORBIDDEN, &refusal.to_string()),
                 );
+            }
+        }
+        if navigation && cx.app.shape() == SessionShape::Requests {
+            let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+            if let Some(response) = requests::ended_page(cx, req.headers(), target) {
+                return (RouteClass::Own, response);
             }
         }
         let result = if upgrade {

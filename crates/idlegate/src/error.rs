@@ -53,6 +53,10 @@ pub enum ProxyError {
     /// A path outside the app's base path, for an app that serves only under it.
     #[error("nothing is served at this path")]
     NotServed,
+    /// A request whose body idlegate must read (a request-shaped session names its session
+    /// in it) is larger than `proxy.max_message_bytes`.
+    #[error("the request body is larger than {limit} bytes")]
+    TooLarge { limit: u64 },
     #[error("internal error: {0}")]
     Internal(&'static str),
 }
@@ -64,9 +68,11 @@ impl ProxyError {
             Self::Connect { .. } | Self::ConnectTimeout { .. } | Self::Upstream(_) => {
                 Fault::Upstream
             }
-            Self::BadRequest(_) | Self::NoSocket | Self::NotServed | Self::ForeignSession => {
-                Fault::Client
-            }
+            Self::BadRequest(_)
+            | Self::NoSocket
+            | Self::NotServed
+            | Self::ForeignSession
+            | Self::TooLarge { .. } => Fault::Client,
             Self::Internal(_) => Fault::Internal,
         }
     }
@@ -91,6 +97,7 @@ impl ProxyError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NoSocket | Self::NotServed => StatusCode::NOT_FOUND,
             Self::ForeignSession => StatusCode::FORBIDDEN,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -62,6 +62,7 @@ const DEEP_FIND: &str = "function* all(root) {\
 enum Framework {
     Shiny,
     Panel,
+    Gradio,
 }
 
 impl Framework {
@@ -69,6 +70,7 @@ impl Framework {
         match self {
             Self::Shiny => AppKind::Shiny,
             Self::Panel => AppKind::Panel,
+            Self::Gradio => AppKind::Gradio,
         }
     }
 
@@ -76,13 +78,14 @@ impl Framework {
         match self {
             Self::Shiny => "examples/shiny/app.py",
             Self::Panel => "examples/panel/app.py",
+            Self::Gradio => "examples/gradio/app.py",
         }
     }
 
     /// The example's page, under the gateway at `base`.
     fn page(self, base: &str) -> String {
         match self {
-            Self::Shiny => format!("{base}/"),
+            Self::Shiny | Self::Gradio => format!("{base}/"),
             Self::Panel => format!("{base}/app"),
         }
     }
@@ -91,22 +94,30 @@ impl Framework {
         match self {
             Self::Shiny => PyApp::shiny(self.example()).await,
             Self::Panel => PyApp::panel(self.example()).await,
+            Self::Gradio => PyApp::gradio(self.example()).await,
         }
     }
 
-    /// The venv program and subcommand that serve the example in launcher mode.
+    /// The launcher's options and command that serve the example in launcher mode, as
+    /// people write them: the framework's program and subcommand, or `--app-kind` and
+    /// `python app.py`.
     fn launcher_command(self) -> Result<Vec<String>> {
         let (venv, program, sub) = match self {
-            Self::Shiny => ("shiny", "shiny", "run"),
-            Self::Panel => ("panel", "panel", "serve"),
+            Self::Shiny => ("shiny", "shiny", Some("run")),
+            Self::Panel => ("panel", "panel", Some("serve")),
+            Self::Gradio => ("gradio", "python", None),
         };
         let program = testkit::pyapp::kind_venv(venv).join("bin").join(program);
         let example = testkit::venv::repo_path(self.example());
-        Ok(vec![
-            program.to_str().context("venv path")?.to_owned(),
-            sub.to_owned(),
-            example.to_str().context("app path")?.to_owned(),
-        ])
+        let mut command = match self {
+            Self::Gradio => vec!["--app-kind".to_owned(), "gradio".to_owned()],
+            _ => Vec::new(),
+        };
+        command.push("--".to_owned());
+        command.push(program.to_str().context("venv path")?.to_owned());
+        command.extend(sub.map(str::to_owned));
+        command.push(example.to_str().context("app path")?.to_owned());
+        Ok(command)
     }
 
     /// Whether the framework can send the page to the ended page without the page script.
@@ -188,6 +199,8 @@ async fn open_example(
 ) -> Result<TabId> {
     browser.goto(&framework.page(&gw.url())).await?;
     wait_for_text(browser, "clicks: 0", LOAD).await?;
+    // The page is drawn whole (what it shows after its first run moves nothing else).
+    wait_for_text(browser, "this tab holds 10 MiB", LOAD).await?;
     gw.wait_for_tab(n, LOAD).await
 }
 
@@ -410,7 +423,7 @@ async fn memory_given_back(framework: Framework, idle: &str, within: Duration) -
     const HELD: u64 = 10 << 20;
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_idlegate"));
     let command = framework.launcher_command()?;
-    let mut args = vec!["--idle-timeout", idle, "--"];
+    let mut args = vec!["--idle-timeout", idle];
     args.extend(command.iter().map(String::as_str));
     let gw = GatewayProcess::start(bin, &args).await?;
     let pid = *testkit::proc::children_of(gw.pid())
@@ -521,6 +534,63 @@ async fn browser_panel_launcher_mode_ended_sessions_give_their_memory_back() -> 
     memory_given_back(Framework::Panel, "15s", secs(40)).await
 }
 
+#[tokio::test]
+async fn browser_gradio_an_untouched_tab_with_a_timer_ends_on_time() -> Result<()> {
+    untouched_tab_ends_on_time(Framework::Gradio).await
+}
+
+#[tokio::test]
+async fn browser_gradio_a_person_clicking_keeps_the_tab_with_or_without_the_script() -> Result<()> {
+    clicking_keeps_the_tab(Framework::Gradio).await
+}
+
+#[tokio::test]
+async fn browser_gradio_a_long_computation_is_not_ended_while_it_runs() -> Result<()> {
+    long_computation_is_not_ended(Framework::Gradio).await
+}
+
+#[tokio::test]
+async fn browser_gradio_the_warning_appears_and_keep_working_extends() -> Result<()> {
+    warning_and_keep_working(Framework::Gradio).await
+}
+
+#[tokio::test]
+async fn browser_gradio_sign_in_names_the_person_and_sign_out_ends_both_tabs() -> Result<()> {
+    sign_in_and_out(Framework::Gradio).await
+}
+
+#[tokio::test]
+async fn browser_gradio_launcher_mode_ended_sessions_give_their_memory_back() -> Result<()> {
+    // Gradio keeps a closed session's gr.State for an hour; in launcher mode idlegate has it
+    // delete the state of each tab it ends at once.
+    memory_given_back(Framework::Gradio, "15s", secs(30)).await
+}
+
+/// Without the page script, a Gradio page learns that its tab ended from its next request:
+/// it says the connection was lost, reloads, and the reload shows the ended page and why.
+#[tokio::test]
+async fn browser_gradio_without_the_script_the_next_click_shows_the_ended_page() -> Result<()> {
+    let config = Config::builder().idle_timeout(Some(secs(4))).inject(false);
+    let (app, gw, browser) = example_behind(Framework::Gradio, config).await?;
+    explain(&browser, &app, async {
+        let id = open_example(Framework::Gradio, &browser, &gw, 1).await?;
+        let ended = gw.wait_for_end(id, secs(15)).await?;
+        ensure!(ended.end.reason == EndReason::Idle, "{:?}", ended.end);
+        click_button(&browser, "Add one").await?;
+        browser
+            .wait_for_url("/_idlegate/ended?reason=idle", secs(15))
+            .await?;
+        let text = browser.wait_for_text("Session ended", LOAD).await?;
+        ensure!(text.contains("4 seconds without activity"), "{text}");
+        ensure!(
+            gw.tracker().is_empty(),
+            "the reload opened a new tab instead"
+        );
+        Ok(())
+    })
+    .await
+}
+
 /// A Panel player playing in a loop changes its value in the page by itself, every 200 ms:
 /// not a person, even without the page script.
 #[tokio::test]
@@ -611,8 +681,7 @@ async fn panel_launcher_mode_refuses_other_sites_and_made_up_tokens() -> Result<
     use base64::Engine as _;
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_idlegate"));
     let command = Framework::Panel.launcher_command()?;
-    let mut args = vec!["--"];
-    args.extend(command.iter().map(String::as_str));
+    let args: Vec<&str> = command.iter().map(String::as_str).collect();
     let gw = GatewayProcess::start(bin, &args).await?;
     let page = testkit::http::get(&format!("{}/app", gw.url())).await?;
     let text = page.text();

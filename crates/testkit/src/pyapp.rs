@@ -1,4 +1,4 @@
-//! An app of another Python framework (Shiny, Panel) running from its own virtualenv
+//! An app of another Python framework (Shiny, Panel, Gradio) running from its own virtualenv
 //! (`<repo>/.venv-<kind>`, made by `scripts/python-env.sh <kind>`), on a free loopback port.
 //! Killed, with its whole process group, on drop.
 
@@ -73,6 +73,21 @@ impl PyApp {
         Self::start(&program, &["serve"], &app, &options, "/favicon.ico").await
     }
 
+    /// `python <app>` (a path under the repository) calling Gradio's `launch()`, told its
+    /// port by `GRADIO_SERVER_PORT`, without analytics (no network).
+    pub async fn gradio(app: &str) -> Result<PyApp> {
+        let app = venv::repo_path(app);
+        let python = kind_venv("gradio").join("bin/python");
+        let port = ports::free_port();
+        let mut command = Command::new(python);
+        command
+            .arg(&app)
+            .env("GRADIO_SERVER_NAME", "127.0.0.1")
+            .env("GRADIO_SERVER_PORT", port.to_string())
+            .env("GRADIO_ANALYTICS_ENABLED", "False");
+        Self::run(command, &app, port, "/gradio_api/app_id").await
+    }
+
     /// Runs `program <before…> <after…> <port> <app>` in the app's folder and waits until
     /// `GET <health>` answers 200.
     async fn start(
@@ -88,7 +103,14 @@ impl PyApp {
             .args(before)
             .args(after)
             .arg(port.to_string())
-            .arg(app)
+            .arg(app);
+        Self::run(command, app, port, health).await
+    }
+
+    /// Runs `command` for the app at `app`, listening on `port`, in the app's folder, and
+    /// waits until `GET <health>` answers 200.
+    async fn run(mut command: Command, app: &Path, port: u16, health: &str) -> Result<PyApp> {
+        command
             .env("PYTHONUNBUFFERED", "1")
             .current_dir(app.parent().unwrap_or(Path::new("/")));
         let (child, pid, output) = spawn_logged(&mut command, format!("app:{port}"))?;

@@ -94,9 +94,29 @@ pub struct EndText<'a> {
 pub struct PageHints {
     /// The path of the session socket (the script tags the socket whose path ends so).
     pub socket_path: String,
+    /// The paths (their ends) of the requests that carry a request-shaped tab session: the
+    /// script names its tab token on them, and counts those it sends right after a
+    /// person's input as the person's. Empty for the socket shape.
+    pub session_requests: Vec<String>,
     /// A CSS selector of the element whose colours and font are the app's theme (the
     /// warning dialog follows them); the page's body when `None`.
     pub theme_root: Option<String>,
+}
+
+/// The request target (path and query) an app that serves at the root gets for `target`
+/// under `base_path` (`""` or `"/prefix"`): the target without the base path; `None` outside
+/// it.
+pub fn served_at_root<'a>(base_path: &str, target: &'a str) -> Option<Cow<'a, str>> {
+    if base_path.is_empty() {
+        return Some(Cow::Borrowed(target));
+    }
+    match target.strip_prefix(base_path) {
+        Some(rest) if rest.starts_with('/') => Some(Cow::Borrowed(rest)),
+        Some(rest) if rest.is_empty() || rest.starts_with('?') => {
+            Some(Cow::Owned(format!("/{rest}")))
+        }
+        _ => None,
+    }
 }
 
 /// What an HTTP request did to the files a tab uploaded.
@@ -253,6 +273,13 @@ pub trait App: Send + Sync + 'static {
     /// Whether this request belongs to a tab session, and where its id is.
     fn session_request(&self, _head: &RequestHead<'_>) -> Option<SessionRequest> {
         None
+    }
+    /// A request-shaped tab session opened: learn what classifying its requests needs
+    /// (Gradio: the app's event listeners), if it is not known yet or may have changed.
+    /// Awaited before the session's first request goes on; never fails (what it could not
+    /// learn is unclear, see [`App::classify_request`]).
+    fn learn(&self) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
     }
     /// The session id in the first bytes of a request's body ([`SessionKey::InBody`]).
     fn session_in_body(&self, _head: &RequestHead<'_>, _body: &[u8]) -> Option<String> {

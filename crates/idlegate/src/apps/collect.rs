@@ -6,7 +6,11 @@
 //! `PYTHONPATH` that answers SIGUSR1:
 //!
 //! - **Ended sessions are shut down at once.** idlegate writes their ids to a file in the
-//!   hook directory first; the handler (on a thread of its own, never inside the signal)
+//!   hook directory first. For Gradio, the handler marks each session closed with no time
+//!   left (`SessionState.is_closed`, `STATE_TTL_WHEN_CLOSED`, `state_holder.py`), so Gradio's
+//!   own once-a-second pass deletes its `gr.State` values (calling their `delete_callback`)
+//!   instead of an hour later; the state holder is found once among the process's objects.
+//!   For Streamlit, the handler (on a thread of its own, never inside the signal)
 //!   calls `Runtime.instance().clear_user_info_for_session(id)`, Streamlit's thread-safe
 //!   way to end a session for good (`runtime/runtime.py`): a stored session is shut down,
 //!   a connected one is marked so its disconnect shuts it down instead of storing it. Only
@@ -58,7 +62,50 @@ import time as _time
 _here = _os.path.dirname(_os.path.abspath(__file__))
 
 
+_idlegate_holders = []
+
+
+def _idlegate_gradio_close(ids):
+    """Has Gradio delete the sessions' gr.State values on its next pass (within a second),
+    as it does for a closed session an hour after its tab left: each is marked closed with
+    no time left. Gradio's own loop deletes them (calling their delete_callback). The state
+    holders (one per server app Gradio made) are found among the process's objects, again
+    when a session is in none of those known."""
+    global _idlegate_holders
+    module = _sys.modules.get("gradio.state_holder")
+    if module is None:
+        return
+    for attempt in range(2):
+        holders = [ref() for ref in _idlegate_holders]
+        holders = [h for h in holders if h is not None]
+        missing = []
+        for session_id in ids:
+            sessions = [h.session_data.get(session_id) for h in holders]
+            sessions = [s for s in sessions if s is not None]
+            for session in sessions:
+                session.STATE_TTL_WHEN_CLOSED = 0
+                session.is_closed = True
+            if not sessions:
+                missing.append(session_id)
+        if not missing or attempt:
+            return
+        import weakref as _weakref
+
+        kind = module.StateHolder
+        _idlegate_holders = [_weakref.ref(o) for o in _gc.get_objects() if type(o) is kind]
+        ids = missing
+
+
 def _idlegate_close(ids):
+    try:
+        _idlegate_gradio_close(ids)
+    except Exception:
+        pass
+    if "streamlit" not in _sys.modules:
+        # Gradio deletes the state within a second; collect after that.
+        _time.sleep(1.5)
+        _gc.collect()
+        return
     try:
         from streamlit.runtime import Runtime
 

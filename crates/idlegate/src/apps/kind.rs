@@ -137,7 +137,9 @@ pub fn subcommand_position(command: &[String], program: &str, sub: &str) -> Opti
         .map(|at| at + 1)
 }
 
-fn program_positions<'a>(
+/// Every index of the first [`PROGRAM_WITHIN`] arguments that runs `program` (see
+/// [`program_position`]).
+pub fn program_positions<'a>(
     command: &'a [String],
     program: &'a str,
 ) -> impl Iterator<Item = usize> + 'a {

@@ -9,18 +9,18 @@
 mod app;
 pub mod bokeh;
 pub mod collect;
+pub mod gradio;
 pub mod json;
 pub mod kind;
 pub mod later;
 pub mod probe;
 pub mod shiny;
-#[cfg(test)]
-pub(crate) mod sketches;
 pub mod streamlit;
 
 pub use app::{
-    Answer, App, DecodeError, EndText, Farewell, Message, MessageDecoder, MessageKind, PageHints,
-    Person, Placement, RequestHead, SessionKey, SessionRequest, SessionShape, UploadEvent,
+    served_at_root, Answer, App, DecodeError, EndText, Farewell, Message, MessageDecoder,
+    MessageKind, PageHints, Person, Placement, RequestHead, SessionKey, SessionRequest,
+    SessionShape, UploadEvent,
 };
 pub use kind::{BasePathCheck, Kind, LaunchPlan, LaunchRequest, ProcessHook, Runtime};
 
@@ -39,6 +39,7 @@ pub fn kind(kind: AppKind) -> &'static dyn Kind {
         AppKind::Shiny => &shiny::KIND,
         AppKind::Bokeh => &bokeh::BOKEH,
         AppKind::Panel => &bokeh::PANEL,
+        AppKind::Gradio => &gradio::KIND,
     }
 }
 
@@ -56,7 +57,7 @@ pub fn detect(command: &[String]) -> Result<AppKind, String> {
             let names: Vec<&str> = AppKind::ALL.iter().map(|(name, _)| *name).collect();
             format!(
                 "cannot tell the app's framework from the command; run it as `streamlit run \
-                 app.py`, `shiny run app.py`, `panel serve app.py` or `bokeh serve app.py`, or set app.kind (--app-kind) to one of {}",
+                 app.py`, `shiny run app.py`, `panel serve app.py`, `bokeh serve app.py` or `gradio app.py`, or set app.kind (--app-kind) to one of {}",
                 names.join(", ")
             )
         })

@@ -4,7 +4,8 @@
 // (`<script src="<base>/_idlegate/client.js" defer>`), so it runs before the app's own
 // bundle opens its WebSocket. It:
 //   * gives this page load a random tab token and names it, as one more subprotocol, when the
-//     page opens the app's session WebSocket, so idlegate knows which app session belongs to
+//     page opens the app's session WebSocket (or in a header of the requests that carry the
+//     app's session, for apps without one), so idlegate knows which app session belongs to
 //     this browser tab (never in a URL: URLs reach access logs);
 //   * reports human input (throttled, saying when it happened) and page visibility to
 //     idlegate, including input in the page's same-origin frames;
@@ -16,8 +17,9 @@
 //   * moves the page to idlegate's "session ended" page once the session has ended.
 //
 // It must never change the app's behaviour: everything lives inside one function, every
-// handler swallows its own errors, nothing is logged, and the only global change is the
-// transparent WebSocket wrapper. idlegate serves the file with the configuration placeholder
+// handler swallows its own errors, nothing is logged, and the only global changes are the
+// transparent WebSocket wrapper and, for apps whose tab session is a series of requests,
+// the transparent fetch wrapper. idlegate serves the file with the configuration placeholder
 // on the last line replaced by a JSON object; served without it, the script does nothing.
 (function (config) {
   "use strict";
@@ -35,6 +37,11 @@
   // The app's session socket (its path ends so) and the element its theme colours are on:
   // both from the app kind.
   const SOCKET_SUFFIX = config.socketSuffix ? String(config.socketSuffix) : null;
+  // Or, for apps without a session socket (Gradio), the requests that carry the tab's
+  // session: they get the tab token in TAB_HEADER.
+  const SESSION_REQUESTS = Array.isArray(config.sessionRequests)
+    ? config.sessionRequests.map(String).filter((path) => path.length > 0) : [];
+  const TAB_HEADER = String(config.tabHeader || "x-idlegate-tab");
   const THEME_ROOT = config.themeRoot ? String(config.themeRoot) : null;
   const TAB_URL = String(config.tabUrl || "/_idlegate/tab");
   const ENDED_URL = String(config.endedUrl || "/_idlegate/ended");
@@ -109,6 +116,7 @@
 
   try {
     installWebSocketWrapper();
+    installFetchWrapper();
     const listen = { capture: true, passive: true };
     watchWindow(window);
     document.addEventListener("visibilitychange", guard(onVisibilityChange), listen);
@@ -202,6 +210,48 @@
       });
     });
     window.WebSocket = Wrapper;
+  }
+
+  // ---------------------------------------------------------------- fetch wrapper
+
+  // For apps whose tab session is a series of requests: the page's requests that carry the
+  // session get the tab token in a header (same-origin only), and a POST right after a
+  // person's input is the person's, as a socket message would be. Everything else about
+  // the call, and every other request, passes through untouched.
+  function installFetchWrapper() {
+    if (!SESSION_REQUESTS.length) return;
+    const nativeFetch = window.fetch;
+    let opened = false;
+    const wrapper = function fetch(input, init) {
+      const tagged = guard(tagRequest)(input, init);
+      if (!tagged) return nativeFetch.apply(this, arguments);
+      const answer = nativeFetch.call(this, input, tagged.init);
+      if (!opened) {
+        opened = true;
+        Promise.resolve(answer).then(
+          guard(() => later("open", OPEN_CHECK_DELAY, onSessionOpened)),
+          guard(() => { opened = false; }));
+      }
+      return answer;
+    };
+    Object.setPrototypeOf(wrapper, nativeFetch);
+    window.fetch = wrapper;
+  }
+
+  // The init for a session request with our header added (null for any other request), and
+  // notes the request (a POST right after input is the person's).
+  function tagRequest(input, init) {
+    const isRequest = typeof Request === "function" && input instanceof Request;
+    const url = new URL(isRequest ? input.url : String(input), document.baseURI || location.href);
+    if (url.origin !== location.origin) return null;
+    if (!SESSION_REQUESTS.some((path) => url.pathname.includes(path))) return null;
+    const method = String((init && init.method) || (isRequest ? input.method : "GET")).toUpperCase();
+    const given = init && init.headers !== undefined ? init.headers : (isRequest ? input.headers : undefined);
+    const headers = new Headers(given);
+    headers.set(TAB_HEADER, token);
+    sessionSocketSeen = true;
+    if (method === "POST") onSessionSend();
+    return { init: Object.assign({}, init || {}, { headers: headers }) };
   }
 
   // Whether the page opens the app's session socket at this URL.

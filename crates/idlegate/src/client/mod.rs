@@ -39,6 +39,8 @@ impl ClientScript {
         let settings = json!({
             "tabProtocolPrefix": TAB_PROTOCOL_PREFIX,
             "socketSuffix": hints.socket_path,
+            "sessionRequests": hints.session_requests,
+            "tabHeader": crate::ws::subprotocol::TAB_HEADER.as_str(),
             "themeRoot": hints.theme_root,
             "tabUrl": format!("{base}{PREFIX}{TAB_API}"),
             "endedUrl": format!("{base}{PREFIX}ended"),
@@ -113,6 +115,7 @@ mod tests {
     fn hints(socket_path: &str) -> PageHints {
         PageHints {
             socket_path: socket_path.to_owned(),
+            session_requests: Vec::new(),
             theme_root: None,
         }
     }

@@ -16,15 +16,18 @@ pub enum AppKind {
     Bokeh,
     /// A Panel app (`panel serve`, Bokeh's server).
     Panel,
+    /// A Gradio app (`python app.py` calling `launch()`, or `gradio app.py`).
+    Gradio,
 }
 
 impl AppKind {
     /// Every kind, with the name `app.kind` gives it.
-    pub const ALL: [(&'static str, AppKind); 4] = [
+    pub const ALL: [(&'static str, AppKind); 5] = [
         ("streamlit", AppKind::Streamlit),
         ("shiny", AppKind::Shiny),
         ("bokeh", AppKind::Bokeh),
         ("panel", AppKind::Panel),
+        ("gradio", AppKind::Gradio),
     ];
 
     /// The name `app.kind` gives it.

@@ -91,7 +91,7 @@ fn reconnect_grace_must_fit_inside_the_app_ttl() {
 
 #[test]
 fn other_values_are_checked() {
-    assert_eq!(err("[app]\nkind = \"gradio\"").key(), Some("app.kind"));
+    assert_eq!(err("[app]\nkind = \"dash\"").key(), Some("app.kind"));
     assert_eq!(err("[log]\nformat = \"xml\"").key(), Some("log.format"));
     assert_eq!(
         err("[proxy]\nmax_header_bytes = 100").key(),

@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 use tokio_util::task::TaskTracker;
 
 use super::inject::Injector;
+use super::requests::Sessions;
 use super::UpstreamClient;
 use crate::apps::{App, EndText, Farewell, Placement};
 use crate::config::{Config, Texts, Upstream};
@@ -31,6 +32,8 @@ pub struct Context {
     pub texts: Arc<ArcSwap<Texts>>,
     /// Frames and bytes the relays passed on, for the metrics.
     pub traffic: Arc<Traffic>,
+    /// The open tabs of a request-shaped app (Gradio).
+    pub sessions: Arc<Sessions>,
 }
 
 impl Context {
@@ -40,7 +43,7 @@ impl Context {
     pub fn farewell(&self, notice: &EndNotice) -> Farewell {
         let base = &self.config.app.base_path;
         let page = notice.page.as_deref();
-        let url = web::ended_url_returning(base, notice.reason, page);
+        let url = self.ended_url(notice);
         let texts = self.texts.load();
         let message = pages::end_message(Some(notice.reason), &self.tracker.policy(), &texts);
         let home = format!("{base}/");
@@ -66,6 +69,17 @@ impl Context {
                 start_href,
             },
         )
+    }
+
+    /// The "session ended" page for `notice` (which returns to the page the tab showed).
+    pub fn ended_url(&self, notice: &EndNotice) -> String {
+        let base = &self.config.app.base_path;
+        web::ended_url_returning(base, notice.reason, notice.page.as_deref())
+    }
+
+    /// The "session ended" page, without a reason (for a page whose tab is not known).
+    pub fn plain_ended_url(&self) -> String {
+        format!("{}{}ended", self.config.app.base_path, web::PREFIX)
     }
 
     /// A farewell that only sends the page to `url` (the sign-in page, the refused page).

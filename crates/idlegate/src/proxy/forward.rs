@@ -13,8 +13,8 @@ use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
 use super::headers::{remove_hop_by_hop, set_forwarded};
-use super::{inject, outgoing, Body, Context};
-use crate::apps::UploadEvent;
+use super::{inject, outgoing, requests, Body, Context};
+use crate::apps::{RequestHead, SessionShape, UploadEvent};
 use crate::error::ProxyError;
 use crate::store::LoginSession;
 
@@ -41,25 +41,20 @@ pub async fn forward(
         }
         None => None,
     };
+    if upload.is_none() && cx.app.shape() == SessionShape::Requests {
+        if let Some(found) = cx.app.session_request(&head_of(&req)) {
+            let send = async |request: Request<Body>| send(cx, request, peer, login).await;
+            return requests::relay(cx, req, login, found, send).await;
+        }
+    }
     let inject = cx.config.browser.inject && navigation;
     let head = req.method() == http::Method::HEAD;
     let method = req.method().clone();
     let (mut parts, body) = req.into_parts();
-    prepare_request_head(cx, &mut parts, peer, login.map(|l| &l.identity))?;
     if inject {
         inject::prepare_request(&mut parts.headers, &cx.injector.version());
     }
-    let request = Request::from_parts(parts, Body::new(body));
-    let response = cx.client.request(request).await.map_err(|e| {
-        if e.is_connect() {
-            ProxyError::Connect {
-                upstream: cx.upstream.to_string(),
-                source: Box::new(e),
-            }
-        } else {
-            ProxyError::Upstream(Box::new(e))
-        }
-    })?;
+    let response = send(cx, Request::from_parts(parts, Body::new(body)), peer, login).await?;
     match upload {
         Some(UploadEvent::Stored {
             app_session,
@@ -82,6 +77,39 @@ pub async fn forward(
         return inject::rewrite(response, head, &cx.injector).await;
     }
     Ok(response.map(Body::new))
+}
+
+/// A request as the app kind sees it.
+fn head_of<B>(req: &Request<B>) -> RequestHead<'_> {
+    RequestHead {
+        method: req.method(),
+        path: req.uri().path(),
+        query: req.uri().query(),
+        headers: req.headers(),
+    }
+}
+
+/// Sends a request to the app ([`prepare_request_head`] first) and returns its answer's
+/// head, the body still streaming.
+pub async fn send(
+    cx: &Context,
+    request: Request<Body>,
+    peer: SocketAddr,
+    login: Option<&Arc<LoginSession>>,
+) -> Result<Response<Incoming>, ProxyError> {
+    let (mut parts, body) = request.into_parts();
+    prepare_request_head(cx, &mut parts, peer, login.map(|l| &l.identity))?;
+    let request = Request::from_parts(parts, body);
+    cx.client.request(request).await.map_err(|e| {
+        if e.is_connect() {
+            ProxyError::Connect {
+                upstream: cx.upstream.to_string(),
+                source: Box::new(e),
+            }
+        } else {
+            ProxyError::Upstream(Box::new(e))
+        }
+    })
 }
 
 /// Points a request head at the app: target URI, HTTP/1.1, `Host`, the headers the app may

@@ -1,6 +1,7 @@
 //! Relaying requests to the app: plain HTTP ([`forward`]) with the page script added to HTML
 //! pages ([`inject`]), WebSocket upgrades ([`websocket`]) and the tab session relay
-//! ([`relay`]) that watches frames ([`crate::ws`]), all given one shared [`Context`].
+//! ([`relay`]) that watches frames ([`crate::ws`]), the requests and event streams of
+//! request-shaped tab sessions ([`requests`], [`sse`]), all given one shared [`Context`].
 
 mod context;
 pub mod forward;
@@ -9,6 +10,8 @@ pub mod inject;
 pub mod outgoing;
 pub mod relay;
 pub mod release;
+pub mod requests;
+pub mod sse;
 pub mod websocket;
 
 pub use crate::web::Body;

@@ -9,7 +9,8 @@
 //!    and `Origin` the app checks, or a WebSocket handshake's own fields (RFC 6455 §4.1);
 //! 2. **identity headers** the client sent go, all of them ([`identity::strip`]): in header
 //!    mode too, where the proxy's were read before ([`crate::auth::Auth::check`]);
-//! 3. **idlegate's cookies** go and the rest are joined in one field ([`cookies::for_app`]);
+//! 3. **idlegate's cookies** go and the rest are joined in one field ([`cookies::for_app`]),
+//!    and so does the page script's tab token ([`super::requests::TAB_HEADER`]);
 //! 4. **idlegate's identity headers** are set from the login it holds ([`identity::set`]).
 //!
 //! `Host` and `X-Forwarded-*` are set afterwards, from the request itself
@@ -56,6 +57,8 @@ pub fn request_headers(
     identity: Option<&Identity>,
 ) {
     remove_hop_by_hop_except(headers, |name| kept(name, names));
+    // The page script's tab token is idlegate's business.
+    headers.remove(super::requests::TAB_HEADER);
     identity::strip(headers, names);
     cookies::for_app(headers);
     if let Some(identity) = identity {

@@ -182,6 +182,7 @@ impl Server {
             tasks: TaskTracker::new(),
             texts,
             traffic: Arc::new(Traffic::default()),
+            sessions: Arc::default(),
         });
         let admin = match (&config.admin, &metrics) {
             (Some(admin_config), Some(metrics)) => {
@@ -197,12 +198,8 @@ impl Server {
             }
             _ => None,
         };
-        let gateway = Arc::new(Gateway::new(
-            proxy,
-            auth,
-            (routes, route_state),
-            metrics.clone(),
-        ));
+        let routes = (routes, route_state);
+        let gateway = Arc::new(Gateway::new(proxy, auth, routes, metrics.clone()));
         Ok(Self {
             listener,
             gateway,

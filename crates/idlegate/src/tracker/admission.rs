@@ -42,6 +42,19 @@ pub enum Refused {
     ServerBusy,
 }
 
+/// What idlegate knows of an app session a request names ([`Tracker::lookup_session`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionLookup {
+    /// An open tab of the request's login has it.
+    Open,
+    /// Another login's tab has it.
+    Foreign,
+    /// Its tab ended; the page must be told so.
+    Ended(EndNotice),
+    /// No tab here has it: a new page's.
+    Unknown,
+}
+
 /// What admission decided for a connection that may go ahead.
 struct Decision {
     entry: Entry,
@@ -183,6 +196,19 @@ impl Tracker {
                 .tabs
                 .handed_off(&[EndedId::AppSession(id)], stores.clock.now_ms())
                 .is_some()
+    }
+
+    /// What idlegate knows of app session `id` for a request of `login` naming it (a
+    /// request-shaped session's request, which opens no connection of its own).
+    pub fn lookup_session(&self, id: &str, login: Option<&Arc<LoginSession>>) -> SessionLookup {
+        if let Some(notice) = self.ended_notice(Some(id), None) {
+            return SessionLookup::Ended(notice);
+        }
+        match self.tab_of(id) {
+            Some(tab) if tab.belongs_to(login) => SessionLookup::Open,
+            Some(_) => SessionLookup::Foreign,
+            None => SessionLookup::Unknown,
+        }
     }
 
     /// Tells subscribers that a page was refused a new tab for a limit (nothing for an ended

@@ -48,7 +48,7 @@ use crate::config::TabPolicy;
 pub use crate::lifecycle::{ActivityRule, EndNotice, EndReason, Release, Signal, TabId};
 use crate::lifecycle::{Event, Publisher};
 use crate::store::{LoginLimits, Stores};
-pub use admission::{Entry, Refused};
+pub use admission::{Entry, Refused, SessionLookup};
 pub use connection::TabConnection;
 pub use listing::{TabActivity, TabView};
 pub use policy::{Deadline, RunCause, TabState};

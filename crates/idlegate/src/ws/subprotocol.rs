@@ -13,6 +13,11 @@
 
 use http::header::{HeaderMap, HeaderValue, SEC_WEBSOCKET_PROTOCOL};
 
+/// The header the page script names its tab token in, on the requests of a request-shaped
+/// tab session (Gradio), which opens no socket (the proxy's `requests` module reads it).
+pub const TAB_HEADER: http::header::HeaderName =
+    http::header::HeaderName::from_static("x-idlegate-tab");
+
 /// Prefix of idlegate's subprotocol entry; the tab token follows.
 pub const TAB_PROTOCOL_PREFIX: &str = "idlegate.tab.";
 

@@ -177,6 +177,7 @@ impl App for Bokeh {
     fn page_hints(&self) -> PageHints {
         PageHints {
             socket_path: "/ws".to_owned(),
+            session_requests: Vec::new(),
             theme_root: None,
         }
     }

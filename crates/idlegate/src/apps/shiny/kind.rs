@@ -10,7 +10,7 @@ use crate::apps::collect::python_launch;
 use crate::apps::kind::{
     program_position, subcommand_position, BasePathCheck, Kind, LaunchPlan, LaunchRequest, Runtime,
 };
-use crate::apps::probe::get_status;
+use crate::apps::probe::serves_at_root;
 use crate::apps::App;
 use crate::config::{Config, Upstream};
 
@@ -122,15 +122,6 @@ impl Kind for ShinyKind {
     ) -> BoxFuture<'a, BasePathCheck> {
         // The app serves at the root whatever app.base_path is: idlegate takes the base
         // path off. Only whether it answers is checked.
-        Box::pin(async move {
-            match get_status(upstream, "/").await {
-                Ok(200) => BasePathCheck::Serves,
-                Ok(status) => BasePathCheck::Elsewhere(format!(
-                    "the app at {upstream} answers / with {status}, not a Shiny page; check \
-                     --upstream (a Shiny app must serve at the root of its address)"
-                )),
-                Err(why) => BasePathCheck::Unreachable(why),
-            }
-        })
+        Box::pin(serves_at_root(upstream, "/", "Shiny"))
     }
 }

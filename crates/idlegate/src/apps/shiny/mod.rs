@@ -36,7 +36,9 @@ use serde_json::{json, Value};
 
 use super::kind::Runtime;
 use super::later::CollectLater;
-use super::{App, EndText, Farewell, Message, MessageDecoder, PageHints, Person, Placement};
+use super::{
+    served_at_root, App, EndText, Farewell, Message, MessageDecoder, PageHints, Person, Placement,
+};
 
 /// The header py-shiny reads a person's identity from (`session/_session.py`).
 pub const CREDENTIALS: HeaderName = HeaderName::from_static("shiny-server-credentials");
@@ -140,16 +142,7 @@ impl App for Shiny {
     }
 
     fn app_target<'a>(&self, target: &'a str) -> Option<Cow<'a, str>> {
-        if self.base_path.is_empty() {
-            return Some(Cow::Borrowed(target));
-        }
-        match target.strip_prefix(self.base_path.as_str()) {
-            Some(rest) if rest.starts_with('/') => Some(Cow::Borrowed(rest)),
-            Some(rest) if rest.is_empty() || rest.starts_with('?') => {
-                Some(Cow::Owned(format!("/{rest}")))
-            }
-            _ => None,
-        }
+        served_at_root(&self.base_path, target)
     }
 
     fn checks_socket_origin(&self) -> bool {
@@ -181,6 +174,7 @@ impl App for Shiny {
         PageHints {
             socket_path: self.socket_path.clone(),
             // Bootstrap's body carries the theme's colours and font.
+            session_requests: Vec::new(),
             theme_root: None,
         }
     }

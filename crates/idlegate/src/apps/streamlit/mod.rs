@@ -119,6 +119,7 @@ impl App for Streamlit {
         PageHints {
             socket_path: self.stream_path.clone(),
             // The app's root element carries the theme's colours and font (`frontend/app`).
+            session_requests: Vec::new(),
             theme_root: Some(".stApp".to_owned()),
         }
     }

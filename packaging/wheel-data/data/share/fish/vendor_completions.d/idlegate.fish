@@ -30,7 +30,7 @@ complete -c idlegate -n "__fish_idlegate_needs_command" -l upstream -d 'URL of a
 complete -c idlegate -n "__fish_idlegate_needs_command" -l idle-timeout -d 'End a tab after this long without human activity (`tabs.idle_timeout`), e.g. 15m; "off" disables' -r
 complete -c idlegate -n "__fish_idlegate_needs_command" -l max-lifetime -d 'End a tab this long after it started (`tabs.max_lifetime`), e.g. 8h; "off" disables' -r
 complete -c idlegate -n "__fish_idlegate_needs_command" -l reconnect-grace -d 'How long a disconnected tab may come back (`tabs.reconnect_grace`), e.g. 15s' -r
-complete -c idlegate -n "__fish_idlegate_needs_command" -l app-kind -d 'The app\'s framework (`app.kind`): auto (the command tells), streamlit, shiny, panel or bokeh' -r
+complete -c idlegate -n "__fish_idlegate_needs_command" -l app-kind -d 'The app\'s framework (`app.kind`): auto (the command tells), streamlit, shiny, panel, bokeh or gradio' -r
 complete -c idlegate -n "__fish_idlegate_needs_command" -l base-path -d 'URL path prefix of the app (`app.base_path`), e.g. /analytics' -r
 complete -c idlegate -n "__fish_idlegate_needs_command" -l log-format -d 'Log format (`log.format`): text or json' -r
 complete -c idlegate -n "__fish_idlegate_needs_command" -l log-level -d 'Log level or filter (`log.level`), e.g. info or debug' -r
