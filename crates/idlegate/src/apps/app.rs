@@ -162,8 +162,20 @@ pub struct RequestHead<'a> {
 pub enum SessionKey {
     /// In the path, query or headers: this id.
     Known(String),
-    /// In the body: read its first `limit` bytes and ask [`App::session_in_body`].
+    /// In the body: read it whole (up to `limit` bytes) and ask [`App::session_in_body`].
     InBody { limit: usize },
+}
+
+/// What a request's body says of its session ([`App::session_in_body`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodySession {
+    /// It names this session.
+    Named(String),
+    /// It names none (an API client's request, which is no tab's).
+    Absent,
+    /// It cannot be read the way the app reads it: refused, since the app might read a
+    /// session in it that idlegate does not track.
+    Unreadable,
 }
 
 /// A request that belongs to a tab session of the request shape.
@@ -281,9 +293,9 @@ pub trait App: Send + Sync + 'static {
     fn learn(&self) -> BoxFuture<'static, ()> {
         Box::pin(async {})
     }
-    /// The session id in the first bytes of a request's body ([`SessionKey::InBody`]).
-    fn session_in_body(&self, _head: &RequestHead<'_>, _body: &[u8]) -> Option<String> {
-        None
+    /// The session a request's body names ([`SessionKey::InBody`]).
+    fn session_in_body(&self, _head: &RequestHead<'_>, _body: &[u8]) -> BodySession {
+        BodySession::Absent
     }
     /// What a session request means (a person's action, the page's own timer, a run that
     /// starts or ends), told as signals, like a socket message.

@@ -102,6 +102,14 @@ impl JsonText {
     }
 }
 
+/// Parses JSON text as Python's `json` module reads it: `NaN`, `Infinity` and `-Infinity`
+/// outside strings are read as `null`. `None` for text that is not JSON even so.
+pub fn parse_lenient(text: &[u8]) -> Option<Value> {
+    serde_json::from_slice(text)
+        .ok()
+        .or_else(|| serde_json::from_slice(&without_non_finite(text)).ok())
+}
+
 /// `text` with `NaN`, `Infinity` and `-Infinity` outside strings replaced by `null`.
 fn without_non_finite(text: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());

@@ -18,9 +18,9 @@ pub mod shiny;
 pub mod streamlit;
 
 pub use app::{
-    served_at_root, Answer, App, DecodeError, EndText, Farewell, Message, MessageDecoder,
-    MessageKind, PageHints, Person, Placement, RequestHead, SessionKey, SessionRequest,
-    SessionShape, UploadEvent,
+    served_at_root, Answer, App, BodySession, DecodeError, EndText, Farewell, Message,
+    MessageDecoder, MessageKind, PageHints, Person, Placement, RequestHead, SessionKey,
+    SessionRequest, SessionShape, UploadEvent,
 };
 pub use kind::{BasePathCheck, Kind, LaunchPlan, LaunchRequest, ProcessHook, Runtime};
 

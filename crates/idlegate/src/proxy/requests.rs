@@ -33,7 +33,7 @@ use tokio::sync::watch;
 
 use super::sse::EventStream;
 use super::{Body, Context};
-use crate::apps::{RequestHead, SessionKey, SessionRequest};
+use crate::apps::{BodySession, RequestHead, SessionKey, SessionRequest};
 use crate::error::ProxyError;
 use crate::lifecycle::Signal;
 use crate::store::LoginSession;
@@ -148,10 +148,24 @@ pub async fn relay(
                 .unwrap_or(u64::MAX)
                 .min(cx.config.proxy.max_message_bytes);
             let bytes = read_body(body, limit).await?;
-            (cx.app.session_in_body(&head, &bytes), Outgoing::Read(bytes))
+            let id = match cx.app.session_in_body(&head, &bytes) {
+                BodySession::Named(id) => Some(id),
+                BodySession::Absent => None,
+                BodySession::Unreadable => {
+                    return Err(ProxyError::BadRequest(
+                        "the request body names its session in a way idlegate cannot read",
+                    ))
+                }
+            };
+            (id, Outgoing::Read(bytes))
         }
     };
-    let id = id.filter(|id| is_session_id(id));
+    // An id idlegate cannot track might still be one the app accepts: refused.
+    if id.as_deref().is_some_and(|id| !is_session_id(id)) {
+        return Err(ProxyError::BadRequest(
+            "the request names a malformed session id",
+        ));
+    }
     let link = match &id {
         Some(id) => match cx.sessions.link(cx, id, token.as_deref(), login) {
             Ok((link, opened)) => {

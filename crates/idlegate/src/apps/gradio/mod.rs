@@ -38,11 +38,12 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use super::json::parse_lenient;
 use super::kind::Runtime;
 use super::probe::get_body;
 use super::{
-    served_at_root, Answer, App, EndText, Farewell, MessageDecoder, PageHints, Placement,
-    RequestHead, SessionKey, SessionRequest, SessionShape,
+    served_at_root, Answer, App, BodySession, EndText, Farewell, MessageDecoder, PageHints,
+    Placement, RequestHead, SessionKey, SessionRequest, SessionShape,
 };
 use crate::config::Upstream;
 use crate::lifecycle::Signal;
@@ -106,19 +107,26 @@ impl Gradio {
     }
 }
 
-/// The `session_hash` of a query string.
+/// The `session_hash` of a query string: `None` without one, and an empty (invalid) id when
+/// it is there more than once (idlegate and the app might read different ones).
 fn query_session(query: Option<&str>) -> Option<String> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(query?)
+    let mut hashes = serde_urlencoded::from_str::<Vec<(String, String)>>(query?)
         .ok()?
         .into_iter()
-        .find(|(name, _)| name == "session_hash")
-        .map(|(_, value)| value)
+        .filter(|(name, _)| name == "session_hash")
+        .map(|(_, value)| value);
+    let first = hashes.next()?;
+    Some(if hashes.next().is_some() {
+        String::new()
+    } else {
+        first
+    })
 }
 
-/// Whether an API route runs an event: `queue/join`, or `run/<api name>` (the same handler,
-/// `routes.py`).
+/// Whether an API route runs an event: `queue/join`, or `run/<api name>` and
+/// `api/<api name>` (one handler, `routes.py`).
 fn runs_event(route: &str) -> bool {
-    route == "/queue/join" || route.starts_with("/run/")
+    route == "/queue/join" || route.starts_with("/run/") || route.starts_with("/api/")
 }
 
 impl App for Gradio {
@@ -160,9 +168,16 @@ impl App for Gradio {
         })
     }
 
-    fn session_in_body(&self, _head: &RequestHead<'_>, body: &[u8]) -> Option<String> {
-        let body: Value = serde_json::from_slice(body).ok()?;
-        body.get("session_hash")?.as_str().map(str::to_owned)
+    fn session_in_body(&self, _head: &RequestHead<'_>, body: &[u8]) -> BodySession {
+        // Read as the app reads it (Python's `json`: the last of repeated keys wins).
+        let Some(body) = parse_lenient(body) else {
+            return BodySession::Unreadable;
+        };
+        match body.get("session_hash") {
+            Some(Value::String(hash)) => BodySession::Named(hash.clone()),
+            None | Some(Value::Null) => BodySession::Absent,
+            Some(_) => BodySession::Unreadable,
+        }
     }
 
     fn learn(&self) -> BoxFuture<'static, ()> {
@@ -192,7 +207,7 @@ impl App for Gradio {
         if !self.api_route(head.path).is_some_and(runs_event) {
             return;
         }
-        let Ok(body) = serde_json::from_slice::<Value>(body) else {
+        let Some(body) = parse_lenient(body) else {
             return;
         };
         let fn_index = body.get("fn_index").and_then(Value::as_u64);

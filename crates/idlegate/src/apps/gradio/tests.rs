@@ -79,7 +79,10 @@ fn the_session_is_found_in_each_request_of_a_tab() {
         assert!(matches!(found.key, SessionKey::InBody { .. }), "{path}");
         assert!(!found.holds_session);
         let body = br#"{"data":[1],"fn_index":0,"trigger_id":4,"session_hash":"h1"}"#;
-        assert_eq!(app.session_in_body(&join, body).as_deref(), Some("h1"));
+        assert_eq!(
+            app.session_in_body(&join, body),
+            BodySession::Named("h1".to_owned())
+        );
     }
     for (method, path) in [
         (&Method::GET, "/tools/gradio_api/app_id"),
@@ -94,6 +97,54 @@ fn the_session_is_found_in_each_request_of_a_tab() {
             "{path}"
         );
     }
+}
+
+#[test]
+fn a_body_or_query_read_differently_by_the_app_names_no_session_idlegate_misses() {
+    let app = app("");
+    let headers = HeaderMap::new();
+    let join = head(&Method::POST, "/gradio_api/queue/join", None, &headers);
+    let named = |hash: &str| BodySession::Named(hash.to_owned());
+    for (body, expected) in [
+        (&br#"{"data":[NaN],"session_hash":"h1"}"#[..], named("h1")),
+        (
+            br#"{"session_hash":"old","session_hash":"new"}"#,
+            named("new"),
+        ),
+        (br#"{"session_hash":"\u0068\u0031"}"#, named("h1")),
+        (br#"{"data":[]}"#, BodySession::Absent),
+        (br#"{"data":[],"session_hash":null}"#, BodySession::Absent),
+        (br#"{"session_hash":7}"#, BodySession::Unreadable),
+        (
+            br#"{"session_hash":"h1","x":"\ud800"}"#,
+            BodySession::Unreadable,
+        ),
+        (br#"{"session_hash":"h1""#, BodySession::Unreadable),
+        (b"", BodySession::Unreadable),
+    ] {
+        assert_eq!(
+            app.session_in_body(&join, body),
+            expected,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    let data = |query| {
+        app.session_request(&head(
+            &Method::GET,
+            "/gradio_api/queue/data",
+            Some(query),
+            &headers,
+        ))
+        .map(|r| r.key)
+    };
+    assert_eq!(
+        data("session_hash=a&session_hash=b"),
+        Some(SessionKey::Known(String::new()))
+    );
+    assert_eq!(data("x=1"), None);
+    let api = head(&Method::POST, "/gradio_api/api/predict", None, &headers);
+    assert!(app.session_request(&api).is_some());
 }
 
 #[test]
