@@ -57,6 +57,9 @@ pub enum ProxyError {
     /// in it) is larger than `proxy.max_message_bytes`.
     #[error("the request body is larger than {limit} bytes")]
     TooLarge { limit: u64 },
+    /// A request body idlegate must read did not arrive within `proxy.header_read_timeout`.
+    #[error("the request body did not arrive within {timeout_ms} ms")]
+    SlowBody { timeout_ms: u128 },
     #[error("internal error: {0}")]
     Internal(&'static str),
 }
@@ -72,7 +75,8 @@ impl ProxyError {
             | Self::NoSocket
             | Self::NotServed
             | Self::ForeignSession
-            | Self::TooLarge { .. } => Fault::Client,
+            | Self::TooLarge { .. }
+            | Self::SlowBody { .. } => Fault::Client,
             Self::Internal(_) => Fault::Internal,
         }
     }
@@ -98,6 +102,7 @@ impl ProxyError {
             Self::NoSocket | Self::NotServed => StatusCode::NOT_FOUND,
             Self::ForeignSession => StatusCode::FORBIDDEN,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::SlowBody { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

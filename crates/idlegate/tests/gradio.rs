@@ -199,3 +199,29 @@ async fn gradio_a_new_tab_over_the_server_limit_is_refused() -> Result<()> {
     };
     result.await.with_context(|| app.output())
 }
+
+/// A run request whose body stops arriving is answered 408 after `proxy.header_read_timeout`
+/// instead of holding its connection and what it sent.
+#[tokio::test]
+async fn gradio_a_run_request_whose_body_stalls_is_timed_out() -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = Config::builder().header_read_timeout(Duration::from_secs(2));
+    let (app, gw) = gradio_behind(config).await?;
+    let address = gw.url().trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await?;
+    stream
+        .write_all(
+            b"POST /gradio_api/queue/join HTTP/1.1\r\nHost: x\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"data\"",
+        )
+        .await?;
+    let mut answer = vec![0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .context("no answer within 10 s")??;
+    let head = String::from_utf8_lossy(&answer[..read]);
+    ensure!(head.starts_with("HTTP/1.1 408"), "{head}");
+    ensure!(gw.tracker().is_empty(), "a tab was opened");
+    drop(app);
+    Ok(())
+}

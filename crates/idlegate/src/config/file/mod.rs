@@ -203,7 +203,8 @@ pub struct RawProxy {
     /// Largest request head (request line plus headers) accepted from a browser, in bytes.
     /// Larger heads get status 431. At least 8192. Default `65536`.
     pub max_header_bytes: u64,
-    /// How long a browser may take to send a request head before the connection is closed.
+    /// How long a browser may take to send a request head before the connection is closed,
+    /// and the body of a request idlegate reads whole for its session id (408 after).
     /// Default `"30s"`.
     pub header_read_timeout: String,
     /// How long to wait for a TCP connection to the app. Default `"5s"`.

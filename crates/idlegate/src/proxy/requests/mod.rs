@@ -15,7 +15,8 @@
 //!   page's next load to the "session ended" page ([`ENDED_COOKIE`], [`ended_page`]): the
 //!   notice without the page script.
 //! - Requests naming another login's session get 403; a body idlegate must read for the id
-//!   is read whole, up to `proxy.max_message_bytes` (413 beyond).
+//!   is read whole, up to `proxy.max_message_bytes` (413 beyond) and within
+//!   `proxy.header_read_timeout` (408 after).
 //!
 //! The page script tags these requests with its tab token in [`TAB_HEADER`] (a header, not
 //! the URL: URLs reach access logs); the app never sees it.
@@ -24,7 +25,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -105,6 +105,10 @@ impl Link {
     }
 }
 
+mod streams;
+
+use streams::Watch;
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
@@ -147,7 +151,12 @@ pub async fn relay(
             let limit = u64::try_from(limit)
                 .unwrap_or(u64::MAX)
                 .min(cx.config.proxy.max_message_bytes);
-            let bytes = read_body(body, limit).await?;
+            let deadline = cx.config.proxy.header_read_timeout;
+            let bytes = tokio::time::timeout(deadline, read_body(body, limit))
+                .await
+                .map_err(|_| ProxyError::SlowBody {
+                    timeout_ms: deadline.as_millis(),
+                })??;
             let id = match cx.app.session_in_body(&head, &bytes) {
                 BodySession::Named(id) => Some(id),
                 BodySession::Absent => None,
@@ -222,15 +231,13 @@ fn watch_response(
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with(EVENT_STREAM));
-    let watch = Watch {
-        reader: streams.then(|| EventStream::new(cx.app.decoders().1)),
-        signals: Vec::new(),
-        running: 0,
-        held: held.map(|id| (cx.sessions.clone(), id)),
-        farewell: farewell.filter(|_| streams),
+    let watch = Watch::new(
         link,
-    };
-    Response::from_parts(parts, watched(body, watch))
+        streams.then(|| EventStream::new(cx.app.decoders().1)),
+        held.map(|id| (cx.sessions.clone(), id)),
+        farewell.filter(|_| streams),
+    );
+    Response::from_parts(parts, streams::watched(body, watch))
 }
 
 /// A request's body on its way to the app: read already, or still streaming.
@@ -392,94 +399,6 @@ pub fn ended_page(cx: &Context, headers: &HeaderMap, target: &str) -> Option<Res
         cx.config.login.cookie_secure,
     );
     Some(crate::web::see_other(&url, [clear]))
-}
-
-/// What a response body of a tab's request does as it passes.
-struct Watch {
-    link: Arc<Link>,
-    /// Reads the app's events (event streams only).
-    reader: Option<EventStream>,
-    /// What the reader found in the latest piece.
-    signals: Vec<Signal>,
-    /// This stream's events in progress.
-    running: usize,
-    /// For the stream that holds the app's session: where its tab is kept, and its id.
-    held: Option<(Arc<Sessions>, String)>,
-    /// Sent on an event stream when the tab ends, before it is cut.
-    farewell: Option<Bytes>,
-}
-
-impl Watch {
-    /// The app sent `data`.
-    fn saw(&mut self, data: &[u8]) {
-        let Some(reader) = &mut self.reader else {
-            return;
-        };
-        let signals = &mut self.signals;
-        if let Err(e) = reader.feed(data, &mut |signal| signals.push(signal)) {
-            tracing::debug!(error = %crate::error::chain(&e), "an app event idlegate could not read");
-        }
-        for signal in std::mem::take(&mut self.signals) {
-            match signal {
-                Signal::Running(true) => {
-                    self.running += 1;
-                    self.link.running(true);
-                }
-                Signal::Running(false) if self.running > 0 => {
-                    self.running -= 1;
-                    self.link.running(false);
-                }
-                Signal::Running(false) => {}
-                other => self.link.signal(other),
-            }
-        }
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        for _ in 0..self.running {
-            self.link.running(false);
-        }
-        if let Some((sessions, id)) = &self.held {
-            self.link.closed();
-            sessions.forget(id, &self.link);
-        }
-    }
-}
-
-/// The app's response body, passed on as it comes, read by `watch`, and cut when the tab
-/// ends (dropping the app's side closes that connection: the app sees the browser leave).
-fn watched(body: Incoming, watch: Watch) -> Body {
-    let ending = watch.link.ending.clone();
-    let state = (body, watch, ending, false);
-    let stream = futures_util::stream::unfold(
-        state,
-        |(mut body, mut watch, mut ending, done)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = ending.changed() => {
-                        let last = watch.farewell.take()?;
-                        return Some((Ok(last), (body, watch, ending, true)));
-                    }
-                    frame = body.frame() => match frame? {
-                        Err(e) => return Some((Err(e), (body, watch, ending, true))),
-                        Ok(frame) => {
-                            if let Ok(data) = frame.into_data() {
-                                watch.saw(&data);
-                                return Some((Ok(data), (body, watch, ending, false)));
-                            }
-                        }
-                    },
-                }
-            }
-        },
-    );
-    Body::from_stream(stream.boxed())
 }
 
 /// Whether `id` can be an app session id: short, and printable ASCII without spaces.
