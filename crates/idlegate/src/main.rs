@@ -156,6 +156,9 @@ async fn check_upstream_base_path(config: &Config) -> Result<(), String> {
     loop {
         match kind.check_base_path(upstream, base).await {
             BasePathCheck::Serves => return Ok(()),
+            BasePathCheck::Elsewhere(why) if config.app.detect => {
+                return Err(other_framework(upstream, base, why).await)
+            }
             BasePathCheck::Elsewhere(why) => return Err(why),
             BasePathCheck::Unreachable(why) => {
                 if tokio::time::Instant::now() >= deadline {
@@ -166,6 +169,27 @@ async fn check_upstream_base_path(config: &Config) -> Result<(), String> {
             }
         }
     }
+}
+
+/// The message for an app that does not answer as Streamlit does with `app.kind = "auto"`
+/// (Streamlit, with `--upstream`): Gradio's, when it answers as Gradio does (the one kind
+/// whose check is specific: `/gradio_api/app_id`), else `why` and the reminder.
+async fn other_framework(upstream: &idlegate::config::Upstream, base: &str, why: String) -> String {
+    use idlegate::apps::{self, BasePathCheck};
+    use idlegate::config::AppKind;
+    let gradio = apps::kind(AppKind::Gradio)
+        .check_base_path(upstream, base)
+        .await;
+    if gradio == BasePathCheck::Serves {
+        return format!(
+            "the app at {upstream} answers as a Gradio app does, but app.kind is \"auto\", \
+             which means Streamlit with --upstream: set --app-kind gradio"
+        );
+    }
+    format!(
+        "{why} (with --upstream, app.kind = \"auto\" means Streamlit: for Shiny, Panel, \
+         Bokeh or Gradio set --app-kind)"
+    )
 }
 
 /// What a reload (SIGHUP) loads again: the sources the config came from, and what they

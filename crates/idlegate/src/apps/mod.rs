@@ -57,7 +57,7 @@ pub fn detect(command: &[String]) -> Result<AppKind, String> {
             let names: Vec<&str> = AppKind::ALL.iter().map(|(name, _)| *name).collect();
             format!(
                 "cannot tell the app's framework from the command; run it as `streamlit run \
-                 app.py`, `shiny run app.py`, `panel serve app.py`, `bokeh serve app.py` or `gradio app.py`, or set app.kind (--app-kind) to one of {}",
+                 app.py`, `shiny run app.py`, `panel serve app.py`, `bokeh serve app.py` or `gradio app.py`, or set app.kind (--app-kind) to one of {} (a `python app.py` that calls Gradio's launch(): --app-kind gradio)",
                 names.join(", ")
             )
         })
