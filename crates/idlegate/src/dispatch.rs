@@ -287,7 +287,7 @@ impl Gateway {
         why: &str,
     ) -> Response<Body> {
         let path = req.uri().path().to_owned();
-        websocket::answer_with(self.proxy.clone(), req, farewell, why)
+        websocket::answer_with(self.proxy.clone(), req, farewell, why, None)
             .unwrap_or_else(|e| web::error_response(&e, &path, Form::Text))
     }
 }

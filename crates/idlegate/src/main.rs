@@ -157,7 +157,7 @@ async fn check_upstream_base_path(config: &Config) -> Result<(), String> {
         match kind.check_base_path(upstream, base).await {
             BasePathCheck::Serves => return Ok(()),
             BasePathCheck::Elsewhere(why) if config.app.detect => {
-                return Err(other_framework(upstream, base, why).await)
+                return Err(other_framework(upstream, why).await)
             }
             BasePathCheck::Elsewhere(why) => return Err(why),
             BasePathCheck::Unreachable(why) => {
@@ -172,15 +172,16 @@ async fn check_upstream_base_path(config: &Config) -> Result<(), String> {
 }
 
 /// The message for an app that does not answer as Streamlit does with `app.kind = "auto"`
-/// (Streamlit, with `--upstream`): Gradio's, when it answers as Gradio does (the one kind
-/// whose check is specific: `/gradio_api/app_id`), else `why` and the reminder.
-async fn other_framework(upstream: &idlegate::config::Upstream, base: &str, why: String) -> String {
-    use idlegate::apps::{self, BasePathCheck};
-    use idlegate::config::AppKind;
-    let gradio = apps::kind(AppKind::Gradio)
-        .check_base_path(upstream, base)
-        .await;
-    if gradio == BasePathCheck::Serves {
+/// (Streamlit, with `--upstream`): Gradio's, when it answers as only Gradio does (`GET
+/// /gradio_api/app_id` gives `{"app_id": …}`), else `why` and the reminder.
+async fn other_framework(upstream: &idlegate::config::Upstream, why: String) -> String {
+    // Gradio serves at the root whatever its root path.
+    let answer = idlegate::apps::probe::get_body(upstream, "/gradio_api/app_id", 4096).await;
+    let gradio = answer
+        .ok()
+        .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok())
+        .is_some_and(|body| body.get("app_id").is_some());
+    if gradio {
         return format!(
             "the app at {upstream} answers as a Gradio app does, but app.kind is \"auto\", \
              which means Streamlit with --upstream: set --app-kind gradio"

@@ -415,6 +415,30 @@ async fn sign_in_and_out(framework: Framework) -> Result<()> {
     .await
 }
 
+/// With the server's tab limit at one and new tabs refused, a second tab of the app is sent
+/// to the page that says the server is busy, and the first goes on.
+async fn second_tab_over_the_limit_is_refused(framework: Framework) -> Result<()> {
+    use idlegate::config::OnLimit;
+    let config = Config::builder()
+        .idle_timeout(Some(secs(60)))
+        .max_total(1)
+        .on_limit(OnLimit::Refuse);
+    let (app, gw, browser) = example_behind(framework, config).await?;
+    explain(&browser, &app, async {
+        let first = open_example(framework, &browser, &gw, 1).await?;
+        browser.open_tab_in_front().await?;
+        browser.goto(&framework.page(&gw.url())).await?;
+        browser.wait_for_url("/_idlegate/busy", secs(20)).await?;
+        ensure!(gw.tracker().len() == 1, "{} tabs", gw.tracker().len());
+        ensure!(
+            gw.tracker().open_tabs() == [first],
+            "the first tab did not go on"
+        );
+        Ok(())
+    })
+    .await
+}
+
 /// In launcher mode, as people run it (`idlegate -- <framework's command> app.py`, the kind
 /// told by the command): four tabs each hold the example's 10 MiB, and once they end the
 /// app's process gives it back within `within` of the last end. Prints the figures.
@@ -589,6 +613,21 @@ async fn browser_gradio_without_the_script_the_next_click_shows_the_ended_page()
         Ok(())
     })
     .await
+}
+
+#[tokio::test]
+async fn browser_shiny_a_second_tab_over_the_server_limit_is_refused() -> Result<()> {
+    second_tab_over_the_limit_is_refused(Framework::Shiny).await
+}
+
+#[tokio::test]
+async fn browser_panel_a_second_tab_over_the_server_limit_is_refused() -> Result<()> {
+    second_tab_over_the_limit_is_refused(Framework::Panel).await
+}
+
+#[tokio::test]
+async fn browser_gradio_a_second_tab_over_the_server_limit_is_refused() -> Result<()> {
+    second_tab_over_the_limit_is_refused(Framework::Gradio).await
 }
 
 /// A Panel player playing in a loop changes its value in the page by itself, every 200 ms:

@@ -147,22 +147,22 @@ fn refuse(
     resume: Option<&str>,
     token: Option<&str>,
 ) -> Result<Response<Body>, ProxyError> {
-    cx.tracker.refused(&refused);
+    cx.tracker.refused(&refused, token);
     match refused {
         Refused::Ended(notice) => {
             let farewell = cx.farewell(&notice);
             if !notice.stays() {
                 cx.tracker.sent_away(resume, token, &notice);
             }
-            answer_with(cx, req, farewell, notice.reason.as_str())
+            answer_with(cx, req, farewell, notice.reason.as_str(), token)
         }
         Refused::OverUserCap => {
             let farewell = cx.refusal(&refused);
-            answer_with(cx, req, farewell, "over the per-user tab limit")
+            answer_with(cx, req, farewell, "over the per-user tab limit", token)
         }
         Refused::ServerBusy => {
             let farewell = cx.refusal(&refused);
-            answer_with(cx, req, farewell, "over the server's tab limit")
+            answer_with(cx, req, farewell, "over the server's tab limit", token)
         }
     }
 }
@@ -259,7 +259,7 @@ async fn relay_tab(
             // The session ended (or the user reached the tab limit) while the app was
             // accepting this connection.
             drop(app);
-            cx.tracker.refused(&refused);
+            cx.tracker.refused(&refused, entry.client.as_deref());
             relay::farewell_alone(browser, cx.refusal(&refused)).await;
         }
     }
@@ -320,12 +320,14 @@ async fn connect(cx: &Context) -> Result<TcpStream, ProxyError> {
 
 /// Accepts a session socket upgrade itself and gives the page `farewell` (sends it to the
 /// ended page, the sign-in page, …) instead of letting it reach the app. `why` goes to the
-/// log.
+/// log. `taken` is the page script's token when it was already taken out of the handshake
+/// (the answer must name it when the page offered no other subprotocol).
 pub fn answer_with(
     cx: Arc<Context>,
     mut req: Request<Incoming>,
     farewell: Farewell,
     why: &str,
+    taken: Option<&str>,
 ) -> Result<Response<Body>, ProxyError> {
     let key = req
         .headers()
@@ -336,6 +338,7 @@ pub fn answer_with(
     let accept = accept_key(key.as_bytes());
     // The browser requires one of the subprotocols it offered: the app's first, else ours.
     let (token, _) = take_tab_token(req.headers_mut());
+    let token = token.or_else(|| taken.map(str::to_owned));
     let protocol = req
         .headers()
         .get(SEC_WEBSOCKET_PROTOCOL)

@@ -8,8 +8,10 @@
 //! body, never in a URL, so no access log records it.
 //!
 //! The answer is the tab's state: `200 {"state":"open","endsInMs":…,"reason":…,
-//! "extendable":…,"hidden":…,"busy":…}`, `410 {"state":"ended","reason":…,"endedUrl":…}` or
-//! `404 {"state":"unknown"}` (also for another login's tab). The browser must say it comes
+//! "extendable":…,"hidden":…,"busy":…}`, `410 {"state":"ended","reason":…,"endedUrl":…}`
+//! (also for a page lately refused a tab over a limit: `reason` `max_per_user` or
+//! `max_total`, `endedUrl` the page that says so) or `404 {"state":"unknown"}` (also for
+//! another login's tab). The browser must say it comes
 //! from a page of this site ([`crate::csrf`]) and send JSON, which a cross-site form cannot
 //! send without the browser asking first; when people sign in, the request must carry the
 //! login that opened the tab (`403` without one).
@@ -27,7 +29,7 @@ use serde_json::json;
 
 use super::RouteState;
 use crate::csrf::{require_same_origin, Authority};
-use crate::tracker::{Report, ReportEvent, TabStatus};
+use crate::tracker::{RefusedLimit, Report, ReportEvent, TabStatus};
 use crate::web::{ended_url, uncached, Peer};
 use crate::ws::subprotocol::is_token;
 
@@ -145,6 +147,18 @@ fn answer(state: &RouteState, status: TabStatus) -> Response {
             }),
         ),
         TabStatus::Unknown => (StatusCode::NOT_FOUND, json!({ "state": "unknown" })),
+        // Never opened: the page goes to the page that says which limit.
+        TabStatus::Refused(limit) => (
+            StatusCode::GONE,
+            json!({
+                "state": "ended",
+                "reason": limit.as_str(),
+                "endedUrl": match limit {
+                    RefusedLimit::PerUser => crate::web::refused_url(&state.base_path),
+                    RefusedLimit::Total => crate::web::busy_url(&state.base_path),
+                },
+            }),
+        ),
     };
     json_response(code, body)
 }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::refusals::RefusedLimit;
 use super::restart;
 use super::tab::TabInner;
 use super::{
@@ -212,14 +213,20 @@ impl Tracker {
     }
 
     /// Tells subscribers that a page was refused a new tab for a limit (nothing for an ended
-    /// tab's page).
-    pub fn refused(&self, refused: &Refused) {
+    /// tab's page), and remembers it for a minute by the page script's token `client`, so
+    /// the script's next check learns why ([`TabStatus::Refused`](super::TabStatus)).
+    pub fn refused(&self, refused: &Refused, client: Option<&str>) {
         let limit = match refused {
-            Refused::OverUserCap => "max_per_user",
-            Refused::ServerBusy => "max_total",
+            Refused::OverUserCap => RefusedLimit::PerUser,
+            Refused::ServerBusy => RefusedLimit::Total,
             Refused::Ended(_) => return,
         };
-        self.publish(|| Event::TabRefused { limit });
+        if let Some(client) = client {
+            lock(&self.shared.refusals).add(client, limit, Instant::now());
+        }
+        self.publish(|| Event::TabRefused {
+            limit: limit.as_str(),
+        });
     }
 
     /// Whether a page that may not reach the app (it is not signed in) comes from before

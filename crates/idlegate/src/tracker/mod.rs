@@ -28,6 +28,7 @@ mod handoff;
 mod listing;
 pub mod policy;
 pub mod reaper;
+mod refusals;
 mod reports;
 mod restart;
 mod tab;
@@ -52,6 +53,7 @@ pub use admission::{Entry, Refused, SessionLookup};
 pub use connection::TabConnection;
 pub use listing::{TabActivity, TabView};
 pub use policy::{Deadline, RunCause, TabState};
+pub use refusals::RefusedLimit;
 pub use reports::{Report, ReportEvent, TabStatus};
 pub use tab::Tab;
 pub use uploads::UploadGuard;
@@ -113,6 +115,8 @@ struct Shared {
     draining: std::sync::atomic::AtomicBool,
     /// The app's memory is over its high water mark: new tabs are refused.
     memory_full: std::sync::atomic::AtomicBool,
+    /// Pages lately refused a new tab, by their script's token.
+    refusals: Mutex<refusals::Refusals>,
 }
 
 /// The tabs of this process and the ids that find them.
@@ -151,6 +155,7 @@ impl Tracker {
                 reports: RateLimiter::keyed(quota),
                 draining: std::sync::atomic::AtomicBool::new(false),
                 memory_full: std::sync::atomic::AtomicBool::new(false),
+                refusals: Mutex::default(),
             }),
         };
         tokio::spawn(reaper::run(Arc::downgrade(&tracker.shared), rx));

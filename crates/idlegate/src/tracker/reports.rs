@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::refusals::RefusedLimit;
 use super::tab::ActivityRule;
 use super::{lock, policy, EndReason, RunCause, Tab, Tracker};
 use crate::lifecycle::Event;
@@ -94,6 +95,8 @@ pub enum TabStatus {
     Ended(EndReason),
     /// No tab of this login has this token (never had, or ended too long ago).
     Unknown,
+    /// The page was refused a new tab over this limit (lately).
+    Refused(RefusedLimit),
 }
 
 impl Tracker {
@@ -123,10 +126,11 @@ impl Tracker {
                     let ended = stores
                         .ended
                         .find(EndedId::PageToken(client), stores.clock.now_ms());
-                    return match ended {
-                        Some(notice) => TabStatus::Ended(notice.reason),
-                        None => TabStatus::Unknown,
-                    };
+                    if let Some(notice) = ended {
+                        return TabStatus::Ended(notice.reason);
+                    }
+                    let refused = lock(&self.shared.refusals).find(client, Instant::now());
+                    return refused.map_or(TabStatus::Unknown, TabStatus::Refused);
                 }
             }
         };

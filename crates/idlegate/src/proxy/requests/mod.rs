@@ -145,36 +145,7 @@ pub async fn relay(
         query: parts.uri.query(),
         headers: &parts.headers,
     };
-    let (id, outgoing) = match found.key {
-        SessionKey::Known(id) => (Some(id), Outgoing::Stream(body)),
-        SessionKey::InBody { limit } => {
-            let limit = u64::try_from(limit)
-                .unwrap_or(u64::MAX)
-                .min(cx.config.proxy.max_message_bytes);
-            let deadline = cx.config.proxy.header_read_timeout;
-            let bytes = tokio::time::timeout(deadline, read_body(body, limit))
-                .await
-                .map_err(|_| ProxyError::SlowBody {
-                    timeout_ms: deadline.as_millis(),
-                })??;
-            let id = match cx.app.session_in_body(&head, &bytes) {
-                BodySession::Named(id) => Some(id),
-                BodySession::Absent => None,
-                BodySession::Unreadable => {
-                    return Err(ProxyError::BadRequest(
-                        "the request body names its session in a way idlegate cannot read",
-                    ))
-                }
-            };
-            (id, Outgoing::Read(bytes))
-        }
-    };
-    // An id idlegate cannot track might still be one the app accepts: refused.
-    if id.as_deref().is_some_and(|id| !is_session_id(id)) {
-        return Err(ProxyError::BadRequest(
-            "the request names a malformed session id",
-        ));
-    }
+    let (id, outgoing) = session_of(cx, &head, found.key, body).await?;
     let link = match &id {
         Some(id) => match cx.sessions.link(cx, id, token.as_deref(), login) {
             Ok((link, opened)) => {
@@ -209,6 +180,51 @@ pub async fn relay(
     let response = send(Request::from_parts(parts, body)).await?;
     let held = found.holds_session.then(|| id.unwrap_or_default());
     Ok(watch_response(cx, response, link, held, farewell))
+}
+
+/// The session a request names (from `key`), and its body as it goes on: read whole when
+/// the id is in it.
+///
+/// # Errors
+/// The body is too large (413), too slow (408), or names its session in a way idlegate
+/// cannot read as the app would; or the id is malformed (400).
+async fn session_of(
+    cx: &Context,
+    head: &RequestHead<'_>,
+    key: SessionKey,
+    body: Incoming,
+) -> Result<(Option<String>, Outgoing), ProxyError> {
+    let (id, outgoing) = match key {
+        SessionKey::Known(id) => (Some(id), Outgoing::Stream(body)),
+        SessionKey::InBody { limit } => {
+            let limit = u64::try_from(limit)
+                .unwrap_or(u64::MAX)
+                .min(cx.config.proxy.max_message_bytes);
+            let deadline = cx.config.proxy.header_read_timeout;
+            let bytes = tokio::time::timeout(deadline, read_body(body, limit))
+                .await
+                .map_err(|_| ProxyError::SlowBody {
+                    timeout_ms: deadline.as_millis(),
+                })??;
+            let id = match cx.app.session_in_body(head, &bytes) {
+                BodySession::Named(id) => Some(id),
+                BodySession::Absent => None,
+                BodySession::Unreadable => {
+                    return Err(ProxyError::BadRequest(
+                        "the request body names its session in a way idlegate cannot read",
+                    ))
+                }
+            };
+            (id, Outgoing::Read(bytes))
+        }
+    };
+    // An id idlegate cannot track might still be one the app accepts: refused.
+    if id.as_deref().is_some_and(|id| !is_session_id(id)) {
+        return Err(ProxyError::BadRequest(
+            "the request names a malformed session id",
+        ));
+    }
+    Ok((id, outgoing))
 }
 
 /// The app's answer, on its way to the browser: read for the tab `link` (when the request
@@ -279,7 +295,7 @@ impl Sessions {
         }
         let resume = known.then_some(id);
         let refused = |refused: Refused| {
-            cx.tracker.refused(&refused);
+            cx.tracker.refused(&refused, token);
             Gone::Refused(refused)
         };
         let entry = cx.tracker.admit(resume, token, login).map_err(refused)?;
