@@ -172,19 +172,14 @@ async fn check_upstream_base_path(config: &Config) -> Result<(), String> {
 }
 
 /// The message for an app that does not answer as Streamlit does with `app.kind = "auto"`
-/// (Streamlit, with `--upstream`): Gradio's, when it answers as only Gradio does (`GET
-/// /gradio_api/app_id` gives `{"app_id": …}`), else `why` and the reminder.
+/// (Streamlit, with `--upstream`): the kind it answers as, when one can tell
+/// ([`idlegate::apps::identify`]), else `why` and the reminder.
 async fn other_framework(upstream: &idlegate::config::Upstream, why: String) -> String {
-    // Gradio serves at the root whatever its root path.
-    let answer = idlegate::apps::probe::get_body(upstream, "/gradio_api/app_id", 4096).await;
-    let gradio = answer
-        .ok()
-        .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok())
-        .is_some_and(|body| body.get("app_id").is_some());
-    if gradio {
+    if let Some(kind) = idlegate::apps::identify(upstream).await {
+        let name = kind.name();
         return format!(
-            "the app at {upstream} answers as a Gradio app does, but app.kind is \"auto\", \
-             which means Streamlit with --upstream: set --app-kind gradio"
+            "the app at {upstream} answers as a {name} app does, but app.kind is \"auto\", \
+             which means Streamlit with --upstream: set --app-kind {name}"
         );
     }
     format!(

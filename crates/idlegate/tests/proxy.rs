@@ -244,6 +244,37 @@ async fn client_forwarding_headers_are_replaced_and_host_is_kept() -> Result<()>
     Ok(())
 }
 
+/// A session socket's messages are read as they pass, so its upgrade reaches the app without
+/// the browser's compression offer (`permessage-deflate`, RFC 7692): the app never
+/// compresses them.
+#[tokio::test]
+async fn session_socket_upgrades_reach_the_app_without_compression_offers() -> Result<()> {
+    let app = fake().await?;
+    let gw = TestGateway::start(&app.url(), Config::builder()).await?;
+    let mut headers = StClient::default_headers(&gw.url(), None)?;
+    headers.push((
+        "Sec-WebSocket-Extensions".to_owned(),
+        "permessage-deflate; client_max_window_bits".to_owned(),
+    ));
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let tab = match StClient::connect_with_headers(&gw.url(), &headers).await? {
+        testkit::stclient::Upgrade::Accepted(tab) => *tab,
+        testkit::stclient::Upgrade::Refused { status, body } => {
+            anyhow::bail!("refused: {status} {body}")
+        }
+    };
+    let reached = app
+        .wait_for_request(REACH, |r| r.path == "/_stcore/stream")
+        .await?;
+    assert!(reached.is_upgrade(), "{reached:?}");
+    assert_eq!(reached.header("sec-websocket-extensions"), None);
+    drop(tab);
+    Ok(())
+}
+
 #[tokio::test]
 async fn hop_by_hop_headers_are_removed_both_ways() -> Result<()> {
     let app = fake().await?;

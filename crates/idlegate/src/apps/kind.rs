@@ -37,6 +37,13 @@ pub trait Kind: Send + Sync {
         runtime: Option<Arc<dyn Runtime>>,
     ) -> Arc<dyn App>;
 
+    /// Whether the app at `upstream` answers as only this framework does (to name the kind
+    /// for a person who left `app.kind` at `"auto"` with `--upstream`). Default: it cannot
+    /// tell (its checks would pass for other apps too).
+    fn identifies<'a>(&'a self, _upstream: &'a Upstream) -> BoxFuture<'a, bool> {
+        Box::pin(async { false })
+    }
+
     /// Whether the app at `upstream` serves under `base_path` (`--upstream` mode, before
     /// serving).
     fn check_base_path<'a>(

@@ -63,6 +63,17 @@ pub fn detect(command: &[String]) -> Result<AppKind, String> {
         })
 }
 
+/// The kind other than Streamlit that the app at `upstream` answers as, when one can tell
+/// ([`Kind::identifies`]).
+pub async fn identify(upstream: &crate::config::Upstream) -> Option<AppKind> {
+    for (_, candidate) in AppKind::ALL {
+        if candidate != AppKind::Streamlit && kind(candidate).identifies(upstream).await {
+            return Some(candidate);
+        }
+    }
+    None
+}
+
 /// Tells the app each ended tab's session id ([`App::session_ended`]), on a task of its own:
 /// ending a session for good may write files and signal the app's process. The ids wait in
 /// a bounded [`Queue`].

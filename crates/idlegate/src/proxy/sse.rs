@@ -180,45 +180,54 @@ mod tests {
         }
         fn finish(&mut self, emit: &mut dyn FnMut(Signal)) -> Result<(), DecodeError> {
             let text = String::from_utf8_lossy(&self.current).into_owned();
-            self.seen.lock().unwrap().push(text);
+            lock(&self.seen).push(text);
             emit(Signal::TimerSet);
             Ok(())
         }
     }
 
-    fn read_in_pieces(stream: &[u8], piece: usize) -> (Vec<String>, usize) {
+    fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        mutex
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn read_in_pieces(stream: &[u8], piece: usize) -> Result<(Vec<String>, usize), DecodeError> {
         let decoder = Texts::default();
         let seen = decoder.seen.clone();
         let mut reader = EventStream::new(Box::new(decoder));
         let mut signals = 0;
         for chunk in stream.chunks(piece) {
-            reader.feed(chunk, &mut |_| signals += 1).unwrap();
+            reader.feed(chunk, &mut |_| signals += 1)?;
         }
-        let seen = seen.lock().unwrap().clone();
-        (seen, signals)
+        let seen = lock(&seen).clone();
+        Ok((seen, signals))
     }
 
     #[test]
-    fn events_are_read_whole_however_the_bytes_arrive() {
+    fn events_are_read_whole_however_the_bytes_arrive() -> Result<(), DecodeError> {
         let stream = b": comment\r\nevent: x\r\ndata: {\"msg\":\"a\"}\r\n\r\ndata:b1\ndata:  b2\n\nid: 7\n\ndata\rdata: c\r\r";
         for piece in [1, 2, 3, 7, stream.len()] {
-            let (seen, signals) = read_in_pieces(stream, piece);
+            let (seen, signals) = read_in_pieces(stream, piece)?;
             assert_eq!(seen, ["{\"msg\":\"a\"}", "b1\n b2", "\nc"], "piece {piece}");
             assert_eq!(signals, 3);
         }
+        Ok(())
     }
 
     #[test]
-    fn an_unfinished_event_is_no_message_yet() {
-        let (seen, _) = read_in_pieces(b"data: ALIVE\n", 4);
+    fn an_unfinished_event_is_no_message_yet() -> Result<(), DecodeError> {
+        let (seen, _) = read_in_pieces(b"data: ALIVE\n", 4)?;
         assert!(seen.is_empty());
-        let (seen, _) = read_in_pieces(b"data: ALIVE\n\n", 4);
+        let (seen, _) = read_in_pieces(b"data: ALIVE\n\n", 4)?;
         assert_eq!(seen, ["ALIVE"]);
+        Ok(())
     }
 
     #[test]
-    fn long_field_names_are_skipped() {
-        let (seen, _) = read_in_pieces(b"datadatadatadatadata: x\n\ndata: y\n\n", 5);
+    fn long_field_names_are_skipped() -> Result<(), DecodeError> {
+        let (seen, _) = read_in_pieces(b"datadatadatadatadata: x\n\ndata: y\n\n", 5)?;
         assert_eq!(seen, ["y"]);
+        Ok(())
     }
 }

@@ -67,30 +67,31 @@ pub fn message_kind(head: &[u8]) -> Option<&str> {
 mod tests {
     use super::*;
 
-    fn signals(message: &str) -> Vec<Signal> {
+    fn signals(message: &str) -> Result<Vec<Signal>, DecodeError> {
         let mut decoder = QueueEvents::default();
         decoder.begin(MessageKind::Text);
         for piece in message.as_bytes().chunks(5) {
-            decoder.feed(piece).unwrap();
+            decoder.feed(piece)?;
         }
         let mut out = Vec::new();
-        decoder.finish(&mut |s| out.push(s)).unwrap();
-        out
+        decoder.finish(&mut |s| out.push(s))?;
+        Ok(out)
     }
 
     #[test]
-    fn runs_start_and_finish() {
+    fn runs_start_and_finish() -> Result<(), DecodeError> {
         let starts = r#"{"msg": "process_starts", "event_id": "e1", "eta": null}"#;
-        assert_eq!(signals(starts), [Signal::Running(true)]);
+        assert_eq!(signals(starts)?, [Signal::Running(true)]);
         let big = format!(
             r#"{{"msg":"process_completed","event_id":"e1","output":{{"data":["{}"]}},"success":true}}"#,
             "x".repeat(100_000)
         );
-        assert_eq!(signals(&big), [Signal::Running(false)]);
+        assert_eq!(signals(&big)?, [Signal::Running(false)]);
+        Ok(())
     }
 
     #[test]
-    fn other_messages_say_nothing() {
+    fn other_messages_say_nothing() -> Result<(), DecodeError> {
         for message in [
             "ALIVE",
             r#"{"msg":"estimation","rank":0}"#,
@@ -100,7 +101,8 @@ mod tests {
             r#"{"msg":"process_\"starts"}"#,
             "",
         ] {
-            assert!(signals(message).is_empty(), "{message}");
+            assert!(signals(message)?.is_empty(), "{message}");
         }
+        Ok(())
     }
 }

@@ -12,7 +12,7 @@ use crate::apps::collect::python_launch;
 use crate::apps::kind::{
     program_positions, BasePathCheck, Kind, LaunchPlan, LaunchRequest, Runtime,
 };
-use crate::apps::probe::serves_at_root;
+use crate::apps::probe::{get_body, serves_at_root};
 use crate::apps::App;
 use crate::config::{Config, Upstream};
 
@@ -91,6 +91,17 @@ impl Kind for GradioKind {
         runtime: Option<Arc<dyn Runtime>>,
     ) -> Arc<dyn App> {
         Arc::new(Gradio::new(&config.app.base_path, upstream).with_runtime(runtime))
+    }
+
+    fn identifies<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, bool> {
+        // `{"app_id": …}`: Gradio's alone. It serves at the root whatever its root path.
+        Box::pin(async move {
+            get_body(upstream, "/gradio_api/app_id", 4096)
+                .await
+                .ok()
+                .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok())
+                .is_some_and(|body| body.get("app_id").is_some())
+        })
     }
 
     fn check_base_path<'a>(

@@ -191,7 +191,13 @@ impl App for Gradio {
             *asked = Some(Instant::now());
             match get_body(&upstream, "/config", CONFIG_MAX).await {
                 Ok(config) => match Layout::parse(&config) {
-                    Ok(layout) => learned.layout.store(Some(Arc::new(layout))),
+                    Ok(layout) => {
+                        tracing::debug!(
+                            listeners = layout.listeners(),
+                            "read the app's event listeners"
+                        );
+                        learned.layout.store(Some(Arc::new(layout)));
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "the app's /config is not a Gradio config; its events count as unclear")
                     }

@@ -335,16 +335,6 @@ impl Sessions {
             open.remove(id);
         }
     }
-
-    /// How many tabs of the request shape are open.
-    pub fn len(&self) -> usize {
-        lock(&self.open).len()
-    }
-
-    /// Whether no tab of the request shape is open.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The answer a request of a session that may not go on gets: the kind's (so the page

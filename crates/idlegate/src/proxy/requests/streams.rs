@@ -26,8 +26,6 @@ pub(super) struct Watch {
     link: Arc<Link>,
     /// Reads the app's events (event streams only).
     reader: Option<EventStream>,
-    /// What the reader found in the latest piece.
-    signals: Vec<Signal>,
     /// This stream's events in progress.
     running: usize,
     /// For the stream that holds the app's session: where its tab is kept, and its id.
@@ -49,7 +47,6 @@ impl Watch {
         Self {
             link,
             reader,
-            signals: Vec::new(),
             running: 0,
             held,
             farewell,
@@ -61,11 +58,11 @@ impl Watch {
         let Some(reader) = &mut self.reader else {
             return;
         };
-        let signals = &mut self.signals;
+        let mut signals = Vec::new();
         if let Err(e) = reader.feed(data, &mut |signal| signals.push(signal)) {
             tracing::debug!(error = %crate::error::chain(&e), "an app event idlegate could not read");
         }
-        for signal in std::mem::take(&mut self.signals) {
+        for signal in signals {
             match signal {
                 Signal::Running(true) => {
                     self.running += 1;
