@@ -11,7 +11,7 @@ cd "$repo_root"
 
 # The Debian packages the tests run (scripts/install-system-deps.sh installs them all).
 missing=()
-for tool in chromium chromedriver redis-server prometheus promtool podman debootstrap; do
+for tool in chromium chromedriver redis-server prometheus promtool podman debootstrap node npm; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
